@@ -1,0 +1,318 @@
+//! The transcript: one result line per operation, identical on the engine and on the host kernel.
+//!
+//! Both runners describe what happened as an [`Outcome`]; [`format_step`] turns it into the exact
+//! text of `shared/scenario-format.md` ("Transcript"). Keeping the printing here, in one place, is
+//! what lets a diff of the two transcripts mean a difference in behaviour and never in formatting.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use mmprep::Errno;
+
+use crate::script::WINDOW_BASE;
+
+/// The signal a memory access raised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// No VMA, or the VMA does not allow the access.
+    Segv,
+    /// The VMA allows it, but there is nothing to map (beyond the end of a file).
+    Bus,
+}
+
+impl Signal {
+    /// `SIGSEGV` or `SIGBUS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Segv => "SIGSEGV",
+            Signal::Bus => "SIGBUS",
+        }
+    }
+}
+
+/// A faulting access: which signal, at which absolute address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub signal: Signal,
+    /// Absolute address of the byte whose access faulted.
+    pub addr: u64,
+}
+
+/// One line of `/proc/PID/maps`, reduced to what a transcript shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapsEntry {
+    /// Absolute start address.
+    pub start: u64,
+    /// Absolute end address (exclusive).
+    pub end: u64,
+    /// Four characters as in `/proc/PID/maps` (`rw-p`, `r--s`).
+    pub perms: [u8; 4],
+    /// File offset in bytes (0 for anonymous VMAs).
+    pub offset: u64,
+    /// The scenario's NAME, the kernel's name column, or empty.
+    pub name: String,
+}
+
+/// What one operation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `mmap`/`mremap` success: the absolute address returned.
+    Addr(u64),
+    /// Success of every other call: `0`.
+    Done,
+    /// A failed call.
+    Failed(Errno),
+    /// `touch` or `write`: `None` if every page was accessed, else the first fault.
+    Accessed(Option<Fault>),
+    /// `read`: the bytes read as runs of (byte, count), then the fault that stopped it, if any.
+    /// `len` is the length asked for (a zero-length read prints `-`).
+    Read { len: u64, runs: Vec<(u8, u64)>, fault: Option<Fault> },
+    /// `maps`: the VMAs intersecting the window, lowest first.
+    Maps(Vec<MapsEntry>),
+    /// `smaps`: the same, each with its `VmFlags` codes (`["rd", "wr", ...]`).
+    Smaps(Vec<(MapsEntry, Vec<&'static str>)>),
+    /// `fork`: printed in the child as `0`.
+    Forked,
+    /// `events` (engine only): the hook calls since the last `events`, one per line.
+    Events(Vec<String>),
+}
+
+/// How a run ended. Each end has its exit status (`shared/scenario-format.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every line ran. Exit status 0.
+    Finished,
+    /// A line did not parse; the lines before it ran. Exit status 2.
+    ParseError(crate::script::ParseError),
+    /// The runner cannot run this script or this line: the kernel runner for engine-only lines
+    /// (nothing ran), the engine for an operation it does not have yet (the lines before it ran).
+    /// Exit status 3.
+    Unsupported { line: usize, reason: String },
+    /// The kernel runner found `[W, W + window)` already mapped. Exit status 4.
+    WindowTaken,
+    /// The runner itself failed (could not create a file, fork, read /proc). Exit status 1.
+    RunnerFailed(String),
+}
+
+impl RunEnd {
+    /// The exit status the CLI uses for this end.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunEnd::Finished => 0,
+            RunEnd::RunnerFailed(_) => 1,
+            RunEnd::ParseError(_) => 2,
+            RunEnd::Unsupported { .. } => 3,
+            RunEnd::WindowTaken => 4,
+        }
+    }
+
+    /// A one-line message for stderr, or `None` for a normal end.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            RunEnd::Finished => None,
+            RunEnd::ParseError(e) => Some(format!("line {}: {}", e.line, e.message)),
+            RunEnd::Unsupported { line, reason } => Some(format!("unsupported: line {line}: {reason}")),
+            RunEnd::WindowTaken => Some("the window is not free: something is already mapped in it".into()),
+            RunEnd::RunnerFailed(why) => Some(format!("runner failed: {why}")),
+        }
+    }
+}
+
+/// A whole run: the transcript entries (each possibly several lines, see [`format_step`]) and
+/// how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transcript {
+    pub entries: Vec<String>,
+    pub end: RunEnd,
+}
+
+impl Transcript {
+    /// The transcript text as printed: every entry followed by a newline.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for e in &self.entries {
+            s.push_str(e);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Appends `(byte, 1)` to run-length encoded `runs`.
+pub fn push_run(runs: &mut Vec<(u8, u64)>, byte: u8, count: u64) {
+    if count == 0 {
+        return;
+    }
+    match runs.last_mut() {
+        Some((b, n)) if *b == byte => *n += count,
+        _ => runs.push((byte, count)),
+    }
+}
+
+/// Formats an absolute address as the transcript does: `0x` + lower-case hex of `addr - W`,
+/// wrapping (an address below W prints as a 64-bit two's complement).
+pub fn offset_hex(addr: u64) -> String {
+    format!("{:#x}", addr.wrapping_sub(WINDOW_BASE))
+}
+
+fn fault_text(f: &Fault) -> String {
+    format!("{}@{}", f.signal.name(), offset_hex(f.addr))
+}
+
+fn maps_line(out: &mut String, e: &MapsEntry) {
+    let perms = core::str::from_utf8(&e.perms).unwrap_or("????");
+    let _ = write!(
+        out,
+        "  {:08x}-{:08x} {} {:08x}",
+        e.start.wrapping_sub(WINDOW_BASE),
+        e.end.wrapping_sub(WINDOW_BASE),
+        perms,
+        e.offset
+    );
+    if !e.name.is_empty() {
+        out.push(' ');
+        out.push_str(&e.name);
+    }
+}
+
+/// The text of one transcript entry, without a trailing newline. `window` is the absolute window
+/// range `[start, end)`; multi-line results (`maps`, `smaps`, `events`) put their lines after
+/// the first, separated by `\n`.
+pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64)) -> String {
+    let mut out = format!("L{line} {verb} = ");
+    match outcome {
+        Outcome::Addr(a) => {
+            if *a >= window.0 && *a < window.1 {
+                out.push_str(&offset_hex(*a));
+            } else {
+                out.push_str("outside");
+            }
+        }
+        Outcome::Done | Outcome::Forked => out.push('0'),
+        Outcome::Failed(e) => {
+            out.push('-');
+            out.push_str(e.name());
+        }
+        Outcome::Accessed(None) => out.push('0'),
+        Outcome::Accessed(Some(f)) => out.push_str(&fault_text(f)),
+        Outcome::Read { len, runs, fault } => {
+            if *len == 0 {
+                out.push('-');
+            } else {
+                let mut first = true;
+                for (b, n) in runs {
+                    if !first {
+                        out.push(' ');
+                    }
+                    first = false;
+                    let _ = write!(out, "{b:02x}x{n}");
+                }
+                if let Some(f) = fault {
+                    if !first {
+                        out.push(' ');
+                    }
+                    out.push_str(&fault_text(f));
+                }
+            }
+        }
+        Outcome::Maps(entries) => {
+            let _ = write!(out, "{}", entries.len());
+            for e in entries {
+                out.push('\n');
+                maps_line(&mut out, e);
+            }
+        }
+        Outcome::Smaps(entries) => {
+            let _ = write!(out, "{}", entries.len());
+            for (e, codes) in entries {
+                out.push('\n');
+                maps_line(&mut out, e);
+                out.push_str(" |");
+                for c in codes {
+                    out.push(' ');
+                    out.push_str(c);
+                }
+            }
+        }
+        Outcome::Events(lines) => {
+            let _ = write!(out, "{}", lines.len());
+            for l in lines {
+                out.push_str("\n  ");
+                out.push_str(l);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    const WIN: (u64, u64) = (WINDOW_BASE, WINDOW_BASE + (64 << 20));
+
+    #[test]
+    fn contract_example_lines() {
+        assert_eq!(format_step(3, "mmap", &Outcome::Addr(WINDOW_BASE), WIN), "L3 mmap = 0x0");
+        assert_eq!(
+            format_step(4, "mmap", &Outcome::Addr(WINDOW_BASE + 0x4000), WIN),
+            "L4 mmap = 0x4000"
+        );
+        assert_eq!(format_step(6, "mprotect", &Outcome::Done, WIN), "L6 mprotect = 0");
+        assert_eq!(
+            format_step(9, "munmap", &Outcome::Failed(Errno::EINVAL), WIN),
+            "L9 munmap = -EINVAL"
+        );
+        let maps = Outcome::Maps(vec![MapsEntry {
+            start: WINDOW_BASE,
+            end: WINDOW_BASE + 0x8000,
+            perms: *b"rw-p",
+            offset: 0,
+            name: String::new(),
+        }]);
+        assert_eq!(format_step(5, "maps", &maps, WIN), "L5 maps = 1\n  00000000-00008000 rw-p 00000000");
+        let smaps = Outcome::Smaps(vec![(
+            MapsEntry {
+                start: WINDOW_BASE + 0x100000,
+                end: WINDOW_BASE + 0x102000,
+                perms: *b"r--s",
+                offset: 0x1000,
+                name: "data".to_string(),
+            },
+            vec!["rd", "sh", "mr", "mw", "me", "ms"],
+        )]);
+        assert_eq!(
+            format_step(8, "smaps", &smaps, WIN),
+            "L8 smaps = 1\n  00100000-00102000 r--s 00001000 data | rd sh mr mw me ms"
+        );
+    }
+
+    #[test]
+    fn addresses_outside_and_below_the_window() {
+        assert_eq!(format_step(1, "mmap", &Outcome::Addr(0x7f00_0000_0000), WIN), "L1 mmap = outside");
+        let f = Fault { signal: Signal::Segv, addr: WINDOW_BASE - 0x1000 };
+        assert_eq!(
+            format_step(2, "touch", &Outcome::Accessed(Some(f)), WIN),
+            "L2 touch = SIGSEGV@0xfffffffffffff000"
+        );
+    }
+
+    #[test]
+    fn read_runs() {
+        let mut runs = Vec::new();
+        push_run(&mut runs, 0, 4096);
+        push_run(&mut runs, 0x41, 4096);
+        push_run(&mut runs, 0x41, 4096);
+        let r = Outcome::Read { len: 12288, runs, fault: None };
+        assert_eq!(format_step(1, "read", &r, WIN), "L1 read = 00x4096 41x8192");
+        let f = Fault { signal: Signal::Bus, addr: WINDOW_BASE + 0x3000 };
+        let r = Outcome::Read { len: 4096, runs: vec![], fault: Some(f) };
+        assert_eq!(format_step(1, "read", &r, WIN), "L1 read = SIGBUS@0x3000");
+        let r = Outcome::Read { len: 0, runs: vec![], fault: None };
+        assert_eq!(format_step(1, "read", &r, WIN), "L1 read = -");
+    }
+}
