@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod engine;
 pub mod script;
 pub mod transcript;
 

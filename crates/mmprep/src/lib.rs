@@ -9,3 +9,5 @@ pub mod uapi;
 
 pub use errno::{Errno, Error, Result};
 pub use uapi::{MapFlags, Prot};
+pub mod profile;
+pub use profile::Profile;
