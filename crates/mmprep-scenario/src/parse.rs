@@ -1,0 +1,1581 @@
+//! The scenario parser: scenario text in, a [`Script`] out (`shared/scenario-format.md`, v1).
+//!
+//! A scenario is read line by line. Each line is a verb and its arguments, separated by spaces
+//! or tabs; `#` starts a comment. The first line that does not parse ends the script: every
+//! line before it is kept in [`Script::steps`], and the error (line number and what is wrong)
+//! goes to [`Script::error`], so a runner can run what came before and then report it.
+//!
+//! The parser only checks the *form* of a line (token count, numbers, names, flag words, files
+//! declared before use). Whether a call makes sense is the kernel's business: `mmap 1 0 rwx
+//! private|shared 0` parses, and both runners report what the kernel says about it.
+//!
+//! Every verb is defined once, in [`VERBS`]: its name, its arguments, a one-line summary and
+//! the function that parses it. The flag words are tables too ([`MMAP_FLAGS`], [`MADVICE`],
+//! [`MREMAP_FLAGS`]), mapped to the kernel's numbers from [`mmprep::uapi`].
+//!
+//! The parser never panics, whatever the input: arithmetic is checked and nothing is indexed
+//! without a bound check (a property test feeds it ten thousand mangled scenarios).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use mmprep::uapi::{MapFlags, Prot, madv, mlock, mremap};
+
+use crate::script::{
+    Access, DEFAULT_WINDOW, FileArg, FileDecl, FileId, FileKind, MAX_WINDOW, MmapAddr, Op,
+    ParseError, Script, Step,
+};
+
+/// The page size the `window` line is checked against.
+const PAGE_SIZE: u64 = 4096;
+
+/// Parses a whole scenario.
+///
+/// Never fails and never panics: a line that does not parse stops the parse, and the result
+/// holds the steps before it plus the error ([`Script::error`]). Line endings may be `\n` or
+/// `\r\n`.
+pub fn parse(text: &str) -> Script {
+    let mut parser = Parser::default();
+    let mut error = None;
+    for (index, raw) in text.lines().enumerate() {
+        let line = index.saturating_add(1);
+        if let Err(message) = parser.line(line, raw) {
+            error = Some(ParseError { line, message });
+            break;
+        }
+    }
+    Script {
+        window: parser.window.unwrap_or(DEFAULT_WINDOW),
+        steps: parser.steps,
+        error,
+        files: parser.files,
+    }
+}
+
+/// One line kind of the scenario format: its first token, its arguments and what it does.
+///
+/// [`VERBS`] lists them all; the parser dispatches on it, and help texts print it.
+pub struct Verb {
+    /// The first token of the line (`mmap`).
+    pub name: &'static str,
+    /// The arguments, as the contract writes them (`ADDR LEN PROT FLAGS [FILE OFFSET]`).
+    pub args: &'static str,
+    /// One line saying what it does.
+    pub summary: &'static str,
+    /// Parses the arguments (the tokens after the verb). `Ok(None)` for lines that only set
+    /// something up (`window`).
+    parse: LineParser,
+}
+
+/// What a line parses into: a step, nothing (`window`), or the message of a parse error.
+type LineResult = Result<Option<Op>, String>;
+
+/// Parses the arguments of one verb, given the verb's own table entry (for its usage text).
+type LineParser = fn(&mut Parser, &'static Verb, &[&str]) -> LineResult;
+
+impl Verb {
+    /// The whole line as the contract writes it: `mmap ADDR LEN PROT FLAGS [FILE OFFSET]`.
+    pub fn usage(&self) -> String {
+        if self.args.is_empty() {
+            self.name.to_string()
+        } else {
+            format!("{} {}", self.name, self.args)
+        }
+    }
+
+    /// The error for a line with the wrong number of arguments.
+    fn arity_error(&self, got: usize) -> String {
+        let plural = if got == 1 { "" } else { "s" };
+        format!("expected `{}`, got {got} argument{plural}", self.usage())
+    }
+}
+
+impl core::fmt::Debug for Verb {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Verb")
+            .field("name", &self.name)
+            .field("args", &self.args)
+            .finish()
+    }
+}
+
+/// Every line kind of scenario format v1, setup lines first, in the contract's order.
+pub const VERBS: &[Verb] = &[
+    Verb {
+        name: "window",
+        args: "SIZE",
+        summary: "size of the window [W, W+SIZE) (first line only; default 1G)",
+        parse: Parser::window,
+    },
+    Verb {
+        name: "file",
+        args: "NAME memfd SIZE | NAME tmpfile SIZE [ro] | NAME zero | NAME driver DRIVER [KEY=VALUE ...]",
+        summary: "open a file the scenario can map",
+        parse: Parser::file,
+    },
+    Verb {
+        name: "close",
+        args: "NAME",
+        summary: "close a file's descriptor (its mappings stay)",
+        parse: Parser::close,
+    },
+    Verb {
+        name: "mmap",
+        args: "ADDR LEN PROT FLAGS [FILE OFFSET]",
+        summary: "map memory (ADDR may be `any`)",
+        parse: Parser::mmap,
+    },
+    Verb {
+        name: "munmap",
+        args: "ADDR LEN",
+        summary: "unmap a range",
+        parse: Parser::munmap,
+    },
+    Verb {
+        name: "mprotect",
+        args: "ADDR LEN PROT[|growsdown|growsup]",
+        summary: "change the protection of a range",
+        parse: Parser::mprotect,
+    },
+    Verb {
+        name: "madvise",
+        args: "ADDR LEN ADVICE",
+        summary: "give advice about a range",
+        parse: Parser::madvise,
+    },
+    Verb {
+        name: "mlock",
+        args: "ADDR LEN",
+        summary: "lock a range",
+        parse: Parser::mlock,
+    },
+    Verb {
+        name: "mlock2",
+        args: "ADDR LEN onfault",
+        summary: "lock a range as it faults in (MLOCK_ONFAULT)",
+        parse: Parser::mlock2,
+    },
+    Verb {
+        name: "munlock",
+        args: "ADDR LEN",
+        summary: "unlock a range",
+        parse: Parser::munlock,
+    },
+    Verb {
+        name: "mremap",
+        args: "ADDR OLDLEN NEWLEN FLAGS [NEWADDR]",
+        summary: "resize or move a mapping (NEWADDR exactly with `fixed`)",
+        parse: Parser::mremap,
+    },
+    Verb {
+        name: "mseal",
+        args: "ADDR LEN",
+        summary: "seal a range",
+        parse: Parser::mseal,
+    },
+    Verb {
+        name: "touch",
+        args: "ADDR LEN r|w",
+        summary: "read, or write back, one byte per page; stops at the first fault",
+        parse: Parser::touch,
+    },
+    Verb {
+        name: "write",
+        args: "ADDR LEN BYTE",
+        summary: "store BYTE in every byte of the range; stops at the first fault",
+        parse: Parser::write,
+    },
+    Verb {
+        name: "read",
+        args: "ADDR LEN",
+        summary: "read every byte of the range; stops at the first fault",
+        parse: Parser::read,
+    },
+    Verb {
+        name: "fork",
+        args: "",
+        summary: "fork; the child runs the rest of the script",
+        parse: Parser::fork,
+    },
+    Verb {
+        name: "maps",
+        args: "",
+        summary: "print the VMAs that intersect the window",
+        parse: Parser::maps,
+    },
+    Verb {
+        name: "smaps",
+        args: "",
+        summary: "print the VMAs with their VmFlags",
+        parse: Parser::smaps,
+    },
+    Verb {
+        name: "events",
+        args: "",
+        summary: "print the driver hooks called since the last `events` (engine only)",
+        parse: Parser::events,
+    },
+];
+
+/// The `mmap` flag words and their `MAP_*` values.
+pub const MMAP_FLAGS: &[(&str, u32)] = &[
+    ("private", MapFlags::PRIVATE.0),
+    ("shared", MapFlags::SHARED.0),
+    ("shared_validate", MapFlags::SHARED_VALIDATE.0),
+    ("anon", MapFlags::ANONYMOUS.0),
+    ("fixed", MapFlags::FIXED.0),
+    ("fixed_noreplace", MapFlags::FIXED_NOREPLACE.0),
+    ("noreserve", MapFlags::NORESERVE.0),
+    ("populate", MapFlags::POPULATE.0),
+    ("growsdown", MapFlags::GROWSDOWN.0),
+    ("locked", MapFlags::LOCKED.0),
+    ("stack", MapFlags::STACK.0),
+    ("sync", MapFlags::SYNC.0),
+];
+
+/// The `mprotect` words that may follow PROT, and their `PROT_*` values.
+pub const MPROTECT_FLAGS: &[(&str, u32)] = &[
+    ("growsdown", Prot::GROWSDOWN.0),
+    ("growsup", Prot::GROWSUP.0),
+];
+
+/// The `madvise` advice words (the name after `MADV_`, lower case) and their numbers.
+pub const MADVICE: &[(&str, u32)] = &[
+    ("normal", madv::NORMAL),
+    ("random", madv::RANDOM),
+    ("sequential", madv::SEQUENTIAL),
+    ("willneed", madv::WILLNEED),
+    ("dontneed", madv::DONTNEED),
+    ("free", madv::FREE),
+    ("remove", madv::REMOVE),
+    ("dontfork", madv::DONTFORK),
+    ("dofork", madv::DOFORK),
+    ("mergeable", madv::MERGEABLE),
+    ("unmergeable", madv::UNMERGEABLE),
+    ("hugepage", madv::HUGEPAGE),
+    ("nohugepage", madv::NOHUGEPAGE),
+    ("dontdump", madv::DONTDUMP),
+    ("dodump", madv::DODUMP),
+    ("wipeonfork", madv::WIPEONFORK),
+    ("keeponfork", madv::KEEPONFORK),
+    ("cold", madv::COLD),
+    ("pageout", madv::PAGEOUT),
+    ("populate_read", madv::POPULATE_READ),
+    ("populate_write", madv::POPULATE_WRITE),
+    ("collapse", madv::COLLAPSE),
+    ("guard_install", madv::GUARD_INSTALL),
+    ("guard_remove", madv::GUARD_REMOVE),
+];
+
+/// The `mremap` flag words and their `MREMAP_*` values.
+pub const MREMAP_FLAGS: &[(&str, u32)] = &[
+    ("maymove", mremap::MAYMOVE),
+    ("fixed", mremap::FIXED),
+    ("dontunmap", mremap::DONTUNMAP),
+];
+
+/// Parses a number as the contract writes it: decimal or `0x` hex (digits in either case),
+/// optionally followed by an upper-case `K`, `M` or `G` (times 1024, 1024², 1024³).
+///
+/// The error says what is wrong with the token; it does not name the argument.
+pub fn parse_number(token: &str) -> Result<u64, String> {
+    if token == "any" {
+        return Err("`any` is accepted only as the ADDR of `mmap`".into());
+    }
+    if token.starts_with(['+', '-']) {
+        return Err(format!("`{token}`: numbers have no sign"));
+    }
+    let (body, multiplier) = match token.as_bytes().last() {
+        Some(b'K') => (token.get(..token.len() - 1), 1u64 << 10),
+        Some(b'M') => (token.get(..token.len() - 1), 1u64 << 20),
+        Some(b'G') => (token.get(..token.len() - 1), 1u64 << 30),
+        _ => (Some(token), 1),
+    };
+    let not_a_number = || {
+        format!("`{token}` is not a number (decimal or 0x hex, with an optional K, M or G suffix)")
+    };
+    let body = body.ok_or_else(not_a_number)?;
+    let digits = match parse_digits(body) {
+        Ok(value) => value,
+        Err(DigitsError::Overflow) => return Err(format!("`{token}` does not fit in 64 bits")),
+        Err(DigitsError::Invalid) => {
+            // `4k`: a number with a lower-case suffix gets a more precise message.
+            let lower_suffix = token.ends_with(['k', 'm', 'g'])
+                && token
+                    .get(..token.len() - 1)
+                    .is_some_and(|b| parse_digits(b).is_ok());
+            if lower_suffix {
+                return Err(format!("`{token}`: the suffix is upper case (K, M or G)"));
+            }
+            return Err(not_a_number());
+        }
+    };
+    digits
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("`{token}` does not fit in 64 bits"))
+}
+
+enum DigitsError {
+    Invalid,
+    Overflow,
+}
+
+/// `123` or `0x7b`, nothing else (no suffix, no sign, at least one digit).
+fn parse_digits(body: &str) -> Result<u64, DigitsError> {
+    let (digits, radix) = match body.strip_prefix("0x") {
+        Some(hex) => (hex, 16),
+        None => (body, 10),
+    };
+    if digits.is_empty() {
+        return Err(DigitsError::Invalid);
+    }
+    let mut value: u64 = 0;
+    for c in digits.chars() {
+        let d = c.to_digit(radix).ok_or(DigitsError::Invalid)?;
+        value = value
+            .checked_mul(u64::from(radix))
+            .and_then(|v| v.checked_add(u64::from(d)))
+            .ok_or(DigitsError::Overflow)?;
+    }
+    Ok(value)
+}
+
+/// Parses `---`, `r--`, `rw-`, `-w-`, `rwx` ... into `PROT_*` bits.
+pub fn parse_prot(token: &str) -> Result<u32, String> {
+    let bad = || {
+        format!(
+            "`{token}` is not a protection: three characters `r` or `-`, `w` or `-`, `x` or `-`"
+        )
+    };
+    let &[r, w, x] = token.as_bytes() else {
+        return Err(bad());
+    };
+    let bit = |c: u8, letter: u8, value: Prot| match c {
+        b'-' => Ok(0),
+        c if c == letter => Ok(value.0),
+        _ => Err(bad()),
+    };
+    Ok(bit(r, b'r', Prot::READ)? | bit(w, b'w', Prot::WRITE)? | bit(x, b'x', Prot::EXEC)?)
+}
+
+/// Parses a flag set: words from `table` joined by `|`, or `0` for the empty set.
+fn parse_flags(token: &str, table: &[(&str, u32)]) -> Result<u32, String> {
+    if token == "0" {
+        return Ok(0);
+    }
+    let mut flags = 0;
+    for word in token.split('|') {
+        flags |= lookup(word, table, token)?;
+    }
+    Ok(flags)
+}
+
+/// One word of `table`; `whole` is the token it came from, for the message.
+fn lookup(word: &str, table: &[(&str, u32)], whole: &str) -> Result<u32, String> {
+    if word.is_empty() {
+        return Err(format!(
+            "`{whole}` has an empty word (join words with a single `|`)"
+        ));
+    }
+    match table.iter().find(|(name, _)| *name == word) {
+        Some(&(_, value)) => Ok(value),
+        None => {
+            let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
+            Err(format!(
+                "unknown word `{word}` (one of: {})",
+                names.join(" ")
+            ))
+        }
+    }
+}
+
+/// Is `name` a file NAME: letters, digits, `_` and `-`?
+fn is_word(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Parser state between lines.
+#[derive(Default)]
+struct Parser {
+    /// The `window` line's size, if there was one.
+    window: Option<u64>,
+    /// Has a line that is neither blank nor a comment been seen before the current one?
+    seen_content: bool,
+    /// Is the current line the first one that is neither blank nor a comment?
+    first_line: bool,
+    /// The 1-based number of the current line.
+    line: usize,
+    steps: Vec<Step>,
+    files: Vec<FileDecl>,
+    /// Which files have been closed, by [`FileId`], with the line that closed them.
+    closed: Vec<Option<usize>>,
+}
+
+impl Parser {
+    /// Parses one line; on success, any step it makes is appended.
+    fn line(&mut self, line: usize, raw: &str) -> Result<(), String> {
+        let content = match raw.split_once('#') {
+            Some((before, _comment)) => before,
+            None => raw,
+        };
+        let tokens: Vec<&str> = content
+            .split([' ', '\t'])
+            .filter(|t| !t.is_empty())
+            .collect();
+        let Some((&verb, args)) = tokens.split_first() else {
+            return Ok(());
+        };
+        self.line = line;
+        self.first_line = !self.seen_content;
+        self.seen_content = true;
+        let Some(spec) = VERBS.iter().find(|v| v.name == verb) else {
+            return Err(format!("unknown verb `{verb}`"));
+        };
+        if let Some(op) = (spec.parse)(self, spec, args)? {
+            self.steps.push(Step { line, op });
+        }
+        Ok(())
+    }
+
+    /// The file called `name`, and whether it is still open.
+    fn find_file(&self, name: &str) -> Option<(FileId, bool)> {
+        let id = self.files.iter().position(|f| f.name == name)?;
+        let open = self.closed.get(id).is_some_and(|c| c.is_none());
+        Some((id, open))
+    }
+
+    fn window(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        if !self.first_line {
+            return Err(
+                "`window` is allowed only as the first line that is not blank or a comment".into(),
+            );
+        }
+        let &[size] = args else {
+            return Err(spec.arity_error(args.len()));
+        };
+        let size = arg("SIZE", size, parse_number)?;
+        if size == 0 || size % PAGE_SIZE != 0 || size > MAX_WINDOW {
+            return Err(format!(
+                "SIZE: the window is a non-zero multiple of 4K, at most 16T (got {size:#x})"
+            ));
+        }
+        self.window = Some(size);
+        Ok(None)
+    }
+
+    fn file(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let &[name, kind, ref rest @ ..] = args else {
+            return Err(spec.arity_error(args.len()));
+        };
+        if !is_word(name) {
+            return Err(format!(
+                "NAME: `{name}` is not a name (letters, digits, `_` and `-`)"
+            ));
+        }
+        if let Some(prev) = self.files.iter().find(|f| f.name == name) {
+            return Err(format!(
+                "NAME: `{name}` is already defined (line {})",
+                prev.line
+            ));
+        }
+        let kind = match (kind, rest) {
+            ("memfd", &[size]) => FileKind::Memfd {
+                size: arg("SIZE", size, parse_number)?,
+            },
+            ("memfd", _) => return Err(format!("expected `file {name} memfd SIZE`")),
+            ("tmpfile", &[size]) => FileKind::Tmpfile {
+                size: arg("SIZE", size, parse_number)?,
+                read_only: false,
+            },
+            ("tmpfile", &[size, "ro"]) => FileKind::Tmpfile {
+                size: arg("SIZE", size, parse_number)?,
+                read_only: true,
+            },
+            ("tmpfile", _) => return Err(format!("expected `file {name} tmpfile SIZE [ro]`")),
+            ("zero", &[]) => FileKind::Zero,
+            ("zero", _) => return Err(format!("expected `file {name} zero`")),
+            ("driver", &[driver, ref params @ ..]) => {
+                if !is_word(driver) {
+                    return Err(format!(
+                        "DRIVER: `{driver}` is not a name (letters, digits, `_` and `-`)"
+                    ));
+                }
+                let mut pairs = Vec::new();
+                for param in params {
+                    match param.split_once('=') {
+                        Some((key, value)) if is_word(key) => {
+                            pairs.push((key.to_string(), value.to_string()));
+                        }
+                        _ => {
+                            return Err(format!(
+                                "`{param}` is not KEY=VALUE (KEY is letters, digits, `_` and `-`)"
+                            ));
+                        }
+                    }
+                }
+                FileKind::Driver {
+                    driver: driver.to_string(),
+                    params: pairs,
+                }
+            }
+            ("driver", _) => {
+                return Err(format!(
+                    "expected `file {name} driver DRIVER [KEY=VALUE ...]`"
+                ));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown file kind `{other}` (one of: memfd tmpfile zero driver)"
+                ));
+            }
+        };
+        let id = self.files.len();
+        self.files.push(FileDecl {
+            name: name.to_string(),
+            kind,
+            line: self.line,
+        });
+        self.closed.push(None);
+        Ok(Some(Op::File { id }))
+    }
+
+    fn close(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let &[name] = args else {
+            return Err(spec.arity_error(args.len()));
+        };
+        let Some((id, _)) = self.find_file(name) else {
+            return Err(format!("NAME: no file named `{name}`"));
+        };
+        if let Some(Some(line)) = self.closed.get(id) {
+            return Err(format!("NAME: `{name}` is already closed (line {line})"));
+        }
+        if let Some(slot) = self.closed.get_mut(id) {
+            *slot = Some(self.line);
+        }
+        Ok(Some(Op::Close { id }))
+    }
+
+    fn mmap(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let ([addr, len, prot, flags], file) = match *args {
+            [a, l, p, f] => ([a, l, p, f], None),
+            [a, l, p, f, name, offset] => ([a, l, p, f], Some((name, offset))),
+            _ => return Err(spec.arity_error(args.len())),
+        };
+        let addr = match addr {
+            "any" => MmapAddr::Any,
+            a => MmapAddr::At(arg("ADDR", a, parse_number)?),
+        };
+        let len = arg("LEN", len, parse_number)?;
+        let prot = arg("PROT", prot, parse_prot)?;
+        let flags = arg("FLAGS", flags, |t| parse_flags(t, MMAP_FLAGS))?;
+        let file = match file {
+            None => None,
+            Some((name, offset)) => {
+                let Some((file, open)) = self.find_file(name) else {
+                    return Err(format!(
+                        "FILE: no file named `{name}` (declare it on a `file` line first)"
+                    ));
+                };
+                let offset = arg("OFFSET", offset, parse_number)?;
+                Some(FileArg { file, offset, open })
+            }
+        };
+        Ok(Some(Op::Mmap {
+            addr,
+            len,
+            prot,
+            flags,
+            file,
+        }))
+    }
+
+    fn munmap(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let (addr, len) = addr_len(spec, args)?;
+        Ok(Some(Op::Munmap { addr, len }))
+    }
+
+    fn mprotect(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let &[addr, len, prot] = args else {
+            return Err(spec.arity_error(args.len()));
+        };
+        let addr = arg("ADDR", addr, parse_number)?;
+        let len = arg("LEN", len, parse_number)?;
+        let prot = arg("PROT", prot, |token| {
+            let mut words = token.split('|');
+            let mut bits = parse_prot(words.next().unwrap_or_default())?;
+            for word in words {
+                let bit = lookup(word, MPROTECT_FLAGS, token)?;
+                if bits & bit != 0 {
+                    return Err(format!("`{token}` names `{word}` twice"));
+                }
+                bits |= bit;
+            }
+            Ok(bits)
+        })?;
+        Ok(Some(Op::Mprotect { addr, len, prot }))
+    }
+
+    fn madvise(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let &[addr, len, advice] = args else {
+            return Err(spec.arity_error(args.len()));
+        };
+        let addr = arg("ADDR", addr, parse_number)?;
+        let len = arg("LEN", len, parse_number)?;
+        let advice = arg("ADVICE", advice, |t| lookup(t, MADVICE, t))?;
+        Ok(Some(Op::Madvise { addr, len, advice }))
+    }
+
+    fn mlock(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let (addr, len) = addr_len(spec, args)?;
+        Ok(Some(Op::Mlock { addr, len }))
+    }
+
+    fn mlock2(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let &[addr, len, flags] = args else {
+            return Err(spec.arity_error(args.len()));
+        };
+        let addr = arg("ADDR", addr, parse_number)?;
+        let len = arg("LEN", len, parse_number)?;
+        if flags != "onfault" {
+            return Err(format!("unknown mlock2 flag `{flags}` (only `onfault`)"));
+        }
+        Ok(Some(Op::Mlock2 {
+            addr,
+            len,
+            flags: mlock::ONFAULT,
+        }))
+    }
+
+    fn munlock(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let (addr, len) = addr_len(spec, args)?;
+        Ok(Some(Op::Munlock { addr, len }))
+    }
+
+    fn mremap(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let ([addr, old_len, new_len, flags], new_addr) = match *args {
+            [a, o, n, f] => ([a, o, n, f], None),
+            [a, o, n, f, new] => ([a, o, n, f], Some(new)),
+            _ => return Err(spec.arity_error(args.len())),
+        };
+        let addr = arg("ADDR", addr, parse_number)?;
+        let old_len = arg("OLDLEN", old_len, parse_number)?;
+        let new_len = arg("NEWLEN", new_len, parse_number)?;
+        let flags = arg("FLAGS", flags, |t| parse_flags(t, MREMAP_FLAGS))?;
+        let new_addr = new_addr
+            .map(|a| arg("NEWADDR", a, parse_number))
+            .transpose()?;
+        let fixed = flags & mremap::FIXED != 0;
+        match (fixed, new_addr.is_some()) {
+            (true, false) => return Err("FLAGS has `fixed`, so NEWADDR is required".into()),
+            (false, true) => return Err("NEWADDR is given only when FLAGS has `fixed`".into()),
+            _ => {}
+        }
+        Ok(Some(Op::Mremap {
+            addr,
+            old_len,
+            new_len,
+            flags,
+            new_addr,
+        }))
+    }
+
+    fn mseal(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let (addr, len) = addr_len(spec, args)?;
+        Ok(Some(Op::Mseal { addr, len }))
+    }
+
+    fn touch(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let &[addr, len, access] = args else {
+            return Err(spec.arity_error(args.len()));
+        };
+        let addr = arg("ADDR", addr, parse_number)?;
+        let len = arg("LEN", len, parse_number)?;
+        let access = match access {
+            "r" => Access::Read,
+            "w" => Access::Write,
+            other => return Err(format!("touch access is `r` or `w`, not `{other}`")),
+        };
+        Ok(Some(Op::Touch { addr, len, access }))
+    }
+
+    fn write(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let &[addr, len, byte] = args else {
+            return Err(spec.arity_error(args.len()));
+        };
+        let addr = arg("ADDR", addr, parse_number)?;
+        let len = arg("LEN", len, parse_number)?;
+        let byte = arg("BYTE", byte, |t| {
+            let value = parse_number(t)?;
+            u8::try_from(value).map_err(|_| format!("`{t}` is not a byte (0 to 255)"))
+        })?;
+        Ok(Some(Op::Write { addr, len, byte }))
+    }
+
+    fn read(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        let (addr, len) = addr_len(spec, args)?;
+        Ok(Some(Op::Read { addr, len }))
+    }
+
+    fn fork(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        no_args(spec, args, Op::Fork)
+    }
+
+    fn maps(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        no_args(spec, args, Op::Maps)
+    }
+
+    fn smaps(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        no_args(spec, args, Op::Smaps)
+    }
+
+    fn events(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
+        no_args(spec, args, Op::Events)
+    }
+}
+
+/// Parses one argument, prefixing an error with the argument's name.
+fn arg<T>(
+    name: &str,
+    token: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    parse(token).map_err(|e| format!("{name}: {e}"))
+}
+
+/// `ADDR LEN`, the arguments of `munmap`, `mlock`, `munlock`, `mseal` and `read`.
+fn addr_len(spec: &Verb, args: &[&str]) -> Result<(u64, u64), String> {
+    let &[addr, len] = args else {
+        return Err(spec.arity_error(args.len()));
+    };
+    Ok((
+        arg("ADDR", addr, parse_number)?,
+        arg("LEN", len, parse_number)?,
+    ))
+}
+
+/// A line that is its verb alone.
+fn no_args(spec: &Verb, args: &[&str], op: Op) -> LineResult {
+    if args.is_empty() {
+        Ok(Some(op))
+    } else {
+        Err(spec.arity_error(args.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::{DEFAULT_WINDOW, MAX_WINDOW};
+    use alloc::vec;
+
+    /// The steps of `text`, which must parse without error.
+    fn ops(text: &str) -> Vec<Op> {
+        let script = parse(text);
+        assert_eq!(script.error, None, "unexpected parse error in {text:?}");
+        script.steps.into_iter().map(|s| s.op).collect()
+    }
+
+    /// The only op of a one-line scenario.
+    fn op(line: &str) -> Op {
+        let mut ops = ops(line);
+        assert_eq!(ops.len(), 1, "{line:?}");
+        ops.remove(0)
+    }
+
+    /// The error of `text`, which must not parse; checks its line number.
+    fn error(text: &str, line: usize) -> String {
+        let script = parse(text);
+        let err = script.error.unwrap_or_else(|| panic!("{text:?} parsed"));
+        assert_eq!(err.line, line, "{text:?}: {}", err.message);
+        err.message
+    }
+
+    /// Asserts that a one-line scenario fails and its message contains `needle`.
+    fn fails(line: &str, needle: &str) {
+        let message = error(line, 1);
+        assert!(
+            message.contains(needle),
+            "{line:?}: got {message:?}, wanted {needle:?}"
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        for (text, value) in [
+            ("0", 0),
+            ("12288", 12288),
+            ("007", 7),
+            ("0x2000", 0x2000),
+            ("0xAbCd", 0xabcd),
+            ("4K", 4096),
+            ("2M", 2 << 20),
+            ("3G", 3 << 30),
+            ("0x10K", 0x4000),
+            ("18446744073709551615", u64::MAX),
+            ("0xffffffffffffffff", u64::MAX),
+            ("17179869183G", 17179869183 << 30),
+        ] {
+            assert_eq!(parse_number(text), Ok(value), "{text}");
+        }
+        for (text, needle) in [
+            ("", "not a number"),
+            ("K", "not a number"),
+            ("0x", "not a number"),
+            ("0xK", "not a number"),
+            ("0X10", "not a number"),
+            ("12a", "not a number"),
+            ("4KK", "not a number"),
+            ("1e3", "not a number"),
+            ("٣", "not a number"),
+            ("4k", "upper case"),
+            ("0x4m", "upper case"),
+            ("2g", "upper case"),
+            ("-1", "no sign"),
+            ("+1", "no sign"),
+            ("18446744073709551616", "64 bits"),
+            ("0x10000000000000000", "64 bits"),
+            ("17179869184G", "64 bits"),
+            ("0xffffffffffffffffK", "64 bits"),
+            ("99999999999999999999999999", "64 bits"),
+            ("any", "only as the ADDR of `mmap`"),
+        ] {
+            let err = parse_number(text).expect_err(text);
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn protections() {
+        assert_eq!(parse_prot("---"), Ok(0));
+        assert_eq!(parse_prot("r--"), Ok(1));
+        assert_eq!(parse_prot("-w-"), Ok(2));
+        assert_eq!(parse_prot("--x"), Ok(4));
+        assert_eq!(parse_prot("rw-"), Ok(3));
+        assert_eq!(parse_prot("r-x"), Ok(5));
+        assert_eq!(parse_prot("rwx"), Ok(7));
+        for bad in ["", "rw", "rwxr", "wr-", "RW-", "r_-", "xwr", "r-é"] {
+            assert!(parse_prot(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn comments_blank_lines_and_separators() {
+        let script =
+            parse("# a comment\n\n   \t\nmmap\t0  4K rw- private|anon # trailing\n#maps\n");
+        assert_eq!(script.error, None);
+        assert_eq!(script.window, DEFAULT_WINDOW);
+        assert_eq!(script.steps.len(), 1);
+        assert_eq!(script.steps[0].line, 4);
+        assert_eq!(script.steps[0].verb(), "mmap");
+        // CRLF endings are accepted.
+        assert_eq!(ops("maps\r\nsmaps\r\n"), vec![Op::Maps, Op::Smaps]);
+        // An empty scenario is fine.
+        assert_eq!(
+            parse(""),
+            Script {
+                window: DEFAULT_WINDOW,
+                steps: vec![],
+                error: None,
+                files: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn window_line() {
+        assert_eq!(parse("window 64M\nmaps").window, 64 << 20);
+        assert_eq!(parse("# c\n\nwindow 4K # tiny\n").window, 4096);
+        assert_eq!(parse("window 16384G").window, MAX_WINDOW);
+        fails("window 0", "non-zero multiple of 4K");
+        fails("window 6K", "non-zero multiple of 4K");
+        fails("window 0x1000000001000", "at most 16T");
+        fails("window", "expected `window SIZE`, got 0 arguments");
+        fails("window 4K 4K", "got 2 arguments");
+        fails("window any", "`any`");
+        assert!(error("maps\nwindow 4K", 2).contains("only as the first line"));
+        assert!(error("window 4K\nwindow 4K", 2).contains("only as the first line"));
+        // A bad first line that is not `window` still uses up the first-line slot.
+        assert!(error("# c\nfork\nwindow 8K", 3).contains("only as the first line"));
+    }
+
+    #[test]
+    fn file_and_close_lines() {
+        let script = parse(
+            "file data memfd 64K\nfile log_2 tmpfile 8K\nfile ro-file tmpfile 0x3000 ro\n\
+             file z zero\nfile dev driver counter pages=4 mode=\nclose data\n",
+        );
+        assert_eq!(script.error, None);
+        let kinds: Vec<&FileKind> = script.files.iter().map(|f| &f.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &FileKind::Memfd { size: 64 << 10 },
+                &FileKind::Tmpfile {
+                    size: 8192,
+                    read_only: false
+                },
+                &FileKind::Tmpfile {
+                    size: 0x3000,
+                    read_only: true
+                },
+                &FileKind::Zero,
+                &FileKind::Driver {
+                    driver: "counter".into(),
+                    params: vec![("pages".into(), "4".into()), ("mode".into(), "".into())],
+                },
+            ]
+        );
+        assert_eq!(script.files[4].name, "dev");
+        assert_eq!(script.files[4].line, 5);
+        let ops: Vec<&Op> = script.steps.iter().map(|s| &s.op).collect();
+        assert_eq!(
+            ops,
+            [
+                &Op::File { id: 0 },
+                &Op::File { id: 1 },
+                &Op::File { id: 2 },
+                &Op::File { id: 3 },
+                &Op::File { id: 4 },
+                &Op::Close { id: 0 },
+            ]
+        );
+        assert!(
+            script.engine_only().is_some(),
+            "a driver file is engine only"
+        );
+        assert!(!Op::File { id: 0 }.prints() && !Op::Close { id: 0 }.prints());
+
+        fails("file", "got 0 arguments");
+        fails("file data", "got 1 argument");
+        fails("file da.ta memfd 4K", "not a name");
+        fails("file data memfd", "expected `file data memfd SIZE`");
+        fails("file data memfd 4K ro", "expected `file data memfd SIZE`");
+        fails("file data memfd 4x", "SIZE: `4x` is not a number");
+        fails(
+            "file data tmpfile 4K rw",
+            "expected `file data tmpfile SIZE [ro]`",
+        );
+        fails(
+            "file data tmpfile",
+            "expected `file data tmpfile SIZE [ro]`",
+        );
+        fails("file data zero 4K", "expected `file data zero`");
+        fails("file data driver", "expected `file data driver DRIVER");
+        fails("file data driver c.d", "DRIVER: `c.d` is not a name");
+        fails("file data driver cd pages", "`pages` is not KEY=VALUE");
+        fails("file data driver cd =4", "`=4` is not KEY=VALUE");
+        fails("file data socket", "unknown file kind `socket`");
+        assert!(error("file a zero\nfile a memfd 4K", 2).contains("already defined (line 1)"));
+        assert!(error("file a zero\nclose a\nfile a zero", 3).contains("already defined"));
+
+        fails("close", "expected `close NAME`");
+        fails("close a b", "got 2 arguments");
+        fails("close nope", "no file named `nope`");
+        assert!(error("file a zero\nclose a\nclose a", 3).contains("already closed (line 2)"));
+    }
+
+    #[test]
+    fn mmap_lines() {
+        assert_eq!(
+            op("mmap 0 16K rw- private|anon|fixed"),
+            Op::Mmap {
+                addr: MmapAddr::At(0),
+                len: 16384,
+                prot: 3,
+                flags: MapFlags::PRIVATE.0 | MapFlags::ANONYMOUS.0 | MapFlags::FIXED.0,
+                file: None,
+            }
+        );
+        assert_eq!(
+            op("mmap any 4K --- 0"),
+            Op::Mmap {
+                addr: MmapAddr::Any,
+                len: 4096,
+                prot: 0,
+                flags: 0,
+                file: None
+            }
+        );
+        // Every flag word, with the kernel's values.
+        let all = "private|shared|shared_validate|anon|fixed|fixed_noreplace|noreserve|populate|\
+                   growsdown|locked|stack|sync";
+        let Op::Mmap { flags, .. } = op(&format!("mmap 0 4K rwx {all}")) else {
+            panic!()
+        };
+        assert_eq!(
+            flags,
+            0x03 | 0x20 | 0x10 | 0x10_0000 | 0x4000 | 0x8000 | 0x100 | 0x2000 | 0x2_0000 | 0x8_0000
+        );
+        for (word, value) in MMAP_FLAGS {
+            let Op::Mmap { flags, .. } = op(&format!("mmap 0 4K rw- {word}")) else {
+                panic!()
+            };
+            assert_eq!(flags, *value, "{word}");
+        }
+        assert_eq!(
+            MMAP_FLAGS.iter().find(|(w, _)| *w == "shared_validate"),
+            Some(&("shared_validate", 3))
+        );
+
+        // A file mapping: open, then closed (the runner passes descriptor -1).
+        let steps = ops(
+            "file data memfd 64K\nmmap 1M 8K r-- shared|fixed data 4K\nclose data\n\
+                         mmap 2M 8K r-- shared|fixed data 0x1001",
+        );
+        assert_eq!(
+            steps[1],
+            Op::Mmap {
+                addr: MmapAddr::At(1 << 20),
+                len: 8192,
+                prot: 1,
+                flags: 0x11,
+                file: Some(FileArg {
+                    file: 0,
+                    offset: 4096,
+                    open: true
+                }),
+            }
+        );
+        assert_eq!(
+            steps[3],
+            Op::Mmap {
+                addr: MmapAddr::At(2 << 20),
+                len: 8192,
+                prot: 1,
+                flags: 0x11,
+                file: Some(FileArg {
+                    file: 0,
+                    offset: 0x1001,
+                    open: false
+                }),
+            }
+        );
+
+        fails(
+            "mmap 0 4K rw-",
+            "expected `mmap ADDR LEN PROT FLAGS [FILE OFFSET]`, got 3 arguments",
+        );
+        fails("mmap 0 4K rw- private data", "got 5 arguments");
+        fails("mmap 0 4K rw- private data 0 0", "got 7 arguments");
+        fails(
+            "mmap 0 any rw- private",
+            "LEN: `any` is accepted only as the ADDR of `mmap`",
+        );
+        fails("mmap 4q 4K rw- private", "ADDR: `4q` is not a number");
+        fails("mmap 0 4K rwx- private", "PROT: `rwx-` is not a protection");
+        fails("mmap 0 4K rw- privat", "FLAGS: unknown word `privat`");
+        fails(
+            "mmap 0 4K rw- private||anon",
+            "FLAGS: `private||anon` has an empty word",
+        );
+        fails("mmap 0 4K rw- |private", "empty word");
+        fails("mmap 0 4K rw- 0|private", "unknown word `0`");
+        fails("mmap 0 4K rw- private|PRIVATE", "unknown word `PRIVATE`");
+        fails("mmap 0 4K rw- private nope 0", "FILE: no file named `nope`");
+        assert!(error("file f zero\nmmap 0 4K rw- private f any", 2).starts_with("OFFSET: `any`"));
+        assert_eq!(
+            error("mmap 0 4K rw- private f 0\nfile f zero", 1),
+            "FILE: no file named `f` (declare it on a `file` line first)"
+        );
+    }
+
+    #[test]
+    fn range_verbs() {
+        assert_eq!(
+            op("munmap 2K 4K"),
+            Op::Munmap {
+                addr: 2048,
+                len: 4096
+            }
+        );
+        assert_eq!(op("mlock 0 8K"), Op::Mlock { addr: 0, len: 8192 });
+        assert_eq!(
+            op("munlock 0x1000 0"),
+            Op::Munlock {
+                addr: 0x1000,
+                len: 0
+            }
+        );
+        assert_eq!(op("mseal 0 4K"), Op::Mseal { addr: 0, len: 4096 });
+        assert_eq!(op("read 1 3"), Op::Read { addr: 1, len: 3 });
+        assert_eq!(
+            op("mlock2 0 4K onfault"),
+            Op::Mlock2 {
+                addr: 0,
+                len: 4096,
+                flags: mlock::ONFAULT
+            }
+        );
+        // Addresses below the window are written as wrapped offsets.
+        assert_eq!(
+            op("munmap 0xfffffffffffff000 4K"),
+            Op::Munmap {
+                addr: 0xffff_ffff_ffff_f000,
+                len: 4096
+            }
+        );
+        for verb in ["munmap", "mlock", "munlock", "mseal", "read"] {
+            fails(
+                &format!("{verb} 0"),
+                &format!("expected `{verb} ADDR LEN`, got 1 argument"),
+            );
+            fails(&format!("{verb} 0 4K 4K"), "got 3 arguments");
+            fails(
+                &format!("{verb} any 4K"),
+                "ADDR: `any` is accepted only as the ADDR of `mmap`",
+            );
+            fails(
+                &format!("{verb} 0 4k"),
+                "LEN: `4k`: the suffix is upper case",
+            );
+        }
+        fails("mlock2 0 4K", "expected `mlock2 ADDR LEN onfault`");
+        fails("mlock2 0 4K 1", "unknown mlock2 flag `1`");
+    }
+
+    #[test]
+    fn mprotect_lines() {
+        assert_eq!(
+            op("mprotect 4K 4K r--"),
+            Op::Mprotect {
+                addr: 4096,
+                len: 4096,
+                prot: 1
+            }
+        );
+        assert_eq!(
+            op("mprotect 0 4K rw-|growsdown"),
+            Op::Mprotect {
+                addr: 0,
+                len: 4096,
+                prot: 3 | Prot::GROWSDOWN.0
+            }
+        );
+        assert_eq!(
+            op("mprotect 0 4K ---|growsup"),
+            Op::Mprotect {
+                addr: 0,
+                len: 4096,
+                prot: Prot::GROWSUP.0
+            }
+        );
+        // Both may be named, so that a scenario can ask the kernel what it says to that.
+        assert_eq!(
+            op("mprotect 0 4K r--|growsup|growsdown"),
+            Op::Mprotect {
+                addr: 0,
+                len: 4096,
+                prot: 1 | 0x0300_0000
+            }
+        );
+        fails(
+            "mprotect 0 4K",
+            "expected `mprotect ADDR LEN PROT[|growsdown|growsup]`",
+        );
+        fails("mprotect 0 4K rw-|", "empty word");
+        fails(
+            "mprotect 0 4K rw-|stack",
+            "unknown word `stack` (one of: growsdown growsup)",
+        );
+        fails(
+            "mprotect 0 4K rw-|growsdown|growsdown",
+            "names `growsdown` twice",
+        );
+        fails("mprotect 0 4K |growsdown", "PROT: `` is not a protection");
+        fails("mprotect 0 4K 3", "PROT: `3` is not a protection");
+    }
+
+    #[test]
+    fn madvise_lines() {
+        assert_eq!(
+            op("madvise 0 4K dontneed"),
+            Op::Madvise {
+                addr: 0,
+                len: 4096,
+                advice: 4
+            }
+        );
+        assert_eq!(
+            op("madvise 0 4K guard_install"),
+            Op::Madvise {
+                addr: 0,
+                len: 4096,
+                advice: 102
+            }
+        );
+        for (word, value) in MADVICE {
+            assert_eq!(
+                op(&format!("madvise 0 4K {word}")),
+                Op::Madvise {
+                    addr: 0,
+                    len: 4096,
+                    advice: *value
+                }
+            );
+        }
+        assert_eq!(MADVICE.len(), 24, "the contract lists 24 advice words");
+        fails("madvise 0 4K DONTNEED", "ADVICE: unknown word `DONTNEED`");
+        fails("madvise 0 4K dontneed_locked", "unknown word");
+        fails("madvise 0 4K 4", "unknown word `4`");
+        fails("madvise 0 4K", "expected `madvise ADDR LEN ADVICE`");
+    }
+
+    #[test]
+    fn mremap_lines() {
+        assert_eq!(
+            op("mremap 0 4K 8K maymove"),
+            Op::Mremap {
+                addr: 0,
+                old_len: 4096,
+                new_len: 8192,
+                flags: 1,
+                new_addr: None
+            }
+        );
+        assert_eq!(
+            op("mremap 0 4K 4K 0"),
+            Op::Mremap {
+                addr: 0,
+                old_len: 4096,
+                new_len: 4096,
+                flags: 0,
+                new_addr: None
+            }
+        );
+        assert_eq!(
+            op("mremap 0 4K 4K maymove|fixed|dontunmap 1M"),
+            Op::Mremap {
+                addr: 0,
+                old_len: 4096,
+                new_len: 4096,
+                flags: 7,
+                new_addr: Some(1 << 20)
+            }
+        );
+        fails(
+            "mremap 0 4K 8K fixed",
+            "FLAGS has `fixed`, so NEWADDR is required",
+        );
+        fails(
+            "mremap 0 4K 8K maymove 1M",
+            "NEWADDR is given only when FLAGS has `fixed`",
+        );
+        fails("mremap 0 4K 8K 0 1M", "NEWADDR is given only");
+        fails(
+            "mremap 0 4K 8K",
+            "expected `mremap ADDR OLDLEN NEWLEN FLAGS [NEWADDR]`, got 3",
+        );
+        fails("mremap 0 4K 8K maymove|fixed 1M 2M", "got 6 arguments");
+        fails("mremap 0 4K 8K maymove|fixed any", "NEWADDR: `any`");
+        fails("mremap 0 4K 8K shrink", "FLAGS: unknown word `shrink`");
+        fails("mremap 0 4K 8M1 maymove", "NEWLEN: `8M1` is not a number");
+    }
+
+    #[test]
+    fn access_verbs() {
+        assert_eq!(
+            op("touch 0 8K r"),
+            Op::Touch {
+                addr: 0,
+                len: 8192,
+                access: Access::Read
+            }
+        );
+        assert_eq!(
+            op("touch 0 8K w"),
+            Op::Touch {
+                addr: 0,
+                len: 8192,
+                access: Access::Write
+            }
+        );
+        assert_eq!(
+            op("write 0 4K 0x41"),
+            Op::Write {
+                addr: 0,
+                len: 4096,
+                byte: 0x41
+            }
+        );
+        assert_eq!(
+            op("write 0 4K 255"),
+            Op::Write {
+                addr: 0,
+                len: 4096,
+                byte: 255
+            }
+        );
+        fails("touch 0 8K rw", "touch access is `r` or `w`, not `rw`");
+        fails("touch 0 8K", "expected `touch ADDR LEN r|w`");
+        fails("write 0 4K 256", "BYTE: `256` is not a byte (0 to 255)");
+        fails("write 0 4K 1K", "BYTE: `1K` is not a byte");
+        fails("write 0 4K -1", "no sign");
+        fails("write 0 4K", "expected `write ADDR LEN BYTE`");
+    }
+
+    #[test]
+    fn bare_verbs() {
+        assert_eq!(
+            ops("fork\nmaps\nsmaps\nevents"),
+            vec![Op::Fork, Op::Maps, Op::Smaps, Op::Events]
+        );
+        assert!(parse("events").engine_only().is_some());
+        assert!(parse("fork\nmaps\nsmaps").engine_only().is_none());
+        for verb in ["fork", "maps", "smaps", "events"] {
+            fails(
+                &format!("{verb} now"),
+                &format!("expected `{verb}`, got 1 argument"),
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_verbs() {
+        fails("mmapp 0 4K rw- private", "unknown verb `mmapp`");
+        fails("MMAP 0 4K rw- private", "unknown verb `MMAP`");
+        fails("any", "unknown verb `any`");
+        fails("\u{feff}maps", "unknown verb");
+    }
+
+    #[test]
+    fn the_first_bad_line_stops_the_parse() {
+        let script = parse(
+            "window 64M\nfile d memfd 4K\nmmap 0 4K rw- private|anon|fixed\nmunmap 0\nmaps\n",
+        );
+        assert_eq!(script.window, 64 << 20);
+        let lines: Vec<usize> = script.steps.iter().map(|s| s.line).collect();
+        assert_eq!(lines, [2, 3]);
+        let err = script.error.expect("line 4 is bad");
+        assert_eq!(err.line, 4);
+        assert_eq!(err.message, "expected `munmap ADDR LEN`, got 1 argument");
+        // A file declared on the bad line is not kept.
+        let script = parse("file a zero\nfile b memfd 4X");
+        assert_eq!(script.files.len(), 1);
+        assert_eq!(script.error.map(|e| e.line), Some(2));
+    }
+
+    #[test]
+    fn the_contract_example_parses() {
+        let script = parse(
+            "window 64M\nfile data memfd 64K\nmmap 0 16K rw- private|anon|fixed\n\
+             mmap 16K 16K rw- private|anon|fixed\nmaps\nmprotect 4K 4K r--\n\
+             mmap 1M 8K r-- shared|fixed data 4K\nsmaps\nmunmap 2K 4K\n",
+        );
+        assert_eq!(script.error, None);
+        let lines: Vec<(usize, &str)> = script.steps.iter().map(|s| (s.line, s.verb())).collect();
+        assert_eq!(
+            lines,
+            [
+                (2, "file"),
+                (3, "mmap"),
+                (4, "mmap"),
+                (5, "maps"),
+                (6, "mprotect"),
+                (7, "mmap"),
+                (8, "smaps"),
+                (9, "munmap")
+            ]
+        );
+    }
+
+    #[test]
+    fn every_verb_is_in_the_table_once() {
+        for (i, v) in VERBS.iter().enumerate() {
+            assert!(
+                VERBS.iter().skip(i + 1).all(|w| w.name != v.name),
+                "{} twice",
+                v.name
+            );
+            assert!(!v.summary.is_empty());
+        }
+        assert_eq!(
+            verb_names(),
+            "window file close mmap munmap mprotect madvise mlock mlock2 munlock mremap mseal touch write read fork maps smaps events"
+        );
+        assert_eq!(VERBS[3].usage(), "mmap ADDR LEN PROT FLAGS [FILE OFFSET]");
+        assert_eq!(VERBS[15].usage(), "fork");
+    }
+
+    fn verb_names() -> String {
+        VERBS.iter().map(|v| v.name).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Valid lines the fuzzer starts from; `f` is declared by the first line of every input.
+    const SEEDS: &[&str] = &[
+        "window 64M",
+        "file g memfd 64K",
+        "file t tmpfile 8K ro",
+        "file z zero",
+        "file d driver counter pages=4",
+        "close f",
+        "mmap 0 16K rw- private|anon|fixed",
+        "mmap any 4K r-- shared f 4K",
+        "munmap 2K 4K",
+        "mprotect 4K 4K r--|growsdown",
+        "madvise 0 4K dontneed",
+        "mlock 0 4K",
+        "mlock2 0 4K onfault",
+        "munlock 0 4K",
+        "mremap 0 4K 8K maymove|fixed 1M",
+        "mremap 0 4K 8K 0",
+        "mseal 0 4K",
+        "touch 0 8K w",
+        "write 0 4K 0x41",
+        "read 0 4K",
+        "fork",
+        "maps",
+        "smaps",
+        "events",
+        "# comment",
+        "",
+    ];
+
+    /// Tokens the fuzzer swaps in.
+    const ODD_TOKENS: &[&str] = &[
+        "any",
+        "0",
+        "0x",
+        "K",
+        "18446744073709551615",
+        "18446744073709551616",
+        "0xffffffffffffffffK",
+        "99999999999999999999G",
+        "17179869184G",
+        "-1",
+        "4k",
+        "|",
+        "||",
+        "private|",
+        "rwx",
+        "r",
+        "w",
+        "ro",
+        "onfault",
+        "fixed",
+        "f",
+        "g",
+        "#",
+        "=",
+        "a=b",
+        "window",
+        "file",
+        "close",
+        "mmap",
+        "driver",
+        "memfd",
+        "tmpfile",
+        "zero",
+        "\t",
+        "é",
+        "\u{0}",
+        "\r",
+        "0x1G",
+        "255",
+        "256",
+    ];
+
+    fn mutate_line(rng: &mut fastrand::Rng, line: &str) -> String {
+        let mut tokens: Vec<String> = line.split(' ').map(String::from).collect();
+        for _ in 0..rng.usize(0..4) {
+            let at = rng.usize(0..=tokens.len());
+            match rng.u8(0..8) {
+                0 if !tokens.is_empty() => {
+                    tokens.remove(at.min(tokens.len() - 1));
+                }
+                1 if !tokens.is_empty() => {
+                    let t = tokens[at.min(tokens.len() - 1)].clone();
+                    tokens.insert(at, t);
+                }
+                2 if !tokens.is_empty() => {
+                    let i = at.min(tokens.len() - 1);
+                    tokens[i] = ODD_TOKENS[rng.usize(..ODD_TOKENS.len())].into();
+                }
+                3 => tokens.insert(at, ODD_TOKENS[rng.usize(..ODD_TOKENS.len())].into()),
+                4 => {
+                    let junk: String = (0..rng.usize(1..8)).map(|_| random_char(rng)).collect();
+                    tokens.insert(at, junk);
+                }
+                5 if !tokens.is_empty() => {
+                    // Overwrite one character of one token.
+                    let i = at.min(tokens.len() - 1);
+                    let mut chars: Vec<char> = tokens[i].chars().collect();
+                    if !chars.is_empty() {
+                        let c = rng.usize(..chars.len());
+                        chars[c] = random_char(rng);
+                    }
+                    tokens[i] = chars.into_iter().collect();
+                }
+                6 => tokens.insert(
+                    at,
+                    format!("{}{}", rng.u64(..), ["", "K", "M", "G"][rng.usize(..4)]),
+                ),
+                _ => tokens.insert(at, format!("0x{:x}", rng.u64(..))),
+            }
+        }
+        tokens.join(if rng.bool() { " " } else { "\t" })
+    }
+
+    fn random_char(rng: &mut fastrand::Rng) -> char {
+        match rng.u8(0..4) {
+            0 => rng.char(..),
+            1 => rng.char('\0'..='\u{7f}'),
+            _ => b"0123456789abcdefxKMG|-_=#rwx "[rng.usize(..29)] as char,
+        }
+    }
+
+    /// Ten thousand mangled scenarios: none may panic, parsing is deterministic, and the result
+    /// is consistent (lines increase, the error comes after every step, file ids are valid).
+    #[test]
+    fn mangled_scenarios_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(0x6d6d_7072_6570);
+        let mut errors = 0;
+        for _ in 0..10_000 {
+            let mut text = String::from("file f memfd 4K\n");
+            for _ in 0..rng.usize(1..12) {
+                let seed = SEEDS[rng.usize(..SEEDS.len())];
+                let line = if rng.u8(0..3) == 0 {
+                    seed.to_string()
+                } else {
+                    mutate_line(&mut rng, seed)
+                };
+                text.push_str(&line);
+                text.push(if rng.u8(0..10) == 0 { '\r' } else { '\n' });
+            }
+            let script = parse(&text);
+            assert_eq!(
+                parse(&text),
+                script,
+                "parse is not deterministic on {text:?}"
+            );
+            let mut last = 0;
+            for step in &script.steps {
+                assert!(step.line > last, "{text:?}");
+                last = step.line;
+                match step.op {
+                    Op::File { id } | Op::Close { id } => assert!(id < script.files.len()),
+                    Op::Mmap {
+                        file: Some(FileArg { file, .. }),
+                        ..
+                    } => {
+                        assert!(file < script.files.len())
+                    }
+                    _ => {}
+                }
+            }
+            assert!(script.window != 0 && script.window % 4096 == 0 && script.window <= MAX_WINDOW);
+            if let Some(e) = &script.error {
+                errors += 1;
+                assert!(e.line > last && !e.message.is_empty(), "{text:?}");
+            }
+        }
+        // The mutations must actually exercise the error paths (and not only them).
+        assert!(
+            (1_000..9_900).contains(&errors),
+            "{errors} of 10000 inputs failed"
+        );
+    }
+}
