@@ -1,6 +1,6 @@
 //! The mmprep scenario format (`shared/scenario-format.md`, version 1).
 //!
-//! A scenario is a plain-text script of memory-map operations. This crate parses it ([`parse`])
+//! A scenario is a plain-text script of memory-map operations. This crate parses it ([`parse()`])
 //! into a [`script::Script`] (plain data), runs it on the engine ([`engine`]), and prints the
 //! transcript ([`transcript`]) that the host-kernel runner (`mmprep-host`) prints too.
 #![forbid(unsafe_code)]
