@@ -1,1 +1,207 @@
-//! Host runner.
+//! The host-kernel runner: runs a scenario with real system calls and returns its transcript.
+//!
+//! The host kernel is mmprep's oracle (`shared/scenario-format.md`): a scenario that uses only
+//! what a real kernel has must print the same transcript here and on the engine. [`run`] forks a
+//! child process; the child (`child.rs`) makes every `mmap`, `munmap`, `mprotect`... of the
+//! scenario inside the window `[W, W + window)`, touches memory through fault-catching probes
+//! (`probe.rs`), reads `/proc/self/maps` and `smaps` ([`procfs`]) and writes each result line
+//! into a pipe; the parent collects the lines and the child's exit status into a [`Transcript`].
+//! A separate process keeps the scenario's mappings, signals and descriptors away from the
+//! caller, and makes `fork` scenarios possible.
+//!
+//! [`host_profile`] reads the machine facts the engine needs to answer like this kernel, and
+//! [`diff`] compares the two transcripts.
+//!
+//! Linux on x86_64 only: the probes are x86_64 instructions, and the rest is Linux's API.
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+compile_error!("mmprep-host runs scenarios on the host kernel: it needs Linux on x86_64");
+
+mod child;
+pub mod diff;
+mod probe;
+pub mod procfs;
+mod profile;
+mod sys;
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::FromRawFd;
+use std::path::{Path, PathBuf};
+
+use mmprep_scenario::script::{FileKind, Op, Script, Step};
+use mmprep_scenario::{RunEnd, Transcript};
+
+pub use profile::host_profile;
+
+/// Runs `script` on the host kernel in a child process and returns the transcript it printed.
+///
+/// A script with engine-only lines (`file ... driver`, `events`) runs nothing and ends
+/// [`RunEnd::Unsupported`]. Otherwise the lines before a parse error run and the run ends
+/// [`RunEnd::ParseError`]; a window that is already mapped ends [`RunEnd::WindowTaken`] with no
+/// entries; a runner problem (a file it cannot create, an errno mmprep does not know, the
+/// child dying) ends [`RunEnd::RunnerFailed`] after the entries printed so far.
+pub fn run(script: &Script) -> Transcript {
+    if let Some(step) = script.engine_only() {
+        let reason = unsupported_reason(script, step);
+        return Transcript {
+            entries: Vec::new(),
+            end: RunEnd::Unsupported {
+                line: step.line,
+                reason,
+            },
+        };
+    }
+    run_in_child(script).unwrap_or_else(|why| Transcript {
+        entries: Vec::new(),
+        end: RunEnd::RunnerFailed(why),
+    })
+}
+
+/// Why the kernel runner cannot run `step`.
+fn unsupported_reason(script: &Script, step: &Step) -> String {
+    match &step.op {
+        Op::File { id } => match script.files.get(*id) {
+            Some(decl) => match &decl.kind {
+                FileKind::Driver { driver, .. } => format!(
+                    "file `{}` is served by driver `{driver}`, which only the engine has",
+                    decl.name
+                ),
+                _ => format!("file `{}` needs the engine", decl.name),
+            },
+            None => "a file that only the engine has".into(),
+        },
+        Op::Events => "`events` shows driver hooks, which only the engine has".into(),
+        op => format!("`{}` runs only on the engine", op.verb()),
+    }
+}
+
+/// Forks the runner child, collects its output and how it ended.
+fn run_in_child(script: &Script) -> Result<Transcript, String> {
+    let needs_tmpdir = script
+        .files
+        .iter()
+        .any(|f| matches!(f.kind, FileKind::Tmpfile { .. }));
+    let tmpdir = if needs_tmpdir {
+        Some(TempDir::new()?)
+    } else {
+        None
+    };
+    let (read_end, write_end) =
+        sys::pipe().map_err(|e| format!("cannot create a pipe: {}", sys::errno_text(e)))?;
+    let pid = match sys::fork() {
+        Ok(sys::Forked::Child) => {
+            sys::close(read_end);
+            child::main(script, write_end, tmpdir.as_ref().map(TempDir::path))
+        }
+        Ok(sys::Forked::Parent(pid)) => pid,
+        Err(e) => {
+            sys::close(read_end);
+            sys::close(write_end);
+            return Err(format!("cannot fork: {}", sys::errno_text(e)));
+        }
+    };
+    sys::close(write_end);
+    // SAFETY: `read_end` is this function's pipe descriptor; the File becomes its only owner.
+    let mut pipe = unsafe { File::from_raw_fd(read_end) };
+    let mut output = Vec::new();
+    let read = pipe.read_to_end(&mut output);
+    drop(pipe);
+    let child_end = sys::wait(pid);
+    drop(tmpdir);
+    read.map_err(|e| format!("cannot read the runner child's output: {e}"))?;
+    let child_end = child_end
+        .map_err(|e| format!("cannot wait for the runner child: {}", sys::errno_text(e)))?;
+    let (entries, failure) = split_output(&String::from_utf8_lossy(&output));
+    let end = match (failure, child_end) {
+        (Some(message), _) => RunEnd::RunnerFailed(message),
+        (None, sys::ChildEnd::Exited(child::EXIT_FINISHED)) => RunEnd::Finished,
+        (None, sys::ChildEnd::Exited(child::EXIT_PARSE_ERROR)) => match &script.error {
+            Some(error) => RunEnd::ParseError(error.clone()),
+            None => RunEnd::RunnerFailed("the runner child reported a parse error".into()),
+        },
+        (None, sys::ChildEnd::Exited(child::EXIT_WINDOW_TAKEN)) => RunEnd::WindowTaken,
+        (None, sys::ChildEnd::Exited(status)) => {
+            RunEnd::RunnerFailed(format!("the runner child exited with status {status}"))
+        }
+        (None, sys::ChildEnd::Signaled(signal)) => RunEnd::RunnerFailed(format!(
+            "the runner child was killed by {}",
+            sys::signal_name(signal)
+        )),
+    };
+    Ok(Transcript { entries, end })
+}
+
+/// Splits the child's output into transcript entries (a line starting with two spaces belongs
+/// to the entry before it) and the runner-failure message, if one came.
+fn split_output(output: &str) -> (Vec<String>, Option<String>) {
+    let mut entries: Vec<String> = Vec::new();
+    let mut failure = None;
+    for line in output.split_terminator('\n') {
+        if let Some(message) = line.strip_prefix(child::FAILURE_PREFIX) {
+            failure.get_or_insert_with(|| message.to_string());
+        } else if let (true, Some(last)) = (line.starts_with("  "), entries.last_mut()) {
+            last.push('\n');
+            last.push_str(line);
+        } else {
+            entries.push(line.to_string());
+        }
+    }
+    (entries, failure)
+}
+
+/// A fresh directory for a run's `tmpfile` files, removed (best effort) when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, String> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::temp_dir();
+        for _ in 0..100 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = base.join(format!("mmprep-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(TempDir(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+            }
+        }
+        Err(format!(
+            "cannot create a fresh directory in {}",
+            base.display()
+        ))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_lines_become_entries() {
+        let (entries, failure) =
+            split_output("L1 maps = 1\n  00000000-00001000 rw-p 00000000\nL2 munmap = 0\n");
+        assert_eq!(
+            entries,
+            [
+                "L1 maps = 1\n  00000000-00001000 rw-p 00000000",
+                "L2 munmap = 0"
+            ]
+        );
+        assert_eq!(failure, None);
+        let (entries, failure) = split_output("L1 fork = 0\n!runner-failed L2 file: no\n");
+        assert_eq!(entries, ["L1 fork = 0"]);
+        assert_eq!(failure.as_deref(), Some("L2 file: no"));
+    }
+}

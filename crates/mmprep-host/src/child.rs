@@ -1,0 +1,488 @@
+//! The runner child: runs a script's steps with real system calls and writes the transcript.
+//!
+//! [`crate::run`] forks; the child calls [`main`], which never returns. It checks that the
+//! window `[W, W + window)` is free, installs the fault probes ([`crate::probe`]), then runs
+//! the steps in order. Each result is printed with
+//! [`format_step`](mmprep_scenario::format_step) and written straight to the pipe with
+//! `write(2)`: no buffering, so a `fork` step cannot duplicate unwritten output, and the lines of
+//! a forked child reach the same reader.
+//!
+//! The child says how the run ended through its exit status ([`EXIT_FINISHED`] and friends, the
+//! CLI's statuses). A runner failure (a file it could not create, an errno mmprep does not know)
+//! also sends one line starting with [`FAILURE_PREFIX`], which carries the message; transcript
+//! lines start with `L` or two spaces, so the parent tells them apart.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+
+use libc::c_int;
+use mmprep::Errno;
+use mmprep_scenario::format_step;
+use mmprep_scenario::script::{Access, FileArg, FileId, FileKind, MmapAddr, Op, Script, Step};
+use mmprep_scenario::transcript::{Fault, MapsEntry, Outcome, push_run};
+
+use crate::probe;
+use crate::procfs::{self, ProcVma};
+use crate::sys::{self, ChildEnd, Forked};
+
+/// Every step ran.
+pub const EXIT_FINISHED: i32 = 0;
+/// The runner failed; the message came as a [`FAILURE_PREFIX`] line.
+pub const EXIT_FAILED: i32 = 1;
+/// The steps before the script's parse error ran.
+pub const EXIT_PARSE_ERROR: i32 = 2;
+/// Something is already mapped in the window; nothing ran.
+pub const EXIT_WINDOW_TAKEN: i32 = 4;
+
+/// Starts the line that reports a runner failure.
+pub const FAILURE_PREFIX: &str = "!runner-failed ";
+
+/// The page size of x86_64.
+const PAGE_SIZE: u64 = 4096;
+
+/// Runs `script` in this (freshly forked) process, writing the transcript to `out`, and exits.
+///
+/// `tmpdir` is the fresh directory for the script's `tmpfile` files, if it has any.
+pub fn main(script: &Script, out: c_int, tmpdir: Option<&Path>) -> ! {
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut child = Child {
+            script,
+            out,
+            tmpdir,
+            files: Vec::new(),
+        };
+        child.run()
+    }));
+    let status = match result {
+        Ok(Ok(status)) => status,
+        Ok(Err(message)) => report_failure(out, &message),
+        Err(_) => report_failure(out, "the runner child panicked"),
+    };
+    sys::exit_now(status)
+}
+
+/// Sends a failure message to the parent and returns [`EXIT_FAILED`].
+fn report_failure(out: c_int, message: &str) -> i32 {
+    let line = format!("{FAILURE_PREFIX}{}\n", message.replace('\n', " "));
+    let _ = sys::write_all(out, line.as_bytes());
+    EXIT_FAILED
+}
+
+/// A scenario file, open in the child.
+struct HostFile {
+    /// The descriptor; `None` after `close`.
+    fd: Option<OwnedFd>,
+    /// Device `(major, minor)` and inode, to recognise the file in `/proc/self/maps`.
+    dev: (u32, u32),
+    inode: u64,
+}
+
+/// The child's state while it runs the steps.
+struct Child<'a> {
+    script: &'a Script,
+    /// The pipe's write end.
+    out: c_int,
+    tmpdir: Option<&'a Path>,
+    /// The scenario's files by [`FileId`], once their `file` line has run.
+    files: Vec<Option<HostFile>>,
+}
+
+impl Child<'_> {
+    /// Runs every step; returns the exit status, or a runner failure.
+    fn run(&mut self) -> Result<i32, String> {
+        sys::close_all_but(self.out);
+        let (low, high) = self.script.window_range();
+        let taken = procfs::read_self(false)?
+            .iter()
+            .any(|v| v.start < high && v.end > low);
+        if taken {
+            return Ok(EXIT_WINDOW_TAKEN);
+        }
+        probe::install()?;
+        for step in &self.script.steps {
+            let outcome = self
+                .step(step)
+                .map_err(|e| format!("L{} {}: {e}", step.line, step.verb()))?;
+            if let Some(outcome) = outcome {
+                let mut text = format_step(step.line, step.verb(), &outcome, (low, high));
+                text.push('\n');
+                sys::write_all(self.out, text.as_bytes())
+                    .map_err(|e| format!("cannot write the transcript: {}", sys::errno_text(e)))?;
+            }
+        }
+        Ok(if self.script.error.is_some() {
+            EXIT_PARSE_ERROR
+        } else {
+            EXIT_FINISHED
+        })
+    }
+
+    /// Runs one step; `None` for the steps that print nothing (`file`, `close`).
+    fn step(&mut self, step: &Step) -> Result<Option<Outcome>, String> {
+        let at = Script::absolute;
+        let outcome = match step.op {
+            Op::File { id } => {
+                self.open(id)?;
+                return Ok(None);
+            }
+            Op::Close { id } => {
+                if let Some(Some(file)) = self.files.get_mut(id) {
+                    file.fd = None;
+                }
+                return Ok(None);
+            }
+            Op::Mmap {
+                addr,
+                len,
+                prot,
+                flags,
+                file,
+            } => {
+                let addr = match addr {
+                    MmapAddr::Any => 0,
+                    MmapAddr::At(offset) => at(offset),
+                };
+                let (fd, offset) = match file {
+                    Some(arg) => (self.fd(arg), arg.offset),
+                    None => (-1, 0),
+                };
+                let fd = fd as i64 as u64;
+                syscall(
+                    libc::SYS_mmap,
+                    [addr, len, prot.into(), flags.into(), fd, offset],
+                    Outcome::Addr,
+                )?
+            }
+            Op::Munmap { addr, len } => {
+                syscall(libc::SYS_munmap, [at(addr), len, 0, 0, 0, 0], done)?
+            }
+            Op::Mprotect { addr, len, prot } => syscall(
+                libc::SYS_mprotect,
+                [at(addr), len, prot.into(), 0, 0, 0],
+                done,
+            )?,
+            Op::Madvise { addr, len, advice } => syscall(
+                libc::SYS_madvise,
+                [at(addr), len, advice.into(), 0, 0, 0],
+                done,
+            )?,
+            Op::Mlock { addr, len } => syscall(libc::SYS_mlock, [at(addr), len, 0, 0, 0, 0], done)?,
+            Op::Mlock2 { addr, len, flags } => syscall(
+                libc::SYS_mlock2,
+                [at(addr), len, flags.into(), 0, 0, 0],
+                done,
+            )?,
+            Op::Munlock { addr, len } => {
+                syscall(libc::SYS_munlock, [at(addr), len, 0, 0, 0, 0], done)?
+            }
+            Op::Mremap {
+                addr,
+                old_len,
+                new_len,
+                flags,
+                new_addr,
+            } => {
+                let new_addr = new_addr.map_or(0, at);
+                let args = [at(addr), old_len, new_len, flags.into(), new_addr, 0];
+                syscall(libc::SYS_mremap, args, Outcome::Addr)?
+            }
+            Op::Mseal { addr, len } => syscall(sys::SYS_MSEAL, [at(addr), len, 0, 0, 0, 0], done)?,
+            Op::Touch { addr, len, access } => touch(at(addr), len, access),
+            Op::Write { addr, len, byte } => write(at(addr), len, byte),
+            Op::Read { addr, len } => read(at(addr), len),
+            Op::Fork => self.fork(step)?,
+            Op::Maps => self.maps(false)?,
+            Op::Smaps => self.maps(true)?,
+            Op::Events => return Err("`events` needs the engine".into()),
+        };
+        Ok(Some(outcome))
+    }
+
+    /// The descriptor an `mmap` of `arg` passes: the file's, or -1 once it is closed.
+    fn fd(&self, arg: FileArg) -> c_int {
+        match self.files.get(arg.file) {
+            Some(Some(HostFile { fd: Some(fd), .. })) if arg.open => fd.as_raw_fd(),
+            _ => -1,
+        }
+    }
+
+    /// Runs a `file` line: creates or opens the file and records its identity.
+    fn open(&mut self, id: FileId) -> Result<(), String> {
+        let Some(decl) = self.script.files.get(id) else {
+            return Err(format!("file {id} is not declared"));
+        };
+        let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+        let file = match decl.kind {
+            FileKind::Memfd { size } => {
+                let name = std::ffi::CString::new(decl.name.as_str())
+                    .map_err(|_| "the name has a NUL byte".to_string())?;
+                // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+                let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+                if fd < 0 {
+                    return Err(format!(
+                        "memfd_create: {}",
+                        sys::errno_text(sys::last_errno())
+                    ));
+                }
+                // SAFETY: `fd` was just created and is owned by nothing else.
+                let file = unsafe { File::from_raw_fd(fd) };
+                file.set_len(size).map_err(|e| io("ftruncate", e))?;
+                file
+            }
+            FileKind::Tmpfile { size, read_only } => {
+                let Some(dir) = self.tmpdir else {
+                    return Err("no temporary directory".into());
+                };
+                let path = dir.join(&decl.name);
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| io(&format!("cannot create {}", path.display()), e))?;
+                file.set_len(size).map_err(|e| io("ftruncate", e))?;
+                if read_only {
+                    drop(file);
+                    File::open(&path)
+                        .map_err(|e| io(&format!("cannot open {}", path.display()), e))?
+                } else {
+                    file
+                }
+            }
+            FileKind::Zero => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/zero")
+                .map_err(|e| io("cannot open /dev/zero", e))?,
+            FileKind::Driver { .. } => return Err("driver files exist only in the engine".into()),
+        };
+        let meta = file.metadata().map_err(|e| io("fstat", e))?;
+        if self.files.len() <= id {
+            self.files.resize_with(id + 1, || None);
+        }
+        if let Some(slot) = self.files.get_mut(id) {
+            *slot = Some(HostFile {
+                fd: Some(OwnedFd::from(file)),
+                dev: sys::dev_major_minor(meta.dev()),
+                inode: meta.ino(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs a `fork` line. The parent never returns: it waits for the child and exits with its
+    /// status. The child prints the result line and runs the rest of the script.
+    fn fork(&self, step: &Step) -> Result<Outcome, String> {
+        match sys::fork() {
+            Err(errno) => errno_outcome(errno),
+            Ok(Forked::Child) => Ok(Outcome::Forked),
+            Ok(Forked::Parent(pid)) => {
+                let status = match sys::wait(pid) {
+                    Ok(ChildEnd::Exited(status)) => status,
+                    Ok(ChildEnd::Signaled(signal)) => report_failure(
+                        self.out,
+                        &format!(
+                            "the child forked at line {} was killed by {}",
+                            step.line,
+                            sys::signal_name(signal)
+                        ),
+                    ),
+                    Err(errno) => report_failure(
+                        self.out,
+                        &format!(
+                            "waitpid after line {}: {}",
+                            step.line,
+                            sys::errno_text(errno)
+                        ),
+                    ),
+                };
+                sys::exit_now(status)
+            }
+        }
+    }
+
+    /// Runs `maps` or `smaps`: the VMAs that intersect the window, lowest first.
+    fn maps(&self, smaps: bool) -> Result<Outcome, String> {
+        let (low, high) = self.script.window_range();
+        let vmas = procfs::read_self(smaps)?;
+        let mut entries = Vec::new();
+        for vma in vmas.into_iter().filter(|v| v.start < high && v.end > low) {
+            let name = self.name_of(&vma);
+            let entry = MapsEntry {
+                start: vma.start,
+                end: vma.end,
+                perms: vma.perms,
+                offset: vma.offset,
+                name,
+            };
+            entries.push((entry, vma.flags));
+        }
+        Ok(if smaps {
+            Outcome::Smaps(entries)
+        } else {
+            Outcome::Maps(entries.into_iter().map(|(entry, _)| entry).collect())
+        })
+    }
+
+    /// The name column: the NAME of the first scenario file with the VMA's device and inode,
+    /// else the kernel's own.
+    fn name_of(&self, vma: &ProcVma) -> String {
+        let ours = self
+            .script
+            .files
+            .iter()
+            .zip(&self.files)
+            .find_map(|(decl, file)| {
+                let file = file.as_ref()?;
+                (vma.inode != 0 && file.dev == vma.dev && file.inode == vma.inode).then_some(decl)
+            });
+        match ours {
+            Some(decl) => decl.name.clone(),
+            None => vma.name.clone(),
+        }
+    }
+}
+
+/// Makes a memory-map system call; `success` describes what it returned (an address for
+/// `mmap` and `mremap`, `0` for the others).
+fn syscall(
+    nr: libc::c_long,
+    args: [u64; 6],
+    success: fn(u64) -> Outcome,
+) -> Result<Outcome, String> {
+    // SAFETY: the scenario names only addresses in its window, `[W, W + 16 TiB)`, where the
+    // runner keeps nothing (checked at start); calls that reach further are refused by the
+    // kernel for their arguments alone (the contract's promise).
+    match unsafe { sys::raw(nr, args) } {
+        Ok(value) => Ok(success(value)),
+        Err(errno) => errno_outcome(errno),
+    }
+}
+
+/// The outcome of a successful call that returns 0.
+fn done(_: u64) -> Outcome {
+    Outcome::Done
+}
+
+/// A failed call's outcome, or a runner failure for an errno mmprep does not know.
+fn errno_outcome(errno: sys::RawErrno) -> Result<Outcome, String> {
+    match Errno::from_raw(errno) {
+        Some(known) => Ok(Outcome::Failed(known)),
+        None => Err(format!(
+            "the kernel returned errno {errno} ({}), which mmprep does not know",
+            sys::errno_text(errno)
+        )),
+    }
+}
+
+/// Splits `[addr, addr + len)` at page boundaries: `(first byte, length)` per page, lowest
+/// first. The range may wrap past the top of the address space; nothing overflows.
+fn page_chunks(addr: u64, len: u64) -> impl Iterator<Item = (u64, u64)> {
+    let mut next = addr;
+    let mut left = len;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let n = (PAGE_SIZE - next % PAGE_SIZE).min(left);
+        let chunk = (next, n);
+        next = next.wrapping_add(n);
+        left -= n;
+        Some(chunk)
+    })
+}
+
+/// `touch`: one read (and for `w`, a write of the same byte) per page.
+fn touch(addr: u64, len: u64, access: Access) -> Outcome {
+    for (first, _) in page_chunks(addr, len) {
+        let result = match access {
+            Access::Read => probe::read_byte(first).map(drop),
+            Access::Write => probe::read_byte(first).and_then(|b| probe::write_byte(first, b)),
+        };
+        if let Err(signal) = result {
+            return Outcome::Accessed(Some(Fault {
+                signal,
+                addr: first,
+            }));
+        }
+    }
+    Outcome::Accessed(None)
+}
+
+/// `write`: the first byte of each page through the probe, the rest of the page directly.
+fn write(addr: u64, len: u64, byte: u8) -> Outcome {
+    for (first, n) in page_chunks(addr, len) {
+        if let Err(signal) = probe::write_byte(first, byte) {
+            return Outcome::Accessed(Some(Fault {
+                signal,
+                addr: first,
+            }));
+        }
+        for i in 1..n {
+            let p = core::ptr::with_exposed_provenance_mut::<u8>((first + i) as usize);
+            // SAFETY: the probe just wrote the first byte of this page, so the whole page is
+            // mapped and writable; it lies in the window, which holds no Rust object.
+            unsafe { p.write_volatile(byte) };
+        }
+    }
+    Outcome::Accessed(None)
+}
+
+/// `read`: every byte, run-length encoded, stopping at the first page that faults.
+fn read(addr: u64, len: u64) -> Outcome {
+    let mut runs = Vec::new();
+    for (first, n) in page_chunks(addr, len) {
+        let mut current = match probe::read_byte(first) {
+            Ok(b) => b,
+            Err(signal) => {
+                return Outcome::Read {
+                    len,
+                    runs,
+                    fault: Some(Fault {
+                        signal,
+                        addr: first,
+                    }),
+                };
+            }
+        };
+        let mut count = 1;
+        for i in 1..n {
+            let p = core::ptr::with_exposed_provenance::<u8>((first + i) as usize);
+            // SAFETY: the probe just read the first byte of this page, so the whole page is
+            // mapped and readable.
+            let b = unsafe { p.read_volatile() };
+            if b == current {
+                count += 1;
+            } else {
+                push_run(&mut runs, current, count);
+                (current, count) = (b, 1);
+            }
+        }
+        push_run(&mut runs, current, count);
+    }
+    Outcome::Read {
+        len,
+        runs,
+        fault: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_of_a_range() {
+        let chunks: Vec<_> = page_chunks(0x1800, 0x2000).collect();
+        assert_eq!(chunks, [(0x1800, 0x800), (0x2000, 0x1000), (0x3000, 0x800)]);
+        assert_eq!(page_chunks(0, 0).count(), 0);
+        assert_eq!(page_chunks(5, 1).collect::<Vec<_>>(), [(5, 1)]);
+        // A range that wraps around the top of the address space does not overflow.
+        let chunks: Vec<_> = page_chunks(u64::MAX - 0xfff, 0x2000).collect();
+        assert_eq!(chunks, [(u64::MAX - 0xfff, 0x1000), (0, 0x1000)]);
+    }
+}

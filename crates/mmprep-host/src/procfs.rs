@@ -1,0 +1,183 @@
+//! Reading the host's own view of the address space: `/proc/self/maps` and `/proc/self/smaps`.
+//!
+//! The kernel prints one line per VMA (`fs/proc/task_mmu.c:show_map_vma`, \[H\] 6.18):
+//!
+//! ```text
+//!   200000000000-200000008000 rw-p 00000000 00:00 0          (no name: the line ends "0 ")
+//!   200000100000-200000102000 r--s 00001000 00:01 2054       /memfd:data (deleted)
+//!   start-end                 perms offset  dev   inode      name, padded to a column
+//! ```
+//!
+//! `smaps` prints the same line, then `Key: value` lines ending with `VmFlags:` and the VMA's
+//! two-letter flag codes. [`parse`] reads either form into [`ProcVma`] values; the runner then
+//! keeps the VMAs in its window and swaps a scenario file's NAME in for the kernel's.
+
+/// One VMA as `/proc/self/maps` (or `smaps`) shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcVma {
+    pub start: u64,
+    pub end: u64,
+    /// `rw-p`, `r--s` ...
+    pub perms: [u8; 4],
+    /// File offset in bytes.
+    pub offset: u64,
+    /// Device `(major, minor)` of the mapped file, `(0, 0)` for anonymous memory.
+    pub dev: (u32, u32),
+    /// Inode of the mapped file, 0 for anonymous memory.
+    pub inode: u64,
+    /// The name column (a path, `[heap]`, `/dev/zero (deleted)` ...), empty if none.
+    pub name: String,
+    /// The `VmFlags` codes, in the kernel's order (`smaps` only; empty for `maps`).
+    pub flags: Vec<&'static str>,
+}
+
+/// Reads and parses `/proc/self/maps` (`smaps == false`) or `/proc/self/smaps`.
+pub fn read_self(smaps: bool) -> Result<Vec<ProcVma>, String> {
+    let path = if smaps {
+        "/proc/self/smaps"
+    } else {
+        "/proc/self/maps"
+    };
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    parse(&String::from_utf8_lossy(&text)).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Parses the text of a `maps` or `smaps` file.
+pub fn parse(text: &str) -> Result<Vec<ProcVma>, String> {
+    let mut vmas: Vec<ProcVma> = Vec::new();
+    for line in text.lines() {
+        if let Some(vma) = parse_header(line) {
+            vmas.push(vma);
+        } else if let Some(codes) = line.strip_prefix("VmFlags:") {
+            let Some(vma) = vmas.last_mut() else {
+                return Err("a VmFlags line before any VMA".into());
+            };
+            vma.flags = codes.split_whitespace().map(vm_flag_code).collect();
+        } else if !is_smaps_field(line) {
+            return Err(format!("unexpected line {line:?}"));
+        }
+    }
+    Ok(vmas)
+}
+
+/// `Rss:   4 kB`, `THPeligible:  0`: a field line of an `smaps` block.
+fn is_smaps_field(line: &str) -> bool {
+    line.split_once(':').is_some_and(|(key, _)| {
+        !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+/// Parses one VMA line, or returns `None` if `line` is not one.
+fn parse_header(line: &str) -> Option<ProcVma> {
+    let mut rest = line;
+    let mut field = || {
+        let s = rest.trim_start_matches(' ');
+        let end = s.find(' ').unwrap_or(s.len());
+        let (f, r) = s.split_at(end);
+        rest = r;
+        f
+    };
+    let (start, end) = field().split_once('-')?;
+    let perms: [u8; 4] = field().as_bytes().try_into().ok()?;
+    let offset = field();
+    let (major, minor) = field().split_once(':')?;
+    let inode = field();
+    let vma = ProcVma {
+        start: u64::from_str_radix(start, 16).ok()?,
+        end: u64::from_str_radix(end, 16).ok()?,
+        perms,
+        offset: u64::from_str_radix(offset, 16).ok()?,
+        dev: (
+            u32::from_str_radix(major, 16).ok()?,
+            u32::from_str_radix(minor, 16).ok()?,
+        ),
+        inode: inode.parse().ok()?,
+        name: rest.trim_start_matches(' ').to_string(),
+        flags: Vec::new(),
+    };
+    Some(vma)
+}
+
+/// The `VmFlags` codes the host kernel prints (`shared/reference/vma-rules.md` 1.1), as static
+/// strings, so that a transcript can hold them as `&'static str` like the engine's.
+const VM_FLAG_CODES: &[&str] = &[
+    "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "um", "pf", "gu", "uw", "lo", "io", "sr",
+    "rr", "dc", "de", "lf", "ac", "nr", "ht", "sf", "ar", "wf", "dd", "sd", "mm", "hg", "nh", "mg",
+    "ss", "dp", "ui", "sl", "bt", "mt", "??",
+];
+
+/// The static string for a `VmFlags` code.
+///
+/// A code this table does not know (a newer kernel's) is copied into a leaked string: the
+/// runner child that prints it is short-lived, and the transcript must show what the kernel
+/// printed, not drop it.
+pub fn vm_flag_code(code: &str) -> &'static str {
+    match VM_FLAG_CODES.iter().find(|&&c| c == code) {
+        Some(c) => c,
+        None => Box::leak(code.to_string().into_boxed_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Host output: VMA lines without a name and `VmFlags` lines end in a space.
+    const SMAPS: &str = concat!(
+        "200000000000-200000001000 rw-p 00000000 00:00 0 \n",
+        "Size:                  4 kB\n",
+        "KernelPageSize:        4 kB\n",
+        "Private_Hugetlb:       0 kB\n",
+        "THPeligible:           0\n",
+        "VmFlags: rd wr mr mw me ac \n",
+        "200000100000-200000102000 r--s 00001000 00:01 2054                       ",
+        "/memfd:data (deleted)\n",
+        "Size:                  8 kB\n",
+        "VmFlags: rd sh mr mw me ms \n",
+        "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n",
+        "VmFlags: ex \n",
+    );
+
+    #[test]
+    fn smaps_blocks() {
+        let vmas = parse(SMAPS).expect("valid smaps");
+        assert_eq!(vmas.len(), 3);
+        assert_eq!(
+            vmas[0],
+            ProcVma {
+                start: 0x2000_0000_0000,
+                end: 0x2000_0000_1000,
+                perms: *b"rw-p",
+                offset: 0,
+                dev: (0, 0),
+                inode: 0,
+                name: String::new(),
+                flags: vec!["rd", "wr", "mr", "mw", "me", "ac"],
+            }
+        );
+        assert_eq!(vmas[1].name, "/memfd:data (deleted)");
+        assert_eq!(
+            (vmas[1].dev, vmas[1].inode, vmas[1].offset),
+            ((0, 1), 2054, 0x1000)
+        );
+        assert_eq!(vmas[1].flags, ["rd", "sh", "mr", "mw", "me", "ms"]);
+        assert_eq!(vmas[2].start, 0xffff_ffff_ff60_0000);
+        assert_eq!(vmas[2].name, "[vsyscall]");
+    }
+
+    #[test]
+    fn maps_lines_and_bad_input() {
+        let vmas = parse("55d0a000-55d0b000 r-xp 00002000 fe:01 247030   /usr/bin/cat\n").unwrap();
+        assert_eq!(vmas[0].dev, (0xfe, 1));
+        assert_eq!(vmas[0].name, "/usr/bin/cat");
+        assert!(parse("VmFlags: rd\n").is_err());
+        assert!(parse("hello world\n").is_err());
+        assert!(parse("1000-zz rw-p 0 00:00 0\n").is_err());
+    }
+
+    #[test]
+    fn unknown_flag_codes_are_kept() {
+        assert_eq!(vm_flag_code("rd"), "rd");
+        assert_eq!(vm_flag_code("zz"), "zz");
+    }
+}

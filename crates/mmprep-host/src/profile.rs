@@ -1,0 +1,234 @@
+//! The host profile: the facts about this machine that change a system call's answer.
+//!
+//! The engine takes these as a plain [`Profile`] value (`mmprep::profile`); this module fills
+//! one in from the running machine, so that `mmprep run` and `mmprep diff` compare the engine
+//! with the kernel under the same privileges, limits and settings. It starts from
+//! [`Profile::reference_host`] and overwrites every field it can read:
+//!
+//! | field | read from |
+//! | --- | --- |
+//! | `cap_sys_rawio`, `cap_ipc_lock` | `CapEff` of `/proc/self/status` (bits 17 and 14) |
+//! | `rlimit_*` | `getrlimit` (soft limit; infinity → `u64::MAX`) |
+//! | `overcommit`, `overcommit_ratio`, `max_map_count` | `/proc/sys/vm/*` |
+//! | `dac_mmap_min_addr`, `mmap_min_addr` | `/proc/sys/vm/mmap_min_addr`; the internal one is at least 65536 (`CONFIG_LSM_MMAP_MIN_ADDR`) |
+//! | `total_ram_pages`, `total_swap_pages` | `MemTotal`, `SwapTotal` of `/proc/meminfo` |
+//! | `thp` | the `[bracketed]` word of `/sys/kernel/mm/transparent_hugepage/enabled` |
+//! | `tmpfile_fs` | `statfs` of the temporary directory |
+//! | `soft_dirty` | whether any VMA of this process shows `sd` in `/proc/self/smaps` |
+//! | `unmodelled_map_count` | the lines of `/proc/self/maps`, less the `[vsyscall]` gate |
+//!
+//! Kept from the reference host: `anon_vma_name` (detecting it would need a scratch mapping to
+//! name), `task_size` (4-level paging), `mmap_base` (randomised per process; only `mmap any`
+//! depends on it, and the transcript prints such addresses as `outside`) and `stack_guard_gap`
+//! (a boot parameter). A value that cannot be read also keeps the reference value.
+//!
+//! `soft_dirty`: with `CONFIG_MEM_SOFT_DIRTY`, every new VMA starts with `VM_SOFTDIRTY`, so the
+//! process's own stack and heap print `sd`; without it no VMA ever does.
+//!
+//! `unmodelled_map_count` counts this process's VMAs now. The runner child is forked from it
+//! later and starts with the same VMAs as long as nothing in between maps memory, so the count
+//! is exact for the CLI (which reads the profile right before it runs) and close otherwise.
+
+use mmprep::Profile;
+use mmprep::profile::{Overcommit, ThpMode, TmpfileFs};
+
+/// `CAP_IPC_LOCK` (`include/uapi/linux/capability.h`).
+const CAP_IPC_LOCK: u32 = 14;
+/// `CAP_SYS_RAWIO`.
+const CAP_SYS_RAWIO: u32 = 17;
+/// `CONFIG_LSM_MMAP_MIN_ADDR` on the reference host: the floor of the kernel-internal
+/// `mmap_min_addr` whatever the sysctl says.
+const LSM_MMAP_MIN_ADDR: u64 = 65536;
+
+/// The profile of the machine this runs on (see the module doc for where each field comes from).
+pub fn host_profile() -> Profile {
+    let mut p = Profile::reference_host();
+    if let Some(caps) = status_field("CapEff").and_then(|v| u64::from_str_radix(&v, 16).ok()) {
+        p.cap_sys_rawio = caps & (1 << CAP_SYS_RAWIO) != 0;
+        p.cap_ipc_lock = caps & (1 << CAP_IPC_LOCK) != 0;
+    }
+    for (resource, field) in [
+        (libc::RLIMIT_MEMLOCK, &mut p.rlimit_memlock),
+        (libc::RLIMIT_AS, &mut p.rlimit_as),
+        (libc::RLIMIT_DATA, &mut p.rlimit_data),
+        (libc::RLIMIT_STACK, &mut p.rlimit_stack),
+    ] {
+        if let Some(limit) = rlimit(resource) {
+            *field = limit;
+        }
+    }
+    if let Some(mode) = sysctl("overcommit_memory") {
+        p.overcommit = match mode {
+            1 => Overcommit::Always,
+            2 => Overcommit::Never,
+            _ => Overcommit::Guess,
+        };
+    }
+    if let Some(ratio) = sysctl("overcommit_ratio") {
+        p.overcommit_ratio = ratio;
+    }
+    if let Some(count) = sysctl("max_map_count") {
+        p.max_map_count = count;
+    }
+    if let Some(min) = sysctl("mmap_min_addr") {
+        p.dac_mmap_min_addr = min;
+        p.mmap_min_addr = min.max(LSM_MMAP_MIN_ADDR);
+    }
+    if let Some(kb) = meminfo_kb("MemTotal") {
+        p.total_ram_pages = kb / 4;
+    }
+    if let Some(kb) = meminfo_kb("SwapTotal") {
+        p.total_swap_pages = kb / 4;
+    }
+    if let Some(thp) = thp_mode() {
+        p.thp = thp;
+    }
+    if let Some(fs) = tmpfile_fs() {
+        p.tmpfile_fs = fs;
+    }
+    if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
+        p.soft_dirty = smaps_shows_soft_dirty(&smaps);
+    }
+    if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
+        p.unmodelled_map_count = counted_vmas(&maps);
+    }
+    p
+}
+
+/// A `Key:\tvalue` field of `/proc/self/status`.
+fn status_field(key: &str) -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    field(&status, key).map(|v| v.trim().to_string())
+}
+
+/// The text after `key:` on the line that starts with it.
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+}
+
+/// `/proc/meminfo`'s `key:   N kB`, in kB.
+fn meminfo_kb(key: &str) -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    field(&meminfo, key)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A number from `/proc/sys/vm/`.
+fn sysctl(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/sys/vm/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The soft limit of `resource`; `RLIM_INFINITY` becomes `u64::MAX`.
+fn rlimit(resource: libc::__rlimit_resource_t) -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid place for getrlimit to store the limit.
+    if unsafe { libc::getrlimit(resource, &mut limit) } != 0 {
+        return None;
+    }
+    Some(if limit.rlim_cur == libc::RLIM_INFINITY {
+        u64::MAX
+    } else {
+        limit.rlim_cur
+    })
+}
+
+/// The selected THP mode, the `[bracketed]` word.
+fn thp_mode() -> Option<ThpMode> {
+    let text = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok()?;
+    parse_thp(&text)
+}
+
+fn parse_thp(text: &str) -> Option<ThpMode> {
+    let selected = text.split_once('[')?.1.split_once(']')?.0;
+    match selected {
+        "always" => Some(ThpMode::Always),
+        "madvise" => Some(ThpMode::Madvise),
+        "never" => Some(ThpMode::Never),
+        _ => None,
+    }
+}
+
+/// The filesystem of the temporary directory (ext4 for anything that is not tmpfs).
+fn tmpfile_fs() -> Option<TmpfileFs> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::ffi::CString::new(std::env::temp_dir().as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero `statfs` is a valid value for statfs to fill in.
+    let mut fs: libc::statfs = unsafe { core::mem::zeroed() };
+    // SAFETY: `dir` is NUL-terminated and `fs` is a valid place for the result.
+    if unsafe { libc::statfs(dir.as_ptr(), &mut fs) } != 0 {
+        return None;
+    }
+    Some(if fs.f_type == libc::TMPFS_MAGIC {
+        TmpfileFs::Tmpfs
+    } else {
+        TmpfileFs::Ext4
+    })
+}
+
+/// Does any `VmFlags` line carry `sd`?
+fn smaps_shows_soft_dirty(smaps: &str) -> bool {
+    smaps
+        .lines()
+        .filter_map(|line| line.strip_prefix("VmFlags:"))
+        .any(|codes| codes.split_whitespace().any(|c| c == "sd"))
+}
+
+/// The VMAs `max_map_count` counts: every maps line but the `[vsyscall]` gate area, which is
+/// not a VMA of the process.
+fn counted_vmas(maps: &str) -> u64 {
+    maps.lines()
+        .filter(|l| !l.is_empty() && !l.ends_with(" [vsyscall]"))
+        .count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsers() {
+        assert_eq!(
+            parse_thp("always [madvise] never\n"),
+            Some(ThpMode::Madvise)
+        );
+        assert_eq!(parse_thp("[always] madvise never\n"), Some(ThpMode::Always));
+        assert_eq!(parse_thp("always madvise never\n"), None);
+        assert_eq!(
+            field("Name:\tx\nCapEff:\t000001fffeffffff\n", "CapEff"),
+            Some("\t000001fffeffffff")
+        );
+        assert!(!smaps_shows_soft_dirty("VmFlags: rd wr mr mw me ac \n"));
+        assert!(smaps_shows_soft_dirty("VmFlags: rd wr mr mw me ac sd \n"));
+        let maps = "55-56 r--p 00000000 fe:00 1   /bin/x\n\
+                    ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0     [vsyscall]\n";
+        assert_eq!(counted_vmas(maps), 1);
+    }
+
+    /// The profile of the machine running the tests (root on the reference host).
+    #[test]
+    fn reads_this_machine() {
+        let p = host_profile();
+        assert!(p.total_ram_pages > 0);
+        assert!(p.max_map_count > 0);
+        assert!(p.unmodelled_map_count > 5, "{}", p.unmodelled_map_count);
+        assert!(p.mmap_min_addr >= LSM_MMAP_MIN_ADDR && p.mmap_min_addr >= p.dac_mmap_min_addr);
+        if effective_uid_is_root() {
+            assert!(p.cap_sys_rawio && p.cap_ipc_lock);
+        }
+    }
+
+    fn effective_uid_is_root() -> bool {
+        status_field("Uid").is_some_and(|uids| uids.split_whitespace().nth(1) == Some("0"))
+    }
+}
