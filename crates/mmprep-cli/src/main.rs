@@ -1,1 +1,193 @@
-fn main() {}
+//! `mmprep`, the command line: run scenarios on the host kernel, on the engine, or both.
+//!
+//! A scenario (`shared/scenario-format.md`) is a script of memory-map operations; its transcript
+//! must be the same on the engine and on the real kernel. This binary is glue only: parsing is
+//! `mmprep_scenario::parse`, the kernel run is `mmprep_host::run`, the engine run is
+//! `mmprep_scenario::engine::run`, and the comparison is `mmprep_host::diff`.
+//!
+//! Exit status (the first non-zero one when several files are given):
+//! 0 success (`diff`: the transcripts are the same), 1 a difference (`diff`) or a runner or
+//! I/O failure, 2 a line that does not parse, 3 a line the runner does not support (the kernel
+//! runner for engine-only lines), 4 the window is already mapped.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mmprep::Profile;
+use mmprep_scenario::{RunEnd, Script, Transcript};
+
+/// How many differing entries `diff` shows per file.
+const DIFF_LIMIT: usize = 10;
+
+#[derive(Parser)]
+#[command(
+    name = "mmprep",
+    version,
+    about = "The Linux mmap layer, rebuilt in userspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios on the host kernel with real system calls and print their transcripts
+    Kernel {
+        /// Scenario files
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Run scenarios on the mmprep engine and print their transcripts
+    Run {
+        /// Scenario files
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The machine facts the engine assumes
+        #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
+        profile: ProfileChoice,
+    },
+    /// Run scenarios on the kernel and on the engine and show where the transcripts differ
+    Diff {
+        /// Scenario files
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The machine facts the engine assumes
+        #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
+        profile: ProfileChoice,
+    },
+}
+
+/// Which [`Profile`] the engine runs with.
+#[derive(Clone, Copy, ValueEnum)]
+enum ProfileChoice {
+    /// This machine, read from /proc and /sys (what the kernel runner sees)
+    Host,
+    /// The project's reference host (Linux 6.18 x86_64, root)
+    Reference,
+}
+
+impl ProfileChoice {
+    fn profile(self) -> Profile {
+        match self {
+            ProfileChoice::Host => mmprep_host::host_profile(),
+            ProfileChoice::Reference => Profile::reference_host(),
+        }
+    }
+}
+
+/// What to do with each scenario file.
+enum Mode {
+    Kernel,
+    Engine(Profile),
+    Diff(Profile),
+}
+
+impl Mode {
+    /// Runs one parsed scenario; `text` is its source, for `diff`'s report.
+    fn run(&self, path: &Path, text: &str, script: &Script) -> Report {
+        match self {
+            Mode::Kernel => print_run(mmprep_host::run(script)),
+            Mode::Engine(profile) => print_run(mmprep_scenario::engine::run(script, profile)),
+            Mode::Diff(profile) => diff(path, text, script, profile),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let (files, mode) = match Cli::parse().command {
+        Command::Kernel { files } => (files, Mode::Kernel),
+        Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
+        Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
+    };
+    let mut status = 0;
+    for path in &files {
+        let mut report = match std::fs::read_to_string(path) {
+            Ok(text) => mode.run(path, &text, &mmprep_scenario::parse(&text)),
+            Err(e) => Report::failed(format!("cannot read it: {e}"), 1),
+        };
+        if files.len() > 1 && !matches!(mode, Mode::Diff(_)) {
+            report
+                .stdout
+                .insert_str(0, &format!("==> {} <==\n", path.display()));
+        }
+        let mut stdout = io::stdout().lock();
+        if let Err(e) = stdout
+            .write_all(report.stdout.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            // A closed pipe (`mmprep kernel x | head`) is a normal way to stop reading.
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                break;
+            }
+            eprintln!("mmprep: cannot write to stdout: {e}");
+            return ExitCode::from(1);
+        }
+        if let Some(message) = &report.stderr {
+            eprintln!("mmprep: {}: {message}", path.display());
+        }
+        if status == 0 {
+            status = report.status;
+        }
+    }
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
+
+/// What one file printed and its exit status.
+struct Report {
+    stdout: String,
+    stderr: Option<String>,
+    status: i32,
+}
+
+impl Report {
+    fn failed(message: String, status: i32) -> Report {
+        Report {
+            stdout: String::new(),
+            stderr: Some(message),
+            status,
+        }
+    }
+}
+
+/// `kernel` and `run`: the transcript, and how the run ended.
+fn print_run(t: Transcript) -> Report {
+    Report {
+        stdout: t.text(),
+        stderr: t.end.message(),
+        status: t.end.exit_code(),
+    }
+}
+
+/// `diff`: runs both sides and compares them.
+fn diff(path: &Path, text: &str, script: &Script, profile: &Profile) -> Report {
+    let kernel = mmprep_host::run(script);
+    if let RunEnd::Unsupported { .. } | RunEnd::WindowTaken | RunEnd::RunnerFailed(_) = kernel.end {
+        let message = kernel.end.message().unwrap_or_default();
+        return Report::failed(
+            format!("the kernel run failed: {message}"),
+            kernel.end.exit_code(),
+        );
+    }
+    let engine = mmprep_scenario::engine::run(script, profile);
+    let comparison = mmprep_host::diff::compare(&kernel, &engine);
+    if comparison.is_same() {
+        Report {
+            stdout: format!("same: {}\n", path.display()),
+            stderr: kernel.end.message(),
+            status: kernel.end.exit_code(),
+        }
+    } else {
+        Report {
+            stdout: format!(
+                "differs: {}\n{}",
+                path.display(),
+                comparison.report(text, DIFF_LIMIT)
+            ),
+            stderr: None,
+            status: 1,
+        }
+    }
+}
