@@ -110,7 +110,10 @@ pub const VERBS: &[Verb] = &[
     },
     Verb {
         name: "file",
-        args: "NAME memfd SIZE | NAME tmpfile SIZE [ro] | NAME zero | NAME driver DRIVER [KEY=VALUE ...]",
+        args: concat!(
+            "NAME memfd SIZE | NAME tmpfile SIZE [ro] | NAME zero | ",
+            "NAME driver DRIVER [KEY=VALUE ...]"
+        ),
         summary: "open a file the scenario can map",
         parse: Parser::file,
     },
@@ -286,25 +289,26 @@ pub fn parse_number(token: &str) -> Result<u64, String> {
     if token.starts_with(['+', '-']) {
         return Err(format!("`{token}`: numbers have no sign"));
     }
-    let (body, multiplier) = match token.as_bytes().last() {
-        Some(b'K') => (token.get(..token.len() - 1), 1u64 << 10),
-        Some(b'M') => (token.get(..token.len() - 1), 1u64 << 20),
-        Some(b'G') => (token.get(..token.len() - 1), 1u64 << 30),
-        _ => (Some(token), 1),
+    let (body, multiplier) = if let Some(body) = token.strip_suffix('K') {
+        (body, 1u64 << 10)
+    } else if let Some(body) = token.strip_suffix('M') {
+        (body, 1u64 << 20)
+    } else if let Some(body) = token.strip_suffix('G') {
+        (body, 1u64 << 30)
+    } else {
+        (token, 1)
     };
     let not_a_number = || {
         format!("`{token}` is not a number (decimal or 0x hex, with an optional K, M or G suffix)")
     };
-    let body = body.ok_or_else(not_a_number)?;
     let digits = match parse_digits(body) {
         Ok(value) => value,
         Err(DigitsError::Overflow) => return Err(format!("`{token}` does not fit in 64 bits")),
         Err(DigitsError::Invalid) => {
             // `4k`: a number with a lower-case suffix gets a more precise message.
-            let lower_suffix = token.ends_with(['k', 'm', 'g'])
-                && token
-                    .get(..token.len() - 1)
-                    .is_some_and(|b| parse_digits(b).is_ok());
+            let lower_suffix = token
+                .strip_suffix(['k', 'm', 'g'])
+                .is_some_and(|b| parse_digits(b).is_ok());
             if lower_suffix {
                 return Err(format!("`{token}`: the suffix is upper case (K, M or G)"));
             }
@@ -1394,7 +1398,10 @@ mod tests {
         }
         assert_eq!(
             verb_names(),
-            "window file close mmap munmap mprotect madvise mlock mlock2 munlock mremap mseal touch write read fork maps smaps events"
+            concat!(
+                "window file close mmap munmap mprotect madvise mlock mlock2 munlock mremap mseal ",
+                "touch write read fork maps smaps events"
+            )
         );
         assert_eq!(VERBS[3].usage(), "mmap ADDR LEN PROT FLAGS [FILE OFFSET]");
         assert_eq!(VERBS[15].usage(), "fork");
