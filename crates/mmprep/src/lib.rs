@@ -1,13 +1,47 @@
-//! mmprep: the Linux mmap layer, rebuilt in userspace.
+//! mmprep: the Linux mmap layer, rebuilt in userspace, with the `mmap_prepare` driver model as
+//! its API.
+//!
+//! One [`Mm`] is one process's address space, kept exactly as Linux keeps it: the same VMAs,
+//! merges, splits, errno values and `/proc/PID/maps` text. Drivers and filesystems map through
+//! [`file::FileOperations::mmap_prepare`], which sees a [`desc::VmAreaDesc`] before any merge.
+//!
+//! | kernel | mmprep |
+//! | --- | --- |
+//! | `struct mm_struct` | [`Mm`] |
+//! | `struct vm_area_struct` | [`vma::Vma`] |
+//! | maple tree | [`tree::VmaTree`] |
+//! | `struct vm_area_desc` | [`desc::VmAreaDesc`] |
+//! | `struct mmap_action` | [`action::MmapAction`] |
+//! | `vma_flags_t`, `VMA_*_BIT` | [`flags::VmaFlags`], [`flags::VmaBit`] |
+//! | `struct vma_merge_struct` | `merge::MergeState` (internal) |
+//! | `struct file`, `file_operations` | [`file::File`], [`file::FileOperations`] |
+//! | `vm_operations_struct` | [`vma::VmOperations`] |
+//!
+//! The crate is `no_std` (with `alloc`), does no I/O and contains no `unsafe`. Facts about the
+//! host (limits, privileges, sysctls) come in as a [`Profile`].
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod action;
+pub mod addr;
+pub mod desc;
 pub mod errno;
-pub mod uapi;
-
-pub use errno::{Errno, Error, Result};
-pub use uapi::{MapFlags, Prot};
+pub mod file;
+pub mod flags;
+pub mod merge;
+pub mod mm;
+pub mod procfs;
 pub mod profile;
+pub mod shmem;
+mod split;
+pub mod tree;
+pub mod uapi;
+pub mod vma;
+
+pub use addr::{PAGE_SIZE, PgOff, Pfn, VirtAddr};
+pub use errno::{Errno, Error, Result};
+pub use mm::{Access, Mm, Signal};
 pub use profile::Profile;
+pub use uapi::{MapFlags, Prot};

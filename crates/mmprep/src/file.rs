@@ -1,0 +1,267 @@
+//! Open files and what a driver or filesystem provides for mapping them.
+//!
+//! `mmap` of a file goes through the *open file* (`struct file`): its open mode decides which
+//! `VM_MAY*` flags the mapping gets, and two mappings merge only if they come from the same open
+//! file object (a second `open()` of the same inode never merges). The file's operations
+//! (`struct file_operations`) say how it is mapped: newer drivers provide `mmap_prepare`, which
+//! sees a [`VmAreaDesc`](crate::desc::VmAreaDesc) before any merge; older ones a legacy `mmap`
+//! that sees the finished VMA.
+//!
+//! Mirrors `include/linux/fs.h` (`struct file`, `f_op->mmap_prepare`, `can_mmap_file`,
+//! `file_mmap_ok`) and `mm/mmap.c:do_mmap`'s use of them, [H] 6.18 / [N].
+//!
+//! - [`Inode`]: identity (device, inode number), type, size: shared by every open of it.
+//! - [`File`]: one open of an inode: mode, path as `/proc/PID/maps` prints it, mount flags, and
+//!   the operations. Compared by identity (`Arc::ptr_eq`), as the kernel compares pointers.
+//! - [`FileOperations`]: the driver's side.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::desc::VmAreaDesc;
+use crate::errno::{Errno, Result, err};
+use crate::uapi::MapFlags;
+
+/// A device number, printed `MAJ:MIN` in hex in `/proc/PID/maps`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct DevId {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// The inode types that matter to `mmap` (`file_mmap_size_max` looks at them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InodeKind {
+    /// A regular file (page cache, shmem, memfd): mappable up to `MAX_LFS_FILESIZE`.
+    Regular,
+    /// A character device (`/dev/zero`, drivers): mappable up to `ULONG_MAX`.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+}
+
+/// `MAX_LFS_FILESIZE` on 64-bit: the largest offset a regular file may have.
+pub const MAX_LFS_FILESIZE: u64 = i64::MAX as u64;
+
+/// An inode: what every open of one file shares.
+pub struct Inode {
+    ino: u64,
+    dev: DevId,
+    kind: InodeKind,
+    size: AtomicU64,
+    append_only: bool,
+}
+
+impl Inode {
+    /// A new inode.
+    pub fn new(dev: DevId, ino: u64, kind: InodeKind, size: u64) -> Inode {
+        Inode { ino, dev, kind, size: AtomicU64::new(size), append_only: false }
+    }
+    /// An append-only inode (`IS_APPEND`): shared writable mappings are refused.
+    pub fn new_append_only(dev: DevId, ino: u64, size: u64) -> Inode {
+        Inode { ino, dev, kind: InodeKind::Regular, size: AtomicU64::new(size), append_only: true }
+    }
+    /// The inode number.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+    /// The device of its filesystem.
+    pub fn dev(&self) -> DevId {
+        self.dev
+    }
+    /// Its type.
+    pub fn kind(&self) -> InodeKind {
+        self.kind
+    }
+    /// `i_size` in bytes.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Relaxed)
+    }
+    /// Sets `i_size` (`ftruncate`).
+    pub fn set_size(&self, size: u64) {
+        self.size.store(size, Ordering::Relaxed)
+    }
+    /// `IS_APPEND`.
+    pub fn is_append_only(&self) -> bool {
+        self.append_only
+    }
+    /// `file_mmap_size_max`: how far a mapping of it may reach (0 = unlimited).
+    fn mmap_size_max(&self, fop_flags: FopFlags) -> u64 {
+        match self.kind {
+            InodeKind::Regular | InodeKind::BlockDevice => MAX_LFS_FILESIZE,
+            InodeKind::CharDevice if fop_flags.contains(FopFlags::UNSIGNED_OFFSET) => 0,
+            InodeKind::CharDevice => u64::MAX,
+        }
+    }
+}
+
+impl fmt::Debug for Inode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Inode({:x}:{:x} #{} {:?} size {})", self.dev.major, self.dev.minor, self.ino, self.kind, self.size())
+    }
+}
+
+/// The open mode (`FMODE_READ`, `FMODE_WRITE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileMode {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl FileMode {
+    /// `O_RDWR`.
+    pub const READ_WRITE: FileMode = FileMode { read: true, write: true };
+    /// `O_RDONLY`.
+    pub const READ_ONLY: FileMode = FileMode { read: true, write: false };
+    /// `O_WRONLY`.
+    pub const WRITE_ONLY: FileMode = FileMode { read: false, write: true };
+}
+
+/// `fop_flags` bits that `mmap` looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FopFlags(pub u32);
+
+impl FopFlags {
+    /// `FOP_MMAP_SYNC`: `MAP_SHARED_VALIDATE` may carry `MAP_SYNC`.
+    pub const MMAP_SYNC: FopFlags = FopFlags(1);
+    /// `FOP_UNSIGNED_OFFSET`: any offset is mappable.
+    pub const UNSIGNED_OFFSET: FopFlags = FopFlags(2);
+    /// Are all these set?
+    pub const fn contains(self, other: FopFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// Which mapping hook a file provides. The kernel refuses a file with neither, and one with both
+/// (`include/linux/fs.h:can_mmap_file`), with `ENODEV`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmapHook {
+    /// No hook: not mappable (a directory, a pipe).
+    None,
+    /// `f_op->mmap_prepare`: the driver sees a descriptor before any merge.
+    Prepare,
+    /// `f_op->mmap` (legacy): the driver sees the new VMA after the merge attempt failed.
+    Legacy,
+    /// Both set: a driver bug the kernel refuses.
+    Both,
+}
+
+/// How a file chooses where an un-fixed mapping of it goes (`f_op->get_unmapped_area`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AreaPolicy {
+    /// None set: the mm's own search.
+    Default,
+    /// `thp_get_unmapped_area` (ext4, private `/dev/zero`): 2 MiB aligned where possible.
+    Thp,
+    /// `shmem_get_unmapped_area` (shmem, memfd, shared `/dev/zero`): like the default while
+    /// shmem huge pages are off.
+    Shmem,
+}
+
+/// What a driver or filesystem provides for mapping its files (`struct file_operations`).
+///
+/// Implement [`FileOperations::mmap_prepare`] and return [`MmapHook::Prepare`] from
+/// [`FileOperations::mmap_hook`]. The hook must keep no state: the mapping may still merge with a
+/// neighbour, or fail, after it returns. Per-mapping work belongs in `vm_ops->mapped`.
+pub trait FileOperations: Send + Sync {
+    /// A short name for messages (`"shmem"`, `"ext4"`).
+    fn name(&self) -> &'static str;
+
+    /// Which mapping hook this file has.
+    fn mmap_hook(&self) -> MmapHook;
+
+    /// `f_op->mmap_prepare(desc)`: inspect and adjust the proposed mapping. Called after any
+    /// `MAP_FIXED` range was unmapped and before the merge attempt.
+    fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
+        let _ = desc;
+        Err(err(Errno::ENODEV, "the file has no mmap_prepare hook"))
+    }
+
+    /// `f_op->get_unmapped_area`, which may depend on the mapping's flags (`/dev/zero` places
+    /// shared and private mappings differently).
+    fn area_policy(&self, flags: MapFlags) -> AreaPolicy {
+        let _ = flags;
+        AreaPolicy::Default
+    }
+
+    /// `f_op->fop_flags`.
+    fn fop_flags(&self) -> FopFlags {
+        FopFlags::default()
+    }
+}
+
+/// An open file (`struct file`).
+pub struct File {
+    inode: Arc<Inode>,
+    mode: FileMode,
+    ops: Arc<dyn FileOperations>,
+    path: String,
+    noexec: bool,
+}
+
+impl File {
+    /// Opens `inode` with `mode`; `path` is what `/proc/PID/maps` prints for it (including any
+    /// ` (deleted)` suffix), `noexec` whether its mount is `noexec`.
+    pub fn new(
+        inode: Arc<Inode>,
+        mode: FileMode,
+        ops: Arc<dyn FileOperations>,
+        path: String,
+        noexec: bool,
+    ) -> Arc<File> {
+        Arc::new(File { inode, mode, ops, path, noexec })
+    }
+
+    /// The inode.
+    pub fn inode(&self) -> &Arc<Inode> {
+        &self.inode
+    }
+    /// The open mode.
+    pub fn mode(&self) -> FileMode {
+        self.mode
+    }
+    /// The operations.
+    pub fn ops(&self) -> &Arc<dyn FileOperations> {
+        &self.ops
+    }
+    /// The path as `/proc/PID/maps` prints it.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    /// Is the mount `noexec` (`path_noexec`)?
+    pub fn is_noexec(&self) -> bool {
+        self.noexec
+    }
+    /// `file_mmap_ok`: may `[pgoff, pgoff + len)` of this file be mapped at all?
+    pub(crate) fn mmap_ok(&self, pgoff: u64, len: u64) -> bool {
+        let max = self.inode.mmap_size_max(self.ops.fop_flags());
+        if max == 0 {
+            return true;
+        }
+        if len > max {
+            return false;
+        }
+        pgoff <= (max - len) >> crate::addr::PAGE_SHIFT
+    }
+    /// Same open file (the kernel's `vm_file` pointer comparison)?
+    pub fn same(a: &Arc<File>, b: &Arc<File>) -> bool {
+        Arc::ptr_eq(a, b)
+    }
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "File({} {:?} {:?})", self.path, self.mode, self.inode)
+    }
+}
+
+/// Compares two optional files by identity.
+pub(crate) fn same_file(a: Option<&Arc<File>>, b: Option<&Arc<File>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
