@@ -1,1 +1,18 @@
-//! Example drivers.
+//! Files and drivers for mmprep, written only against its public `mmap_prepare` API.
+//!
+//! Each module models one real kernel file type or driver, converted to `f_op->mmap_prepare`,
+//! and cites the kernel code it follows. They serve two purposes: the scenario runner maps them
+//! (`file NAME memfd|tmpfile|zero` lines), and they show a driver author what a converted hook
+//! looks like.
+//!
+//! | module | models | kernel |
+//! | --- | --- | --- |
+//! | [`zero`] | `/dev/zero` | `drivers/char/mem.c:mmap_zero_prepare` |
+//! | [`regular`] | a regular file in the page cache (ext4) | `fs/ext4/file.c:ext4_file_mmap_prepare`, `mm/filemap.c:generic_file_mmap_prepare` |
+//!
+//! memfds are shmem files and come from the engine itself
+//! ([`mmprep::shmem::ShmemFs::memfd_create`]), as shared anonymous memory needs shmem too.
+#![forbid(unsafe_code)]
+
+pub mod regular;
+pub mod zero;

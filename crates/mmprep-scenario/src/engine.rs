@@ -1,33 +1,198 @@
 //! Runs a [`Script`] on the engine and returns its [`Transcript`].
 //!
-//! (Being built: until the engine runner lands, every operation line ends the run as
-//! `unsupported`, which is the honest answer, never a made-up result.)
+//! Each step becomes one call on an [`mmprep::Mm`] built from the host [`Profile`], and each
+//! result one [`Outcome`], printed by the same [`format_step`] the kernel runner uses. Files are
+//! made with the engine's shmem (memfd), the ext4-like regular file and `/dev/zero` of
+//! `mmprep-drivers`.
+//!
+//! An operation the engine does not have yet ends the run with [`RunEnd::Unsupported`] naming
+//! it (exit status 3), never with a made-up result: `madvise`, `mlock`, `mlock2`, `munlock`,
+//! `mremap`, `mseal`, `read`, `write`, `events` and `driver` files, for now.
 
 use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use mmprep::Profile;
+use mmprep::file::{File, FileMode};
+use mmprep::mm::{Access as MmAccess, Mm, Signal as MmSignal};
+use mmprep::procfs;
+use mmprep::profile::TmpfileFs;
+use mmprep::{MapFlags, Profile, Prot, VirtAddr};
+use mmprep_drivers::{regular, zero};
 
-use crate::script::Script;
-use crate::transcript::{RunEnd, Transcript};
+use crate::script::{Access, FileKind, MmapAddr, Op, Script};
+use crate::transcript::{Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step};
+
+/// An open scenario file on the engine side.
+struct OpenFile {
+    name: String,
+    file: Arc<File>,
+    open: bool,
+}
 
 /// Runs `script` on a fresh engine address space built from `profile`.
 pub fn run(script: &Script, profile: &Profile) -> Transcript {
-    let _ = profile;
+    let mut runner = EngineRunner { mm: Mm::new(profile.clone()), files: Vec::new(), window: script.window_range() };
+    let mut entries = Vec::new();
     for step in &script.steps {
-        if step.op.prints() {
-            return Transcript {
-                entries: Vec::new(),
-                end: RunEnd::Unsupported {
-                    line: step.line,
-                    reason: format!("the engine runner does not run `{}` yet", step.verb()),
-                },
-            };
+        match runner.step(script, &step.op) {
+            Ok(Some(outcome)) => entries.push(format_step(step.line, step.verb(), &outcome, runner.window)),
+            Ok(None) => {}
+            Err(reason) => return Transcript { entries, end: RunEnd::Unsupported { line: step.line, reason } },
         }
     }
     let end = match &script.error {
         Some(e) => RunEnd::ParseError(e.clone()),
         None => RunEnd::Finished,
     };
-    Transcript { entries: Vec::new(), end }
+    Transcript { entries, end }
+}
+
+struct EngineRunner {
+    mm: Mm,
+    files: Vec<OpenFile>,
+    window: (u64, u64),
+}
+
+fn addr(offset: u64) -> VirtAddr {
+    VirtAddr(Script::absolute(offset))
+}
+
+fn errno_outcome<T>(r: mmprep::Result<T>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => Outcome::Failed(e.errno),
+    }
+}
+
+impl EngineRunner {
+    /// Runs one step: `Ok(None)` for lines that print nothing, `Err(reason)` for unsupported.
+    fn step(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, String> {
+        let not_yet = |what: &str| Err(format!("the engine does not have `{what}` yet"));
+        let outcome = match *op {
+            Op::File { id } => {
+                let decl = &script.files[id];
+                let file = match &decl.kind {
+                    FileKind::Memfd { size } => self.mm.shmem().memfd_create(&decl.name, *size),
+                    FileKind::Tmpfile { size, read_only } => {
+                        let mode = if *read_only { FileMode::READ_ONLY } else { FileMode::READ_WRITE };
+                        match self.mm.profile().tmpfile_fs {
+                            TmpfileFs::Ext4 => {
+                                let ino = 100_000 + id as u64;
+                                regular::open_ext4(ino, *size, mode, format!("/tmp/mmprep/{}", decl.name))
+                            }
+                            TmpfileFs::Tmpfs => self.mm.shmem().memfd_create(&decl.name, *size),
+                        }
+                    }
+                    FileKind::Zero => zero::open(FileMode::READ_WRITE),
+                    FileKind::Driver { driver, .. } => {
+                        return Err(format!("driver files (`{driver}`) are not in the engine runner yet"));
+                    }
+                };
+                debug_assert_eq!(self.files.len(), id, "file ids are in declaration order");
+                self.files.push(OpenFile { name: decl.name.clone(), file, open: true });
+                return Ok(None);
+            }
+            Op::Close { id } => {
+                self.files[id].open = false;
+                return Ok(None);
+            }
+            Op::Mmap { addr: a, len, prot, flags, file } => {
+                let at = match a {
+                    MmapAddr::Any => VirtAddr(0),
+                    MmapAddr::At(off) => addr(off),
+                };
+                let (f, offset) = match file {
+                    Some(arg) => {
+                        let of = &self.files[arg.file];
+                        ((arg.open && of.open).then(|| of.file.clone()), arg.offset)
+                    }
+                    None => (None, 0),
+                };
+                let r = self.mm.mmap(at, len, Prot(prot), MapFlags(flags), f.as_ref(), offset);
+                errno_outcome(r, |a| Outcome::Addr(a.get()))
+            }
+            Op::Munmap { addr: a, len } => errno_outcome(self.mm.munmap(addr(a), len), |_| Outcome::Done),
+            Op::Mprotect { addr: a, len, prot } => {
+                errno_outcome(self.mm.mprotect(addr(a), len, Prot(prot)), |_| Outcome::Done)
+            }
+            Op::Touch { addr: a, len, access } => Outcome::Accessed(self.touch(addr(a), len, access)),
+            Op::Fork => match self.mm.fork() {
+                Ok(child) => {
+                    self.mm = child;
+                    Outcome::Forked
+                }
+                Err(e) => return Err(format!("fork failed on the engine: {e}")),
+            },
+            Op::Maps => Outcome::Maps(self.maps().into_iter().map(|(e, _)| e).collect()),
+            Op::Smaps => Outcome::Smaps(self.maps()),
+            Op::Madvise { .. } => return not_yet("madvise"),
+            Op::Mlock { .. } => return not_yet("mlock"),
+            Op::Mlock2 { .. } => return not_yet("mlock2"),
+            Op::Munlock { .. } => return not_yet("munlock"),
+            Op::Mremap { .. } => return not_yet("mremap"),
+            Op::Mseal { .. } => return not_yet("mseal"),
+            Op::Write { .. } => return not_yet("write (page contents)"),
+            Op::Read { .. } => return not_yet("read (page contents)"),
+            Op::Events => return not_yet("events"),
+        };
+        Ok(Some(outcome))
+    }
+
+    /// `touch`: one byte per page, lowest first; `w` reads then writes it back.
+    fn touch(&mut self, start: VirtAddr, len: u64, access: Access) -> Option<Fault> {
+        let end = start.get().saturating_add(len);
+        let mut pos = start.get();
+        while pos < end {
+            let a = VirtAddr(pos);
+            let mut result = self.mm.access(a, MmAccess::Read);
+            if result.is_ok() && access == Access::Write {
+                result = self.mm.access(a, MmAccess::Write);
+            }
+            if let Err(sig) = result {
+                let signal = match sig {
+                    MmSignal::Segv => Signal::Segv,
+                    MmSignal::Bus => Signal::Bus,
+                };
+                return Some(Fault { signal, addr: pos });
+            }
+            pos = self.next_touch(a);
+        }
+        None
+    }
+
+    /// The next address `touch` visits after `a`. Without page tables, every page of an
+    /// anonymous VMA answers as its first did, so the rest of such a VMA is skipped.
+    fn next_touch(&self, a: VirtAddr) -> u64 {
+        let next_page = (a.get() & !(mmprep::PAGE_SIZE - 1)).saturating_add(mmprep::PAGE_SIZE);
+        match self.mm.vma_at(a) {
+            Some(v) if v.is_anonymous() => v.end().get().max(next_page),
+            _ => next_page,
+        }
+    }
+
+    /// The VMAs intersecting the window, with the NAME column resolved.
+    fn maps(&self) -> Vec<(MapsEntry, Vec<&'static str>)> {
+        let (lo, hi) = self.window;
+        let soft_dirty = self.mm.profile().soft_dirty;
+        self.mm
+            .vmas_in(VirtAddr(lo), VirtAddr(hi))
+            .map(|v| {
+                let row = procfs::maps_row(v);
+                let name = match v.file().and_then(|f| self.scenario_name(f)) {
+                    Some(n) => n,
+                    None => row.name,
+                };
+                let entry = MapsEntry { start: row.start, end: row.end, perms: row.perms, offset: row.offset, name };
+                let codes = procfs::vmflags(v, soft_dirty);
+                (entry, codes)
+            })
+            .collect()
+    }
+
+    /// The scenario NAME of a mapped file: a declared file with the same inode.
+    fn scenario_name(&self, f: &Arc<File>) -> Option<String> {
+        self.files.iter().find(|o| Arc::ptr_eq(o.file.inode(), f.inode())).map(|o| o.name.clone())
+    }
 }

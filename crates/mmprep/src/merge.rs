@@ -1,0 +1,450 @@
+//! Merging VMAs: when a new or changed range can join its neighbours instead of standing alone.
+//!
+//! The kernel keeps the number of VMAs low by merging: a new mapping that continues its
+//! neighbour (same flags, same file, contiguous file offset, compatible anon_vma) extends that
+//! neighbour instead of adding a VMA, and a range whose flags change (mprotect, mlock, madvise)
+//! is folded into a neighbour whose flags it now matches. Everything about merging is decided
+//! here, in one place, for every system call.
+//!
+//! Mirrors `mm/vma.c` ([H] 6.18 with the 6.17 anon_vma rules; `shared/reference/vma-rules.md`
+//! section 2): `is_mergeable_vma`, `is_mergeable_anon_vma`, `can_vma_merge_before` / `_after`,
+//! `can_vma_merge_left` / `_right`, `can_merge_remove_vma`, `vma_merge_new_range`,
+//! `vma_merge_existing_range`, `vma_modify`.
+//!
+//! One [`MergeState`] (the kernel's `struct vma_merge_struct`) carries an operation from start to
+//! outcome: the proposed range and attributes, its neighbourhood (prev | middle | next) and the
+//! result. Only two entry points use it: [`Mm::merge_new_range`] and [`Mm::vma_modify`].
+//!
+//! Not modelled, because nothing can set them yet and they are therefore always equal: memory
+//! policy, userfaultfd context, anonymous VMA name.
+
+use alloc::sync::Arc;
+
+use crate::addr::{PgOff, VirtAddr};
+use crate::errno::Result;
+use crate::file::{File, same_file};
+use crate::flags::{self, VmaFlags};
+use crate::mm::Mm;
+use crate::vma::{AnonVmaRef, Vma};
+
+/// How a merge attempt ended (`enum vma_merge_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// Not tried yet.
+    Start,
+    /// Tried; nothing merged.
+    NoMerge,
+    /// Merged: the surviving VMA now starts here.
+    Success(VirtAddr),
+    /// An allocation failed part-way (`VMA_MERGE_ERROR_NOMEM`).
+    ErrorNoMem,
+}
+
+/// One merge operation (`struct vma_merge_struct`).
+///
+/// # Invariants
+/// `start < end`, page aligned; `prev` ends at or below `start` unless it is `middle` itself;
+/// `next` (when set by the merge code) starts at or above `end`.
+#[derive(Clone, Debug)]
+pub(crate) struct MergeState {
+    /// The proposed range.
+    pub start: VirtAddr,
+    pub end: VirtAddr,
+    /// Its file page offset.
+    pub pgoff: PgOff,
+    /// Its flags (for a modification: the new flags).
+    pub flags: VmaFlags,
+    /// Its file.
+    pub file: Option<Arc<File>>,
+    /// Its anon_vma: none for a new mapping; the middle VMA's for a modification.
+    pub anon: Option<AnonVmaRef>,
+    /// The VMA before the range (for a modification starting inside `middle`: `middle`).
+    pub prev: Option<VirtAddr>,
+    /// The VMA being modified (none for a new range).
+    pub middle: Option<VirtAddr>,
+    /// The VMA after the range.
+    pub next: Option<VirtAddr>,
+    /// brk-style: only try to extend `prev`.
+    pub just_expand: bool,
+    /// The result.
+    pub outcome: MergeOutcome,
+}
+
+impl MergeState {
+    /// The state for a new range between `prev` and `next` (`VMG_MMAP_STATE`).
+    pub fn new_range(
+        start: VirtAddr,
+        end: VirtAddr,
+        pgoff: PgOff,
+        flags: VmaFlags,
+        file: Option<Arc<File>>,
+        prev: Option<VirtAddr>,
+        next: Option<VirtAddr>,
+    ) -> MergeState {
+        MergeState {
+            start,
+            end,
+            pgoff,
+            flags,
+            file,
+            anon: None,
+            prev,
+            middle: None,
+            next,
+            just_expand: false,
+            outcome: MergeOutcome::Start,
+        }
+    }
+
+    fn pglen(&self) -> u64 {
+        self.end.pages_from(self.start)
+    }
+}
+
+/// Do the attributes of neighbour `v` match the proposal (`is_mergeable_vma`)? Compared, in the
+/// kernel's order: memory policy (not modelled), flags ignoring the sticky ones, the file (same
+/// open file object), userfaultfd context and anon name (not modelled).
+fn attrs_compatible(v: &Vma, vmg: &MergeState, sticky: VmaFlags) -> bool {
+    v.flags.diff(vmg.flags).without(sticky).is_empty() && same_file(v.file.as_ref(), vmg.file.as_ref())
+}
+
+/// `is_mergeable_anon_vma` (6.17+): may the proposal's anon_vma and neighbour `tgt`'s live in one
+/// VMA? The proposal's anon_vma comes from the VMA being modified, so a forked source is
+/// recognised by its chain.
+///
+/// | proposal | neighbour | mergeable |
+/// | --- | --- | --- |
+/// | none | none | yes |
+/// | `a` | none | unless the source VMA is a fork child (the neighbour would adopt `a`) |
+/// | none | `b` | unless the neighbour is a fork child |
+/// | `a` | `b` | only if `a == b` |
+fn anon_compatible(src: Option<AnonVmaRef>, tgt: Option<AnonVmaRef>) -> bool {
+    match (src, tgt) {
+        (None, None) => true,
+        (Some(a), None) => !a.is_fork_child(),
+        (None, Some(b)) => !b.is_fork_child(),
+        (Some(a), Some(b)) => a.id == b.id,
+    }
+}
+
+/// `are_anon_vmas_compatible(prev, next)`: when both sides merge, prev's and next's anon_vmas
+/// must agree with each other too.
+fn anon_pair_compatible(a: Option<AnonVmaRef>, b: Option<AnonVmaRef>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.id == b.id,
+        _ => true,
+    }
+}
+
+/// `can_merge_remove_vma`: a VMA whose driver has `close` may not be deleted by a merge.
+fn can_remove(v: &Vma) -> bool {
+    !v.ops.has_close()
+}
+
+impl Mm {
+    fn sticky(&self) -> VmaFlags {
+        flags::sticky_flags(self.profile.soft_dirty)
+    }
+
+    /// `can_vma_merge_after` + `can_vma_merge_left`: may the proposal join `prev` on its left?
+    fn can_merge_left(&self, vmg: &MergeState) -> bool {
+        let Some(prev) = vmg.prev.and_then(|k| self.tree.get(k)) else { return false };
+        prev.end == vmg.start
+            && attrs_compatible(prev, vmg, self.sticky())
+            && anon_compatible(vmg.anon, prev.anon)
+            && prev.pgoff.add(prev.pages()) == vmg.pgoff
+    }
+
+    /// `can_vma_merge_before` + `can_vma_merge_right`: may the proposal join `next` on its
+    /// right? When it also joins `prev`, prev and next must be anon-compatible with each other.
+    fn can_merge_right(&self, vmg: &MergeState, merge_left: bool) -> bool {
+        let Some(next) = vmg.next.and_then(|k| self.tree.get(k)) else { return false };
+        if next.start != vmg.end
+            || !attrs_compatible(next, vmg, self.sticky())
+            || !anon_compatible(vmg.anon, next.anon)
+            || next.pgoff != vmg.pgoff.add(vmg.pglen())
+        {
+            return false;
+        }
+        if !merge_left {
+            return true;
+        }
+        let prev = vmg.prev.and_then(|k| self.tree.get(k)).map(|p| p.anon);
+        anon_pair_compatible(prev.flatten(), next.anon)
+    }
+
+    /// Moves the VMA at `key` to `[start, end)` with `pgoff` (re-keying the tree).
+    fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> VirtAddr {
+        let mut v = self.tree.remove(key).expect("set_range of a VMA that is not in the tree");
+        v.start = start;
+        v.end = end;
+        v.pgoff = pgoff;
+        self.tree.insert(v);
+        start
+    }
+
+    /// `dup_anon_vma(dst, src)`: a survivor without an anon_vma adopts the one of the VMA whose
+    /// pages it takes over.
+    fn dup_anon_vma(&mut self, dst: VirtAddr, src: Option<AnonVmaRef>) {
+        if let (Some(src), Some(d)) = (src, self.tree.get_mut(dst))
+            && d.anon.is_none()
+        {
+            d.anon = Some(src);
+        }
+    }
+
+    /// Removes a VMA that a merge swallowed (`vma_complete` with `remove`): it is gone without
+    /// `close` (a merge never deletes a VMA that has one).
+    fn remove_merged(&mut self, key: VirtAddr) -> Vma {
+        let v = self.tree.remove(key).expect("merge removes a VMA that is not in the tree");
+        debug_assert!(can_remove(&v), "a merge deleted {v:?}, which has close()");
+        v
+    }
+
+    /// `mm/vma.c:vma_merge_new_range`: try to place the new range `[start, end)` into `prev`
+    /// and/or `next` instead of a VMA of its own.
+    ///
+    /// ```text
+    ///  (a) left only      PPPP|rrrr|          -> PPPPPPPPP         prev grows
+    ///  (b) right only         |rrrr|NNNN      -> NNNNNNNNN         next grows down
+    ///  (c) both           PPPP|rrrr|NNNN      -> PPPPPPPPPPPPPP    prev grows over r and N
+    ///  (d) both, but N has close() -> (a)
+    /// ```
+    ///
+    /// Returns the surviving VMA's start, or `None` (then `vmg.outcome` says why).
+    ///
+    /// # Preconditions
+    /// No VMA overlaps `[start, end)`; `prev`/`next` are the VMAs around that gap.
+    pub(crate) fn merge_new_range(&mut self, vmg: &mut MergeState) -> Option<VirtAddr> {
+        debug_assert!(vmg.middle.is_none() && vmg.start < vmg.end);
+        debug_assert!(self.tree.find_intersection(vmg.start, vmg.end).is_none());
+        vmg.outcome = MergeOutcome::NoMerge;
+        if vmg.flags.test_any(flags::SPECIAL) || (vmg.prev.is_none() && vmg.next.is_none()) {
+            return None;
+        }
+        let merge_left = self.can_merge_left(vmg);
+        let mut merge_right = !vmg.just_expand && self.can_merge_right(vmg, merge_left);
+        if merge_left
+            && merge_right
+            && !vmg.next.and_then(|k| self.tree.get(k)).is_some_and(can_remove)
+        {
+            merge_right = false;
+        }
+        if !merge_left && !merge_right {
+            return None;
+        }
+        // vma_expand may need a tree node.
+        if self.alloc().is_err() {
+            vmg.outcome = MergeOutcome::NoMerge;
+            return None;
+        }
+        let sticky = self.sticky();
+        let survivor = if merge_left {
+            let prev = vmg.prev.expect("left merge has a prev");
+            let (p_start, p_pgoff) = {
+                let p = self.tree.get(prev).expect("prev in tree");
+                (p.start, p.pgoff)
+            };
+            let mut end = vmg.end;
+            let mut extra_sticky = vmg.flags.and(sticky);
+            if merge_right {
+                // (c): prev absorbs the range and next; next's anon_vma and sticky bits move over.
+                let next = self.remove_merged(vmg.next.expect("right merge has a next"));
+                end = next.end;
+                extra_sticky = extra_sticky.with(next.flags.and(sticky));
+                self.dup_anon_vma(prev, next.anon);
+            }
+            self.set_range(prev, p_start, end, p_pgoff);
+            let p = self.tree.get_mut(prev).expect("prev in tree");
+            p.flags.set_mask(extra_sticky);
+            prev
+        } else {
+            // (b): next grows down over the range and takes its pgoff.
+            let next = vmg.next.expect("right merge has a next");
+            let n_end = self.tree.get(next).expect("next in tree").end;
+            let key = self.set_range(next, vmg.start, n_end, vmg.pgoff);
+            let n = self.tree.get_mut(key).expect("next in tree");
+            n.flags.set_mask(vmg.flags.and(sticky));
+            key
+        };
+        vmg.outcome = MergeOutcome::Success(survivor);
+        Some(survivor)
+    }
+
+    /// `mm/vma.c:vma_merge_existing_range`: `[start, end)` of the VMA `middle` is getting
+    /// `vmg.flags`; fold it into `prev` and/or `next` if they now match.
+    ///
+    /// ```text
+    ///  whole M, both      PPPP|****|NNNN   -> PPPPPPPPPPPP        P extends to N.end; M, N deleted
+    ///  whole M, left      PPPP|****|xxxx   -> PPPPPPPP|xxxx       P extends to M.end; M deleted
+    ///  whole M, right     xxxx|****|NNNN   -> xxxx|NNNNNNNN       N extends down; M deleted
+    ///  left part, left    PPPP|**MM|xxxx   -> PPPPPP|MM|xxxx      P grows to e; M starts at e
+    ///  right part, right      |MM**|NNNN   ->     |MM|NNNNNN      N starts at s; M ends at s
+    ///  inner part             |M**M|       ->     never merges
+    /// ```
+    ///
+    /// Returns the VMA now covering `[start, end)` (with its flags *not yet* rewritten: the
+    /// caller does that), or `None`.
+    fn merge_existing_range(&mut self, vmg: &mut MergeState) -> Option<VirtAddr> {
+        let middle_key = vmg.middle.expect("a modification has a middle VMA");
+        let (m_start, m_end, m_pgoff, m_anon, m_close) = {
+            let m = self.tree.get(middle_key).expect("middle in tree");
+            (m.start, m.end, m.pgoff, m.anon, m.ops.has_close())
+        };
+        debug_assert!(m_start <= vmg.start && vmg.end <= m_end && vmg.start < vmg.end);
+        let left_side = vmg.start == m_start;
+        let right_side = vmg.end == m_end;
+        vmg.outcome = MergeOutcome::NoMerge;
+        if vmg.flags.test_any(flags::SPECIAL) || (!left_side && !right_side) {
+            return None;
+        }
+        let merge_left = left_side && self.can_merge_left(vmg);
+        let mut merge_right = false;
+        if right_side {
+            vmg.next = self.tree.next_from(m_end).map(|v| v.start);
+            merge_right = self.can_merge_right(vmg, merge_left);
+        }
+        if !merge_left && !merge_right {
+            return None;
+        }
+        let remove_middle = left_side && right_side;
+        if remove_middle && m_close {
+            return None;
+        }
+        let mut merge_both = merge_left && merge_right;
+        if merge_both && !vmg.next.and_then(|k| self.tree.get(k)).is_some_and(can_remove) {
+            merge_both = false;
+            merge_right = false;
+        }
+        if self.alloc().is_err() {
+            vmg.outcome = MergeOutcome::ErrorNoMem;
+            return None;
+        }
+        let sticky = self.sticky();
+        let mut sticky_bits = vmg.flags.and(sticky);
+        let target = if merge_both {
+            //  |<------------------>|
+            //  | prev | middle | next |   prev extends; middle and next are deleted
+            let prev = vmg.prev.expect("prev");
+            let next = self.remove_merged(vmg.next.expect("next"));
+            self.remove_merged(middle_key);
+            let p = self.tree.get(prev).expect("prev in tree");
+            let (p_start, p_pgoff) = (p.start, p.pgoff);
+            sticky_bits = sticky_bits.with(p.flags.and(sticky)).with(next.flags.and(sticky));
+            self.set_range(prev, p_start, next.end, p_pgoff);
+            self.dup_anon_vma(prev, if next.anon.is_some() { next.anon } else { m_anon });
+            prev
+        } else if merge_left {
+            //  |<--------->|           or  |<------------->|
+            //  | prev |****MM|             | prev |********|
+            //   extend shrink               extend  delete
+            let prev = vmg.prev.expect("prev");
+            let p = self.tree.get(prev).expect("prev in tree");
+            let (p_start, p_pgoff) = (p.start, p.pgoff);
+            sticky_bits = sticky_bits.with(p.flags.and(sticky));
+            if remove_middle {
+                self.remove_merged(middle_key);
+            } else {
+                self.set_range(middle_key, vmg.end, m_end, m_pgoff.add(vmg.end.pages_from(m_start)));
+            }
+            self.set_range(prev, p_start, vmg.end, p_pgoff);
+            self.dup_anon_vma(prev, m_anon);
+            prev
+        } else {
+            debug_assert!(merge_right);
+            //      |<--------->|       or  |<------------->|
+            //  |MM****| next |             |********| next |
+            //   shrink extend                delete   extend
+            let next = vmg.next.expect("next");
+            let n = self.tree.get(next).expect("next in tree");
+            let (n_end, n_pgoff) = (n.end, n.pgoff);
+            sticky_bits = sticky_bits.with(n.flags.and(sticky));
+            let pglen = vmg.pglen();
+            if remove_middle {
+                self.remove_merged(middle_key);
+            } else {
+                self.set_range(middle_key, m_start, vmg.start, m_pgoff);
+            }
+            let key = self.set_range(next, vmg.start, n_end, n_pgoff.sub(pglen));
+            self.dup_anon_vma(key, m_anon);
+            key
+        };
+        self.tree.get_mut(target).expect("target in tree").flags.set_mask(sticky_bits);
+        vmg.outcome = MergeOutcome::Success(target);
+        Some(target)
+    }
+
+    /// `mm/vma.c:vma_modify`: make `[start, end)` of VMA `middle` ready to take new flags: merge
+    /// it into a neighbour if they will match, otherwise split it off (first at `start`, then at
+    /// `end`). Returns the start of the VMA covering exactly the range (merged: possibly more).
+    ///
+    /// `prev` is the VMA before `middle`, or `middle` itself when `start` lies inside it.
+    ///
+    /// # On failure
+    /// A split at `start` that succeeded stays when the split at `end` fails, as in the kernel.
+    pub(crate) fn vma_modify(
+        &mut self,
+        prev: Option<VirtAddr>,
+        middle: VirtAddr,
+        start: VirtAddr,
+        end: VirtAddr,
+        new_flags: VmaFlags,
+    ) -> Result<VirtAddr> {
+        let (m_start, m_end, m_pgoff, m_file, m_anon) = {
+            let m = self.tree.get(middle).expect("vma_modify of a VMA that is not in the tree");
+            (m.start, m.end, m.pgoff, m.file.clone(), m.anon)
+        };
+        let mut vmg = MergeState {
+            start,
+            end,
+            pgoff: m_pgoff.add(start.pages_from(m_start)),
+            flags: new_flags,
+            file: m_file,
+            anon: m_anon,
+            prev,
+            middle: Some(middle),
+            next: None,
+            just_expand: false,
+            outcome: MergeOutcome::Start,
+        };
+        if let Some(target) = self.merge_existing_range(&mut vmg) {
+            return Ok(target);
+        }
+        if vmg.outcome == MergeOutcome::ErrorNoMem {
+            return Err(crate::errno::err(crate::Errno::ENOMEM, "merge ran out of memory"));
+        }
+        let mut key = middle;
+        if m_start < start {
+            self.split_vma(key, start, true)?;
+            key = start;
+        }
+        if m_end > end {
+            self.split_vma(key, end, false)?;
+        }
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vma::AnonVmaId;
+
+    fn a(id: u64, chain: u32) -> Option<AnonVmaRef> {
+        Some(AnonVmaRef { id: AnonVmaId(id), chain })
+    }
+
+    #[test]
+    fn anon_vma_table() {
+        // vma-rules.md 2.2
+        assert!(anon_compatible(None, None));
+        assert!(anon_compatible(a(1, 1), None));
+        assert!(!anon_compatible(a(1, 2), None), "forked source");
+        assert!(anon_compatible(None, a(1, 1)));
+        assert!(!anon_compatible(None, a(1, 2)), "forked neighbour");
+        assert!(anon_compatible(a(1, 1), a(1, 1)));
+        assert!(!anon_compatible(a(1, 1), a(2, 1)));
+        assert!(anon_pair_compatible(None, a(2, 2)));
+        assert!(!anon_pair_compatible(a(1, 1), a(2, 1)));
+    }
+}

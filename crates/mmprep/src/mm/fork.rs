@@ -1,0 +1,55 @@
+//! `fork(2)`: the child's copy of the address space.
+//!
+//! Mirrors `kernel/fork.c:dup_mm` → `mm/mmap.c:dup_mmap` and `mm/rmap.c:anon_vma_fork`
+//! ([H] 6.18; `shared/reference/vma-rules.md` section 7). VMAs are copied one for one, never
+//! re-merged, except:
+//!
+//! - `VM_DONTCOPY` VMAs (`MADV_DONTFORK`) are left out;
+//! - `VM_LOCKED` and `VM_LOCKONFAULT` are cleared (locks are not inherited);
+//! - a `VM_WIPEONFORK` VMA starts without an anon_vma (its pages are not copied);
+//! - every other VMA with an anon_vma gets a new one of its own, chained to the parent's: the
+//!   child's VMA is a *fork child*, which refuses several merges (`merge.rs`).
+//!
+//! Each child VMA's driver sees `open`. A `VM_ACCOUNT` VMA is charged again for the child.
+
+use crate::errno::Result;
+use crate::flags::{self, VmaBit};
+use crate::mm::Mm;
+use crate::vma::AnonVmaRef;
+
+impl Mm {
+    /// `fork()`: the child's address space. The parent is unchanged.
+    ///
+    /// # On failure
+    /// `ENOMEM` if a commit charge for the child is refused; the parent is unchanged.
+    pub fn fork(&self) -> Result<Mm> {
+        let mut child = Mm::new(self.profile.clone());
+        child.shmem = self.shmem.clone();
+        child.next_anon_vma = self.next_anon_vma;
+        // mm_init: only VM_NOHUGEPAGE of def_flags is inherited (VM_INIT_DEF_MASK).
+        child.def_flags = self.def_flags.and(crate::vma_flags![NoHugePage]);
+        for v in self.tree.iter() {
+            if v.test(VmaBit::DontCopy) {
+                continue;
+            }
+            if v.test(VmaBit::Account) {
+                child.charge(v.pages())?;
+            }
+            let mut c = v.clone();
+            c.flags.clear_mask(flags::LOCKED_MASK);
+            c.anon = if v.test(VmaBit::WipeOnFork) {
+                None
+            } else {
+                v.anon.map(|parent| {
+                    let own = child.new_anon_vma();
+                    AnonVmaRef { id: own.id, chain: parent.chain + 1 }
+                })
+            };
+            let (key, flags, pages) = (c.start, c.flags, c.pages());
+            child.tree.insert(c);
+            child.vm_stat_account(flags, pages as i64);
+            child.hook_open(key);
+        }
+        Ok(child)
+    }
+}

@@ -1,0 +1,475 @@
+//! `mmap(2)`: map a file or anonymous memory, the mmap_prepare way.
+//!
+//! Mirrors, [H] 6.18 for everything a scenario observes and [N] for the mmap_prepare pipeline
+//! (`shared/reference/mmap-prepare-pipeline.md`):
+//! `arch/x86/kernel/sys_x86_64.c` (offset check) → `mm/mmap.c:ksys_mmap_pgoff` (descriptor) →
+//! `mm/util.c:vm_mmap_pgoff` (populate) → `mm/mmap.c:do_mmap` (checks, flags, address) →
+//! `mm/vma.c:mmap_region` → `__mmap_region`:
+//!
+//! ```text
+//!  __mmap_setup       unmap what MAP_FIXED replaces (gather), limits, commit charge, close()
+//!  call_mmap_prepare  the driver sees a VmAreaDesc; permitted fields are copied back
+//!  merge_new_range    only if a neighbour exists
+//!  mmap_new_vma       only if nothing merged
+//!  user fields        vm_ops (if set) and private_data (always), merged or not
+//!  mmap_complete      free the replaced VMAs, statistics, VM_LOCKED, page protection
+//!  action_complete    new VMA of an mmap_prepare file only: mapped(), success hook;
+//!                     a failure unmaps the new VMA and goes through the error hook
+//! ```
+//!
+//! # On failure (what the caller sees)
+//! - any argument check: nothing changed;
+//! - the gather (seal, `map_count`, `may_split`): the replaced VMAs stay, a split at the start of
+//!   the range stays;
+//! - `RLIMIT_AS`/`RLIMIT_DATA`, commit charge: the replaced VMAs stay, splits stay;
+//! - `mmap_prepare`, VMA allocation: the replaced VMAs are gone (their `close` ran): a hole;
+//! - completion (`mapped`, success hook): the new VMA is unmapped again: a hole.
+//!
+//! Departure: when a `MAP_FIXED` replacement fails after its commit charge, the kernel never
+//! releases that charge (nor the replaced VMAs' charge it took over); the engine releases both,
+//! so its `committed` counter always equals the `VM_ACCOUNT` pages.
+
+use alloc::sync::Arc;
+
+use crate::action::{MmapAction, NewVma};
+use crate::addr::{PAGE_MASK, PAGE_SHIFT, PageRange, PgOff, VirtAddr, page_align};
+use crate::desc::VmAreaDesc;
+use crate::errno::{Errno, Result, err};
+use crate::file::{File, MmapHook};
+use crate::flags::{self, VmaBit, VmaFlags, calc_vm_flag_bits, calc_vm_prot_bits};
+use crate::merge::MergeState;
+use crate::mm::Mm;
+use crate::mm::munmap::MunmapGather;
+use crate::profile::Overcommit;
+use crate::uapi::{MapFlags, Prot};
+use crate::vma::{PageProt, PrivateData, VmHooks, VmOperations, VmOps, Vma};
+use crate::vma_flags;
+
+/// Everything `__mmap_region` carries from step to step (`struct mmap_state`).
+struct MmapState {
+    addr: VirtAddr,
+    end: VirtAddr,
+    pgoff: PgOff,
+    pglen: u64,
+    flags: VmaFlags,
+    /// The file the VMA points at (the hook may swap it).
+    vm_file: Option<Arc<File>>,
+    page_prot: PageProt,
+    /// Pages newly charged to the commit limit.
+    charged: u64,
+    /// Charged pages taken over from replaced VMAs.
+    transferred: u64,
+    /// What `MAP_FIXED` replaces.
+    gather: MunmapGather,
+    prev: Option<VirtAddr>,
+    next: Option<VirtAddr>,
+    // From mmap_prepare.
+    vm_ops: Option<Arc<dyn VmOperations>>,
+    private_data: Option<PrivateData>,
+    action: MmapAction,
+}
+
+impl Mm {
+    /// `mmap(addr, len, prot, flags, fd, offset)` on x86_64. `file` is the open file behind `fd`,
+    /// or `None` for an invalid descriptor (ignored with `MAP_ANONYMOUS`). `offset` is in bytes.
+    pub fn mmap(
+        &mut self,
+        addr: VirtAddr,
+        len: u64,
+        prot: Prot,
+        flags: MapFlags,
+        file: Option<&Arc<File>>,
+        offset: u64,
+    ) -> Result<VirtAddr> {
+        if offset & !PAGE_MASK != 0 {
+            return Err(err(Errno::EINVAL, "offset is not page aligned"));
+        }
+        self.mmap_pgoff(addr, len, prot, flags, file, offset >> PAGE_SHIFT)
+    }
+
+    /// `mmap_pgoff`: like [`Mm::mmap`] with the offset in pages (`ksys_mmap_pgoff`).
+    pub fn mmap_pgoff(
+        &mut self,
+        addr: VirtAddr,
+        len: u64,
+        prot: Prot,
+        flags: MapFlags,
+        file: Option<&Arc<File>>,
+        pgoff: u64,
+    ) -> Result<VirtAddr> {
+        let file = if !flags.contains(MapFlags::ANONYMOUS) {
+            let Some(f) = file else {
+                return Err(err(Errno::EBADF, "the descriptor is not open"));
+            };
+            if flags.contains(MapFlags::HUGETLB) {
+                return Err(err(Errno::EINVAL, "MAP_HUGETLB on a file that is not on hugetlbfs"));
+            }
+            Some(f.clone())
+        } else {
+            if flags.contains(MapFlags::HUGETLB) {
+                let size_log = (flags.bits() >> 26) & 0x3f;
+                if !matches!(size_log, 0 | 21 | 30) {
+                    return Err(err(Errno::EINVAL, "unsupported huge page size"));
+                }
+                return Err(err(Errno::ENOMEM, "no huge pages are reserved (hugetlb is not modelled)"));
+            }
+            None
+        };
+        let (addr, populate) = self.do_mmap(file, addr, len, prot, flags, pgoff)?;
+        if populate != 0 {
+            self.mm_populate(addr, VirtAddr(addr.0 + populate));
+        }
+        Ok(addr)
+    }
+
+    /// `can_do_mlock`.
+    pub(crate) fn can_do_mlock(&self) -> bool {
+        self.profile.rlimit_memlock != 0 || self.profile.cap_ipc_lock
+    }
+
+    /// `mlock_future_ok`: may `bytes` more be locked?
+    pub(crate) fn mlock_future_ok(&self, flags: VmaFlags, bytes: u64) -> bool {
+        if !flags.test(VmaBit::Locked) || self.profile.cap_ipc_lock {
+            return true;
+        }
+        let locked = (bytes >> PAGE_SHIFT) + self.locked_vm;
+        locked <= self.profile.rlimit_memlock >> PAGE_SHIFT
+    }
+
+    /// `mm/mmap.c:do_mmap`. Returns the address and how many bytes to populate.
+    fn do_mmap(
+        &mut self,
+        file: Option<Arc<File>>,
+        addr: VirtAddr,
+        len: u64,
+        prot: Prot,
+        mut flags: MapFlags,
+        mut pgoff: u64,
+    ) -> Result<(VirtAddr, u64)> {
+        if len == 0 {
+            return Err(err(Errno::EINVAL, "length is zero"));
+        }
+        if flags.contains(MapFlags::FIXED_NOREPLACE) {
+            flags = flags | MapFlags::FIXED;
+        }
+        let mut addr = addr;
+        if !flags.contains(MapFlags::FIXED) {
+            addr = self.round_hint_to_min(addr);
+        }
+        let Some(len) = page_align(len).filter(|l| *l != 0) else {
+            return Err(err(Errno::ENOMEM, "length rounds up past the end of the address space"));
+        };
+        if pgoff.checked_add(len >> PAGE_SHIFT).is_none() {
+            return Err(err(Errno::EOVERFLOW, "offset plus length wraps"));
+        }
+        if self.map_count() > self.profile.max_map_count {
+            return Err(err(Errno::ENOMEM, "too many mappings (vm.max_map_count)"));
+        }
+        let mut vm_flags = calc_vm_prot_bits(prot)
+            .with(calc_vm_flag_bits(flags))
+            .with(self.def_flags)
+            .with(vma_flags![MayRead, MayWrite, MayExec]);
+        let addr = self.get_unmapped_area(file.as_ref(), addr, len, pgoff, flags, vm_flags)?;
+        let end = VirtAddr(addr.0 + len);
+        if flags.contains(MapFlags::FIXED_NOREPLACE) && self.tree.find_intersection(addr, end).is_some() {
+            return Err(err(Errno::EEXIST, "MAP_FIXED_NOREPLACE and the range is mapped"));
+        }
+        if flags.contains(MapFlags::LOCKED) && !self.can_do_mlock() {
+            return Err(err(Errno::EPERM, "MAP_LOCKED without RLIMIT_MEMLOCK or CAP_IPC_LOCK"));
+        }
+        if !self.mlock_future_ok(vm_flags, len) {
+            return Err(err(Errno::EAGAIN, "locking it would exceed RLIMIT_MEMLOCK"));
+        }
+        if let Some(f) = &file {
+            if !f.mmap_ok(pgoff, len) {
+                return Err(err(Errno::EOVERFLOW, "offset plus length is beyond what the file can map"));
+            }
+            let mut mask = MapFlags::LEGACY_MASK;
+            if f.ops().fop_flags().contains(crate::file::FopFlags::MMAP_SYNC) {
+                mask = mask | MapFlags::SYNC;
+            }
+            let ty = flags.map_type();
+            if ty == MapFlags::SHARED || ty == MapFlags::SHARED_VALIDATE {
+                if ty == MapFlags::SHARED {
+                    // Plain MAP_SHARED silently drops what MAP_SHARED_VALIDATE would refuse.
+                    flags = flags.intersection(MapFlags::LEGACY_MASK);
+                }
+                if flags.without(mask).bits() != 0 {
+                    return Err(err(Errno::EOPNOTSUPP, "MAP_SHARED_VALIDATE with a flag this file does not support"));
+                }
+                if prot.contains(Prot::WRITE) && !f.mode().write {
+                    return Err(err(Errno::EACCES, "shared writable mapping of a file not open for writing"));
+                }
+                if f.inode().is_append_only() && f.mode().write {
+                    return Err(err(Errno::EACCES, "shared mapping of an append-only file open for writing"));
+                }
+                vm_flags.set_mask(vma_flags![Shared, MayShare]);
+                if !f.mode().write {
+                    vm_flags.clear_mask(vma_flags![MayWrite, Shared]);
+                }
+            } else if ty != MapFlags::PRIVATE {
+                return Err(err(Errno::EINVAL, "mapping type is neither shared nor private"));
+            }
+            if !f.mode().read {
+                return Err(err(Errno::EACCES, "file is not open for reading"));
+            }
+            if f.is_noexec() {
+                if vm_flags.test(VmaBit::Exec) {
+                    return Err(err(Errno::EPERM, "PROT_EXEC on a noexec mount"));
+                }
+                vm_flags.clear(VmaBit::MayExec);
+            }
+            if !matches!(f.ops().mmap_hook(), MmapHook::Prepare | MmapHook::Legacy) {
+                return Err(err(Errno::ENODEV, "the file cannot be mapped"));
+            }
+            if vm_flags.test(VmaBit::GrowsDown) {
+                return Err(err(Errno::EINVAL, "MAP_GROWSDOWN on a file mapping"));
+            }
+        } else {
+            let ty = flags.map_type();
+            if ty == MapFlags::SHARED {
+                if vm_flags.test(VmaBit::GrowsDown) {
+                    return Err(err(Errno::EINVAL, "MAP_GROWSDOWN on a shared anonymous mapping"));
+                }
+                pgoff = 0;
+                vm_flags.set_mask(vma_flags![Shared, MayShare]);
+            } else if ty == MapFlags::DROPPABLE || ty == MapFlags::PRIVATE {
+                if ty == MapFlags::DROPPABLE {
+                    if flags.intersects(MapFlags::LOCKED | MapFlags::HUGETLB) {
+                        return Err(err(Errno::EINVAL, "MAP_DROPPABLE cannot be locked or hugetlb"));
+                    }
+                    if vm_flags.test(VmaBit::GrowsDown) {
+                        return Err(err(Errno::EINVAL, "MAP_DROPPABLE cannot grow down"));
+                    }
+                    vm_flags.set_mask(vma_flags![Droppable, NoReserve, WipeOnFork, DontDump]);
+                }
+                // The page index of the address makes adjacent anonymous mappings contiguous.
+                pgoff = addr.page_index();
+            } else {
+                return Err(err(Errno::EINVAL, "anonymous mapping type is neither shared nor private"));
+            }
+        }
+        if flags.contains(MapFlags::NORESERVE) && self.profile.overcommit != Overcommit::Never {
+            vm_flags.set(VmaBit::NoReserve);
+        }
+        let addr = self.mmap_region(file, addr, len, vm_flags, pgoff)?;
+        let populate = vm_flags.test(VmaBit::Locked)
+            || flags.intersection(MapFlags::POPULATE | MapFlags::NONBLOCK) == MapFlags::POPULATE;
+        Ok((addr, if populate { len } else { 0 }))
+    }
+
+    /// `mm/vma.c:mmap_region` → `__mmap_region`.
+    fn mmap_region(
+        &mut self,
+        file: Option<Arc<File>>,
+        addr: VirtAddr,
+        len: u64,
+        flags: VmaFlags,
+        pgoff: u64,
+    ) -> Result<VirtAddr> {
+        // Memory-deny-write-execute (prctl) and memfd seals are not modelled: nothing sets them.
+        let hook = file.as_ref().map(|f| f.ops().mmap_hook());
+        if hook == Some(MmapHook::Legacy) {
+            return Err(err(Errno::EOPNOTSUPP, "the engine does not run legacy ->mmap hooks yet"));
+        }
+        let have_prepare = hook == Some(MmapHook::Prepare);
+        let end = VirtAddr(addr.0 + len);
+        let mut map = MmapState {
+            addr,
+            end,
+            pgoff: PgOff(pgoff),
+            pglen: len >> PAGE_SHIFT,
+            flags,
+            vm_file: file.clone(),
+            page_prot: PageProt::from_flags(flags),
+            charged: 0,
+            transferred: 0,
+            gather: MunmapGather::default(),
+            prev: None,
+            next: None,
+            vm_ops: None,
+            private_data: None,
+            action: MmapAction::default(),
+        };
+        self.mmap_setup(&mut map)?;
+        if have_prepare
+            && let Err(e) = self.call_mmap_prepare(&mut map, file.as_ref().expect("prepare has a file"))
+        {
+            self.abort_mmap(map);
+            return Err(e);
+        }
+        let mut merged = None;
+        if map.prev.is_some() || map.next.is_some() {
+            let mut vmg = MergeState::new_range(
+                map.addr,
+                map.end,
+                map.pgoff,
+                map.flags,
+                map.vm_file.clone(),
+                map.prev,
+                map.next,
+            );
+            merged = self.merge_new_range(&mut vmg);
+        }
+        let (key, is_new) = match merged {
+            Some(k) => (k, false),
+            None => match self.mmap_new_vma(&map) {
+                Ok(k) => (k, true),
+                Err(e) => {
+                    self.abort_mmap(map);
+                    return Err(e);
+                }
+            },
+        };
+        if have_prepare {
+            // set_vma_user_defined_fields: ops only if set; private data always.
+            let v = self.tree.get_mut(key).expect("mapped VMA in tree");
+            if let Some(ops) = map.vm_ops.take() {
+                v.ops = VmOps::Driver(ops);
+            }
+            v.private_data = map.private_data.take();
+        }
+        let action = core::mem::take(&mut map.action);
+        self.mmap_complete(map, key);
+        if have_prepare && is_new {
+            self.mmap_action_complete(addr, end, action)?;
+        }
+        Ok(addr)
+    }
+
+    /// `__mmap_setup` ([H] `__mmap_prepare`): gather what `MAP_FIXED` replaces, check limits,
+    /// charge, and call `close` on the replaced VMAs.
+    fn mmap_setup(&mut self, map: &mut MmapState) -> Result<()> {
+        if self.tree.find_intersection(map.addr, map.end).is_some() {
+            map.gather = self.gather_munmap_vmas(map.addr, map.end)?;
+            map.prev = map.gather.prev;
+            map.next = map.gather.next;
+        } else {
+            map.prev = self.tree.prev_before(map.addr).map(|v| v.start);
+            map.next = self.tree.next_from(map.end).map(|v| v.start);
+        }
+        if !self.may_expand_vm(map.flags, map.pglen - map.gather.nr_pages) {
+            let g = core::mem::take(&mut map.gather);
+            self.reattach(g);
+            return Err(err(Errno::ENOMEM, "the mapping would exceed RLIMIT_AS or RLIMIT_DATA"));
+        }
+        // accountable_mapping: private writable, not NORESERVE (hugetlb is not modelled).
+        if map.flags.test(VmaBit::Write) && !map.flags.test_any(vma_flags![NoReserve, Shared]) {
+            let charged = map.pglen - map.gather.nr_accounted;
+            if charged != 0
+                && let Err(e) = self.charge(charged)
+            {
+                let g = core::mem::take(&mut map.gather);
+                self.reattach(g);
+                return Err(e);
+            }
+            map.charged = charged;
+            map.transferred = map.gather.nr_accounted;
+            map.gather.nr_accounted = 0;
+            map.flags.set(VmaBit::Account);
+        }
+        self.clean_up_area(&mut map.gather);
+        Ok(())
+    }
+
+    /// `vms_abort_munmap_vmas` after `close` ran: the replaced VMAs cannot come back, so the range
+    /// is left empty. The commit charge is released (see the module doc).
+    fn abort_mmap(&mut self, mut map: MmapState) {
+        let g = core::mem::take(&mut map.gather);
+        self.complete_munmap_vmas(g);
+        self.uncharge(map.charged + map.transferred);
+    }
+
+    /// `call_mmap_prepare`: run the driver's hook on a descriptor, then copy back the fields it
+    /// may change (`pgoff`, `vm_file`, flags, page protection, `vm_ops`, private data, action).
+    fn call_mmap_prepare(&mut self, map: &mut MmapState, file: &Arc<File>) -> Result<()> {
+        let shmem = self.shmem.clone();
+        let mut desc = VmAreaDesc::new(file.clone(), map.addr, map.end, map.pgoff, map.flags, &shmem);
+        file.ops().mmap_prepare(&mut desc)?;
+        let parts = desc.into_parts();
+        map.pgoff = parts.pgoff;
+        map.vm_file = Some(parts.vm_file);
+        map.flags = parts.flags;
+        map.page_prot = parts.page_prot;
+        map.vm_ops = parts.vm_ops;
+        map.private_data = parts.private_data;
+        map.action = parts.action;
+        Ok(())
+    }
+
+    /// `__mmap_new_vma`: a VMA of its own for the range.
+    fn mmap_new_vma(&mut self, map: &MmapState) -> Result<VirtAddr> {
+        self.alloc()?; // vm_area_alloc
+        self.alloc()?; // vma_iter_prealloc
+        let range = PageRange::new(map.addr, map.end).expect("mmap range is aligned and non-empty");
+        let mut vma = Vma::new(range, map.pgoff, map.flags);
+        vma.page_prot = map.page_prot;
+        if let Some(f) = &map.vm_file {
+            vma.file = Some(f.clone());
+            vma.ops = VmOps::Dummy;
+        } else if map.flags.test(VmaBit::Shared) {
+            // shmem_zero_setup: shared anonymous memory is a new shmem object.
+            let (file, ops) = self.shmem.zero_setup(map.end.bytes_from(map.addr))?;
+            vma.file = Some(file);
+            vma.ops = VmOps::Driver(ops);
+        }
+        self.tree.insert(vma);
+        Ok(map.addr)
+    }
+
+    /// `__mmap_complete`: free what was replaced, account the new pages, settle `VM_LOCKED`.
+    fn mmap_complete(&mut self, mut map: MmapState, key: VirtAddr) {
+        let g = core::mem::take(&mut map.gather);
+        self.complete_munmap_vmas(g);
+        let soft_dirty = self.profile.soft_dirty;
+        let v = self.tree.get_mut(key).expect("mapped VMA in tree");
+        let vflags = v.flags;
+        let mut lock = false;
+        if vflags.test(VmaBit::Locked) {
+            if vflags.test_any(flags::SPECIAL) || vflags.test(VmaBit::HugeTlb) {
+                v.flags.clear_mask(flags::LOCKED_MASK);
+            } else {
+                lock = true;
+            }
+        }
+        if soft_dirty {
+            v.flags.set(VmaBit::SoftDirty);
+        }
+        v.page_prot = v.page_prot.recompute(v.flags);
+        self.vm_stat_account(vflags, map.pglen as i64);
+        if lock {
+            self.locked_vm += map.pglen;
+        }
+    }
+
+    /// `mmap_action_complete` + `mmap_action_finish` ([N]): for a new VMA of an mmap_prepare
+    /// file, call `vm_ops->mapped`, then the success hook. A failure unmaps the VMA (its `close`
+    /// runs) and the error hook may change the errno.
+    fn mmap_action_complete(&mut self, start: VirtAddr, end: VirtAddr, action: MmapAction) -> Result<()> {
+        let mut result = Ok(());
+        let v = self.tree.get(start).expect("new VMA in tree");
+        if let Some(ops) = v.ops.driver().filter(|o| o.hooks().contains(VmHooks::MAPPED)).cloned() {
+            let mut private = v.private_data.clone();
+            match ops.mapped(v.start, v.end, v.pgoff, v.file.as_ref(), &mut private) {
+                Ok(()) => self.tree.get_mut(start).expect("new VMA").private_data = private,
+                Err(e) => result = Err(e),
+            }
+        }
+        if result.is_ok()
+            && let Some(hook) = &action.success_hook
+        {
+            let vma = self.tree.get_mut(start).expect("new VMA in tree");
+            result = hook(&mut NewVma { vma });
+        }
+        let Err(mut e) = result else { return Ok(()) };
+        // The kernel ignores this munmap's own result (only an injected allocation failure can
+        // make it fail here; the VMA then stays, as it would in the kernel).
+        let _ = self.do_munmap(start, end);
+        if let Some(filter) = &action.error_hook {
+            let errno = filter(e.errno);
+            // The hook may change the error but not turn it into success.
+            e.errno = errno;
+        }
+        Err(e)
+    }
+}

@@ -1,0 +1,315 @@
+//! One process's address space (`struct mm_struct`) and the system calls that change it.
+//!
+//! An [`Mm`] owns the VMAs of one address space, the counters the kernel keeps beside them
+//! (`map_count`, `total_vm`, `locked_vm`...) and the host [`Profile`] that decides limits. Each
+//! system call family lives in its own file and adds one `impl Mm` block:
+//!
+//! | file | calls | kernel |
+//! | --- | --- | --- |
+//! | `mmap.rs` | `mmap` | `mm/mmap.c:do_mmap`, `mm/vma.c:mmap_region` |
+//! | `munmap.rs` | `munmap` | `mm/vma.c:do_vmi_munmap`, `vms_gather_munmap_vmas` |
+//! | `mprotect.rs` | `mprotect` | `mm/mprotect.c:do_mprotect_pkey`, `mprotect_fixup` |
+//! | `layout.rs` | placement | `mm/mmap.c:__get_unmapped_area`, `arch/x86/kernel/sys_x86_64.c` |
+//! | `fault.rs` | memory access | `mm/memory.c:handle_mm_fault` (the parts that touch VMAs) |
+//! | `fork.rs` | `fork` | `mm/mmap.c:dup_mmap` |
+//!
+//! This file holds `Mm` and only the helpers several calls share: statistics, limits, the
+//! anon_vma allocator, the invariant checker.
+//!
+//! `Mm` is `Send + Sync` and has no lock of its own: wrap it in the caller's lock, the way the
+//! kernel takes `mmap_lock` (write for changes, read for lookups).
+
+mod fault;
+mod fork;
+mod layout;
+mod mmap;
+mod mprotect;
+mod munmap;
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+pub use fault::{Access, Signal};
+
+use crate::addr::{PAGE_SHIFT, VirtAddr};
+use crate::errno::{Errno, Result, err};
+use crate::flags::{self, VmaBit, VmaFlags};
+use crate::profile::{Overcommit, Profile};
+use crate::shmem::ShmemFs;
+use crate::tree::VmaTree;
+use crate::vma::{AnonVmaId, AnonVmaRef, Vma};
+
+/// An address space (`struct mm_struct`).
+///
+/// # Invariants
+/// - `tree` holds non-overlapping, well-formed VMAs ([`Mm::check_invariants`] verifies it).
+/// - Each counter equals the sum it caches, recomputed from the VMAs (see each field).
+pub struct Mm {
+    /// The host facts. Immutable for the life of the `Mm`.
+    pub(crate) profile: Profile,
+    /// The VMAs. `map_count` is `tree.len()` plus the profile's unmodelled VMAs.
+    pub(crate) tree: VmaTree,
+    /// The shm mount that shared anonymous mappings and memfds live on (shared with fork
+    /// children).
+    pub(crate) shmem: Arc<ShmemFs>,
+    /// Pages of all VMAs (`total_vm`). Changed only by [`Mm::vm_stat_account`].
+    pub(crate) total_vm: u64,
+    /// Pages of private writable non-stack VMAs (`data_vm`). Changed only by `vm_stat_account`.
+    pub(crate) data_vm: u64,
+    /// Pages of executable, non-writable VMAs (`exec_vm`). Changed only by `vm_stat_account`.
+    pub(crate) exec_vm: u64,
+    /// Pages of grows-down VMAs (`stack_vm`). Changed only by `vm_stat_account`.
+    pub(crate) stack_vm: u64,
+    /// Pages of `VM_LOCKED` VMAs (`locked_vm`). Changed where `VM_LOCKED` is set or cleared and
+    /// where a locked VMA is mapped or unmapped.
+    pub(crate) locked_vm: u64,
+    /// Pages charged to the commit limit: the pages of `VM_ACCOUNT` VMAs (this mm's share of
+    /// `vm_committed_as`). Changed only by [`Mm::charge`] and [`Mm::uncharge`].
+    pub(crate) committed: u64,
+    /// `mm->def_flags`: flags every new mapping gets (`VM_LOCKED` after `mlockall(MCL_FUTURE)`).
+    pub(crate) def_flags: VmaFlags,
+    /// The next anon_vma identity to hand out.
+    pub(crate) next_anon_vma: u64,
+    /// Test switch: fail the n-th next allocation with `ENOMEM` (0 = the next one).
+    pub(crate) fail_alloc_in: Option<u32>,
+}
+
+impl Mm {
+    /// An empty address space on a host described by `profile`.
+    pub fn new(profile: Profile) -> Mm {
+        Mm {
+            profile,
+            tree: VmaTree::new(),
+            shmem: Arc::new(ShmemFs::new()),
+            total_vm: 0,
+            data_vm: 0,
+            exec_vm: 0,
+            stack_vm: 0,
+            locked_vm: 0,
+            committed: 0,
+            def_flags: VmaFlags::EMPTY,
+            next_anon_vma: 1,
+            fail_alloc_in: None,
+        }
+    }
+
+    /// The host profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The shm mount, to create memfds that this address space can map.
+    pub fn shmem(&self) -> &Arc<ShmemFs> {
+        &self.shmem
+    }
+
+    /// `mm->map_count`: VMAs in this address space, counting those the profile says exist
+    /// outside the model.
+    pub fn map_count(&self) -> u64 {
+        self.tree.len() as u64 + self.profile.unmodelled_map_count
+    }
+
+    /// The VMAs, lowest first.
+    pub fn vmas(&self) -> impl DoubleEndedIterator<Item = &Vma> {
+        self.tree.iter()
+    }
+
+    /// The VMAs overlapping `[start, end)`, lowest first.
+    pub fn vmas_in(&self, start: VirtAddr, end: VirtAddr) -> impl Iterator<Item = &Vma> {
+        self.tree.range(start, end)
+    }
+
+    /// `vma_lookup`: the VMA containing `addr`.
+    pub fn vma_at(&self, addr: VirtAddr) -> Option<&Vma> {
+        self.tree.lookup(addr)
+    }
+
+    /// `find_vma`: the first VMA ending above `addr`.
+    pub fn find_vma(&self, addr: VirtAddr) -> Option<&Vma> {
+        self.tree.find_vma(addr)
+    }
+
+    /// Counters, as `/proc/PID/status` shows them (in pages).
+    pub fn stats(&self) -> MmStats {
+        MmStats {
+            map_count: self.map_count(),
+            total_vm: self.total_vm,
+            data_vm: self.data_vm,
+            exec_vm: self.exec_vm,
+            stack_vm: self.stack_vm,
+            locked_vm: self.locked_vm,
+            committed: self.committed,
+        }
+    }
+
+    /// Test switch: make the `n`-th allocation from now (0 = the next) fail with `ENOMEM`, to
+    /// run the paths where the kernel's `kmalloc` or maple-tree preallocation fails.
+    pub fn fail_allocation_in(&mut self, n: u32) {
+        self.fail_alloc_in = Some(n);
+    }
+
+    /// One kernel allocation (a VMA, a tree node). Fails only when the test switch says so.
+    pub(crate) fn alloc(&mut self) -> Result<()> {
+        match self.fail_alloc_in {
+            Some(0) => {
+                self.fail_alloc_in = None;
+                Err(err(Errno::ENOMEM, "allocation failed (test switch)"))
+            }
+            Some(n) => {
+                self.fail_alloc_in = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A fresh anon_vma (`anon_vma_alloc`), linked once.
+    pub(crate) fn new_anon_vma(&mut self) -> AnonVmaRef {
+        let id = AnonVmaId(self.next_anon_vma);
+        self.next_anon_vma += 1;
+        AnonVmaRef { id, chain: 1 }
+    }
+
+    /// `mm/mmap.c:vm_stat_account`: adds (or with negative `npages` removes) pages to the counter
+    /// their flags belong in.
+    pub(crate) fn vm_stat_account(&mut self, flags: VmaFlags, npages: i64) {
+        fn add(c: &mut u64, n: i64) {
+            *c = c.wrapping_add_signed(n);
+        }
+        add(&mut self.total_vm, npages);
+        if flags::is_exec_mapping(flags) {
+            add(&mut self.exec_vm, npages);
+        } else if flags::is_stack_mapping(flags) {
+            add(&mut self.stack_vm, npages);
+        } else if flags::is_data_mapping(flags) {
+            add(&mut self.data_vm, npages);
+        }
+    }
+
+    /// `mm/mmap.c:may_expand_vm`: would `npages` more pages with `flags` stay within
+    /// `RLIMIT_AS` and (for data mappings) `RLIMIT_DATA`?
+    pub(crate) fn may_expand_vm(&self, flags: VmaFlags, npages: u64) -> bool {
+        let limit = |bytes: u64| bytes >> PAGE_SHIFT;
+        if self.total_vm.saturating_add(npages) > limit(self.profile.rlimit_as) {
+            return false;
+        }
+        if flags::is_data_mapping(flags) && self.data_vm.saturating_add(npages) > limit(self.profile.rlimit_data) {
+            return false;
+        }
+        true
+    }
+
+    /// `security_vm_enough_memory_mm` → `mm/util.c:__vm_enough_memory`, then the charge.
+    ///
+    /// `OVERCOMMIT_GUESS` refuses one charge larger than RAM plus swap; `OVERCOMMIT_ALWAYS`
+    /// never refuses. `OVERCOMMIT_NEVER` is modelled against this mm's own charges only (the
+    /// host's system-wide `Committed_AS` is not visible to the engine).
+    pub(crate) fn charge(&mut self, npages: u64) -> Result<()> {
+        let p = &self.profile;
+        let ok = match p.overcommit {
+            Overcommit::Always => true,
+            Overcommit::Guess => npages <= p.total_ram_pages.saturating_add(p.total_swap_pages),
+            Overcommit::Never => {
+                let limit = p.total_ram_pages / 100 * p.overcommit_ratio + p.total_swap_pages;
+                self.committed.saturating_add(npages) <= limit
+            }
+        };
+        if !ok {
+            return Err(err(Errno::ENOMEM, "the commit charge was refused (overcommit policy)"));
+        }
+        self.committed += npages;
+        Ok(())
+    }
+
+    /// `vm_unacct_memory`.
+    pub(crate) fn uncharge(&mut self, npages: u64) {
+        debug_assert!(npages <= self.committed, "uncharge {npages} of {}", self.committed);
+        self.committed = self.committed.saturating_sub(npages);
+    }
+
+    /// Recomputes everything `Mm` caches and checks every VMA; panics with the bad values.
+    ///
+    /// Tests call it after every operation (`mm/vma.c:validate_mm` in the kernel's debug
+    /// builds).
+    pub fn check_invariants(&self) {
+        let mut prev_end = 0u64;
+        let (mut total, mut data, mut exec, mut stack, mut locked, mut acct) = (0, 0, 0, 0, 0, 0);
+        for v in self.tree.iter() {
+            assert!(v.start.0 < v.end.0, "empty or inverted VMA {v:?}\n{self:?}");
+            assert!(v.start.is_page_aligned() && v.end.is_page_aligned(), "unaligned VMA {v:?}\n{self:?}");
+            assert!(v.start.0 >= prev_end, "VMA {v:?} overlaps the one before it\n{self:?}");
+            assert_eq!(self.tree.get(v.start).map(|x| x.end), Some(v.end), "tree key is not the VMA start");
+            assert!(v.end.0 <= self.profile.task_size, "VMA {v:?} above TASK_SIZE");
+            if v.is_anonymous() && v.file.is_none() {
+                assert!(!v.test(VmaBit::MayShare), "anonymous VMA {v:?} is shared but has no shmem file");
+            }
+            if v.test(VmaBit::Shared) {
+                assert!(v.test(VmaBit::MayShare), "VM_SHARED without VM_MAYSHARE: {v:?}");
+            }
+            prev_end = v.end.0;
+            let n = v.pages();
+            total += n;
+            if flags::is_exec_mapping(v.flags) {
+                exec += n;
+            } else if flags::is_stack_mapping(v.flags) {
+                stack += n;
+            } else if flags::is_data_mapping(v.flags) {
+                data += n;
+            }
+            if v.test(VmaBit::Locked) {
+                locked += n;
+            }
+            if v.test(VmaBit::Account) {
+                acct += n;
+            }
+        }
+        let got = (self.total_vm, self.data_vm, self.exec_vm, self.stack_vm, self.locked_vm, self.committed);
+        let want = (total, data, exec, stack, locked, acct);
+        assert_eq!(got, want, "counters (total, data, exec, stack, locked, committed): got {got:?} want {want:?}\n{self:?}");
+    }
+
+    /// The maps text of every VMA, in the kernel's format (`/proc/PID/maps`).
+    pub fn maps(&self) -> String {
+        let mut s = String::new();
+        for v in self.tree.iter() {
+            s.push_str(&crate::procfs::maps_line(v));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// The counters of an [`Mm`], in pages (see [`Mm::stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmStats {
+    pub map_count: u64,
+    pub total_vm: u64,
+    pub data_vm: u64,
+    pub exec_vm: u64,
+    pub stack_vm: u64,
+    pub locked_vm: u64,
+    pub committed: u64,
+}
+
+impl fmt::Debug for Mm {
+    /// The address space as `/proc/PID/maps` would print it, so a failing test shows the layout.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Mm ({} VMAs):", self.tree.len())?;
+        for v in self.tree.iter() {
+            writeln!(f, "  {}  | {:?}", crate::procfs::maps_line(v), v)?;
+        }
+        Ok(())
+    }
+}
+
+/// Pages of a list of VMAs.
+pub(crate) fn total_pages(vmas: &[Vma]) -> u64 {
+    vmas.iter().map(Vma::pages).sum()
+}
+
+/// Keys of the VMAs overlapping a range, as a list (so the tree can change while walking).
+pub(crate) fn keys(tree: &VmaTree, start: VirtAddr, end: VirtAddr) -> Vec<VirtAddr> {
+    tree.keys_in(start, end)
+}

@@ -1,0 +1,92 @@
+//! Splitting a VMA in two, and the driver hooks that go with VMAs coming and going.
+//!
+//! Any operation on part of a VMA (unmapping a page in the middle, changing the protection of a
+//! prefix) first splits it, so that the part becomes a VMA of its own. The new piece is a copy
+//! with the same file, anon_vma and driver data; the driver may refuse the split (`may_split`)
+//! and is told about the new piece (`open`).
+//!
+//! Mirrors `mm/vma.c:__split_vma` and `split_vma` ([H] 6.18):
+//!
+//! ```text
+//!   new_below = true           new_below = false
+//!   |nnnn|vvvvvvv|             |vvvv|nnnnnnn|
+//!        ^ addr                     ^ addr
+//! ```
+//!
+//! The upper piece's file offset moves up by the pages below `addr`. `split_vma` refuses with
+//! `ENOMEM` once `map_count >= max_map_count`; `__split_vma` (used where the operation will lower
+//! the count again, such as munmap of a head or tail) does not check.
+
+use crate::addr::VirtAddr;
+use crate::errno::{Errno, Result, err};
+use crate::mm::Mm;
+use crate::vma::{VmHooks, Vma};
+
+impl Mm {
+    /// `split_vma`: `__split_vma` after the `map_count` check.
+    pub(crate) fn split_vma(&mut self, key: VirtAddr, addr: VirtAddr, new_below: bool) -> Result<()> {
+        if self.map_count() >= self.profile.max_map_count {
+            return Err(err(Errno::ENOMEM, "splitting would exceed vm.max_map_count"));
+        }
+        self.split_vma_unchecked(key, addr, new_below)
+    }
+
+    /// `__split_vma`: splits the VMA starting at `key` at `addr`. With `new_below` the new VMA is
+    /// the part below `addr` (the original keeps the upper part), otherwise the part above.
+    ///
+    /// # Preconditions
+    /// The VMA at `key` contains `addr`, strictly after its start.
+    ///
+    /// # On failure
+    /// `may_split`'s error or `ENOMEM` (allocation); nothing changed.
+    pub(crate) fn split_vma_unchecked(&mut self, key: VirtAddr, addr: VirtAddr, new_below: bool) -> Result<()> {
+        let vma = self.tree.get(key).expect("split of a VMA that is not in the tree");
+        debug_assert!(vma.start < addr && addr < vma.end && addr.is_page_aligned(), "split {vma:?} at {addr:?}");
+        self.hook_may_split(key, addr)?;
+        self.alloc()?; // vm_area_dup
+        self.alloc()?; // vma_iter_prealloc
+        let mut old = self.tree.remove(key).expect("VMA in tree");
+        let mut new = old.clone();
+        let below_pages = addr.pages_from(old.start);
+        if new_below {
+            new.end = addr;
+            old.start = addr;
+            old.pgoff = old.pgoff.add(below_pages);
+        } else {
+            new.start = addr;
+            new.pgoff = new.pgoff.add(below_pages);
+            old.end = addr;
+        }
+        // INVARIANT: the two pieces cover exactly the old range and do not overlap.
+        self.tree.insert(old);
+        let new_key = new.start;
+        self.tree.insert(new);
+        self.hook_open(new_key);
+        Ok(())
+    }
+
+    /// Calls `may_split` if the VMA's driver has it.
+    fn hook_may_split(&self, key: VirtAddr, addr: VirtAddr) -> Result<()> {
+        let vma = self.tree.get(key).expect("VMA in tree");
+        match vma.ops.driver() {
+            Some(ops) if ops.hooks().contains(VmHooks::MAY_SPLIT) => ops.may_split(vma, addr),
+            _ => Ok(()),
+        }
+    }
+
+    /// Calls `open` on the VMA at `key` if its driver has it.
+    pub(crate) fn hook_open(&self, key: VirtAddr) {
+        let vma = self.tree.get(key).expect("VMA in tree");
+        if let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::OPEN)) {
+            ops.open(vma);
+        }
+    }
+
+    /// `mm/internal.h:vma_close`: calls `close` once on a VMA that is going away. The kernel then
+    /// swaps in dummy ops so it cannot run twice; here the VMA is consumed by the caller.
+    pub(crate) fn hook_close(&self, vma: &Vma) {
+        if let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::CLOSE)) {
+            ops.close(vma);
+        }
+    }
+}
