@@ -34,6 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A guided walk through merging, splitting and mmap_prepare, checked against the host kernel
+    Tour,
     /// Run scenarios on the host kernel with real system calls and print their transcripts
     Kernel {
         /// Scenario files
@@ -98,6 +100,7 @@ impl Mode {
 
 fn main() -> ExitCode {
     let (files, mode) = match Cli::parse().command {
+        Command::Tour => return tour(),
         Command::Kernel { files } => (files, Mode::Kernel),
         Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
@@ -189,5 +192,26 @@ fn diff(path: &Path, text: &str, script: &Script, profile: &Profile) -> Report {
             stderr: None,
             status: 1,
         }
+    }
+}
+
+/// `tour`: the walk on the engine, then the same scenario on the host kernel.
+fn tour() -> ExitCode {
+    let profile = mmprep_host::host_profile();
+    print!("{}", mmprep_scenario::tour::run(&profile));
+    let script = mmprep_scenario::parse(&mmprep_scenario::tour::scenario());
+    let kernel = mmprep_host::run(&script);
+    let engine = mmprep_scenario::engine::run(&script, &profile);
+    let comparison = mmprep_host::diff::compare(&kernel, &engine);
+    if comparison.is_same() {
+        println!(
+            "\nThe host kernel ran the same scenario and printed the same {} lines: the engine agrees.",
+            kernel.entries.len()
+        );
+        println!("Write your own scenario (see shared/scenario-format.md) and check it with `mmprep diff FILE`.");
+        ExitCode::SUCCESS
+    } else {
+        println!("\nThe host kernel printed something else:\n{}", comparison.report(&mmprep_scenario::tour::scenario(), DIFF_LIMIT));
+        ExitCode::from(1)
     }
 }

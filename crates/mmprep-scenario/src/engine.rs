@@ -33,7 +33,7 @@ struct OpenFile {
 
 /// Runs `script` on a fresh engine address space built from `profile`.
 pub fn run(script: &Script, profile: &Profile) -> Transcript {
-    let mut runner = EngineRunner { mm: Mm::new(profile.clone()), files: Vec::new(), window: script.window_range() };
+    let mut runner = EngineRunner::new(script, profile);
     let mut entries = Vec::new();
     for step in &script.steps {
         match runner.step(script, &step.op) {
@@ -49,7 +49,8 @@ pub fn run(script: &Script, profile: &Profile) -> Transcript {
     Transcript { entries, end }
 }
 
-struct EngineRunner {
+/// A scenario being run on the engine, one step at a time.
+pub struct EngineRunner {
     mm: Mm,
     files: Vec<OpenFile>,
     window: (u64, u64),
@@ -67,8 +68,23 @@ fn errno_outcome<T>(r: mmprep::Result<T>, ok: impl FnOnce(T) -> Outcome) -> Outc
 }
 
 impl EngineRunner {
+    /// A fresh address space for `script`.
+    pub fn new(script: &Script, profile: &Profile) -> EngineRunner {
+        EngineRunner { mm: Mm::new(profile.clone()), files: Vec::new(), window: script.window_range() }
+    }
+
+    /// The address space.
+    pub fn mm(&self) -> &Mm {
+        &self.mm
+    }
+
+    /// The absolute window `[start, end)`.
+    pub fn window(&self) -> (u64, u64) {
+        self.window
+    }
+
     /// Runs one step: `Ok(None)` for lines that print nothing, `Err(reason)` for unsupported.
-    fn step(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, String> {
+    pub fn step(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, String> {
         let not_yet = |what: &str| Err(format!("the engine does not have `{what}` yet"));
         let outcome = match *op {
             Op::File { id } => {

@@ -10,6 +10,7 @@ extern crate alloc;
 pub mod engine;
 pub mod parse;
 pub mod script;
+pub mod tour;
 pub mod transcript;
 
 pub use parse::parse;
