@@ -85,6 +85,14 @@ impl EngineRunner {
 
     /// Runs one step: `Ok(None)` for lines that print nothing, `Err(reason)` for unsupported.
     pub fn step(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, String> {
+        let outcome = self.step_inner(script, op);
+        // Every run in a debug build (tests, fuzzing) re-checks what the engine caches.
+        #[cfg(debug_assertions)]
+        self.mm.check_invariants();
+        outcome
+    }
+
+    fn step_inner(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, String> {
         let not_yet = |what: &str| Err(format!("the engine does not have `{what}` yet"));
         let outcome = match *op {
             Op::File { id } => {
