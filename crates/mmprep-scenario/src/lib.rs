@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod engine;
+pub mod generate;
 pub mod parse;
 pub mod script;
 pub mod tour;
