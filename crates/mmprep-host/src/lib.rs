@@ -9,8 +9,8 @@
 //! A separate process keeps the scenario's mappings, signals and descriptors away from the
 //! caller, and makes `fork` scenarios possible.
 //!
-//! [`host_profile`] reads the machine facts the engine needs to answer like this kernel, and
-//! [`diff`] compares the two transcripts.
+//! [`host_profile`] reads the machine facts the engine needs to answer like this kernel,
+//! [`diff`] compares the two transcripts, and [`fuzz`] does both for generated scenarios.
 //!
 //! Linux on x86_64 only: the probes are x86_64 instructions, and the rest is Linux's API.
 
@@ -19,6 +19,7 @@ compile_error!("mmprep-host runs scenarios on the host kernel: it needs Linux on
 
 mod child;
 pub mod diff;
+pub mod fuzz;
 mod probe;
 pub mod procfs;
 mod profile;

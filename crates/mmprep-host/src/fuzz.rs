@@ -1,0 +1,190 @@
+//! Differential fuzzing: generated scenarios run on the host kernel and on the engine.
+//!
+//! [`differential`] generates the scenario of one seed
+//! ([`mmprep_scenario::generate::generate`]), runs it on both sides and compares the
+//! transcripts ([`crate::diff::compare`]); [`search`] does that for many seeds and collects the
+//! ones that differ. [`shrink`] minimises a differing scenario by deleting lines while the
+//! difference persists, so a failure can be read in a few lines.
+//!
+//! The CLI's `mmprep fuzz` and the `differential` test of `mmprep-cli` are thin loops over these.
+
+use std::fmt::Write;
+
+use mmprep::Profile;
+use mmprep_scenario::generate::{GenConfig, generate};
+use mmprep_scenario::{RunEnd, Transcript, parse};
+
+use crate::diff::{Comparison, compare};
+
+/// A scenario whose kernel and engine transcripts differ.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The seed it was generated from (`None` for a scenario that was not generated, such as a
+    /// shrunk one).
+    pub seed: Option<u64>,
+    /// The scenario text.
+    pub text: String,
+    pub kernel: Transcript,
+    pub engine: Transcript,
+    pub comparison: Comparison,
+}
+
+impl Failure {
+    /// A report for a person: the seed, the scenario with line numbers, and the differences
+    /// (the first differing entry with its scenario line first), at most `limit` entries.
+    pub fn report(&self, limit: usize) -> String {
+        let mut out = String::new();
+        match self.seed {
+            Some(seed) => {
+                let _ = writeln!(out, "seed {seed}: the transcripts differ");
+            }
+            None => out.push_str("the transcripts differ\n"),
+        }
+        out.push_str("--- scenario ---\n");
+        out.push_str(&numbered(&self.text));
+        out.push_str("--- difference ---\n");
+        out.push_str(&self.comparison.report(&self.text, limit));
+        out
+    }
+
+    /// What kind of difference this is, to tell distinct failures apart: the verb of the
+    /// scenario line of the first differing entry (or `end` when only the ends differ).
+    pub fn signature(&self) -> String {
+        signature(&self.text, &self.comparison)
+    }
+}
+
+/// The scenario text with 1-based line numbers, as the transcript numbers them.
+pub fn numbered(text: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let _ = writeln!(out, "{:>4} | {line}", i + 1);
+    }
+    out
+}
+
+fn signature(text: &str, comparison: &Comparison) -> String {
+    match comparison.differences.first() {
+        Some(d) => {
+            let line = d.line.and_then(|n| text.lines().nth(n.saturating_sub(1))).unwrap_or("");
+            line.split_whitespace().next().unwrap_or("?").to_string()
+        }
+        None => "end".into(),
+    }
+}
+
+/// Runs `text` on the kernel and on the engine (with `profile`). `None` if the transcripts are
+/// the same.
+pub fn check_text(text: &str, profile: &Profile) -> Option<Failure> {
+    let script = parse(text);
+    let kernel = crate::run(&script);
+    let engine = mmprep_scenario::engine::run(&script, profile);
+    let comparison = compare(&kernel, &engine);
+    if comparison.is_same() {
+        return None;
+    }
+    Some(Failure {
+        seed: None,
+        text: text.to_string(),
+        kernel,
+        engine,
+        comparison,
+    })
+}
+
+/// Generates the scenario of `seed` and runs it on both sides. `Err` if they differ.
+pub fn differential(seed: u64, config: &GenConfig, profile: &Profile) -> Result<(), Box<Failure>> {
+    let text = generate(seed, config);
+    match check_text(&text, profile) {
+        None => Ok(()),
+        Some(mut failure) => {
+            failure.seed = Some(seed);
+            Err(Box::new(failure))
+        }
+    }
+}
+
+/// Runs [`differential`] for every seed in order, and returns the failures, stopping after
+/// `max_failures` of them.
+pub fn search(
+    seeds: impl IntoIterator<Item = u64>,
+    config: &GenConfig,
+    profile: &Profile,
+    max_failures: usize,
+) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for seed in seeds {
+        if failures.len() >= max_failures {
+            break;
+        }
+        if let Err(failure) = differential(seed, config, profile) {
+            failures.push(*failure);
+        }
+    }
+    failures
+}
+
+/// Shrinks a differing scenario: deletes lines (chunks, then single lines) as long as the
+/// result still parses, the kernel run still ends as it did, and the transcripts still differ
+/// with the same [`Failure::signature`]. Returns the shrunk failure (the original if nothing
+/// could be deleted). Runs the scenario a few hundred times at most for a 60-line script.
+pub fn shrink(failure: &Failure, profile: &Profile) -> Failure {
+    let want = failure.signature();
+    let kernel_end = std::mem::discriminant(&failure.kernel.end);
+    let still_fails = |lines: &[&str]| -> Option<Failure> {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        let script = parse(&text);
+        if script.error.is_some() {
+            return None;
+        }
+        let f = check_text(&text, profile)?;
+        let same_end = std::mem::discriminant(&f.kernel.end) == kernel_end;
+        let finished_or_same = matches!(f.kernel.end, RunEnd::Finished) || same_end;
+        (same_end && finished_or_same && f.signature() == want).then_some(f)
+    };
+    let mut lines: Vec<&str> = failure.text.lines().collect();
+    let mut best = failure.clone();
+    // Comments and blank lines first: they never matter.
+    let kept: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| {
+            let t = l.split('#').next().unwrap_or("").trim();
+            !t.is_empty()
+        })
+        .collect();
+    if kept.len() < lines.len()
+        && let Some(f) = still_fails(&kept)
+    {
+        lines = kept;
+        best = f;
+    }
+    let mut chunk = lines.len().div_ceil(2).max(1);
+    loop {
+        let mut progress = false;
+        let mut i = 0;
+        while i < lines.len() {
+            let end = (i + chunk).min(lines.len());
+            let mut candidate = lines.clone();
+            candidate.drain(i..end);
+            if !candidate.is_empty()
+                && let Some(f) = still_fails(&candidate)
+            {
+                lines = candidate;
+                best = f;
+                progress = true;
+            } else {
+                i += chunk;
+            }
+        }
+        if chunk == 1 && !progress {
+            break;
+        }
+        if !progress {
+            chunk = chunk.div_ceil(2);
+        }
+    }
+    best.seed = failure.seed;
+    best
+}
