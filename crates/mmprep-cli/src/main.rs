@@ -3,12 +3,13 @@
 //! A scenario (`shared/scenario-format.md`) is a script of memory-map operations; its transcript
 //! must be the same on the engine and on the real kernel. This binary is glue only: parsing is
 //! `mmprep_scenario::parse`, the kernel run is `mmprep_host::run`, the engine run is
-//! `mmprep_scenario::engine::run`, and the comparison is `mmprep_host::diff`.
+//! `mmprep_scenario::engine::run`, the comparison is `mmprep_host::diff`, and `fuzz` is
+//! `mmprep_host::fuzz` over `mmprep_scenario::generate`.
 //!
 //! Exit status (the first non-zero one when several files are given):
-//! 0 success (`diff`: the transcripts are the same), 1 a difference (`diff`) or a runner or
-//! I/O failure, 2 a line that does not parse, 3 a line the runner does not support (the kernel
-//! runner for engine-only lines), 4 the window is already mapped.
+//! 0 success (`diff`, `fuzz`: the transcripts are the same), 1 a difference (`diff`, `fuzz`)
+//! or a runner or I/O failure, 2 a line that does not parse, 3 a line the runner does not
+//! support (the kernel runner for engine-only lines), 4 the window is already mapped.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -22,11 +23,7 @@ use mmprep_scenario::{RunEnd, Script, Transcript};
 const DIFF_LIMIT: usize = 10;
 
 #[derive(Parser)]
-#[command(
-    name = "mmprep",
-    version,
-    about = "The Linux mmap layer, rebuilt in userspace"
-)]
+#[command(name = "mmprep", version, about = "The Linux mmap layer, rebuilt in userspace")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,6 +56,20 @@ enum Command {
         /// The machine facts the engine assumes
         #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
         profile: ProfileChoice,
+    },
+    /// Run generated scenarios on the kernel and on the engine and show the first that differs
+    ///
+    /// Each seed from S to S+N-1 gives one random scenario; the engine runs it with this
+    /// machine's profile. The first scenario whose transcripts differ is printed with the
+    /// differing entries, then shrunk by deleting lines while the difference stays. Exit status
+    /// 1 if one differs, 0 if none does.
+    Fuzz {
+        /// How many seeds to try
+        #[arg(long, value_name = "N")]
+        seeds: u64,
+        /// The first seed
+        #[arg(long, value_name = "S", default_value_t = 0)]
+        start: u64,
     },
 }
 
@@ -101,6 +112,7 @@ impl Mode {
 fn main() -> ExitCode {
     let (files, mode) = match Cli::parse().command {
         Command::Tour => return tour(),
+        Command::Fuzz { seeds, start } => return fuzz(start, seeds),
         Command::Kernel { files } => (files, Mode::Kernel),
         Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
@@ -112,15 +124,10 @@ fn main() -> ExitCode {
             Err(e) => Report::failed(format!("cannot read it: {e}"), 1),
         };
         if files.len() > 1 && !matches!(mode, Mode::Diff(_)) {
-            report
-                .stdout
-                .insert_str(0, &format!("==> {} <==\n", path.display()));
+            report.stdout.insert_str(0, &format!("==> {} <==\n", path.display()));
         }
         let mut stdout = io::stdout().lock();
-        if let Err(e) = stdout
-            .write_all(report.stdout.as_bytes())
-            .and_then(|()| stdout.flush())
-        {
+        if let Err(e) = stdout.write_all(report.stdout.as_bytes()).and_then(|()| stdout.flush()) {
             // A closed pipe (`mmprep kernel x | head`) is a normal way to stop reading.
             if e.kind() == io::ErrorKind::BrokenPipe {
                 break;
@@ -169,10 +176,7 @@ fn diff(path: &Path, text: &str, script: &Script, profile: &Profile) -> Report {
     let kernel = mmprep_host::run(script);
     if let RunEnd::Unsupported { .. } | RunEnd::WindowTaken | RunEnd::RunnerFailed(_) = kernel.end {
         let message = kernel.end.message().unwrap_or_default();
-        return Report::failed(
-            format!("the kernel run failed: {message}"),
-            kernel.end.exit_code(),
-        );
+        return Report::failed(format!("the kernel run failed: {message}"), kernel.end.exit_code());
     }
     let engine = mmprep_scenario::engine::run(script, profile);
     let comparison = mmprep_host::diff::compare(&kernel, &engine);
@@ -184,13 +188,28 @@ fn diff(path: &Path, text: &str, script: &Script, profile: &Profile) -> Report {
         }
     } else {
         Report {
-            stdout: format!(
-                "differs: {}\n{}",
-                path.display(),
-                comparison.report(text, DIFF_LIMIT)
-            ),
+            stdout: format!("differs: {}\n{}", path.display(), comparison.report(text, DIFF_LIMIT)),
             stderr: None,
             status: 1,
+        }
+    }
+}
+
+/// `fuzz`: the seeds `start..start + seeds` through `mmprep_host::fuzz`, until one differs.
+fn fuzz(start: u64, seeds: u64) -> ExitCode {
+    let profile = mmprep_host::host_profile();
+    let config = mmprep_scenario::generate::GenConfig::default();
+    let range = (0..seeds).map(|i| start.wrapping_add(i));
+    match mmprep_host::fuzz::search(range, &config, &profile, 1).pop() {
+        None => {
+            println!("same: {seeds} seeds from {start}");
+            ExitCode::SUCCESS
+        }
+        Some(failure) => {
+            print!("{}", failure.report(DIFF_LIMIT));
+            let shrunk = mmprep_host::fuzz::shrink(&failure, &profile);
+            print!("--- shrunk ---\n{}", shrunk.report(DIFF_LIMIT));
+            ExitCode::from(1)
         }
     }
 }
@@ -211,7 +230,10 @@ fn tour() -> ExitCode {
         println!("Write your own scenario (see shared/scenario-format.md) and check it with `mmprep diff FILE`.");
         ExitCode::SUCCESS
     } else {
-        println!("\nThe host kernel printed something else:\n{}", comparison.report(&mmprep_scenario::tour::scenario(), DIFF_LIMIT));
+        println!(
+            "\nThe host kernel printed something else:\n{}",
+            comparison.report(&mmprep_scenario::tour::scenario(), DIFF_LIMIT)
+        );
         ExitCode::from(1)
     }
 }
