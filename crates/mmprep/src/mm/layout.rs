@@ -53,7 +53,7 @@ impl Mm {
         };
         // Anonymous memory is placed as if its offset were 0.
         let pgoff = if file.is_none() { 0 } else { pgoff };
-        let thp_anon = file.is_none() && policy == AreaPolicy::Default && addr.0 == 0 && len % PMD_SIZE == 0;
+        let thp_anon = file.is_none() && policy == AreaPolicy::Default && addr.0 == 0 && len.is_multiple_of(PMD_SIZE);
         let addr = if policy == AreaPolicy::Thp || thp_anon {
             self.thp_get_unmapped_area(addr, len, pgoff, flags, vm_flags)?
         } else {
