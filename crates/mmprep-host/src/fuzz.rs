@@ -30,8 +30,9 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A report for a person: the seed, the scenario with line numbers, and the differences
-    /// (the first differing entry with its scenario line first), at most `limit` entries.
+    /// A report for a person: the seed, the scenario text exactly (to save as a file and replay
+    /// with `mmprep diff`), and the differences (the first differing entry with its scenario
+    /// line number and text first), at most `limit` entries.
     pub fn report(&self, limit: usize) -> String {
         let mut out = String::new();
         match self.seed {
@@ -41,7 +42,10 @@ impl Failure {
             None => out.push_str("the transcripts differ\n"),
         }
         out.push_str("--- scenario ---\n");
-        out.push_str(&numbered(&self.text));
+        out.push_str(&self.text);
+        if !self.text.ends_with('\n') {
+            out.push('\n');
+        }
         out.push_str("--- difference ---\n");
         out.push_str(&self.comparison.report(&self.text, limit));
         out
@@ -52,15 +56,6 @@ impl Failure {
     pub fn signature(&self) -> String {
         signature(&self.text, &self.comparison)
     }
-}
-
-/// The scenario text with 1-based line numbers, as the transcript numbers them.
-pub fn numbered(text: &str) -> String {
-    let mut out = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let _ = writeln!(out, "{:>4} | {line}", i + 1);
-    }
-    out
 }
 
 fn signature(text: &str, comparison: &Comparison) -> String {
