@@ -301,7 +301,8 @@ impl Mm {
         let merge_left = left_side && self.can_merge_left(vmg);
         let mut merge_right = false;
         if right_side {
-            vmg.next = self.tree.next_from(m_end).map(|v| v.start);
+            // Only a VMA starting right at the end can merge.
+            vmg.next = self.tree.get(m_end).map(|v| v.start);
             merge_right = self.can_merge_right(vmg, merge_left);
         }
         if !merge_left && !merge_right {

@@ -63,7 +63,22 @@ impl VmaTree {
     /// `find_vma_intersection` / `vma_find(vmi, end)` from `start`: the first VMA overlapping
     /// `[start, end)`.
     pub fn find_intersection(&self, start: VirtAddr, end: VirtAddr) -> Option<&Vma> {
-        self.find_vma(start).filter(|v| v.start.0 < end.0)
+        self.overlap_or_prev(start, end).err()
+    }
+
+    /// One look at `[start, end)`: `Err(first)`, the first VMA overlapping it, or `Ok(prev)`, the
+    /// VMA before it (what `vma_iter_next_rewind` gives `mmap_region` for a gap). Usually a single
+    /// descent: the last VMA starting below `end` either ends before `start` (nothing overlaps;
+    /// it is `prev`) or covers `start` (it is the first overlap).
+    pub fn overlap_or_prev(&self, start: VirtAddr, end: VirtAddr) -> Result<Option<&Vma>, &Vma> {
+        debug_assert!(start < end, "empty range [{start:?}, {end:?})");
+        match self.map.range(..end.0).next_back() {
+            None => Ok(None),
+            Some((_, last)) if last.end.0 <= start.0 => Ok(Some(last)),
+            Some((_, last)) if last.start.0 <= start.0 => Err(last),
+            // Several VMAs overlap; the first contains `start` or is the first after it.
+            Some((_, last)) => Err(self.find_vma(start).unwrap_or(last)),
+        }
     }
 
     /// The last VMA starting below `addr` (`vma_prev` from a position at `addr`).
@@ -93,11 +108,6 @@ impl VmaTree {
         // No VMA starts at u64::MAX (a VMA is non-empty), so an empty answer ranges over nothing.
         let from = first.unwrap_or(u64::MAX);
         self.map.range(from..).map(|(_, v)| v).take_while(move |v| first.is_some() && v.start.0 < end.0)
-    }
-
-    /// The start addresses of the VMAs overlapping `[start, end)`.
-    pub fn keys_in(&self, start: VirtAddr, end: VirtAddr) -> alloc::vec::Vec<VirtAddr> {
-        self.range(start, end).map(|v| v.start).collect()
     }
 
     /// Inserts a VMA that overlaps none. Never merges.

@@ -340,14 +340,16 @@ impl Mm {
     /// `__mmap_setup` ([H] `__mmap_prepare`): gather what `MAP_FIXED` replaces, check limits,
     /// charge, and call `close` on the replaced VMAs.
     fn mmap_setup(&mut self, map: &mut MmapState) -> Result<()> {
-        if self.tree.find_intersection(map.addr, map.end).is_some() {
-            map.gather = self.gather_munmap_vmas(map.addr, map.end)?;
-            map.prev = map.gather.prev;
-            map.next = map.gather.next;
-        } else {
-            map.prev = self.tree.prev_before(map.addr).map(|v| v.start);
-            map.next = self.tree.next_from(map.end).map(|v| v.start);
+        match self.tree.overlap_or_prev(map.addr, map.end) {
+            Err(first) => {
+                let first = first.start;
+                map.gather = self.gather_munmap_vmas(first, map.addr, map.end)?;
+                map.prev = self.tree.prev_before(map.addr).map(|v| v.start);
+            }
+            Ok(prev) => map.prev = prev.map(|v| v.start),
         }
+        // Only an adjacent next VMA can take part in a merge.
+        map.next = self.tree.get(map.end).map(|v| v.start);
         if !self.may_expand_vm(map.flags, map.pglen - map.gather.nr_pages) {
             let g = core::mem::take(&mut map.gather);
             self.reattach(g);

@@ -28,7 +28,6 @@ mod munmap;
 
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::fmt;
 
 pub use fault::{Access, Signal};
@@ -307,9 +306,4 @@ impl fmt::Debug for Mm {
 /// Pages of a list of VMAs.
 pub(crate) fn total_pages(vmas: &[Vma]) -> u64 {
     vmas.iter().map(Vma::pages).sum()
-}
-
-/// Keys of the VMAs overlapping a range, as a list (so the tree can change while walking).
-pub(crate) fn keys(tree: &VmaTree, start: VirtAddr, end: VirtAddr) -> Vec<VirtAddr> {
-    tree.keys_in(start, end)
 }

@@ -90,9 +90,7 @@ impl Mm {
         let new_access = calc_vm_prot_bits(prot);
         loop {
             let vma = self.tree.get(key).expect("VMA in tree");
-            if vma.start != tmp {
-                return Err(err(Errno::ENOMEM, "the range has a hole"));
-            }
+            debug_assert_eq!(vma.start, tmp, "the walk only visits contiguous VMAs");
             // Each call passes all of r/w/x: what is not asked for is cleared.
             let newflags = new_access.with(vma.flags.without(ACCESS_FLAGS));
             let may = VmaFlags::from_legacy(newflags.to_legacy() >> 4);
@@ -103,15 +101,15 @@ impl Mm {
             let result = self.mprotect_fixup(key, &mut prev, nstart, tmp, newflags)?;
             tmp = self.tree.get(result).expect("VMA in tree").end;
             nstart = tmp;
-            match self.tree.next_from(tmp) {
-                Some(n) if n.start < end => key = n.start,
-                _ => break,
+            if tmp >= end {
+                return Ok(());
+            }
+            // The walk continues only with a VMA that starts where this one ended.
+            match self.tree.get(tmp) {
+                Some(n) => key = n.start,
+                None => return Err(err(Errno::ENOMEM, "the range has a hole or runs past the last mapping")),
             }
         }
-        if tmp < end {
-            return Err(err(Errno::ENOMEM, "the range extends past the last mapping"));
-        }
-        Ok(())
     }
 
     /// `mprotect_fixup`: give `[start, end)` of the VMA at `key` the flags `newflags`, splitting or

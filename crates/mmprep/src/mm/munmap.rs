@@ -47,10 +47,6 @@ pub(crate) struct MunmapGather {
     pub nr_accounted: u64,
     /// `close` already ran (`vms_clean_up_area`): the VMAs can no longer be put back.
     pub closed: bool,
-    /// The VMA before the range, after the split at its start.
-    pub prev: Option<VirtAddr>,
-    /// The VMA after the range, after the split at its end.
-    pub next: Option<VirtAddr>,
 }
 
 impl Mm {
@@ -72,10 +68,10 @@ impl Mm {
 
     /// `do_vmi_align_munmap` for an aligned, non-empty, valid range.
     pub(crate) fn do_munmap(&mut self, start: VirtAddr, end: VirtAddr) -> Result<()> {
-        if self.tree.find_intersection(start, end).is_none() {
+        let Some(first) = self.tree.find_intersection(start, end) else {
             return Ok(());
-        }
-        let gather = self.gather_munmap_vmas(start, end)?;
+        };
+        let gather = self.gather_munmap_vmas(first.start, start, end)?;
         self.complete_munmap_vmas(gather);
         Ok(())
     }
@@ -83,10 +79,11 @@ impl Mm {
     /// `vms_gather_munmap_vmas`: split the edges and detach every VMA in `[start, end)`.
     ///
     /// # Preconditions
-    /// At least one VMA intersects the range.
-    pub(crate) fn gather_munmap_vmas(&mut self, start: VirtAddr, end: VirtAddr) -> Result<MunmapGather> {
-        let first = self.tree.find_intersection(start, end).expect("gather of an empty range");
-        let (f_start, f_end, f_sealed) = (first.start, first.end, first.is_sealed());
+    /// `first` is the start of the first VMA intersecting the range.
+    pub(crate) fn gather_munmap_vmas(&mut self, first: VirtAddr, start: VirtAddr, end: VirtAddr) -> Result<MunmapGather> {
+        let vma = self.tree.get(first).expect("gather starts at a VMA in the tree");
+        debug_assert!(vma.start < end && vma.end > start);
+        let (f_start, f_end, f_sealed) = (vma.start, vma.end, vma.is_sealed());
         if start > f_start {
             // Two splits of one VMA would leave map_count higher than it started.
             if end < f_end && self.map_count() >= self.profile.max_map_count {
@@ -98,8 +95,10 @@ impl Mm {
             // `__split_vma`, unchecked: the munmap lowers the count again.
             self.split_vma_unchecked(f_start, start, true)?;
         }
-        let mut g = MunmapGather { prev: self.tree.prev_before(start).map(|v| v.start), ..Default::default() };
-        for key in super::keys(&self.tree, start, end) {
+        let mut g = MunmapGather::default();
+        // The first VMA in the range; after a split at `start` it starts there.
+        let mut key = f_start.max(start);
+        loop {
             let vma = self.tree.get(key).expect("VMA in tree");
             if vma.is_sealed() {
                 self.reattach(g);
@@ -117,6 +116,7 @@ impl Mm {
                 return Err(e);
             }
             let vma = self.tree.remove(key).expect("VMA in tree");
+            let vma_end = vma.end;
             let n = vma.pages();
             g.nr_pages += n;
             if vma.test(VmaBit::Locked) {
@@ -126,8 +126,14 @@ impl Mm {
                 g.nr_accounted += n;
             }
             g.detached.push(vma);
+            if vma_end >= end {
+                break;
+            }
+            match self.tree.next_from(vma_end) {
+                Some(n) if n.start < end => key = n.start,
+                _ => break,
+            }
         }
-        g.next = self.tree.next_from(end).map(|v| v.start);
         Ok(g)
     }
 
