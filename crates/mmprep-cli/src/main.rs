@@ -33,6 +33,15 @@ struct Cli {
 enum Command {
     /// A guided walk through merging, splitting and mmap_prepare, checked against the host kernel
     Tour,
+    /// Time one identical stream of mmap/munmap/mprotect calls on the engine and on the host kernel
+    Bench {
+        /// VMA counts to measure, comma separated (the kernel side needs vm.max_map_count above each)
+        #[arg(long, value_delimiter = ',', default_value = "1000,64000")]
+        vmas: Vec<u64>,
+        /// Pairs of calls in the stream (each pair leaves the layout as it was)
+        #[arg(long, default_value_t = 20_000)]
+        pairs: u64,
+    },
     /// Run scenarios on the host kernel with real system calls and print their transcripts
     Kernel {
         /// Scenario files
@@ -112,6 +121,7 @@ impl Mode {
 fn main() -> ExitCode {
     let (files, mode) = match Cli::parse().command {
         Command::Tour => return tour(),
+        Command::Bench { vmas, pairs } => return bench(&vmas, pairs),
         Command::Fuzz { seeds, start } => return fuzz(start, seeds),
         Command::Kernel { files } => (files, Mode::Kernel),
         Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
@@ -236,4 +246,29 @@ fn tour() -> ExitCode {
         );
         ExitCode::from(1)
     }
+}
+
+/// `bench`: the engine and the kernel on the same stream, as a ratio.
+fn bench(vmas: &[u64], pairs: u64) -> ExitCode {
+    let profile = mmprep_host::host_profile();
+    println!("{:>8} {:>8} {:>14} {:>14} {:>14}", "VMAs", "calls", "engine ns/call", "kernel ns/call", "kernel/engine");
+    for &n in vmas {
+        let w = mmprep_host::bench::Workload { vmas: n, pairs, seed: 1 };
+        let (engine, kernel) = match (mmprep_host::bench::run_engine(&w, &profile), mmprep_host::bench::run_kernel(&w)) {
+            (Ok(e), Ok(k)) => (e, k),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("mmprep: bench with {n} VMAs: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let calls = 2 * pairs;
+        let per = |d: std::time::Duration| d.as_nanos() as f64 / calls as f64;
+        println!(
+            "{n:>8} {calls:>8} {:>14.0} {:>14.0} {:>14.1}",
+            per(engine),
+            per(kernel),
+            kernel.as_secs_f64() / engine.as_secs_f64().max(1e-12)
+        );
+    }
+    ExitCode::SUCCESS
 }

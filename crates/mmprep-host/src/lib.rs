@@ -17,6 +17,7 @@
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("mmprep-host runs scenarios on the host kernel: it needs Linux on x86_64");
 
+pub mod bench;
 mod child;
 pub mod diff;
 pub mod fuzz;

@@ -1,0 +1,178 @@
+//! `mmprep bench`: one identical stream of operations, timed on the engine and on the host kernel.
+//!
+//! The layout is N one-page VMAs in the window, alternately `rw-` and `r--`, each followed by a
+//! one-page hole, so nothing merges. The stream is a seeded sequence of pairs that leave the
+//! layout as they found it, so every pair sees N VMAs:
+//! - *map a hole*: `mmap(MAP_FIXED, PROT_EXEC)` into the hole after VMA k (a VMA of its own),
+//!   then `munmap` it;
+//! - *flip*: `mprotect` VMA k to the other protection, then back.
+//!
+//! The kernel side runs in a forked child (the same isolation as [`crate::run`]); the child
+//! builds the layout with real system calls, times the stream with a monotonic clock, and
+//! reports the nanoseconds through a pipe. The engine side replays the stream on an
+//! [`mmprep::Mm`] with the host profile. Both times cover the stream only, not the layout.
+
+use std::time::{Duration, Instant};
+
+use mmprep::{MapFlags, Mm, Profile, Prot, VirtAddr};
+use mmprep_scenario::WINDOW_BASE;
+
+use crate::sys;
+
+const PAGE: u64 = 4096;
+
+/// What to run.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    /// VMAs in the layout.
+    pub vmas: u64,
+    /// Pairs of operations in the stream.
+    pub pairs: u64,
+    /// Seed of the stream.
+    pub seed: u64,
+}
+
+/// One pair of operations on VMA `k`.
+#[derive(Clone, Copy, Debug)]
+enum Pair {
+    MapHole(u64),
+    Flip(u64),
+}
+
+fn stream(w: &Workload) -> Vec<Pair> {
+    let mut rng = fastrand::Rng::with_seed(w.seed);
+    (0..w.pairs)
+        .map(|_| {
+            let k = rng.u64(0..w.vmas);
+            if rng.bool() { Pair::MapHole(k) } else { Pair::Flip(k) }
+        })
+        .collect()
+}
+
+fn vma_addr(k: u64) -> u64 {
+    WINDOW_BASE + 2 * k * PAGE
+}
+
+fn prot_of(k: u64) -> Prot {
+    if k % 2 == 0 { Prot::RW } else { Prot::READ }
+}
+
+fn other(p: Prot) -> Prot {
+    if p == Prot::RW { Prot::READ } else { Prot::RW }
+}
+
+const FIXED_ANON: MapFlags = MapFlags(MapFlags::PRIVATE.0 | MapFlags::ANONYMOUS.0 | MapFlags::FIXED.0);
+
+/// Times the stream on the engine.
+pub fn run_engine(w: &Workload, profile: &Profile) -> Result<Duration, String> {
+    let mut mm = Mm::new(profile.clone());
+    for k in 0..w.vmas {
+        mm.mmap(VirtAddr(vma_addr(k)), PAGE, prot_of(k), FIXED_ANON, None, 0)
+            .map_err(|e| format!("engine layout: mmap #{k}: {e}"))?;
+    }
+    let ops = stream(w);
+    let start = Instant::now();
+    for op in &ops {
+        let r = match *op {
+            Pair::MapHole(k) => {
+                let hole = VirtAddr(vma_addr(k) + PAGE);
+                mm.mmap(hole, PAGE, Prot::EXEC, FIXED_ANON, None, 0)
+                    .and_then(|_| mm.munmap(hole, PAGE))
+            }
+            Pair::Flip(k) => {
+                let a = VirtAddr(vma_addr(k));
+                mm.mprotect(a, PAGE, other(prot_of(k)))
+                    .and_then(|()| mm.mprotect(a, PAGE, prot_of(k)))
+            }
+        };
+        r.map_err(|e| format!("engine stream: {op:?}: {e}"))?;
+    }
+    let elapsed = start.elapsed();
+    if mm.vmas().count() as u64 != w.vmas {
+        return Err("engine: the stream changed the layout".into());
+    }
+    Ok(elapsed)
+}
+
+/// `syscall(nr, args)` for the kernel side; every address is inside the window.
+fn call(nr: libc::c_long, args: [u64; 6]) -> Result<u64, String> {
+    // SAFETY: every address this module passes lies in the scenario window, which holds none of
+    // the process's own memory (the same promise `crate::run` relies on).
+    unsafe { sys::raw(nr, args) }.map_err(|e| format!("errno {e}"))
+}
+
+fn kernel_child(w: &Workload) -> Result<u64, String> {
+    let prot = |p: Prot| u64::from(p.bits());
+    let flags = u64::from(FIXED_ANON.bits());
+    let end = vma_addr(w.vmas) + 2 * PAGE;
+    // The window must be free (like `mmprep kernel`'s check).
+    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| e.to_string())?;
+    for line in maps.lines() {
+        let range = line.split_whitespace().next().unwrap_or("");
+        let (s, e) = range.split_once('-').unwrap_or(("0", "0"));
+        let (s, e) = (
+            u64::from_str_radix(s, 16).unwrap_or(0),
+            u64::from_str_radix(e, 16).unwrap_or(0),
+        );
+        if s < end && e > WINDOW_BASE {
+            return Err(format!("the window is not free: {line}"));
+        }
+    }
+    for k in 0..w.vmas {
+        call(
+            libc::SYS_mmap,
+            [vma_addr(k), PAGE, prot(prot_of(k)), flags, u64::MAX, 0],
+        )
+        .map_err(|e| format!("kernel layout: mmap #{k}: {e}"))?;
+    }
+    let ops = stream(w);
+    let start = Instant::now();
+    for op in &ops {
+        match *op {
+            Pair::MapHole(k) => {
+                let hole = vma_addr(k) + PAGE;
+                call(libc::SYS_mmap, [hole, PAGE, prot(Prot::EXEC), flags, u64::MAX, 0])?;
+                call(libc::SYS_munmap, [hole, PAGE, 0, 0, 0, 0])?;
+            }
+            Pair::Flip(k) => {
+                let a = vma_addr(k);
+                call(libc::SYS_mprotect, [a, PAGE, prot(other(prot_of(k))), 0, 0, 0])?;
+                call(libc::SYS_mprotect, [a, PAGE, prot(prot_of(k)), 0, 0, 0])?;
+            }
+        }
+    }
+    Ok(start.elapsed().as_nanos() as u64)
+}
+
+/// Times the stream on the host kernel, in a forked child.
+pub fn run_kernel(w: &Workload) -> Result<Duration, String> {
+    let (rd, wr) = sys::pipe().map_err(|e| format!("pipe: errno {e}"))?;
+    match sys::fork().map_err(|e| format!("fork: errno {e}"))? {
+        sys::Forked::Child => {
+            sys::close(rd);
+            let msg = match kernel_child(w) {
+                Ok(ns) => format!("ok {ns}"),
+                Err(e) => format!("err {e}"),
+            };
+            let _ = sys::write_all(wr, msg.as_bytes());
+            sys::exit_now(0);
+        }
+        sys::Forked::Parent(pid) => {
+            sys::close(wr);
+            let mut text = String::new();
+            {
+                use std::io::Read;
+                use std::os::fd::FromRawFd;
+                // SAFETY: `rd` is the read end of the pipe just made, owned by nobody else.
+                let mut f = unsafe { std::fs::File::from_raw_fd(rd) };
+                let _ = f.read_to_string(&mut text);
+            }
+            let _ = sys::wait(pid);
+            match text.split_once(' ') {
+                Some(("ok", ns)) => ns.parse().map(Duration::from_nanos).map_err(|e| e.to_string()),
+                Some(("err", why)) => Err(why.to_string()),
+                _ => Err("the benchmark child died".into()),
+            }
+        }
+    }
+}
