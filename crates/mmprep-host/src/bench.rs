@@ -54,7 +54,7 @@ fn vma_addr(k: u64) -> u64 {
 }
 
 fn prot_of(k: u64) -> Prot {
-    if k % 2 == 0 { Prot::RW } else { Prot::READ }
+    if k.is_multiple_of(2) { Prot::RW } else { Prot::READ }
 }
 
 fn other(p: Prot) -> Prot {

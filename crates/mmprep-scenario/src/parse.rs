@@ -1573,7 +1573,7 @@ mod tests {
                     _ => {}
                 }
             }
-            assert!(script.window != 0 && script.window % 4096 == 0 && script.window <= MAX_WINDOW);
+            assert!(script.window != 0 && script.window.is_multiple_of(4096) && script.window <= MAX_WINDOW);
             if let Some(e) = &script.error {
                 errors += 1;
                 assert!(e.line > last && !e.message.is_empty(), "{text:?}");

@@ -30,7 +30,7 @@ fn layout(n: u64) -> Mm {
     let profile = Profile { max_map_count: u64::MAX, ..Profile::reference_host() };
     let mut mm = Mm::new(profile);
     for i in 0..n {
-        let prot = if i % 2 == 0 { Prot::RW } else { Prot::READ };
+        let prot = if i.is_multiple_of(2) { Prot::RW } else { Prot::READ };
         let len = if i == n - 1 { 3 * PAGE } else { PAGE };
         mm.mmap(VirtAddr(BASE + 2 * i * PAGE), len, prot, flags(), None, 0).expect("layout mmap");
     }

@@ -249,8 +249,8 @@ fn private_data_is_applied_even_when_merged() {
 #[test]
 fn map_count_limits() {
     let mut mm = Mm::new(Profile { max_map_count: 4, ..Profile::reference_host() });
-    for i in 0..4 {
-        let prot = if i % 2 == 0 { Prot::RW } else { Prot::READ };
+    for i in 0..4u64 {
+        let prot = if i.is_multiple_of(2) { Prot::RW } else { Prot::READ };
         map_anon(&mut mm, 2 * i, 2 * i + 2, prot);
     }
     assert_eq!(mm.map_count(), 4);
