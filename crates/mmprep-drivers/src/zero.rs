@@ -10,7 +10,7 @@
 //!   is made anonymous once it exists, by a success hook: its faults fill zero pages like
 //!   anonymous memory.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use mmprep::action::NewVma;
 use mmprep::desc::VmAreaDesc;
@@ -58,8 +58,13 @@ impl FileOperations for DevZero {
     }
 }
 
-/// Opens `/dev/zero` with `mode`.
+/// The one inode of `/dev/zero`: every open shares it, as in the kernel.
+fn inode() -> Arc<Inode> {
+    static INODE: OnceLock<Arc<Inode>> = OnceLock::new();
+    INODE.get_or_init(|| Arc::new(Inode::new(DEV_ZERO_DEV, DEV_ZERO_INO, InodeKind::CharDevice, 0))).clone()
+}
+
+/// Opens `/dev/zero` with `mode`: a new open file on the one `/dev/zero` inode.
 pub fn open(mode: FileMode) -> Arc<File> {
-    let inode = Arc::new(Inode::new(DEV_ZERO_DEV, DEV_ZERO_INO, InodeKind::CharDevice, 0));
-    File::new(inode, mode, Arc::new(DevZero), "/dev/zero".into(), false)
+    File::new(inode(), mode, Arc::new(DevZero), "/dev/zero".into(), false)
 }

@@ -215,8 +215,10 @@ impl EngineRunner {
             .collect()
     }
 
-    /// The scenario NAME of a mapped file: a declared file with the same inode.
+    /// The scenario NAME of a mapped file: the first declared file with the same device and
+    /// inode number, as the contract (and the kernel runner) defines it.
     fn scenario_name(&self, f: &Arc<File>) -> Option<String> {
-        self.files.iter().find(|o| Arc::ptr_eq(o.file.inode(), f.inode())).map(|o| o.name.clone())
+        let id = |f: &File| (f.inode().dev(), f.inode().ino());
+        self.files.iter().find(|o| id(&o.file) == id(f)).map(|o| o.name.clone())
     }
 }
