@@ -251,10 +251,20 @@ fn tour() -> ExitCode {
 /// `bench`: the engine and the kernel on the same stream, as a ratio.
 fn bench(vmas: &[u64], pairs: u64) -> ExitCode {
     let profile = mmprep_host::host_profile();
-    println!("{:>8} {:>8} {:>14} {:>14} {:>14}", "VMAs", "calls", "engine ns/call", "kernel ns/call", "kernel/engine");
+    println!(
+        "{:>8} {:>8} {:>14} {:>14} {:>14}",
+        "VMAs", "calls", "engine ns/call", "kernel ns/call", "kernel/engine"
+    );
     for &n in vmas {
-        let w = mmprep_host::bench::Workload { vmas: n, pairs, seed: 1 };
-        let (engine, kernel) = match (mmprep_host::bench::run_engine(&w, &profile), mmprep_host::bench::run_kernel(&w)) {
+        let w = mmprep_host::bench::Workload {
+            vmas: n,
+            pairs,
+            seed: 1,
+        };
+        let (engine, kernel) = match (
+            mmprep_host::bench::run_engine(&w, &profile),
+            mmprep_host::bench::run_kernel(&w),
+        ) {
             (Ok(e), Ok(k)) => (e, k),
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("mmprep: bench with {n} VMAs: {e}");

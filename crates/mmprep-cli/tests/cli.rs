@@ -80,10 +80,7 @@ fn kernel_refuses_engine_only_scenarios_with_3() {
 /// Several files: each transcript under a header, and the first non-zero status.
 #[test]
 fn kernel_several_files() {
-    let out = mmprep(
-        &["kernel"],
-        &["contract-example.scn", "driver.scn", "parse-error.scn"],
-    );
+    let out = mmprep(&["kernel"], &["contract-example.scn", "driver.scn", "parse-error.scn"]);
     assert_eq!(out.status.code(), Some(3));
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("==> "), "{stdout}");
@@ -107,10 +104,7 @@ fn unreadable_file_exits_1() {
 #[test]
 fn run_parse_error_exits_2() {
     for profile in ["host", "reference"] {
-        let out = mmprep(
-            &["run", "--profile", profile],
-            &["parse-error-first-line.scn"],
-        );
+        let out = mmprep(&["run", "--profile", profile], &["parse-error-first-line.scn"]);
         assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "");
         assert!(text(&out.stderr).contains("line 1: FLAGS: unknown word `bogus`"));
@@ -122,11 +116,7 @@ fn run_parse_error_exits_2() {
 fn diff_of_an_engine_only_scenario_exits_3() {
     let out = mmprep(&["diff"], &["driver.scn"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(
-        text(&out.stderr).contains("unsupported"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("unsupported"), "{}", text(&out.stderr));
 }
 
 /// No file, or an unknown subcommand: clap's usage error.

@@ -71,7 +71,11 @@ impl VmOperations for PageCacheVmOps {
     fn fault(&self, vma: &Vma, pgoff: PgOff, _write: bool) -> FaultResult {
         let size = vma.file().map_or(0, |f| f.inode().size());
         let pages = size.div_ceil(1 << PAGE_SHIFT);
-        if pgoff.get() < pages { FaultResult::Ok } else { FaultResult::Sigbus }
+        if pgoff.get() < pages {
+            FaultResult::Ok
+        } else {
+            FaultResult::Sigbus
+        }
     }
 }
 

@@ -12,12 +12,12 @@
 
 use std::sync::{Arc, OnceLock};
 
+use mmprep::Result;
 use mmprep::action::NewVma;
 use mmprep::desc::VmAreaDesc;
 use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
 use mmprep::flags::VmaBit;
 use mmprep::uapi::MapFlags;
-use mmprep::Result;
 
 /// The device and inode of `/dev/zero` on the reference host (devtmpfs `00:06`, inode 4).
 pub const DEV_ZERO_DEV: DevId = DevId { major: 0, minor: 6 };
@@ -61,7 +61,9 @@ impl FileOperations for DevZero {
 /// The one inode of `/dev/zero`: every open shares it, as in the kernel.
 fn inode() -> Arc<Inode> {
     static INODE: OnceLock<Arc<Inode>> = OnceLock::new();
-    INODE.get_or_init(|| Arc::new(Inode::new(DEV_ZERO_DEV, DEV_ZERO_INO, InodeKind::CharDevice, 0))).clone()
+    INODE
+        .get_or_init(|| Arc::new(Inode::new(DEV_ZERO_DEV, DEV_ZERO_INO, InodeKind::CharDevice, 0)))
+        .clone()
 }
 
 /// Opens `/dev/zero` with `mode`: a new open file on the one `/dev/zero` inode.

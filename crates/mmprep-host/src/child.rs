@@ -95,9 +95,7 @@ impl Child<'_> {
     fn run(&mut self) -> Result<i32, String> {
         sys::close_all_but(self.out);
         let (low, high) = self.script.window_range();
-        let taken = procfs::read_self(false)?
-            .iter()
-            .any(|v| v.start < high && v.end > low);
+        let taken = procfs::read_self(false)?.iter().any(|v| v.start < high && v.end > low);
         if taken {
             return Ok(EXIT_WINDOW_TAKEN);
         }
@@ -156,28 +154,16 @@ impl Child<'_> {
                     Outcome::Addr,
                 )?
             }
-            Op::Munmap { addr, len } => {
-                syscall(libc::SYS_munmap, [at(addr), len, 0, 0, 0, 0], done)?
+            Op::Munmap { addr, len } => syscall(libc::SYS_munmap, [at(addr), len, 0, 0, 0, 0], done)?,
+            Op::Mprotect { addr, len, prot } => {
+                syscall(libc::SYS_mprotect, [at(addr), len, prot.into(), 0, 0, 0], done)?
             }
-            Op::Mprotect { addr, len, prot } => syscall(
-                libc::SYS_mprotect,
-                [at(addr), len, prot.into(), 0, 0, 0],
-                done,
-            )?,
-            Op::Madvise { addr, len, advice } => syscall(
-                libc::SYS_madvise,
-                [at(addr), len, advice.into(), 0, 0, 0],
-                done,
-            )?,
+            Op::Madvise { addr, len, advice } => {
+                syscall(libc::SYS_madvise, [at(addr), len, advice.into(), 0, 0, 0], done)?
+            }
             Op::Mlock { addr, len } => syscall(libc::SYS_mlock, [at(addr), len, 0, 0, 0, 0], done)?,
-            Op::Mlock2 { addr, len, flags } => syscall(
-                libc::SYS_mlock2,
-                [at(addr), len, flags.into(), 0, 0, 0],
-                done,
-            )?,
-            Op::Munlock { addr, len } => {
-                syscall(libc::SYS_munlock, [at(addr), len, 0, 0, 0, 0], done)?
-            }
+            Op::Mlock2 { addr, len, flags } => syscall(libc::SYS_mlock2, [at(addr), len, flags.into(), 0, 0, 0], done)?,
+            Op::Munlock { addr, len } => syscall(libc::SYS_munlock, [at(addr), len, 0, 0, 0, 0], done)?,
             Op::Mremap {
                 addr,
                 old_len,
@@ -217,15 +203,12 @@ impl Child<'_> {
         let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
         let file = match decl.kind {
             FileKind::Memfd { size } => {
-                let name = std::ffi::CString::new(decl.name.as_str())
-                    .map_err(|_| "the name has a NUL byte".to_string())?;
+                let name =
+                    std::ffi::CString::new(decl.name.as_str()).map_err(|_| "the name has a NUL byte".to_string())?;
                 // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
                 let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
                 if fd < 0 {
-                    return Err(format!(
-                        "memfd_create: {}",
-                        sys::errno_text(sys::last_errno())
-                    ));
+                    return Err(format!("memfd_create: {}", sys::errno_text(sys::last_errno())));
                 }
                 // SAFETY: `fd` was just created and is owned by nothing else.
                 let file = unsafe { File::from_raw_fd(fd) };
@@ -247,8 +230,7 @@ impl Child<'_> {
                 file.set_len(size).map_err(|e| io("ftruncate", e))?;
                 if read_only {
                     drop(file);
-                    File::open(&path)
-                        .map_err(|e| io(&format!("cannot open {}", path.display()), e))?
+                    File::open(&path).map_err(|e| io(&format!("cannot open {}", path.display()), e))?
                 } else {
                     file
                 }
@@ -293,11 +275,7 @@ impl Child<'_> {
                     ),
                     Err(errno) => report_failure(
                         self.out,
-                        &format!(
-                            "waitpid after line {}: {}",
-                            step.line,
-                            sys::errno_text(errno)
-                        ),
+                        &format!("waitpid after line {}: {}", step.line, sys::errno_text(errno)),
                     ),
                 };
                 sys::exit_now(status)
@@ -331,15 +309,10 @@ impl Child<'_> {
     /// The name column: the NAME of the first scenario file with the VMA's device and inode,
     /// else the kernel's own.
     fn name_of(&self, vma: &ProcVma) -> String {
-        let ours = self
-            .script
-            .files
-            .iter()
-            .zip(&self.files)
-            .find_map(|(decl, file)| {
-                let file = file.as_ref()?;
-                (vma.inode != 0 && file.dev == vma.dev && file.inode == vma.inode).then_some(decl)
-            });
+        let ours = self.script.files.iter().zip(&self.files).find_map(|(decl, file)| {
+            let file = file.as_ref()?;
+            (vma.inode != 0 && file.dev == vma.dev && file.inode == vma.inode).then_some(decl)
+        });
         match ours {
             Some(decl) => decl.name.clone(),
             None => vma.name.clone(),
@@ -349,11 +322,7 @@ impl Child<'_> {
 
 /// Makes a memory-map system call; `success` describes what it returned (an address for
 /// `mmap` and `mremap`, `0` for the others).
-fn syscall(
-    nr: libc::c_long,
-    args: [u64; 6],
-    success: fn(u64) -> Outcome,
-) -> Result<Outcome, String> {
+fn syscall(nr: libc::c_long, args: [u64; 6], success: fn(u64) -> Outcome) -> Result<Outcome, String> {
     // SAFETY: the scenario names only addresses in its window, `[W, W + 16 TiB)`, where the
     // runner keeps nothing (checked at start); calls that reach further are refused by the
     // kernel for their arguments alone (the contract's promise).
@@ -404,10 +373,7 @@ fn touch(addr: u64, len: u64, access: Access) -> Outcome {
             Access::Write => probe::read_byte(first).and_then(|b| probe::write_byte(first, b)),
         };
         if let Err(signal) = result {
-            return Outcome::Accessed(Some(Fault {
-                signal,
-                addr: first,
-            }));
+            return Outcome::Accessed(Some(Fault { signal, addr: first }));
         }
     }
     Outcome::Accessed(None)
@@ -417,10 +383,7 @@ fn touch(addr: u64, len: u64, access: Access) -> Outcome {
 fn write(addr: u64, len: u64, byte: u8) -> Outcome {
     for (first, n) in page_chunks(addr, len) {
         if let Err(signal) = probe::write_byte(first, byte) {
-            return Outcome::Accessed(Some(Fault {
-                signal,
-                addr: first,
-            }));
+            return Outcome::Accessed(Some(Fault { signal, addr: first }));
         }
         for i in 1..n {
             let p = core::ptr::with_exposed_provenance_mut::<u8>((first + i) as usize);
@@ -442,10 +405,7 @@ fn read(addr: u64, len: u64) -> Outcome {
                 return Outcome::Read {
                     len,
                     runs,
-                    fault: Some(Fault {
-                        signal,
-                        addr: first,
-                    }),
+                    fault: Some(Fault { signal, addr: first }),
                 };
             }
         };
@@ -464,11 +424,7 @@ fn read(addr: u64, len: u64) -> Outcome {
         }
         push_run(&mut runs, current, count);
     }
-    Outcome::Read {
-        len,
-        runs,
-        fault: None,
-    }
+    Outcome::Read { len, runs, fault: None }
 }
 
 #[cfg(test)]

@@ -121,10 +121,7 @@ mod tests {
     #[test]
     fn same_runs() {
         let t = transcript(
-            &[
-                "L1 mmap = 0x0",
-                "L2 maps = 1\n  00000000-00001000 rw-p 00000000",
-            ],
+            &["L1 mmap = 0x0", "L2 maps = 1\n  00000000-00001000 rw-p 00000000"],
             RunEnd::Finished,
         );
         let c = compare(&t, &t.clone());
@@ -143,10 +140,7 @@ mod tests {
             RunEnd::Finished,
         );
         let engine = transcript(
-            &[
-                "L1 mmap = 0x0",
-                "L3 maps = 1\n  00000000-00002000 rw-p 00000000",
-            ],
+            &["L1 mmap = 0x0", "L3 maps = 1\n  00000000-00002000 rw-p 00000000"],
             RunEnd::Unsupported {
                 line: 4,
                 reason: "munmap is not built".into(),
@@ -170,10 +164,7 @@ mod tests {
              -kernel: finished\n\
              +engine: unsupported: line 4: munmap is not built\n"
         );
-        assert!(
-            c.report(script, 1)
-                .contains("... and 1 more differing entries\n")
-        );
+        assert!(c.report(script, 1).contains("... and 1 more differing entries\n"));
     }
 
     #[test]

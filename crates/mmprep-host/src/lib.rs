@@ -80,17 +80,9 @@ fn unsupported_reason(script: &Script, step: &Step) -> String {
 
 /// Forks the runner child, collects its output and how it ended.
 fn run_in_child(script: &Script) -> Result<Transcript, String> {
-    let needs_tmpdir = script
-        .files
-        .iter()
-        .any(|f| matches!(f.kind, FileKind::Tmpfile { .. }));
-    let tmpdir = if needs_tmpdir {
-        Some(TempDir::new()?)
-    } else {
-        None
-    };
-    let (read_end, write_end) =
-        sys::pipe().map_err(|e| format!("cannot create a pipe: {}", sys::errno_text(e)))?;
+    let needs_tmpdir = script.files.iter().any(|f| matches!(f.kind, FileKind::Tmpfile { .. }));
+    let tmpdir = if needs_tmpdir { Some(TempDir::new()?) } else { None };
+    let (read_end, write_end) = sys::pipe().map_err(|e| format!("cannot create a pipe: {}", sys::errno_text(e)))?;
     let pid = match sys::fork() {
         Ok(sys::Forked::Child) => {
             sys::close(read_end);
@@ -112,8 +104,7 @@ fn run_in_child(script: &Script) -> Result<Transcript, String> {
     let child_end = sys::wait(pid);
     drop(tmpdir);
     read.map_err(|e| format!("cannot read the runner child's output: {e}"))?;
-    let child_end = child_end
-        .map_err(|e| format!("cannot wait for the runner child: {}", sys::errno_text(e)))?;
+    let child_end = child_end.map_err(|e| format!("cannot wait for the runner child: {}", sys::errno_text(e)))?;
     let (entries, failure) = split_output(&String::from_utf8_lossy(&output));
     let end = match (failure, child_end) {
         (Some(message), _) => RunEnd::RunnerFailed(message),
@@ -126,10 +117,9 @@ fn run_in_child(script: &Script) -> Result<Transcript, String> {
         (None, sys::ChildEnd::Exited(status)) => {
             RunEnd::RunnerFailed(format!("the runner child exited with status {status}"))
         }
-        (None, sys::ChildEnd::Signaled(signal)) => RunEnd::RunnerFailed(format!(
-            "the runner child was killed by {}",
-            sys::signal_name(signal)
-        )),
+        (None, sys::ChildEnd::Signaled(signal)) => {
+            RunEnd::RunnerFailed(format!("the runner child was killed by {}", sys::signal_name(signal)))
+        }
     };
     Ok(Transcript { entries, end })
 }
@@ -169,10 +159,7 @@ impl TempDir {
                 Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
             }
         }
-        Err(format!(
-            "cannot create a fresh directory in {}",
-            base.display()
-        ))
+        Err(format!("cannot create a fresh directory in {}", base.display()))
     }
 
     fn path(&self) -> &Path {
@@ -192,14 +179,10 @@ mod tests {
 
     #[test]
     fn output_lines_become_entries() {
-        let (entries, failure) =
-            split_output("L1 maps = 1\n  00000000-00001000 rw-p 00000000\nL2 munmap = 0\n");
+        let (entries, failure) = split_output("L1 maps = 1\n  00000000-00001000 rw-p 00000000\nL2 munmap = 0\n");
         assert_eq!(
             entries,
-            [
-                "L1 maps = 1\n  00000000-00001000 rw-p 00000000",
-                "L2 munmap = 0"
-            ]
+            ["L1 maps = 1\n  00000000-00001000 rw-p 00000000", "L2 munmap = 0"]
         );
         assert_eq!(failure, None);
         let (entries, failure) = split_output("L1 fork = 0\n!runner-failed L2 file: no\n");

@@ -153,8 +153,7 @@ extern "C" fn on_fault(signal: c_int, info: *mut siginfo_t, context: *mut c_void
     unsafe {
         if ARMED.load(SeqCst) && !info.is_null() && !context.is_null() {
             let fault_addr = (*info).si_addr() as u64;
-            let at_target = fault_addr == TARGET.load(SeqCst)
-                || (fault_addr == 0 && (*info).si_code == SI_KERNEL);
+            let at_target = fault_addr == TARGET.load(SeqCst) || (fault_addr == 0 && (*info).si_code == SI_KERNEL);
             let uc = &mut *context.cast::<libc::ucontext_t>();
             let rip = uc.uc_mcontext.gregs.get_mut(libc::REG_RIP as usize);
             if let (true, Some(rip)) = (at_target, rip) {

@@ -33,11 +33,7 @@ pub struct ProcVma {
 
 /// Reads and parses `/proc/self/maps` (`smaps == false`) or `/proc/self/smaps`.
 pub fn read_self(smaps: bool) -> Result<Vec<ProcVma>, String> {
-    let path = if smaps {
-        "/proc/self/smaps"
-    } else {
-        "/proc/self/maps"
-    };
+    let path = if smaps { "/proc/self/smaps" } else { "/proc/self/maps" };
     let text = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     parse(&String::from_utf8_lossy(&text)).map_err(|e| format!("{path}: {e}"))
 }
@@ -62,9 +58,8 @@ pub fn parse(text: &str) -> Result<Vec<ProcVma>, String> {
 
 /// `Rss:   4 kB`, `THPeligible:  0`: a field line of an `smaps` block.
 fn is_smaps_field(line: &str) -> bool {
-    line.split_once(':').is_some_and(|(key, _)| {
-        !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    })
+    line.split_once(':')
+        .is_some_and(|(key, _)| !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
 }
 
 /// Parses one VMA line, or returns `None` if `line` is not one.
@@ -101,9 +96,9 @@ fn parse_header(line: &str) -> Option<ProcVma> {
 /// The `VmFlags` codes the host kernel prints (`shared/reference/vma-rules.md` 1.1), as static
 /// strings, so that a transcript can hold them as `&'static str` like the engine's.
 const VM_FLAG_CODES: &[&str] = &[
-    "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "um", "pf", "gu", "uw", "lo", "io", "sr",
-    "rr", "dc", "de", "lf", "ac", "nr", "ht", "sf", "ar", "wf", "dd", "sd", "mm", "hg", "nh", "mg",
-    "ss", "dp", "ui", "sl", "bt", "mt", "??",
+    "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "um", "pf", "gu", "uw", "lo", "io", "sr", "rr", "dc", "de",
+    "lf", "ac", "nr", "ht", "sf", "ar", "wf", "dd", "sd", "mm", "hg", "nh", "mg", "ss", "dp", "ui", "sl", "bt", "mt",
+    "??",
 ];
 
 /// The static string for a `VmFlags` code.
@@ -156,10 +151,7 @@ mod tests {
             }
         );
         assert_eq!(vmas[1].name, "/memfd:data (deleted)");
-        assert_eq!(
-            (vmas[1].dev, vmas[1].inode, vmas[1].offset),
-            ((0, 1), 2054, 0x1000)
-        );
+        assert_eq!((vmas[1].dev, vmas[1].inode, vmas[1].offset), ((0, 1), 2054, 0x1000));
         assert_eq!(vmas[1].flags, ["rd", "sh", "mr", "mw", "me", "ms"]);
         assert_eq!(vmas[2].start, 0xffff_ffff_ff60_0000);
         assert_eq!(vmas[2].name, "[vsyscall]");

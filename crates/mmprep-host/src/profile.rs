@@ -103,18 +103,13 @@ fn status_field(key: &str) -> Option<String> {
 
 /// The text after `key:` on the line that starts with it.
 fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+    text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
 }
 
 /// `/proc/meminfo`'s `key:   N kB`, in kB.
 fn meminfo_kb(key: &str) -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    field(&meminfo, key)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    field(&meminfo, key)?.split_whitespace().next()?.parse().ok()
 }
 
 /// A number from `/proc/sys/vm/`.
@@ -198,10 +193,7 @@ mod tests {
 
     #[test]
     fn parsers() {
-        assert_eq!(
-            parse_thp("always [madvise] never\n"),
-            Some(ThpMode::Madvise)
-        );
+        assert_eq!(parse_thp("always [madvise] never\n"), Some(ThpMode::Madvise));
         assert_eq!(parse_thp("[always] madvise never\n"), Some(ThpMode::Always));
         assert_eq!(parse_thp("always madvise never\n"), None);
         assert_eq!(

@@ -27,11 +27,7 @@ pub unsafe fn raw(nr: c_long, args: [u64; 6]) -> Result<u64, RawErrno> {
     // SAFETY: passing plain integers to the kernel; what the call does to memory is the
     // caller's promise (see `# Safety`).
     let ret = unsafe { libc::syscall(nr, a, b, c, d, e, f) };
-    if ret == -1 {
-        Err(last_errno())
-    } else {
-        Ok(ret as u64)
-    }
+    if ret == -1 { Err(last_errno()) } else { Ok(ret as u64) }
 }
 
 /// The calling thread's `errno`.

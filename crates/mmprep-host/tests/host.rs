@@ -167,10 +167,7 @@ fn parse_error_mid_script() {
     let t = kernel("mmap 0 4K rw- private|anon|fixed\nmaps\nmunmap 0\nmaps\n");
     assert_eq!(
         t.entries,
-        [
-            "L1 mmap = 0x0",
-            "L2 maps = 1\n  00000000-00001000 rw-p 00000000"
-        ]
+        ["L1 mmap = 0x0", "L2 maps = 1\n  00000000-00001000 rw-p 00000000"]
     );
     let RunEnd::ParseError(e) = &t.end else {
         panic!("{:?}", t.end)
@@ -184,19 +181,11 @@ fn parse_error_mid_script() {
 fn driver_files_and_events_are_unsupported() {
     let t = kernel("mmap 0 4K rw- private|anon|fixed\nfile dev driver counter pages=2\nmaps\n");
     assert_eq!(t.entries, Vec::<String>::new());
-    assert!(
-        matches!(t.end, RunEnd::Unsupported { line: 2, .. }),
-        "{:?}",
-        t.end
-    );
+    assert!(matches!(t.end, RunEnd::Unsupported { line: 2, .. }), "{:?}", t.end);
     assert_eq!(t.end.exit_code(), 3);
     let t = kernel("maps\nevents\n");
     assert_eq!(t.entries, Vec::<String>::new());
-    assert!(
-        matches!(t.end, RunEnd::Unsupported { line: 2, .. }),
-        "{:?}",
-        t.end
-    );
+    assert!(matches!(t.end, RunEnd::Unsupported { line: 2, .. }), "{:?}", t.end);
 }
 
 /// File kinds, the NAME column and closed files: /dev/zero private mappings carry the file's

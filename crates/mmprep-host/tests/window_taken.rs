@@ -28,9 +28,7 @@ fn a_mapped_window_is_refused() {
     assert_eq!(t.entries, ["L2 mmap = 0x0"]);
 
     // A 64M+4K window contains it: nothing runs.
-    let t = mmprep_host::run(&parse(
-        "window 0x4001000\nmmap 0 4K rw- private|anon|fixed\n",
-    ));
+    let t = mmprep_host::run(&parse("window 0x4001000\nmmap 0 4K rw- private|anon|fixed\n"));
     assert_eq!(t.end, RunEnd::WindowTaken);
     assert_eq!(t.end.exit_code(), 4);
     assert_eq!(t.entries, Vec::<String>::new());

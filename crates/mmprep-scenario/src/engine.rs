@@ -39,7 +39,15 @@ pub fn run(script: &Script, profile: &Profile) -> Transcript {
         match runner.step(script, &step.op) {
             Ok(Some(outcome)) => entries.push(format_step(step.line, step.verb(), &outcome, runner.window)),
             Ok(None) => {}
-            Err(reason) => return Transcript { entries, end: RunEnd::Unsupported { line: step.line, reason } },
+            Err(reason) => {
+                return Transcript {
+                    entries,
+                    end: RunEnd::Unsupported {
+                        line: step.line,
+                        reason,
+                    },
+                };
+            }
         }
     }
     let end = match &script.error {
@@ -70,7 +78,11 @@ fn errno_outcome<T>(r: mmprep::Result<T>, ok: impl FnOnce(T) -> Outcome) -> Outc
 impl EngineRunner {
     /// A fresh address space for `script`.
     pub fn new(script: &Script, profile: &Profile) -> EngineRunner {
-        EngineRunner { mm: Mm::new(profile.clone()), files: Vec::new(), window: script.window_range() }
+        EngineRunner {
+            mm: Mm::new(profile.clone()),
+            files: Vec::new(),
+            window: script.window_range(),
+        }
     }
 
     /// The address space.
@@ -100,7 +112,11 @@ impl EngineRunner {
                 let file = match &decl.kind {
                     FileKind::Memfd { size } => self.mm.shmem().memfd_create(&decl.name, *size),
                     FileKind::Tmpfile { size, read_only } => {
-                        let mode = if *read_only { FileMode::READ_ONLY } else { FileMode::READ_WRITE };
+                        let mode = if *read_only {
+                            FileMode::READ_ONLY
+                        } else {
+                            FileMode::READ_WRITE
+                        };
                         match self.mm.profile().tmpfile_fs {
                             TmpfileFs::Ext4 => {
                                 let ino = 100_000 + id as u64;
@@ -115,14 +131,24 @@ impl EngineRunner {
                     }
                 };
                 debug_assert_eq!(self.files.len(), id, "file ids are in declaration order");
-                self.files.push(OpenFile { name: decl.name.clone(), file, open: true });
+                self.files.push(OpenFile {
+                    name: decl.name.clone(),
+                    file,
+                    open: true,
+                });
                 return Ok(None);
             }
             Op::Close { id } => {
                 self.files[id].open = false;
                 return Ok(None);
             }
-            Op::Mmap { addr: a, len, prot, flags, file } => {
+            Op::Mmap {
+                addr: a,
+                len,
+                prot,
+                flags,
+                file,
+            } => {
                 let at = match a {
                     MmapAddr::Any => VirtAddr(0),
                     MmapAddr::At(off) => addr(off),
@@ -208,7 +234,13 @@ impl EngineRunner {
                     Some(n) => n,
                     None => row.name,
                 };
-                let entry = MapsEntry { start: row.start, end: row.end, perms: row.perms, offset: row.offset, name };
+                let entry = MapsEntry {
+                    start: row.start,
+                    end: row.end,
+                    perms: row.perms,
+                    offset: row.offset,
+                    name,
+                };
                 let codes = procfs::vmflags(v, soft_dirty);
                 (entry, codes)
             })

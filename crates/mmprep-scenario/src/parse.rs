@@ -23,8 +23,7 @@ use alloc::vec::Vec;
 use mmprep::uapi::{MapFlags, Prot, madv, mlock, mremap};
 
 use crate::script::{
-    Access, DEFAULT_WINDOW, FileArg, FileDecl, FileId, FileKind, MAX_WINDOW, MmapAddr, Op,
-    ParseError, Script, Step,
+    Access, DEFAULT_WINDOW, FileArg, FileDecl, FileId, FileKind, MAX_WINDOW, MmapAddr, Op, ParseError, Script, Step,
 };
 
 /// The page size the `window` line is checked against.
@@ -238,10 +237,7 @@ pub const MMAP_FLAGS: &[(&str, u32)] = &[
 ];
 
 /// The `mprotect` words that may follow PROT, and their `PROT_*` values.
-pub const MPROTECT_FLAGS: &[(&str, u32)] = &[
-    ("growsdown", Prot::GROWSDOWN.0),
-    ("growsup", Prot::GROWSUP.0),
-];
+pub const MPROTECT_FLAGS: &[(&str, u32)] = &[("growsdown", Prot::GROWSDOWN.0), ("growsup", Prot::GROWSUP.0)];
 
 /// The `madvise` advice words (the name after `MADV_`, lower case) and their numbers.
 pub const MADVICE: &[(&str, u32)] = &[
@@ -298,9 +294,7 @@ pub fn parse_number(token: &str) -> Result<u64, String> {
     } else {
         (token, 1)
     };
-    let not_a_number = || {
-        format!("`{token}` is not a number (decimal or 0x hex, with an optional K, M or G suffix)")
-    };
+    let not_a_number = || format!("`{token}` is not a number (decimal or 0x hex, with an optional K, M or G suffix)");
     let digits = match parse_digits(body) {
         Ok(value) => value,
         Err(DigitsError::Overflow) => return Err(format!("`{token}` does not fit in 64 bits")),
@@ -347,11 +341,7 @@ fn parse_digits(body: &str) -> Result<u64, DigitsError> {
 
 /// Parses `---`, `r--`, `rw-`, `-w-`, `rwx` ... into `PROT_*` bits.
 pub fn parse_prot(token: &str) -> Result<u32, String> {
-    let bad = || {
-        format!(
-            "`{token}` is not a protection: three characters `r` or `-`, `w` or `-`, `x` or `-`"
-        )
-    };
+    let bad = || format!("`{token}` is not a protection: three characters `r` or `-`, `w` or `-`, `x` or `-`");
     let &[r, w, x] = token.as_bytes() else {
         return Err(bad());
     };
@@ -378,18 +368,13 @@ fn parse_flags(token: &str, table: &[(&str, u32)]) -> Result<u32, String> {
 /// One word of `table`; `whole` is the token it came from, for the message.
 fn lookup(word: &str, table: &[(&str, u32)], whole: &str) -> Result<u32, String> {
     if word.is_empty() {
-        return Err(format!(
-            "`{whole}` has an empty word (join words with a single `|`)"
-        ));
+        return Err(format!("`{whole}` has an empty word (join words with a single `|`)"));
     }
     match table.iter().find(|(name, _)| *name == word) {
         Some(&(_, value)) => Ok(value),
         None => {
             let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
-            Err(format!(
-                "unknown word `{word}` (one of: {})",
-                names.join(" ")
-            ))
+            Err(format!("unknown word `{word}` (one of: {})", names.join(" ")))
         }
     }
 }
@@ -426,10 +411,7 @@ impl Parser {
             Some((before, _comment)) => before,
             None => raw,
         };
-        let tokens: Vec<&str> = content
-            .split([' ', '\t'])
-            .filter(|t| !t.is_empty())
-            .collect();
+        let tokens: Vec<&str> = content.split([' ', '\t']).filter(|t| !t.is_empty()).collect();
         let Some((&verb, args)) = tokens.split_first() else {
             return Ok(());
         };
@@ -454,9 +436,7 @@ impl Parser {
 
     fn window(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
         if !self.first_line {
-            return Err(
-                "`window` is allowed only as the first line that is not blank or a comment".into(),
-            );
+            return Err("`window` is allowed only as the first line that is not blank or a comment".into());
         }
         let &[size] = args else {
             return Err(spec.arity_error(args.len()));
@@ -476,15 +456,10 @@ impl Parser {
             return Err(spec.arity_error(args.len()));
         };
         if !is_word(name) {
-            return Err(format!(
-                "NAME: `{name}` is not a name (letters, digits, `_` and `-`)"
-            ));
+            return Err(format!("NAME: `{name}` is not a name (letters, digits, `_` and `-`)"));
         }
         if let Some(prev) = self.files.iter().find(|f| f.name == name) {
-            return Err(format!(
-                "NAME: `{name}` is already defined (line {})",
-                prev.line
-            ));
+            return Err(format!("NAME: `{name}` is already defined (line {})", prev.line));
         }
         let kind = match (kind, rest) {
             ("memfd", &[size]) => FileKind::Memfd {
@@ -527,9 +502,7 @@ impl Parser {
                 }
             }
             ("driver", _) => {
-                return Err(format!(
-                    "expected `file {name} driver DRIVER [KEY=VALUE ...]`"
-                ));
+                return Err(format!("expected `file {name} driver DRIVER [KEY=VALUE ...]`"));
             }
             (other, _) => {
                 return Err(format!(
@@ -669,9 +642,7 @@ impl Parser {
         let old_len = arg("OLDLEN", old_len, parse_number)?;
         let new_len = arg("NEWLEN", new_len, parse_number)?;
         let flags = arg("FLAGS", flags, |t| parse_flags(t, MREMAP_FLAGS))?;
-        let new_addr = new_addr
-            .map(|a| arg("NEWADDR", a, parse_number))
-            .transpose()?;
+        let new_addr = new_addr.map(|a| arg("NEWADDR", a, parse_number)).transpose()?;
         let fixed = flags & mremap::FIXED != 0;
         match (fixed, new_addr.is_some()) {
             (true, false) => return Err("FLAGS has `fixed`, so NEWADDR is required".into()),
@@ -742,11 +713,7 @@ impl Parser {
 }
 
 /// Parses one argument, prefixing an error with the argument's name.
-fn arg<T>(
-    name: &str,
-    token: &str,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, String> {
+fn arg<T>(name: &str, token: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, String> {
     parse(token).map_err(|e| format!("{name}: {e}"))
 }
 
@@ -755,10 +722,7 @@ fn addr_len(spec: &Verb, args: &[&str]) -> Result<(u64, u64), String> {
     let &[addr, len] = args else {
         return Err(spec.arity_error(args.len()));
     };
-    Ok((
-        arg("ADDR", addr, parse_number)?,
-        arg("LEN", len, parse_number)?,
-    ))
+    Ok((arg("ADDR", addr, parse_number)?, arg("LEN", len, parse_number)?))
 }
 
 /// A line that is its verb alone.
@@ -801,10 +765,7 @@ mod tests {
     /// Asserts that a one-line scenario fails and its message contains `needle`.
     fn fails(line: &str, needle: &str) {
         let message = error(line, 1);
-        assert!(
-            message.contains(needle),
-            "{line:?}: got {message:?}, wanted {needle:?}"
-        );
+        assert!(message.contains(needle), "{line:?}: got {message:?}, wanted {needle:?}");
     }
 
     #[test]
@@ -868,8 +829,7 @@ mod tests {
 
     #[test]
     fn comments_blank_lines_and_separators() {
-        let script =
-            parse("# a comment\n\n   \t\nmmap\t0  4K rw- private|anon # trailing\n#maps\n");
+        let script = parse("# a comment\n\n   \t\nmmap\t0  4K rw- private|anon # trailing\n#maps\n");
         assert_eq!(script.error, None);
         assert_eq!(script.window, DEFAULT_WINDOW);
         assert_eq!(script.steps.len(), 1);
@@ -947,10 +907,7 @@ mod tests {
                 &Op::Close { id: 0 },
             ]
         );
-        assert!(
-            script.engine_only().is_some(),
-            "a driver file is engine only"
-        );
+        assert!(script.engine_only().is_some(), "a driver file is engine only");
         assert!(!Op::File { id: 0 }.prints() && !Op::Close { id: 0 }.prints());
 
         fails("file", "got 0 arguments");
@@ -959,14 +916,8 @@ mod tests {
         fails("file data memfd", "expected `file data memfd SIZE`");
         fails("file data memfd 4K ro", "expected `file data memfd SIZE`");
         fails("file data memfd 4x", "SIZE: `4x` is not a number");
-        fails(
-            "file data tmpfile 4K rw",
-            "expected `file data tmpfile SIZE [ro]`",
-        );
-        fails(
-            "file data tmpfile",
-            "expected `file data tmpfile SIZE [ro]`",
-        );
+        fails("file data tmpfile 4K rw", "expected `file data tmpfile SIZE [ro]`");
+        fails("file data tmpfile", "expected `file data tmpfile SIZE [ro]`");
         fails("file data zero 4K", "expected `file data zero`");
         fails("file data driver", "expected `file data driver DRIVER");
         fails("file data driver c.d", "DRIVER: `c.d` is not a name");
@@ -1026,10 +977,8 @@ mod tests {
         );
 
         // A file mapping: open, then closed (the runner passes descriptor -1).
-        let steps = ops(
-            "file data memfd 64K\nmmap 1M 8K r-- shared|fixed data 4K\nclose data\n\
-                         mmap 2M 8K r-- shared|fixed data 0x1001",
-        );
+        let steps = ops("file data memfd 64K\nmmap 1M 8K r-- shared|fixed data 4K\nclose data\n\
+                         mmap 2M 8K r-- shared|fixed data 0x1001");
         assert_eq!(
             steps[1],
             Op::Mmap {
@@ -1089,21 +1038,9 @@ mod tests {
 
     #[test]
     fn range_verbs() {
-        assert_eq!(
-            op("munmap 2K 4K"),
-            Op::Munmap {
-                addr: 2048,
-                len: 4096
-            }
-        );
+        assert_eq!(op("munmap 2K 4K"), Op::Munmap { addr: 2048, len: 4096 });
         assert_eq!(op("mlock 0 8K"), Op::Mlock { addr: 0, len: 8192 });
-        assert_eq!(
-            op("munlock 0x1000 0"),
-            Op::Munlock {
-                addr: 0x1000,
-                len: 0
-            }
-        );
+        assert_eq!(op("munlock 0x1000 0"), Op::Munlock { addr: 0x1000, len: 0 });
         assert_eq!(op("mseal 0 4K"), Op::Mseal { addr: 0, len: 4096 });
         assert_eq!(op("read 1 3"), Op::Read { addr: 1, len: 3 });
         assert_eq!(
@@ -1132,10 +1069,7 @@ mod tests {
                 &format!("{verb} any 4K"),
                 "ADDR: `any` is accepted only as the ADDR of `mmap`",
             );
-            fails(
-                &format!("{verb} 0 4k"),
-                "LEN: `4k`: the suffix is upper case",
-            );
+            fails(&format!("{verb} 0 4k"), "LEN: `4k`: the suffix is upper case");
         }
         fails("mlock2 0 4K", "expected `mlock2 ADDR LEN onfault`");
         fails("mlock2 0 4K 1", "unknown mlock2 flag `1`");
@@ -1176,19 +1110,13 @@ mod tests {
                 prot: 1 | 0x0300_0000
             }
         );
-        fails(
-            "mprotect 0 4K",
-            "expected `mprotect ADDR LEN PROT[|growsdown|growsup]`",
-        );
+        fails("mprotect 0 4K", "expected `mprotect ADDR LEN PROT[|growsdown|growsup]`");
         fails("mprotect 0 4K rw-|", "empty word");
         fails(
             "mprotect 0 4K rw-|stack",
             "unknown word `stack` (one of: growsdown growsup)",
         );
-        fails(
-            "mprotect 0 4K rw-|growsdown|growsdown",
-            "names `growsdown` twice",
-        );
+        fails("mprotect 0 4K rw-|growsdown|growsdown", "names `growsdown` twice");
         fails("mprotect 0 4K |growsdown", "PROT: `` is not a protection");
         fails("mprotect 0 4K 3", "PROT: `3` is not a protection");
     }
@@ -1260,10 +1188,7 @@ mod tests {
                 new_addr: Some(1 << 20)
             }
         );
-        fails(
-            "mremap 0 4K 8K fixed",
-            "FLAGS has `fixed`, so NEWADDR is required",
-        );
+        fails("mremap 0 4K 8K fixed", "FLAGS has `fixed`, so NEWADDR is required");
         fails(
             "mremap 0 4K 8K maymove 1M",
             "NEWADDR is given only when FLAGS has `fixed`",
@@ -1330,10 +1255,7 @@ mod tests {
         assert!(parse("events").engine_only().is_some());
         assert!(parse("fork\nmaps\nsmaps").engine_only().is_none());
         for verb in ["fork", "maps", "smaps", "events"] {
-            fails(
-                &format!("{verb} now"),
-                &format!("expected `{verb}`, got 1 argument"),
-            );
+            fails(&format!("{verb} now"), &format!("expected `{verb}`, got 1 argument"));
         }
     }
 
@@ -1347,9 +1269,7 @@ mod tests {
 
     #[test]
     fn the_first_bad_line_stops_the_parse() {
-        let script = parse(
-            "window 64M\nfile d memfd 4K\nmmap 0 4K rw- private|anon|fixed\nmunmap 0\nmaps\n",
-        );
+        let script = parse("window 64M\nfile d memfd 4K\nmmap 0 4K rw- private|anon|fixed\nmunmap 0\nmaps\n");
         assert_eq!(script.window, 64 << 20);
         let lines: Vec<usize> = script.steps.iter().map(|s| s.line).collect();
         assert_eq!(lines, [2, 3]);
@@ -1389,11 +1309,7 @@ mod tests {
     #[test]
     fn every_verb_is_in_the_table_once() {
         for (i, v) in VERBS.iter().enumerate() {
-            assert!(
-                VERBS.iter().skip(i + 1).all(|w| w.name != v.name),
-                "{} twice",
-                v.name
-            );
+            assert!(VERBS.iter().skip(i + 1).all(|w| w.name != v.name), "{} twice", v.name);
             assert!(!v.summary.is_empty());
         }
         assert_eq!(
@@ -1516,10 +1432,7 @@ mod tests {
                     }
                     tokens[i] = chars.into_iter().collect();
                 }
-                6 => tokens.insert(
-                    at,
-                    format!("{}{}", rng.u64(..), ["", "K", "M", "G"][rng.usize(..4)]),
-                ),
+                6 => tokens.insert(at, format!("{}{}", rng.u64(..), ["", "K", "M", "G"][rng.usize(..4)])),
                 _ => tokens.insert(at, format!("0x{:x}", rng.u64(..))),
             }
         }
@@ -1553,11 +1466,7 @@ mod tests {
                 text.push(if rng.u8(0..10) == 0 { '\r' } else { '\n' });
             }
             let script = parse(&text);
-            assert_eq!(
-                parse(&text),
-                script,
-                "parse is not deterministic on {text:?}"
-            );
+            assert_eq!(parse(&text), script, "parse is not deterministic on {text:?}");
             let mut last = 0;
             for step in &script.steps {
                 assert!(step.line > last, "{text:?}");
@@ -1580,9 +1489,6 @@ mod tests {
             }
         }
         // The mutations must actually exercise the error paths (and not only them).
-        assert!(
-            (1_000..9_900).contains(&errors),
-            "{errors} of 10000 inputs failed"
-        );
+        assert!((1_000..9_900).contains(&errors), "{errors} of 10000 inputs failed");
     }
 }

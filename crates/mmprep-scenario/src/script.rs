@@ -100,7 +100,10 @@ pub enum FileKind {
     /// `zero`: `/dev/zero`, opened read-write.
     Zero,
     /// `driver DRIVER [KEY=VALUE ...]`: engine only.
-    Driver { driver: String, params: Vec<(String, String)> },
+    Driver {
+        driver: String,
+        params: Vec<(String, String)>,
+    },
 }
 
 /// The ADDR of an `mmap` line.
@@ -140,7 +143,13 @@ pub enum Op {
     /// `close NAME`: close its descriptor (prints nothing).
     Close { id: FileId },
     /// `mmap ADDR LEN PROT FLAGS [FILE OFFSET]`.
-    Mmap { addr: MmapAddr, len: u64, prot: u32, flags: u32, file: Option<FileArg> },
+    Mmap {
+        addr: MmapAddr,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        file: Option<FileArg>,
+    },
     /// `munmap ADDR LEN`.
     Munmap { addr: u64, len: u64 },
     /// `mprotect ADDR LEN PROT[|growsdown|growsup]`.
@@ -154,7 +163,13 @@ pub enum Op {
     /// `munlock ADDR LEN`.
     Munlock { addr: u64, len: u64 },
     /// `mremap ADDR OLDLEN NEWLEN FLAGS [NEWADDR]`; `new_addr` is given exactly with `fixed`.
-    Mremap { addr: u64, old_len: u64, new_len: u64, flags: u32, new_addr: Option<u64> },
+    Mremap {
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u32,
+        new_addr: Option<u64>,
+    },
     /// `mseal ADDR LEN`.
     Mseal { addr: u64, len: u64 },
     /// `touch ADDR LEN r|w`.

@@ -124,11 +124,22 @@ impl VmOperations for TourVmOps {
         _file: Option<&Arc<File>>,
         _private: &mut Option<PrivateData>,
     ) -> Result<()> {
-        log(&self.log, format!("mapped:       start {} end {} pgoff {}", off(start), off(end), pgoff.get()));
+        log(
+            &self.log,
+            format!(
+                "mapped:       start {} end {} pgoff {}",
+                off(start),
+                off(end),
+                pgoff.get()
+            ),
+        );
         Ok(())
     }
     fn close(&self, vma: &Vma) {
-        log(&self.log, format!("close:        start {} end {}", off(vma.start()), off(vma.end())));
+        log(
+            &self.log,
+            format!("close:        start {} end {}", off(vma.start()), off(vma.end())),
+        );
     }
     fn fault(&self, _vma: &Vma, _pgoff: PgOff, _write: bool) -> mmprep::vma::FaultResult {
         mmprep::vma::FaultResult::Ok
@@ -232,17 +243,32 @@ fn driver_chapter(profile: &Profile) -> String {
     );
     let logbuf = Arc::new(Mutex::new(Vec::new()));
     let inode = Arc::new(Inode::new(DevId { major: 0, minor: 42 }, 1, InodeKind::CharDevice, 0));
-    let file = File::new(inode, FileMode::READ_WRITE, Arc::new(TourDriver { log: logbuf.clone() }), "/dev/tour".into(), false);
+    let file = File::new(
+        inode,
+        FileMode::READ_WRITE,
+        Arc::new(TourDriver { log: logbuf.clone() }),
+        "/dev/tour".into(),
+        false,
+    );
     let mut mm = Mm::new(profile.clone());
     let base = WINDOW_BASE + (1 << 20);
     let flags = MapFlags::SHARED | MapFlags::FIXED;
     for (i, (addr, offset)) in [(base, 0u64), (base + 0x2000, 0x2000)].into_iter().enumerate() {
-        let _ = writeln!(out, "  mmap #{} at {:#x}, 8K, rw-, shared, offset {offset:#x}", i + 1, addr - WINDOW_BASE);
+        let _ = writeln!(
+            out,
+            "  mmap #{} at {:#x}, 8K, rw-, shared, offset {offset:#x}",
+            i + 1,
+            addr - WINDOW_BASE
+        );
         let r = mm.mmap(VirtAddr(addr), 0x2000, Prot::RW, flags, Some(&file), offset);
         for l in logbuf.lock().map(|mut v| core::mem::take(&mut *v)).unwrap_or_default() {
             let _ = writeln!(out, "      {l}");
         }
-        let _ = writeln!(out, "      -> {}", r.map_or_else(|e| format!("-{}", e.errno), |a| format!("{:#x}", a.get() - WINDOW_BASE)));
+        let _ = writeln!(
+            out,
+            "      -> {}",
+            r.map_or_else(|e| format!("-{}", e.errno), |a| format!("{:#x}", a.get() - WINDOW_BASE))
+        );
     }
     let vmas = mm.vmas().count();
     let _ = writeln!(out, "  munmap all 16K");

@@ -68,7 +68,11 @@ pub enum Outcome {
     Accessed(Option<Fault>),
     /// `read`: the bytes read as runs of (byte, count), then the fault that stopped it, if any.
     /// `len` is the length asked for (a zero-length read prints `-`).
-    Read { len: u64, runs: Vec<(u8, u64)>, fault: Option<Fault> },
+    Read {
+        len: u64,
+        runs: Vec<(u8, u64)>,
+        fault: Option<Fault>,
+    },
     /// `maps`: the VMAs intersecting the window, lowest first.
     Maps(Vec<MapsEntry>),
     /// `smaps`: the same, each with its `VmFlags` codes (`["rd", "wr", ...]`).
@@ -257,7 +261,10 @@ mod tests {
 
     #[test]
     fn contract_example_lines() {
-        assert_eq!(format_step(3, "mmap", &Outcome::Addr(WINDOW_BASE), WIN), "L3 mmap = 0x0");
+        assert_eq!(
+            format_step(3, "mmap", &Outcome::Addr(WINDOW_BASE), WIN),
+            "L3 mmap = 0x0"
+        );
         assert_eq!(
             format_step(4, "mmap", &Outcome::Addr(WINDOW_BASE + 0x4000), WIN),
             "L4 mmap = 0x4000"
@@ -274,7 +281,10 @@ mod tests {
             offset: 0,
             name: String::new(),
         }]);
-        assert_eq!(format_step(5, "maps", &maps, WIN), "L5 maps = 1\n  00000000-00008000 rw-p 00000000");
+        assert_eq!(
+            format_step(5, "maps", &maps, WIN),
+            "L5 maps = 1\n  00000000-00008000 rw-p 00000000"
+        );
         let smaps = Outcome::Smaps(vec![(
             MapsEntry {
                 start: WINDOW_BASE + 0x100000,
@@ -293,8 +303,14 @@ mod tests {
 
     #[test]
     fn addresses_outside_and_below_the_window() {
-        assert_eq!(format_step(1, "mmap", &Outcome::Addr(0x7f00_0000_0000), WIN), "L1 mmap = outside");
-        let f = Fault { signal: Signal::Segv, addr: WINDOW_BASE - 0x1000 };
+        assert_eq!(
+            format_step(1, "mmap", &Outcome::Addr(0x7f00_0000_0000), WIN),
+            "L1 mmap = outside"
+        );
+        let f = Fault {
+            signal: Signal::Segv,
+            addr: WINDOW_BASE - 0x1000,
+        };
         assert_eq!(
             format_step(2, "touch", &Outcome::Accessed(Some(f)), WIN),
             "L2 touch = SIGSEGV@0xfffffffffffff000"
@@ -307,12 +323,27 @@ mod tests {
         push_run(&mut runs, 0, 4096);
         push_run(&mut runs, 0x41, 4096);
         push_run(&mut runs, 0x41, 4096);
-        let r = Outcome::Read { len: 12288, runs, fault: None };
+        let r = Outcome::Read {
+            len: 12288,
+            runs,
+            fault: None,
+        };
         assert_eq!(format_step(1, "read", &r, WIN), "L1 read = 00x4096 41x8192");
-        let f = Fault { signal: Signal::Bus, addr: WINDOW_BASE + 0x3000 };
-        let r = Outcome::Read { len: 4096, runs: vec![], fault: Some(f) };
+        let f = Fault {
+            signal: Signal::Bus,
+            addr: WINDOW_BASE + 0x3000,
+        };
+        let r = Outcome::Read {
+            len: 4096,
+            runs: vec![],
+            fault: Some(f),
+        };
         assert_eq!(format_step(1, "read", &r, WIN), "L1 read = SIGBUS@0x3000");
-        let r = Outcome::Read { len: 0, runs: vec![], fault: None };
+        let r = Outcome::Read {
+            len: 0,
+            runs: vec![],
+            fault: None,
+        };
         assert_eq!(format_step(1, "read", &r, WIN), "L1 read = -");
     }
 }

@@ -27,12 +27,16 @@ fn flags() -> MapFlags {
 /// N VMAs: page 2i is mapped (rw- or r-- alternately), page 2i+1 is a hole; the last VMA is
 /// three pages long (for the mprotect bench).
 fn layout(n: u64) -> Mm {
-    let profile = Profile { max_map_count: u64::MAX, ..Profile::reference_host() };
+    let profile = Profile {
+        max_map_count: u64::MAX,
+        ..Profile::reference_host()
+    };
     let mut mm = Mm::new(profile);
     for i in 0..n {
         let prot = if i.is_multiple_of(2) { Prot::RW } else { Prot::READ };
         let len = if i == n - 1 { 3 * PAGE } else { PAGE };
-        mm.mmap(VirtAddr(BASE + 2 * i * PAGE), len, prot, flags(), None, 0).expect("layout mmap");
+        mm.mmap(VirtAddr(BASE + 2 * i * PAGE), len, prot, flags(), None, 0)
+            .expect("layout mmap");
     }
     assert_eq!(mm.vmas().count() as u64, n);
     mm
@@ -70,7 +74,11 @@ fn bench(c: &mut Criterion) {
             })
         });
         g.finish();
-        assert_eq!(mm.vmas().count() as u64, n, "benchmarks leave the layout as they found it");
+        assert_eq!(
+            mm.vmas().count() as u64,
+            n,
+            "benchmarks leave the layout as they found it"
+        );
         mm.check_invariants();
     }
 }

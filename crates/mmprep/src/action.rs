@@ -15,7 +15,7 @@ use alloc::sync::Arc;
 use core::fmt;
 
 use crate::errno::{Errno, Result};
-use crate::vma::{Vma, VmOps};
+use crate::vma::{VmOps, Vma};
 
 /// The page-table work an action asks for (`enum mmap_action_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

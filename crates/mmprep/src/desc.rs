@@ -207,7 +207,10 @@ impl<'a> VmAreaDesc<'a> {
     /// mapping). The change is final for the life of the VMA.
     pub fn try_clear_maywrite(&mut self) -> Result<()> {
         if self.flags.test(VmaBit::Write) {
-            return Err(err(Errno::EINVAL, "VM_MAYWRITE cannot be cleared while VM_WRITE is set"));
+            return Err(err(
+                Errno::EINVAL,
+                "VM_MAYWRITE cannot be cleared while VM_WRITE is set",
+            ));
         }
         self.flags.clear(VmaBit::MayWrite);
         Ok(())

@@ -57,11 +57,23 @@ pub struct Inode {
 impl Inode {
     /// A new inode.
     pub fn new(dev: DevId, ino: u64, kind: InodeKind, size: u64) -> Inode {
-        Inode { ino, dev, kind, size: AtomicU64::new(size), append_only: false }
+        Inode {
+            ino,
+            dev,
+            kind,
+            size: AtomicU64::new(size),
+            append_only: false,
+        }
     }
     /// An append-only inode (`IS_APPEND`): shared writable mappings are refused.
     pub fn new_append_only(dev: DevId, ino: u64, size: u64) -> Inode {
-        Inode { ino, dev, kind: InodeKind::Regular, size: AtomicU64::new(size), append_only: true }
+        Inode {
+            ino,
+            dev,
+            kind: InodeKind::Regular,
+            size: AtomicU64::new(size),
+            append_only: true,
+        }
     }
     /// The inode number.
     pub fn ino(&self) -> u64 {
@@ -99,7 +111,15 @@ impl Inode {
 
 impl fmt::Debug for Inode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Inode({:x}:{:x} #{} {:?} size {})", self.dev.major, self.dev.minor, self.ino, self.kind, self.size())
+        write!(
+            f,
+            "Inode({:x}:{:x} #{} {:?} size {})",
+            self.dev.major,
+            self.dev.minor,
+            self.ino,
+            self.kind,
+            self.size()
+        )
     }
 }
 
@@ -112,11 +132,20 @@ pub struct FileMode {
 
 impl FileMode {
     /// `O_RDWR`.
-    pub const READ_WRITE: FileMode = FileMode { read: true, write: true };
+    pub const READ_WRITE: FileMode = FileMode {
+        read: true,
+        write: true,
+    };
     /// `O_RDONLY`.
-    pub const READ_ONLY: FileMode = FileMode { read: true, write: false };
+    pub const READ_ONLY: FileMode = FileMode {
+        read: true,
+        write: false,
+    };
     /// `O_WRONLY`.
-    pub const WRITE_ONLY: FileMode = FileMode { read: false, write: true };
+    pub const WRITE_ONLY: FileMode = FileMode {
+        read: false,
+        write: true,
+    };
 }
 
 /// `fop_flags` bits that `mmap` looks at.
@@ -211,7 +240,13 @@ impl File {
         path: String,
         noexec: bool,
     ) -> Arc<File> {
-        Arc::new(File { inode, mode, ops, path, noexec })
+        Arc::new(File {
+            inode,
+            mode,
+            ops,
+            path,
+            noexec,
+        })
     }
 
     /// The inode.

@@ -410,7 +410,10 @@ mod tests {
         let sealed = vma_flags![Read, Write, MayRead, MayWrite, MayExec, MaybeGuard, DontCopy]
             .with(vma_flags![Account, WipeOnFork, DontDump, NoHugePage, Sealed]);
         assert_eq!(codes(sealed), "rd wr mr mw me gu dc ac wf dd nh sl");
-        assert_eq!(codes(vma_flags![Read, PfnMap, Io, DontExpand, DontDump, MayRead]), "rd mr pf io de dd");
+        assert_eq!(
+            codes(vma_flags![Read, PfnMap, Io, DontExpand, DontDump, MayRead]),
+            "rd mr pf io de dd"
+        );
     }
 
     #[test]

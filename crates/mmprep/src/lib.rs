@@ -40,7 +40,7 @@ pub mod tree;
 pub mod uapi;
 pub mod vma;
 
-pub use addr::{PAGE_SIZE, PgOff, Pfn, VirtAddr};
+pub use addr::{PAGE_SIZE, Pfn, PgOff, VirtAddr};
 pub use errno::{Errno, Error, Result};
 pub use mm::{Access, Mm, Signal};
 pub use profile::Profile;

@@ -148,7 +148,9 @@ impl Mm {
 
     /// `can_vma_merge_after` + `can_vma_merge_left`: may the proposal join `prev` on its left?
     fn can_merge_left(&self, vmg: &MergeState) -> bool {
-        let Some(prev) = vmg.prev.and_then(|k| self.tree.get(k)) else { return false };
+        let Some(prev) = vmg.prev.and_then(|k| self.tree.get(k)) else {
+            return false;
+        };
         prev.end == vmg.start
             && attrs_compatible(prev, vmg, self.sticky())
             && anon_compatible(vmg.anon, prev.anon)
@@ -158,7 +160,9 @@ impl Mm {
     /// `can_vma_merge_before` + `can_vma_merge_right`: may the proposal join `next` on its
     /// right? When it also joins `prev`, prev and next must be anon-compatible with each other.
     fn can_merge_right(&self, vmg: &MergeState, merge_left: bool) -> bool {
-        let Some(next) = vmg.next.and_then(|k| self.tree.get(k)) else { return false };
+        let Some(next) = vmg.next.and_then(|k| self.tree.get(k)) else {
+            return false;
+        };
         if next.start != vmg.end
             || !attrs_compatible(next, vmg, self.sticky())
             || !anon_compatible(vmg.anon, next.anon)
@@ -175,7 +179,10 @@ impl Mm {
 
     /// Moves the VMA at `key` to `[start, end)` with `pgoff` (re-keying the tree).
     fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> VirtAddr {
-        let mut v = self.tree.remove(key).expect("set_range of a VMA that is not in the tree");
+        let mut v = self
+            .tree
+            .remove(key)
+            .expect("set_range of a VMA that is not in the tree");
         v.start = start;
         v.end = end;
         v.pgoff = pgoff;
@@ -196,7 +203,10 @@ impl Mm {
     /// Removes a VMA that a merge swallowed (`vma_complete` with `remove`): it is gone without
     /// `close` (a merge never deletes a VMA that has one).
     fn remove_merged(&mut self, key: VirtAddr) -> Vma {
-        let v = self.tree.remove(key).expect("merge removes a VMA that is not in the tree");
+        let v = self
+            .tree
+            .remove(key)
+            .expect("merge removes a VMA that is not in the tree");
         debug_assert!(can_remove(&v), "a merge deleted {v:?}, which has close()");
         v
     }
@@ -224,10 +234,7 @@ impl Mm {
         }
         let merge_left = self.can_merge_left(vmg);
         let mut merge_right = !vmg.just_expand && self.can_merge_right(vmg, merge_left);
-        if merge_left
-            && merge_right
-            && !vmg.next.and_then(|k| self.tree.get(k)).is_some_and(can_remove)
-        {
+        if merge_left && merge_right && !vmg.next.and_then(|k| self.tree.get(k)).is_some_and(can_remove) {
             merge_right = false;
         }
         if !merge_left && !merge_right {
@@ -370,7 +377,11 @@ impl Mm {
             self.dup_anon_vma(key, m_anon);
             key
         };
-        self.tree.get_mut(target).expect("target in tree").flags.set_mask(sticky_bits);
+        self.tree
+            .get_mut(target)
+            .expect("target in tree")
+            .flags
+            .set_mask(sticky_bits);
         vmg.outcome = MergeOutcome::Success(target);
         Some(target)
     }
@@ -392,7 +403,10 @@ impl Mm {
         new_flags: VmaFlags,
     ) -> Result<VirtAddr> {
         let (m_start, m_end, m_pgoff, m_file, m_anon) = {
-            let m = self.tree.get(middle).expect("vma_modify of a VMA that is not in the tree");
+            let m = self
+                .tree
+                .get(middle)
+                .expect("vma_modify of a VMA that is not in the tree");
             (m.start, m.end, m.pgoff, m.file.clone(), m.anon)
         };
         let mut vmg = MergeState {
@@ -432,7 +446,10 @@ mod tests {
     use crate::vma::AnonVmaId;
 
     fn a(id: u64, chain: u32) -> Option<AnonVmaRef> {
-        Some(AnonVmaRef { id: AnonVmaId(id), chain })
+        Some(AnonVmaRef {
+            id: AnonVmaId(id),
+            chain,
+        })
     }
 
     #[test]

@@ -40,13 +40,31 @@ pub fn maps_row(v: &Vma) -> MapsRow {
         if f.test(VmaBit::MayShare) { b's' } else { b'p' },
     ];
     let (offset, dev, ino, name) = match v.file() {
-        Some(file) => (v.pgoff().bytes(), file.inode().dev(), file.inode().ino(), String::from(file.path())),
+        Some(file) => (
+            v.pgoff().bytes(),
+            file.inode().dev(),
+            file.inode().ino(),
+            String::from(file.path()),
+        ),
         None => {
-            let name = v.ops().driver().and_then(|o| o.vma_name(v)).map(String::from).unwrap_or_default();
+            let name = v
+                .ops()
+                .driver()
+                .and_then(|o| o.vma_name(v))
+                .map(String::from)
+                .unwrap_or_default();
             (0, DevId::default(), 0, name)
         }
     };
-    MapsRow { start: v.start().get(), end: v.end().get(), perms, offset, dev, ino, name }
+    MapsRow {
+        start: v.start().get(),
+        end: v.end().get(),
+        perms,
+        offset,
+        dev,
+        ino,
+        name,
+    }
 }
 
 /// The kernel's maps line for a VMA (without the newline).

@@ -120,7 +120,11 @@ impl Profile {
 
     /// An unprivileged user on the reference host.
     pub fn reference_user() -> Profile {
-        Profile { cap_sys_rawio: false, cap_ipc_lock: false, ..Profile::reference_host() }
+        Profile {
+            cap_sys_rawio: false,
+            cap_ipc_lock: false,
+            ..Profile::reference_host()
+        }
     }
 }
 

@@ -44,7 +44,9 @@ impl Default for ShmemFs {
 impl ShmemFs {
     /// A fresh mount. Inode numbers start at 1000 (any value works; the host's differ).
     pub fn new() -> ShmemFs {
-        ShmemFs { next_ino: AtomicU64::new(1000) }
+        ShmemFs {
+            next_ino: AtomicU64::new(1000),
+        }
     }
 
     fn new_inode(&self, size: u64) -> Arc<Inode> {
@@ -56,15 +58,26 @@ impl ShmemFs {
     /// file named `/memfd:NAME (deleted)`.
     pub fn memfd_create(&self, name: &str, size: u64) -> Arc<File> {
         let inode = self.new_inode(size);
-        File::new(inode, FileMode::READ_WRITE, Arc::new(ShmemFileOps), format!("/memfd:{name} (deleted)"), false)
+        File::new(
+            inode,
+            FileMode::READ_WRITE,
+            Arc::new(ShmemFileOps),
+            format!("/memfd:{name} (deleted)"),
+            false,
+        )
     }
 
     /// `shmem_zero_setup`: the object behind a shared anonymous mapping of `size` bytes, and the
     /// VM ops its VMA gets.
     pub fn zero_setup(&self, size: u64) -> Result<(Arc<File>, Arc<dyn VmOperations>)> {
         let inode = self.new_inode(size);
-        let file =
-            File::new(inode, FileMode::READ_WRITE, Arc::new(ShmemFileOps), String::from("/dev/zero (deleted)"), false);
+        let file = File::new(
+            inode,
+            FileMode::READ_WRITE,
+            Arc::new(ShmemFileOps),
+            String::from("/dev/zero (deleted)"),
+            false,
+        );
         Ok((file, Arc::new(ShmemVmOps { anon: true })))
     }
 }

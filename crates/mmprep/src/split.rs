@@ -41,7 +41,10 @@ impl Mm {
     /// `may_split`'s error or `ENOMEM` (allocation); nothing changed.
     pub(crate) fn split_vma_unchecked(&mut self, key: VirtAddr, addr: VirtAddr, new_below: bool) -> Result<()> {
         let vma = self.tree.get(key).expect("split of a VMA that is not in the tree");
-        debug_assert!(vma.start < addr && addr < vma.end && addr.is_page_aligned(), "split {vma:?} at {addr:?}");
+        debug_assert!(
+            vma.start < addr && addr < vma.end && addr.is_page_aligned(),
+            "split {vma:?} at {addr:?}"
+        );
         self.hook_may_split(key, addr)?;
         self.alloc()?; // vm_area_dup
         self.alloc()?; // vma_iter_prealloc

@@ -107,7 +107,10 @@ impl VmaTree {
         let first = self.find_intersection(start, end).map(|v| v.start.0);
         // No VMA starts at u64::MAX (a VMA is non-empty), so an empty answer ranges over nothing.
         let from = first.unwrap_or(u64::MAX);
-        self.map.range(from..).map(|(_, v)| v).take_while(move |v| first.is_some() && v.start.0 < end.0)
+        self.map
+            .range(from..)
+            .map(|(_, v)| v)
+            .take_while(move |v| first.is_some() && v.start.0 < end.0)
     }
 
     /// Inserts a VMA that overlaps none. Never merges.
@@ -134,7 +137,11 @@ mod tests {
     use alloc::vec::Vec;
 
     fn vma(start: u64, end: u64) -> Vma {
-        Vma::new(PageRange::new(VirtAddr(start << 12), VirtAddr(end << 12)).unwrap(), PgOff(0), VmaFlags::EMPTY)
+        Vma::new(
+            PageRange::new(VirtAddr(start << 12), VirtAddr(end << 12)).unwrap(),
+            PgOff(0),
+            VmaFlags::EMPTY,
+        )
     }
 
     fn starts(it: impl Iterator<Item = VirtAddr>) -> Vec<u64> {
@@ -155,9 +162,18 @@ mod tests {
         assert_eq!(t.find_vma(VirtAddr(3 << 12)).unwrap().start.0, 5 << 12);
         assert!(t.find_vma(VirtAddr(10 << 12)).is_none());
         assert!(t.find_intersection(VirtAddr(3 << 12), VirtAddr(5 << 12)).is_none());
-        assert_eq!(starts(t.range(VirtAddr(2 << 12), VirtAddr(10 << 12)).map(|v| v.start)), [1, 5, 9]);
-        assert_eq!(starts(t.range(VirtAddr(3 << 12), VirtAddr(6 << 12)).map(|v| v.start)), [5]);
-        assert_eq!(starts(t.range(VirtAddr(10 << 12), VirtAddr(20 << 12)).map(|v| v.start)), Vec::<u64>::new());
+        assert_eq!(
+            starts(t.range(VirtAddr(2 << 12), VirtAddr(10 << 12)).map(|v| v.start)),
+            [1, 5, 9]
+        );
+        assert_eq!(
+            starts(t.range(VirtAddr(3 << 12), VirtAddr(6 << 12)).map(|v| v.start)),
+            [5]
+        );
+        assert_eq!(
+            starts(t.range(VirtAddr(10 << 12), VirtAddr(20 << 12)).map(|v| v.start)),
+            Vec::<u64>::new()
+        );
         assert_eq!(t.prev_before(VirtAddr(5 << 12)).unwrap().start.0, 1 << 12);
         assert_eq!(t.next_from(VirtAddr(8 << 12)).unwrap().start.0, 9 << 12);
     }

@@ -102,8 +102,22 @@ impl MapFlags {
     /// `LEGACY_MAP_MASK` (`include/linux/mman.h`): the flags plain `MAP_SHARED` has always
     /// accepted; `MAP_SHARED_VALIDATE` refuses anything else with `EOPNOTSUPP`.
     pub const LEGACY_MASK: MapFlags = MapFlags(
-        0x01 | 0x02 | 0x10 | 0x20 | 0x0800 | 0x1000 | 0x400_0000 | 0x0100 | 0x2000 | 0x4000 | 0x8000
-            | 0x1_0000 | 0x2_0000 | 0x4_0000 | 0x40 | (21 << 26) | (30 << 26),
+        0x01 | 0x02
+            | 0x10
+            | 0x20
+            | 0x0800
+            | 0x1000
+            | 0x400_0000
+            | 0x0100
+            | 0x2000
+            | 0x4000
+            | 0x8000
+            | 0x1_0000
+            | 0x2_0000
+            | 0x4_0000
+            | 0x40
+            | (21 << 26)
+            | (30 << 26),
     );
 
     /// Raw value.

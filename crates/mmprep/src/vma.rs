@@ -242,7 +242,10 @@ impl PageProt {
     }
     /// `vma_set_page_prot`: recompute from flags, keeping the cache mode a driver chose.
     pub fn recompute(self, flags: VmaFlags) -> PageProt {
-        PageProt { cache: self.cache, ..PageProt::from_flags(flags) }
+        PageProt {
+            cache: self.cache,
+            ..PageProt::from_flags(flags)
+        }
     }
 }
 
@@ -364,7 +367,11 @@ impl Vma {
 
 impl fmt::Debug for Vma {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Vma[{:#x}, {:#x}) {:?} {:?} ops={:?}", self.start.0, self.end.0, self.pgoff, self.flags, self.ops)?;
+        write!(
+            f,
+            "Vma[{:#x}, {:#x}) {:?} {:?} ops={:?}",
+            self.start.0, self.end.0, self.pgoff, self.flags, self.ops
+        )?;
         if let Some(file) = &self.file {
             write!(f, " file={}", file.path())?;
         }

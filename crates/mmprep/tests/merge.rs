@@ -140,8 +140,10 @@ fn mprotect_readonly_keeps_account_once_written() {
 fn flags_keep_apart_and_fixed_remerges() {
     let mut mm = new_mm();
     map_anon(&mut mm, 0, 1, Prot::RW);
-    mm.mmap(page(1), pages(1), Prot::RW, ANON | mmprep::MapFlags::NORESERVE, None, 0).unwrap();
-    mm.mmap(page(2), pages(1), Prot::RW, ANON | mmprep::MapFlags::STACK, None, 0).unwrap();
+    mm.mmap(page(1), pages(1), Prot::RW, ANON | mmprep::MapFlags::NORESERVE, None, 0)
+        .unwrap();
+    mm.mmap(page(2), pages(1), Prot::RW, ANON | mmprep::MapFlags::STACK, None, 0)
+        .unwrap();
     assert_eq!(mm.vmas().count(), 3);
     // aaa      written
     // a*a      MAP_FIXED of page 1: unmapped, re-mapped, merges with both (same anon_vma)
@@ -208,7 +210,12 @@ fn munmap_splits_and_errors() {
         "00001000-00002000 rw-p 00000000
          00003000-00007000 rw-p 00000000"
     );
-    assert_eq!(mm.munmap(mmprep::VirtAddr(page(0).get() + 0x800), pages(1)).unwrap_err().errno, Errno::EINVAL);
+    assert_eq!(
+        mm.munmap(mmprep::VirtAddr(page(0).get() + 0x800), pages(1))
+            .unwrap_err()
+            .errno,
+        Errno::EINVAL
+    );
     assert_eq!(mm.munmap(page(1), 0).unwrap_err().errno, Errno::EINVAL);
     assert_eq!(mm.munmap(page(1), u64::MAX).unwrap_err().errno, Errno::EINVAL);
     mm.munmap(page(16), pages(1)).unwrap();

@@ -54,21 +54,35 @@ impl FileOperations for Driver {
         MmapHook::Prepare
     }
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
-        self.log.lock().unwrap().push(format!("prepare {}-{}", off(desc.start()), off(desc.end())));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("prepare {}-{}", off(desc.start()), off(desc.end())));
         if let Some(e) = self.how.fail_prepare {
             return Err(Error::new(e, "test driver refuses"));
         }
         if self.how.clear_maywrite {
             desc.try_clear_maywrite()?;
         }
-        desc.set_vm_ops(Arc::new(Ops { log: self.log.clone(), how: self.how.clone() }));
+        desc.set_vm_ops(Arc::new(Ops {
+            log: self.log.clone(),
+            how: self.how.clone(),
+        }));
         if self.how.private.is_some() {
             // Numbered by call (test-only state), so a test can tell which call's data stayed.
-            let n = self.log.lock().unwrap().iter().filter(|l| l.starts_with("prepare")).count() as u32;
+            let n = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.starts_with("prepare"))
+                .count() as u32;
             desc.set_private_data(Arc::new(n));
         }
         if let Some(e) = self.how.fail_success_hook {
-            desc.set_success_hook(Arc::new(move |_: &mut NewVma<'_>| Err(Error::new(e, "success hook fails"))));
+            desc.set_success_hook(Arc::new(move |_: &mut NewVma<'_>| {
+                Err(Error::new(e, "success hook fails"))
+            }));
         }
         if let Some(to) = self.how.error_hook_to {
             desc.set_error_hook(Arc::new(move |_| to));
@@ -92,20 +106,33 @@ impl VmOperations for Ops {
         _file: Option<&Arc<File>>,
         _private: &mut Option<PrivateData>,
     ) -> Result<()> {
-        self.log.lock().unwrap().push(format!("mapped {}-{}", off(start), off(end)));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("mapped {}-{}", off(start), off(end)));
         match self.how.fail_mapped {
             Some(e) => Err(Error::new(e, "mapped fails")),
             None => Ok(()),
         }
     }
     fn open(&self, vma: &Vma) {
-        self.log.lock().unwrap().push(format!("open {}-{}", off(vma.start()), off(vma.end())));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("open {}-{}", off(vma.start()), off(vma.end())));
     }
     fn close(&self, vma: &Vma) {
-        self.log.lock().unwrap().push(format!("close {}-{}", off(vma.start()), off(vma.end())));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("close {}-{}", off(vma.start()), off(vma.end())));
     }
     fn may_split(&self, _vma: &Vma, _addr: VirtAddr) -> Result<()> {
-        if self.how.refuse_split { Err(Error::new(Errno::EINVAL, "no splits")) } else { Ok(()) }
+        if self.how.refuse_split {
+            Err(Error::new(Errno::EINVAL, "no splits"))
+        } else {
+            Ok(())
+        }
     }
     fn fault(&self, _vma: &Vma, _pgoff: PgOff, _write: bool) -> FaultResult {
         FaultResult::Ok
@@ -115,7 +142,13 @@ impl VmOperations for Ops {
 fn driver_file(how: Behaviour) -> (Arc<File>, Log) {
     let log: Log = Arc::default();
     let inode = Arc::new(Inode::new(DevId { major: 0, minor: 99 }, 7, InodeKind::CharDevice, 0));
-    let file = File::new(inode, FileMode::READ_WRITE, Arc::new(Driver { log: log.clone(), how }), "/dev/test".into(), false);
+    let file = File::new(
+        inode,
+        FileMode::READ_WRITE,
+        Arc::new(Driver { log: log.clone(), how }),
+        "/dev/test".into(),
+        false,
+    );
     (file, log)
 }
 
@@ -143,8 +176,13 @@ fn prepare_always_mapped_only_when_new() {
 #[test]
 fn mapped_failure_unmaps_and_closes() {
     let mut mm = new_mm();
-    let (f, log) = driver_file(Behaviour { fail_mapped: Some(Errno::ENOSPC), ..Default::default() });
-    let e = mm.mmap(page(0), pages(2), Prot::RW, SHARED_FIXED, Some(&f), 0).unwrap_err();
+    let (f, log) = driver_file(Behaviour {
+        fail_mapped: Some(Errno::ENOSPC),
+        ..Default::default()
+    });
+    let e = mm
+        .mmap(page(0), pages(2), Prot::RW, SHARED_FIXED, Some(&f), 0)
+        .unwrap_err();
     assert_eq!(e.errno, Errno::ENOSPC);
     assert_eq!(take(&log), ["prepare 0-2", "mapped 0-2", "close 0-2"]);
     assert_maps!(mm, "");
@@ -154,9 +192,15 @@ fn mapped_failure_unmaps_and_closes() {
 #[test]
 fn success_hook_failure_goes_through_error_hook() {
     let mut mm = new_mm();
-    let how = Behaviour { fail_success_hook: Some(Errno::EIO), error_hook_to: Some(Errno::EAGAIN), ..Default::default() };
+    let how = Behaviour {
+        fail_success_hook: Some(Errno::EIO),
+        error_hook_to: Some(Errno::EAGAIN),
+        ..Default::default()
+    };
     let (f, log) = driver_file(how);
-    let e = mm.mmap(page(0), pages(1), Prot::RW, SHARED_FIXED, Some(&f), 0).unwrap_err();
+    let e = mm
+        .mmap(page(0), pages(1), Prot::RW, SHARED_FIXED, Some(&f), 0)
+        .unwrap_err();
     assert_eq!(e.errno, Errno::EAGAIN);
     assert_eq!(take(&log), ["prepare 0-1", "mapped 0-1", "close 0-1"]);
     assert_maps!(mm, "");
@@ -170,8 +214,13 @@ fn fixed_replace_then_prepare_failure_leaves_a_hole() {
     let (good, log) = driver_file(Behaviour::default());
     map_file(&mut mm, 0, 3, Prot::RW, SHARED_FIXED, &good, 0);
     take(&log);
-    let (bad, bad_log) = driver_file(Behaviour { fail_prepare: Some(Errno::ENODEV), ..Default::default() });
-    let e = mm.mmap(page(1), pages(1), Prot::RW, SHARED_FIXED, Some(&bad), 0).unwrap_err();
+    let (bad, bad_log) = driver_file(Behaviour {
+        fail_prepare: Some(Errno::ENODEV),
+        ..Default::default()
+    });
+    let e = mm
+        .mmap(page(1), pages(1), Prot::RW, SHARED_FIXED, Some(&bad), 0)
+        .unwrap_err();
     assert_eq!(e.errno, Errno::ENODEV);
     // The split at page 1 called open() on the new lower piece; the detached middle was closed.
     assert_eq!(take(&log), ["open 0-1", "open 2-3", "close 1-2"]);
@@ -209,10 +258,16 @@ fn close_hook_blocks_deleting_merges() {
 #[test]
 fn may_split_refusal() {
     let mut mm = new_mm();
-    let (f, _log) = driver_file(Behaviour { refuse_split: true, ..Default::default() });
+    let (f, _log) = driver_file(Behaviour {
+        refuse_split: true,
+        ..Default::default()
+    });
     map_file(&mut mm, 0, 3, Prot::RW, SHARED_FIXED, &f, 0);
     assert_eq!(mm.munmap(page(1), pages(1)).unwrap_err().errno, Errno::EINVAL);
-    assert_eq!(mm.mprotect(page(0), pages(1), Prot::READ).unwrap_err().errno, Errno::EINVAL);
+    assert_eq!(
+        mm.mprotect(page(0), pages(1), Prot::READ).unwrap_err().errno,
+        Errno::EINVAL
+    );
     // Unmapping all of it needs no split.
     mm.munmap(page(0), pages(3)).unwrap();
     assert_maps!(mm, "");
@@ -222,11 +277,19 @@ fn may_split_refusal() {
 #[test]
 fn clearing_maywrite_is_final() {
     let mut mm = new_mm();
-    let (f, _) = driver_file(Behaviour { clear_maywrite: true, ..Default::default() });
-    let e = mm.mmap(page(0), pages(1), Prot::RW, SHARED_FIXED, Some(&f), 0).unwrap_err();
+    let (f, _) = driver_file(Behaviour {
+        clear_maywrite: true,
+        ..Default::default()
+    });
+    let e = mm
+        .mmap(page(0), pages(1), Prot::RW, SHARED_FIXED, Some(&f), 0)
+        .unwrap_err();
     assert_eq!(e.errno, Errno::EINVAL);
     map_file(&mut mm, 0, 1, Prot::READ, SHARED_FIXED, &f, 0);
-    assert_eq!(mm.mprotect(page(0), pages(1), Prot::RW).unwrap_err().errno, Errno::EACCES);
+    assert_eq!(
+        mm.mprotect(page(0), pages(1), Prot::RW).unwrap_err().errno,
+        Errno::EACCES
+    );
 }
 
 /// Private data set in the hook lands on the VMA, and a merged mapping overwrites it
@@ -234,21 +297,39 @@ fn clearing_maywrite_is_final() {
 #[test]
 fn private_data_is_applied_even_when_merged() {
     let mut mm = new_mm();
-    let (a, _) = driver_file(Behaviour { private: Some(1), ..Default::default() });
+    let (a, _) = driver_file(Behaviour {
+        private: Some(1),
+        ..Default::default()
+    });
     map_file(&mut mm, 0, 1, Prot::RW, SHARED_FIXED, &a, 0);
-    let get = |mm: &Mm| *mm.vmas().next().unwrap().private_data().unwrap().downcast_ref::<u32>().unwrap();
+    let get = |mm: &Mm| {
+        *mm.vmas()
+            .next()
+            .unwrap()
+            .private_data()
+            .unwrap()
+            .downcast_ref::<u32>()
+            .unwrap()
+    };
     assert_eq!(get(&mm), 1);
     // The second mapping merges into the first, and its private data replaces the old one.
     map_file(&mut mm, 1, 2, Prot::RW, SHARED_FIXED, &a, 1);
     assert_eq!(mm.vmas().count(), 1);
-    assert_eq!(get(&mm), 2, "set_vma_user_defined_fields overwrites private data on a merge");
+    assert_eq!(
+        get(&mm),
+        2,
+        "set_vma_user_defined_fields overwrites private data on a merge"
+    );
 }
 
 /// map_count limits (vma-rules 3.2, host-verified): mmap fails only above the limit; a split of
 /// the middle of a VMA fails at the limit; a head or tail unmap never does.
 #[test]
 fn map_count_limits() {
-    let mut mm = Mm::new(Profile { max_map_count: 4, ..Profile::reference_host() });
+    let mut mm = Mm::new(Profile {
+        max_map_count: 4,
+        ..Profile::reference_host()
+    });
     for i in 0..4u64 {
         let prot = if i.is_multiple_of(2) { Prot::RW } else { Prot::READ };
         map_anon(&mut mm, 2 * i, 2 * i + 2, prot);
@@ -258,15 +339,27 @@ fn map_count_limits() {
     map_anon(&mut mm, 16, 17, Prot::RW);
     assert_eq!(mm.map_count(), 5);
     // Above it, even a mapping that would merge is refused (the check comes first).
-    assert_eq!(mm.mmap(page(18), pages(1), Prot::RW, ANON, None, 0).unwrap_err().errno, Errno::ENOMEM);
-    assert_eq!(mm.mmap(page(17), pages(1), Prot::RW, ANON, None, 0).unwrap_err().errno, Errno::ENOMEM);
+    assert_eq!(
+        mm.mmap(page(18), pages(1), Prot::RW, ANON, None, 0).unwrap_err().errno,
+        Errno::ENOMEM
+    );
+    assert_eq!(
+        mm.mmap(page(17), pages(1), Prot::RW, ANON, None, 0).unwrap_err().errno,
+        Errno::ENOMEM
+    );
     mm.munmap(page(16), pages(1)).unwrap();
     // Back at the limit: map three pages (count 5).
     map_anon(&mut mm, 20, 23, Prot::RW);
     // Two splits of one VMA: refused, as is any split for mprotect. Head or tail: fine.
     assert_eq!(mm.munmap(page(21), pages(1)).unwrap_err().errno, Errno::ENOMEM);
-    assert_eq!(mm.mprotect(page(21), pages(1), Prot::READ).unwrap_err().errno, Errno::ENOMEM);
-    assert_eq!(mm.mprotect(page(20), pages(1), Prot::READ).unwrap_err().errno, Errno::ENOMEM);
+    assert_eq!(
+        mm.mprotect(page(21), pages(1), Prot::READ).unwrap_err().errno,
+        Errno::ENOMEM
+    );
+    assert_eq!(
+        mm.mprotect(page(20), pages(1), Prot::READ).unwrap_err().errno,
+        Errno::ENOMEM
+    );
     mm.munmap(page(20), pages(1)).unwrap();
     mm.munmap(page(22), pages(1)).unwrap();
     assert_maps!(

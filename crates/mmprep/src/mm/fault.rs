@@ -22,7 +22,7 @@ use crate::errno::{Errno, Result, err};
 use crate::file::same_file;
 use crate::flags::{ACCESS_FLAGS, VmaBit, VmaFlags};
 use crate::mm::Mm;
-use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmHooks, Vma, VmOps};
+use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmHooks, VmOps, Vma};
 use crate::vma_flags;
 
 /// The kind of memory access.
@@ -142,7 +142,10 @@ impl Mm {
             && prev.is_accessible()
             && address.0 - prev.end.0 < gap
         {
-            return Err(err(Errno::ENOMEM, "stack would grow into the guard gap above another mapping"));
+            return Err(err(
+                Errno::ENOMEM,
+                "stack would grow into the guard gap above another mapping",
+            ));
         }
         self.alloc()?; // vma_iter_prealloc
         self.anon_vma_prepare(key)?;
@@ -184,7 +187,9 @@ impl Mm {
     pub(crate) fn mm_populate(&mut self, start: VirtAddr, end: VirtAddr) {
         let mut nstart = start;
         while nstart < end {
-            let Some(v) = self.tree.find_intersection(nstart, end) else { break };
+            let Some(v) = self.tree.find_intersection(nstart, end) else {
+                break;
+            };
             let (key, v_start, nend) = (v.start, v.start, v.end.min(end));
             if !v.flags.test_any(vma_flags![Io, PfnMap]) {
                 self.populate_vma_range(key, nstart.max(v_start), nend);

@@ -42,7 +42,10 @@ impl Mm {
             } else {
                 v.anon.map(|parent| {
                     let own = child.new_anon_vma();
-                    AnonVmaRef { id: own.id, chain: parent.chain + 1 }
+                    AnonVmaRef {
+                        id: own.id,
+                        chain: parent.chain + 1,
+                    }
                 })
             };
             let (key, flags, pages) = (c.start, c.flags, c.pages());

@@ -173,7 +173,9 @@ impl Mm {
 
     /// `__thp_get_unmapped_area`: `None` means "fall back".
     fn thp_try(&self, addr: VirtAddr, len: u64, pgoff: u64, flags: MapFlags, vm_flags: VmaFlags) -> Option<VirtAddr> {
-        let off = pgoff.checked_shl(PAGE_SHIFT).filter(|_| pgoff >> (64 - PAGE_SHIFT) == 0)?;
+        let off = pgoff
+            .checked_shl(PAGE_SHIFT)
+            .filter(|_| pgoff >> (64 - PAGE_SHIFT) == 0)?;
         if off > i64::MAX as u64 {
             return None;
         }
@@ -184,7 +186,9 @@ impl Mm {
         }
         let len_pad = len.checked_add(PMD_SIZE)?;
         off.checked_add(len_pad)?;
-        let ret = self.arch_get_unmapped_area_topdown(addr, len_pad, flags, vm_flags).ok()?;
+        let ret = self
+            .arch_get_unmapped_area_topdown(addr, len_pad, flags, vm_flags)
+            .ok()?;
         if ret == addr {
             return Some(addr);
         }

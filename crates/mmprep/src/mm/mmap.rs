@@ -111,7 +111,10 @@ impl Mm {
                 if !matches!(size_log, 0 | 21 | 30) {
                     return Err(err(Errno::EINVAL, "unsupported huge page size"));
                 }
-                return Err(err(Errno::ENOMEM, "no huge pages are reserved (hugetlb is not modelled)"));
+                return Err(err(
+                    Errno::ENOMEM,
+                    "no huge pages are reserved (hugetlb is not modelled)",
+                ));
             }
             None
         };
@@ -182,7 +185,10 @@ impl Mm {
         }
         if let Some(f) = &file {
             if !f.mmap_ok(pgoff, len) {
-                return Err(err(Errno::EOVERFLOW, "offset plus length is beyond what the file can map"));
+                return Err(err(
+                    Errno::EOVERFLOW,
+                    "offset plus length is beyond what the file can map",
+                ));
             }
             let mut mask = MapFlags::LEGACY_MASK;
             if f.ops().fop_flags().contains(crate::file::FopFlags::MMAP_SYNC) {
@@ -195,13 +201,22 @@ impl Mm {
                     flags = flags.intersection(MapFlags::LEGACY_MASK);
                 }
                 if flags.without(mask).bits() != 0 {
-                    return Err(err(Errno::EOPNOTSUPP, "MAP_SHARED_VALIDATE with a flag this file does not support"));
+                    return Err(err(
+                        Errno::EOPNOTSUPP,
+                        "MAP_SHARED_VALIDATE with a flag this file does not support",
+                    ));
                 }
                 if prot.contains(Prot::WRITE) && !f.mode().write {
-                    return Err(err(Errno::EACCES, "shared writable mapping of a file not open for writing"));
+                    return Err(err(
+                        Errno::EACCES,
+                        "shared writable mapping of a file not open for writing",
+                    ));
                 }
                 if f.inode().is_append_only() && f.mode().write {
-                    return Err(err(Errno::EACCES, "shared mapping of an append-only file open for writing"));
+                    return Err(err(
+                        Errno::EACCES,
+                        "shared mapping of an append-only file open for writing",
+                    ));
                 }
                 vm_flags.set_mask(vma_flags![Shared, MayShare]);
                 if !f.mode().write {
@@ -246,7 +261,10 @@ impl Mm {
                 // The page index of the address makes adjacent anonymous mappings contiguous.
                 pgoff = addr.page_index();
             } else {
-                return Err(err(Errno::EINVAL, "anonymous mapping type is neither shared nor private"));
+                return Err(err(
+                    Errno::EINVAL,
+                    "anonymous mapping type is neither shared nor private",
+                ));
             }
         }
         if flags.contains(MapFlags::NORESERVE) && self.profile.overcommit != Overcommit::Never {
@@ -270,7 +288,10 @@ impl Mm {
         // Memory-deny-write-execute (prctl) and memfd seals are not modelled: nothing sets them.
         let hook = file.as_ref().map(|f| f.ops().mmap_hook());
         if hook == Some(MmapHook::Legacy) {
-            return Err(err(Errno::EOPNOTSUPP, "the engine does not run legacy ->mmap hooks yet"));
+            return Err(err(
+                Errno::EOPNOTSUPP,
+                "the engine does not run legacy ->mmap hooks yet",
+            ));
         }
         let have_prepare = hook == Some(MmapHook::Prepare);
         let end = VirtAddr(addr.0 + len);
@@ -292,9 +313,7 @@ impl Mm {
             action: MmapAction::default(),
         };
         self.mmap_setup(&mut map)?;
-        if have_prepare
-            && let Err(e) = self.call_mmap_prepare(&mut map, file.as_ref().expect("prepare has a file"))
-        {
+        if have_prepare && let Err(e) = self.call_mmap_prepare(&mut map, file.as_ref().expect("prepare has a file")) {
             self.abort_mmap(map);
             return Err(e);
         }

@@ -237,12 +237,22 @@ impl Mm {
         let (mut total, mut data, mut exec, mut stack, mut locked, mut acct) = (0, 0, 0, 0, 0, 0);
         for v in self.tree.iter() {
             assert!(v.start.0 < v.end.0, "empty or inverted VMA {v:?}\n{self:?}");
-            assert!(v.start.is_page_aligned() && v.end.is_page_aligned(), "unaligned VMA {v:?}\n{self:?}");
+            assert!(
+                v.start.is_page_aligned() && v.end.is_page_aligned(),
+                "unaligned VMA {v:?}\n{self:?}"
+            );
             assert!(v.start.0 >= prev_end, "VMA {v:?} overlaps the one before it\n{self:?}");
-            assert_eq!(self.tree.get(v.start).map(|x| x.end), Some(v.end), "tree key is not the VMA start");
+            assert_eq!(
+                self.tree.get(v.start).map(|x| x.end),
+                Some(v.end),
+                "tree key is not the VMA start"
+            );
             assert!(v.end.0 <= self.profile.task_size, "VMA {v:?} above TASK_SIZE");
             if v.is_anonymous() && v.file.is_none() {
-                assert!(!v.test(VmaBit::MayShare), "anonymous VMA {v:?} is shared but has no shmem file");
+                assert!(
+                    !v.test(VmaBit::MayShare),
+                    "anonymous VMA {v:?} is shared but has no shmem file"
+                );
             }
             if v.test(VmaBit::Shared) {
                 assert!(v.test(VmaBit::MayShare), "VM_SHARED without VM_MAYSHARE: {v:?}");
@@ -264,9 +274,19 @@ impl Mm {
                 acct += n;
             }
         }
-        let got = (self.total_vm, self.data_vm, self.exec_vm, self.stack_vm, self.locked_vm, self.committed);
+        let got = (
+            self.total_vm,
+            self.data_vm,
+            self.exec_vm,
+            self.stack_vm,
+            self.locked_vm,
+            self.committed,
+        );
         let want = (total, data, exec, stack, locked, acct);
-        assert_eq!(got, want, "counters (total, data, exec, stack, locked, committed): got {got:?} want {want:?}\n{self:?}");
+        assert_eq!(
+            got, want,
+            "counters (total, data, exec, stack, locked, committed): got {got:?} want {want:?}\n{self:?}"
+        );
     }
 
     /// The maps text of every VMA, in the kernel's format (`/proc/PID/maps`).

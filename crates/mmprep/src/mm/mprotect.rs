@@ -72,7 +72,10 @@ impl Mm {
             }
             start = f_start;
             if !f_flags.test(VmaBit::GrowsDown) {
-                return Err(err(Errno::EINVAL, "PROT_GROWSDOWN on a mapping that does not grow down"));
+                return Err(err(
+                    Errno::EINVAL,
+                    "PROT_GROWSDOWN on a mapping that does not grow down",
+                ));
             }
         } else {
             if f_start > start {
@@ -83,7 +86,11 @@ impl Mm {
                 return Err(err(Errno::EINVAL, "PROT_GROWSUP: x86 has no grows-up mappings"));
             }
         }
-        let mut prev = if start > f_start { Some(f_start) } else { self.tree.prev_before(f_start).map(|v| v.start) };
+        let mut prev = if start > f_start {
+            Some(f_start)
+        } else {
+            self.tree.prev_before(f_start).map(|v| v.start)
+        };
         let mut nstart = start;
         let mut tmp = f_start;
         let mut key = f_start;
@@ -95,7 +102,10 @@ impl Mm {
             let newflags = new_access.with(vma.flags.without(ACCESS_FLAGS));
             let may = VmaFlags::from_legacy(newflags.to_legacy() >> 4);
             if !newflags.and(ACCESS_FLAGS).without(may).is_empty() {
-                return Err(err(Errno::EACCES, "the mapping may not get that access (VM_MAY* missing)"));
+                return Err(err(
+                    Errno::EACCES,
+                    "the mapping may not get that access (VM_MAY* missing)",
+                ));
             }
             tmp = vma.end.min(end);
             let result = self.mprotect_fixup(key, &mut prev, nstart, tmp, newflags)?;

@@ -80,7 +80,12 @@ impl Mm {
     ///
     /// # Preconditions
     /// `first` is the start of the first VMA intersecting the range.
-    pub(crate) fn gather_munmap_vmas(&mut self, first: VirtAddr, start: VirtAddr, end: VirtAddr) -> Result<MunmapGather> {
+    pub(crate) fn gather_munmap_vmas(
+        &mut self,
+        first: VirtAddr,
+        start: VirtAddr,
+        end: VirtAddr,
+    ) -> Result<MunmapGather> {
         let vma = self.tree.get(first).expect("gather starts at a VMA in the tree");
         debug_assert!(vma.start < end && vma.end > start);
         let (f_start, f_end, f_sealed) = (vma.start, vma.end, vma.is_sealed());

@@ -32,14 +32,18 @@ pub const PRIVATE_FIXED: MapFlags = MapFlags(MapFlags::PRIVATE.0 | MapFlags::FIX
 
 /// Maps private anonymous memory over pages `[from, to)`.
 pub fn map_anon(mm: &mut Mm, from: u64, to: u64, prot: Prot) {
-    let a = mm.mmap(page(from), pages(to - from), prot, ANON, None, 0).expect("anonymous mmap");
+    let a = mm
+        .mmap(page(from), pages(to - from), prot, ANON, None, 0)
+        .expect("anonymous mmap");
     assert_eq!(a, page(from));
     mm.check_invariants();
 }
 
 /// Maps `file` over pages `[from, to)` at file page `pgoff`.
 pub fn map_file(mm: &mut Mm, from: u64, to: u64, prot: Prot, flags: MapFlags, file: &Arc<File>, pgoff: u64) {
-    let a = mm.mmap(page(from), pages(to - from), prot, flags, Some(file), pages(pgoff)).expect("file mmap");
+    let a = mm
+        .mmap(page(from), pages(to - from), prot, flags, Some(file), pages(pgoff))
+        .expect("file mmap");
     assert_eq!(a, page(from));
     mm.check_invariants();
 }
