@@ -141,7 +141,9 @@ impl VmOperations for TourVmOps {
             format!("close:        start {} end {}", off(vma.start()), off(vma.end())),
         );
     }
-    fn fault(&self, _vma: &Vma, _pgoff: PgOff, _write: bool) -> mmprep::vma::FaultResult {
+    fn fault(&self, vmf: &mut mmprep::vma::VmFault<'_>) -> mmprep::vma::FaultResult {
+        let page = vmf.machine().alloc_frame();
+        vmf.set_page(page);
         mmprep::vma::FaultResult::Ok
     }
 }

@@ -15,6 +15,7 @@
 //!   the operations. Compared by identity (`Arc::ptr_eq`), as the kernel compares pointers.
 //! - [`FileOperations`]: the driver's side.
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::fmt;
@@ -22,6 +23,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::desc::VmAreaDesc;
 use crate::errno::{Errno, Result, err};
+use crate::phys::{FrameRef, Machine};
 use crate::uapi::MapFlags;
 
 /// A device number, printed `MAJ:MIN` in hex in `/proc/PID/maps`.
@@ -45,13 +47,15 @@ pub enum InodeKind {
 /// `MAX_LFS_FILESIZE` on 64-bit: the largest offset a regular file may have.
 pub const MAX_LFS_FILESIZE: u64 = i64::MAX as u64;
 
-/// An inode: what every open of one file shares.
+/// An inode: what every open of one file shares, including its page cache.
 pub struct Inode {
     ino: u64,
     dev: DevId,
     kind: InodeKind,
     size: AtomicU64,
     append_only: bool,
+    /// The page cache (`i_mapping`): file page index → frame.
+    pages: spin::Mutex<BTreeMap<u64, FrameRef>>,
 }
 
 impl Inode {
@@ -63,6 +67,7 @@ impl Inode {
             kind,
             size: AtomicU64::new(size),
             append_only: false,
+            pages: spin::Mutex::new(BTreeMap::new()),
         }
     }
     /// An append-only inode (`IS_APPEND`): shared writable mappings are refused.
@@ -73,7 +78,17 @@ impl Inode {
             kind: InodeKind::Regular,
             size: AtomicU64::new(size),
             append_only: true,
+            pages: spin::Mutex::new(BTreeMap::new()),
         }
+    }
+    /// The page cache page at file page `index`, created zero-filled if the file has none there
+    /// yet (`filemap_get_folio` / `shmem_get_folio` with creation; new files read as zeros).
+    pub fn find_or_create_page(&self, index: u64, machine: &Machine) -> FrameRef {
+        self.pages.lock().entry(index).or_insert_with(|| machine.alloc_frame()).clone()
+    }
+    /// Number of pages in the page cache.
+    pub fn cached_pages(&self) -> usize {
+        self.pages.lock().len()
     }
     /// The inode number.
     pub fn ino(&self) -> u64 {

@@ -32,6 +32,8 @@ pub mod file;
 pub mod flags;
 pub mod merge;
 pub mod mm;
+mod pagetable;
+pub mod phys;
 pub mod procfs;
 pub mod profile;
 pub mod shmem;
@@ -42,6 +44,6 @@ pub mod vma;
 
 pub use addr::{PAGE_SIZE, Pfn, PgOff, VirtAddr};
 pub use errno::{Errno, Error, Result};
-pub use mm::{Access, Mm, Signal};
+pub use mm::{Access, AccessFault, Mm, Signal};
 pub use profile::Profile;
 pub use uapi::{MapFlags, Prot};

@@ -19,11 +19,11 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::addr::{PAGE_SHIFT, PgOff};
+use crate::addr::PAGE_SHIFT;
 use crate::desc::VmAreaDesc;
 use crate::errno::Result;
 use crate::file::{AreaPolicy, DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
-use crate::vma::{FaultResult, VmHooks, VmOperations, Vma};
+use crate::vma::{FaultResult, VmFault, VmHooks, VmOperations};
 
 /// The device of the internal shm mount, as `/proc/PID/maps` prints it (`00:01`).
 pub const SHMEM_DEV: DevId = DevId { major: 0, minor: 1 };
@@ -116,11 +116,17 @@ impl VmOperations for ShmemVmOps {
     fn hooks(&self) -> VmHooks {
         VmHooks::FAULT
     }
-    /// `shmem_fault`: a page at or past `i_size` cannot be had (`SIGBUS`).
-    fn fault(&self, vma: &Vma, pgoff: PgOff, _write: bool) -> FaultResult {
-        let size = vma.file().map_or(0, |f| f.inode().size());
-        match pgoff.get().checked_shl(PAGE_SHIFT) {
-            Some(off) if pgoff.get() >> (64 - PAGE_SHIFT) == 0 && off < size => FaultResult::Ok,
+    /// `shmem_fault`: the page cache page; a page at or past `i_size` cannot be had (`SIGBUS`).
+    fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
+        let Some(file) = vmf.vma().file() else { return FaultResult::Sigbus };
+        let inode = file.inode().clone();
+        let pgoff = vmf.pgoff().get();
+        match pgoff.checked_shl(PAGE_SHIFT) {
+            Some(off) if pgoff >> (64 - PAGE_SHIFT) == 0 && off < inode.size() => {
+                let page = inode.find_or_create_page(pgoff, vmf.machine());
+                vmf.set_page(page);
+                FaultResult::Ok
+            }
             _ => FaultResult::Sigbus,
         }
     }

@@ -25,6 +25,7 @@ use crate::addr::{PAGE_SHIFT, PageRange, PgOff, VirtAddr};
 use crate::errno::Result;
 use crate::file::File;
 use crate::flags::{ACCESS_FLAGS, VmaBit, VmaFlags};
+use crate::phys::{FrameRef, Machine};
 
 /// Driver data attached to a VMA (`vm_private_data`).
 pub type PrivateData = Arc<dyn Any + Send + Sync>;
@@ -81,6 +82,44 @@ pub enum FaultResult {
     Oom,
 }
 
+/// A page fault as a driver's `fault` hook sees it (`struct vm_fault`).
+pub struct VmFault<'a> {
+    vma: &'a Vma,
+    pgoff: PgOff,
+    write: bool,
+    machine: &'a Machine,
+    page: Option<FrameRef>,
+}
+
+impl<'a> VmFault<'a> {
+    pub(crate) fn new(vma: &'a Vma, pgoff: PgOff, write: bool, machine: &'a Machine) -> VmFault<'a> {
+        VmFault { vma, pgoff, write, machine, page: None }
+    }
+    /// The faulting VMA.
+    pub fn vma(&self) -> &Vma {
+        self.vma
+    }
+    /// The file page wanted.
+    pub fn pgoff(&self) -> PgOff {
+        self.pgoff
+    }
+    /// A write fault (`FAULT_FLAG_WRITE`)?
+    pub fn is_write(&self) -> bool {
+        self.write
+    }
+    /// The system's memory, to allocate or look up frames.
+    pub fn machine(&self) -> &Machine {
+        self.machine
+    }
+    /// Hands back the page to map (`vmf->page`).
+    pub fn set_page(&mut self, frame: FrameRef) {
+        self.page = Some(frame);
+    }
+    pub(crate) fn take_page(&mut self) -> Option<FrameRef> {
+        self.page.take()
+    }
+}
+
 /// A driver's per-VMA hooks (`struct vm_operations_struct`).
 ///
 /// Every hook has a default that does what a NULL member does in C; [`VmOperations::hooks`]
@@ -130,9 +169,10 @@ pub trait VmOperations: Send + Sync {
         None
     }
 
-    /// `fault(vmf)`: supply the page at file page `pgoff`. The default (no `fault`) is `SIGBUS`.
-    fn fault(&self, vma: &Vma, pgoff: PgOff, write: bool) -> FaultResult {
-        let _ = (vma, pgoff, write);
+    /// `fault(vmf)`: supply the page at `vmf.pgoff()` with [`VmFault::set_page`] and return
+    /// [`FaultResult::Ok`]. The default (no `fault`) is `SIGBUS`.
+    fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
+        let _ = vmf;
         FaultResult::Sigbus
     }
 }

@@ -134,8 +134,10 @@ impl VmOperations for Ops {
             Ok(())
         }
     }
-    fn fault(&self, _vma: &Vma, _pgoff: PgOff, _write: bool) -> FaultResult {
-        FaultResult::Ok
+    fn fault(&self, vmf: &mut mmprep::vma::VmFault<'_>) -> mmprep::vma::FaultResult {
+        let page = vmf.machine().alloc_frame();
+        vmf.set_page(page);
+        mmprep::vma::FaultResult::Ok
     }
 }
 

@@ -1,28 +1,34 @@
-//! Memory accesses and page faults, as far as they change VMAs.
+//! Memory accesses and page faults: what a load or store does, byte by byte.
 //!
 //! A first access to a page faults. The fault handler finds the VMA (growing a stack VMA
 //! downwards if the address lies just below one), checks the access against the VMA's flags
 //! (`SIGSEGV` if refused), and supplies a page: zero-filled for anonymous memory, from the
-//! driver's `fault` hook otherwise (`SIGBUS` if there is none, or beyond the end of a file).
-//! What matters for VMAs is the *anon_vma*: the first write to a private page creates one (or
+//! driver's `fault` hook otherwise (`SIGBUS` if there is none, or beyond the end of a file). A
+//! write to a private mapping of a page others also map copies it first (copy-on-write).
+//!
+//! For VMAs the *anon_vma* matters most: the first write to a private page creates one (or
 //! reuses a compatible neighbour's), and from then on it decides which merges are possible.
 //!
 //! Mirrors `arch/x86/mm/fault.c:do_user_addr_fault` / `access_error`,
 //! `mm/mmap.c:lock_mm_and_find_vma`, `expand_downwards`, `acct_stack_growth`,
 //! `mm/memory.c:handle_pte_fault` (`do_anonymous_page`, `do_read_fault`, `do_cow_fault`,
-//! `do_shared_fault`), `mm/rmap.c:__anon_vma_prepare`, `mm/vma.c:find_mergeable_anon_vma`,
-//! `mm/gup.c:__mm_populate` / `populate_vma_page_range` ([H] 6.18).
+//! `do_shared_fault`, `do_wp_page`), `mm/rmap.c:__anon_vma_prepare`,
+//! `mm/vma.c:find_mergeable_anon_vma`, `mm/gup.c:__mm_populate` / `populate_vma_page_range`
+//! ([H] 6.18).
 //!
-//! Page tables are not modelled yet, so an access is judged as if its page were not present.
-//! That gives the same answer for VMAs: a page that is present was faulted in under the same
-//! rules, and the fault that made it present already created any anon_vma.
+//! A read of never-written anonymous memory maps the shared zero page in the kernel; here it
+//! simply reads zeros and installs nothing, which is indistinguishable.
 
-use crate::addr::{PAGE_SHIFT, VirtAddr};
+use alloc::sync::Arc;
+
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::file::same_file;
 use crate::flags::{ACCESS_FLAGS, VmaBit, VmaFlags};
 use crate::mm::Mm;
-use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmHooks, VmOps, Vma};
+use crate::pagetable::Pte;
+use crate::phys::FrameRef;
+use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmFault, VmHooks, VmOps, Vma};
 use crate::vma_flags;
 
 /// The kind of memory access.
@@ -44,9 +50,75 @@ pub enum Signal {
     Bus,
 }
 
+/// A read or write that stopped at a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessFault {
+    /// The first byte that could not be accessed.
+    pub addr: VirtAddr,
+    /// What the access raised.
+    pub signal: Signal,
+    /// Bytes accessed before it.
+    pub done: usize,
+}
+
 impl Mm {
     /// One access to the byte at `addr`, as a CPU makes it: `Ok` or the signal it raises.
     pub fn access(&mut self, addr: VirtAddr, access: Access) -> core::result::Result<(), Signal> {
+        self.user_page(addr, access).map(|_| ())
+    }
+
+    /// Reads `buf.len()` bytes at `addr` as loads from this process would: lowest first,
+    /// stopping at the first page that faults.
+    pub fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> core::result::Result<(), AccessFault> {
+        let mut done = 0;
+        while done < buf.len() {
+            let a = VirtAddr(addr.0.wrapping_add(done as u64));
+            let chunk = chunk_len(a, buf.len() - done);
+            match self.user_page(a, Access::Read) {
+                Ok(Some(frame)) => frame.read(page_offset(a), &mut buf[done..done + chunk]),
+                Ok(None) => buf[done..done + chunk].fill(0),
+                Err(signal) => return Err(AccessFault { addr: a, signal, done }),
+            }
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `addr` as stores from this process would.
+    pub fn write(&mut self, addr: VirtAddr, data: &[u8]) -> core::result::Result<(), AccessFault> {
+        let mut done = 0;
+        while done < data.len() {
+            let a = VirtAddr(addr.0.wrapping_add(done as u64));
+            let chunk = chunk_len(a, data.len() - done);
+            match self.user_page(a, Access::Write) {
+                Ok(Some(frame)) => frame.write(page_offset(a), &data[done..done + chunk]),
+                Ok(None) => unreachable!("a write always has a page"),
+                Err(signal) => return Err(AccessFault { addr: a, signal, done }),
+            }
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Stores `byte` in every byte of `[addr, addr + len)` (a `memset` from this process).
+    pub fn fill(&mut self, addr: VirtAddr, len: u64, byte: u8) -> core::result::Result<(), AccessFault> {
+        let mut done = 0u64;
+        while done < len {
+            let a = VirtAddr(addr.0.wrapping_add(done));
+            let chunk = chunk_len(a, usize::try_from(len - done).unwrap_or(usize::MAX));
+            match self.user_page(a, Access::Write) {
+                Ok(Some(frame)) => frame.fill(page_offset(a), chunk, byte),
+                Ok(None) => unreachable!("a write always has a page"),
+                Err(signal) => return Err(AccessFault { addr: a, signal, done: done as usize }),
+            }
+            done += chunk as u64;
+        }
+        Ok(())
+    }
+
+    /// The page an access at `addr` reaches, faulting it in: `Ok(None)` means "reads as zeros"
+    /// (never-written anonymous memory).
+    fn user_page(&mut self, addr: VirtAddr, access: Access) -> core::result::Result<Option<FrameRef>, Signal> {
         // lock_mm_and_find_vma
         let key = match self.tree.find_vma(addr) {
             Some(v) if v.start <= addr => v.start,
@@ -67,33 +139,69 @@ impl Mm {
         if !allowed {
             return Err(Signal::Segv);
         }
-        self.fault_in(key, addr, access == Access::Write)
+        self.handle_page(key, addr, access == Access::Write)
     }
 
-    /// `handle_mm_fault` for an access already allowed by the VMA at `key`.
-    fn fault_in(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<(), Signal> {
+    /// `handle_mm_fault` for an access the VMA at `key` allows (also `get_user_pages`' path).
+    fn handle_page(
+        &mut self,
+        key: VirtAddr,
+        addr: VirtAddr,
+        write: bool,
+    ) -> core::result::Result<Option<FrameRef>, Signal> {
         let vma = self.tree.get(key).expect("VMA in tree");
-        if vma.is_anonymous() {
-            // do_anonymous_page: a read maps the zero page; a write needs an anon_vma.
-            if write {
-                self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
+        let shared = vma.test(VmaBit::Shared);
+        let anonymous = vma.is_anonymous();
+        if let Some(pte) = self.ptes.get(addr) {
+            let frame = pte.frame.clone();
+            if !write || (shared && !pte.anon) {
+                return Ok(Some(frame));
             }
-            return Ok(());
-        }
-        // do_fault: a private write copies the page (do_cow_fault), which prepares the
-        // anon_vma before it asks the driver for the page, so even a write past the end of the
-        // file leaves one behind.
-        if write && !vma.test(VmaBit::Shared) {
+            // An anonymous page nobody else maps may be written in place (wp_can_reuse).
+            if pte.anon && !self.machine.is_zero_frame(&frame) && Arc::strong_count(&frame) == 2 {
+                return Ok(Some(frame));
+            }
+            // do_wp_page → wp_page_copy: private copy of a shared or page-cache page.
             self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
+            let copy = self.machine.copy_frame(&frame);
+            self.ptes.set(addr, Pte { frame: copy.clone(), anon: true });
+            return Ok(Some(copy));
         }
+        if anonymous {
+            // do_anonymous_page: a read maps the zero page; a write needs an anon_vma.
+            if !write {
+                return Ok(None);
+            }
+            self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
+            let frame = self.machine.alloc_frame();
+            self.ptes.set(addr, Pte { frame: frame.clone(), anon: true });
+            return Ok(Some(frame));
+        }
+        if write && !shared {
+            // do_cow_fault prepares the anon_vma before it asks the driver for the page, so
+            // even a write past the end of the file leaves one behind.
+            self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
+            let page = self.call_fault(key, addr, write)?;
+            let copy = self.machine.copy_frame(&page);
+            self.ptes.set(addr, Pte { frame: copy.clone(), anon: true });
+            return Ok(Some(copy));
+        }
+        // do_read_fault / do_shared_fault: map the driver's page itself.
+        let page = self.call_fault(key, addr, write)?;
+        self.ptes.set(addr, Pte { frame: page.clone(), anon: false });
+        Ok(Some(page))
+    }
+
+    /// `__do_fault`: asks the VMA's driver for the page at `addr`.
+    fn call_fault(&self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<FrameRef, Signal> {
         let vma = self.tree.get(key).expect("VMA in tree");
-        let pgoff = vma.pgoff_at(addr);
-        let result = match &vma.ops {
-            VmOps::Driver(ops) if ops.hooks().contains(VmHooks::FAULT) => ops.fault(vma, pgoff, write),
-            _ => FaultResult::Sigbus,
-        };
-        match result {
-            FaultResult::Ok => Ok(()),
+        let VmOps::Driver(ops) = &vma.ops else { return Err(Signal::Bus) };
+        if !ops.hooks().contains(VmHooks::FAULT) {
+            return Err(Signal::Bus);
+        }
+        let mut vmf = VmFault::new(vma, vma.pgoff_at(addr), write, &self.machine);
+        match ops.fault(&mut vmf) {
+            FaultResult::Ok => vmf.take_page().ok_or(Signal::Bus),
             FaultResult::Sigbus | FaultResult::Oom => Err(Signal::Bus),
         }
     }
@@ -142,10 +250,7 @@ impl Mm {
             && prev.is_accessible()
             && address.0 - prev.end.0 < gap
         {
-            return Err(err(
-                Errno::ENOMEM,
-                "stack would grow into the guard gap above another mapping",
-            ));
+            return Err(err(Errno::ENOMEM, "stack would grow into the guard gap above another mapping"));
         }
         self.alloc()?; // vma_iter_prealloc
         self.anon_vma_prepare(key)?;
@@ -187,9 +292,7 @@ impl Mm {
     pub(crate) fn mm_populate(&mut self, start: VirtAddr, end: VirtAddr) {
         let mut nstart = start;
         while nstart < end {
-            let Some(v) = self.tree.find_intersection(nstart, end) else {
-                break;
-            };
+            let Some(v) = self.tree.find_intersection(nstart, end) else { break };
             let (key, v_start, nend) = (v.start, v.start, v.end.min(end));
             if !v.flags.test_any(vma_flags![Io, PfnMap]) {
                 self.populate_vma_range(key, nstart.max(v_start), nend);
@@ -198,19 +301,40 @@ impl Mm {
         }
     }
 
-    /// `populate_vma_page_range`: fault in `[start, end)` of the VMA at `key` as `get_user_pages`
-    /// does (no stack growth). Errors end the VMA's population silently. Only the first page
-    /// can change anything the engine models (see the module doc), so only it is faulted.
+    /// `populate_vma_page_range`: fault in `[start, end)` of the VMA at `key` as
+    /// `get_user_pages` does (no stack growth), stopping silently at the first error.
+    ///
+    /// Private writable mappings are written, to break copy-on-write; everything else is read
+    /// (with `FOLL_FORCE`, so write-only and exec-only pages are read too). Only what changes
+    /// later behaviour is done page by page: the copies of a private file mapping (they keep
+    /// the file's data as of now). Populating anonymous or shared pages would only install
+    /// entries that read as they would anyway, so beyond the first page (whose fault creates
+    /// the anon_vma) the engine skips them.
     pub(crate) fn populate_vma_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr) {
         let v = self.tree.get(key).expect("VMA in tree");
         if v.test(VmaBit::LockOnFault) || !v.is_accessible() || start >= end {
             return;
         }
-        // Private writable mappings are written to break copy-on-write; everything else is
-        // read, with FOLL_FORCE (so write-only and exec-only pages are read too).
         let write = v.test(VmaBit::Write) && !v.test(VmaBit::Shared);
-        let _ = self.fault_in(key, start, write);
+        let copies = write && !v.is_anonymous();
+        let mut a = start;
+        while a < end {
+            if self.handle_page(key, a, write).is_err() || !copies {
+                return;
+            }
+            a = VirtAddr(a.0 + PAGE_SIZE);
+        }
     }
+}
+
+/// Bytes from `a` to the end of its page, at most `left`.
+fn chunk_len(a: VirtAddr, left: usize) -> usize {
+    ((PAGE_SIZE - (a.0 & (PAGE_SIZE - 1))) as usize).min(left)
+}
+
+/// `a`'s offset in its page.
+fn page_offset(a: VirtAddr) -> usize {
+    (a.0 & (PAGE_SIZE - 1)) as usize
 }
 
 /// `anon_vma_compatible(a, b)`, `a` just before `b`: same file, flags equal but for access

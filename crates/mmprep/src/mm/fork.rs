@@ -10,7 +10,8 @@
 //! - every other VMA with an anon_vma gets a new one of its own, chained to the parent's: the
 //!   child's VMA is a *fork child*, which refuses several merges (`merge.rs`).
 //!
-//! Each child VMA's driver sees `open`. A `VM_ACCOUNT` VMA is charged again for the child.
+//! Each child VMA's driver sees `open`. A `VM_ACCOUNT` VMA is charged again for the child. The
+//! child's page tables map the parent's frames; a write on either side then copies the page.
 
 use crate::errno::Result;
 use crate::flags::{self, VmaBit};
@@ -25,6 +26,7 @@ impl Mm {
     pub fn fork(&self) -> Result<Mm> {
         let mut child = Mm::new(self.profile.clone());
         child.shmem = self.shmem.clone();
+        child.machine = self.machine.clone();
         child.next_anon_vma = self.next_anon_vma;
         // mm_init: only VM_NOHUGEPAGE of def_flags is inherited (VM_INIT_DEF_MASK).
         child.def_flags = self.def_flags.and(crate::vma_flags![NoHugePage]);
@@ -49,6 +51,14 @@ impl Mm {
                 })
             };
             let (key, flags, pages) = (c.start, c.flags, c.pages());
+            // copy_page_range: the child maps the same frames (anonymous ones become
+            // copy-on-write for both, since now two address spaces map them). A
+            // VM_WIPEONFORK child starts empty.
+            if !v.test(VmaBit::WipeOnFork) {
+                for (addr, pte) in self.ptes.range(v.start, v.end) {
+                    child.ptes.set(addr, pte.clone());
+                }
+            }
             child.tree.insert(c);
             child.vm_stat_account(flags, pages as i64);
             child.hook_open(key);

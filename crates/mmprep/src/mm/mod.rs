@@ -30,11 +30,13 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use core::fmt;
 
-pub use fault::{Access, Signal};
+pub use fault::{Access, AccessFault, Signal};
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::flags::{self, VmaBit, VmaFlags};
+use crate::pagetable::PageTable;
+use crate::phys::Machine;
 use crate::profile::{Overcommit, Profile};
 use crate::shmem::ShmemFs;
 use crate::tree::VmaTree;
@@ -53,6 +55,10 @@ pub struct Mm {
     /// The shm mount that shared anonymous mappings and memfds live on (shared with fork
     /// children).
     pub(crate) shmem: Arc<ShmemFs>,
+    /// The simulated system's memory (shared with fork children).
+    pub(crate) machine: Arc<Machine>,
+    /// The page tables.
+    pub(crate) ptes: PageTable,
     /// Pages of all VMAs (`total_vm`). Changed only by [`Mm::vm_stat_account`].
     pub(crate) total_vm: u64,
     /// Pages of private writable non-stack VMAs (`data_vm`). Changed only by `vm_stat_account`.
@@ -82,6 +88,8 @@ impl Mm {
             profile,
             tree: VmaTree::new(),
             shmem: Arc::new(ShmemFs::new()),
+            machine: Arc::new(Machine::new()),
+            ptes: PageTable::default(),
             total_vm: 0,
             data_vm: 0,
             exec_vm: 0,
@@ -97,6 +105,17 @@ impl Mm {
     /// The host profile.
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// The simulated memory of the system this address space belongs to.
+    pub fn machine(&self) -> &Arc<Machine> {
+        &self.machine
+    }
+
+    /// Number of pages currently mapped by page-table entries (`RSS`, counting shared pages once
+    /// per mapping).
+    pub fn resident_pages(&self) -> usize {
+        self.ptes.len()
     }
 
     /// The shm mount, to create memfds that this address space can map.
@@ -248,6 +267,7 @@ impl Mm {
                 "tree key is not the VMA start"
             );
             assert!(v.end.0 <= self.profile.task_size, "VMA {v:?} above TASK_SIZE");
+            // Page-table entries only where a VMA is (checked from the VMA side below).
             if v.is_anonymous() && v.file.is_none() {
                 assert!(
                     !v.test(VmaBit::MayShare),

@@ -150,11 +150,14 @@ impl Mm {
         }
     }
 
-    /// `vms_clean_up_area`: the page tables of the detached VMAs are cleared and `close` runs on
-    /// each. From here on they cannot be put back.
+    /// `vms_clean_up_area`: the page tables of the detached VMAs are cleared (their pages are
+    /// gone) and `close` runs on each. From here on they cannot be put back.
     pub(crate) fn clean_up_area(&mut self, g: &mut MunmapGather) {
         if g.closed {
             return;
+        }
+        for v in &g.detached {
+            self.ptes.zap(v.start, v.end);
         }
         for v in &g.detached {
             self.hook_close(v);
