@@ -21,7 +21,7 @@ use std::path::Path;
 use libc::c_int;
 use mmprep::Errno;
 use mmprep_scenario::format_step;
-use mmprep_scenario::script::{Access, FileArg, FileId, FileKind, MmapAddr, Op, Script, Step};
+use mmprep_scenario::script::{Access, FileArg, FileId, FileKind, MmapAddr, Op, Script, Step, page_chunks};
 use mmprep_scenario::transcript::{Fault, MapsEntry, Outcome, push_run};
 
 use crate::probe;
@@ -39,9 +39,6 @@ pub const EXIT_WINDOW_TAKEN: i32 = 4;
 
 /// Starts the line that reports a runner failure.
 pub const FAILURE_PREFIX: &str = "!runner-failed ";
-
-/// The page size of x86_64.
-const PAGE_SIZE: u64 = 4096;
 
 /// Runs `script` in this (freshly forked) process, writing the transcript to `out`, and exits.
 ///
@@ -348,23 +345,6 @@ fn errno_outcome(errno: sys::RawErrno) -> Result<Outcome, String> {
     }
 }
 
-/// Splits `[addr, addr + len)` at page boundaries: `(first byte, length)` per page, lowest
-/// first. The range may wrap past the top of the address space; nothing overflows.
-fn page_chunks(addr: u64, len: u64) -> impl Iterator<Item = (u64, u64)> {
-    let mut next = addr;
-    let mut left = len;
-    std::iter::from_fn(move || {
-        if left == 0 {
-            return None;
-        }
-        let n = (PAGE_SIZE - next % PAGE_SIZE).min(left);
-        let chunk = (next, n);
-        next = next.wrapping_add(n);
-        left -= n;
-        Some(chunk)
-    })
-}
-
 /// `touch`: one read (and for `w`, a write of the same byte) per page.
 fn touch(addr: u64, len: u64, access: Access) -> Outcome {
     for (first, _) in page_chunks(addr, len) {
@@ -425,20 +405,4 @@ fn read(addr: u64, len: u64) -> Outcome {
         push_run(&mut runs, current, count);
     }
     Outcome::Read { len, runs, fault: None }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pages_of_a_range() {
-        let chunks: Vec<_> = page_chunks(0x1800, 0x2000).collect();
-        assert_eq!(chunks, [(0x1800, 0x800), (0x2000, 0x1000), (0x3000, 0x800)]);
-        assert_eq!(page_chunks(0, 0).count(), 0);
-        assert_eq!(page_chunks(5, 1).collect::<Vec<_>>(), [(5, 1)]);
-        // A range that wraps around the top of the address space does not overflow.
-        let chunks: Vec<_> = page_chunks(u64::MAX - 0xfff, 0x2000).collect();
-        assert_eq!(chunks, [(u64::MAX - 0xfff, 0x1000), (0, 0x1000)]);
-    }
 }

@@ -7,7 +7,7 @@
 //!
 //! An operation the engine does not have yet ends the run with [`RunEnd::Unsupported`] naming
 //! it (exit status 3), never with a made-up result: `madvise`, `mlock`, `mlock2`, `munlock`,
-//! `mremap`, `mseal`, `read`, `write`, `events` and `driver` files, for now.
+//! `mremap`, `mseal`, `events` and `driver` files, for now.
 
 use alloc::format;
 use alloc::string::String;
@@ -21,8 +21,8 @@ use mmprep::profile::TmpfileFs;
 use mmprep::{MapFlags, Profile, Prot, VirtAddr};
 use mmprep_drivers::{regular, zero};
 
-use crate::script::{Access, FileKind, MmapAddr, Op, Script};
-use crate::transcript::{Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step};
+use crate::script::{Access, FileKind, MmapAddr, Op, Script, page_chunks};
+use crate::transcript::{Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step, push_run};
 
 /// An open scenario file on the engine side.
 struct OpenFile {
@@ -62,6 +62,13 @@ pub struct EngineRunner {
     mm: Mm,
     files: Vec<OpenFile>,
     window: (u64, u64),
+}
+
+fn signal(s: MmSignal) -> Signal {
+    match s {
+        MmSignal::Segv => Signal::Segv,
+        MmSignal::Bus => Signal::Bus,
+    }
 }
 
 fn addr(offset: u64) -> VirtAddr {
@@ -183,8 +190,8 @@ impl EngineRunner {
             Op::Munlock { .. } => return not_yet("munlock"),
             Op::Mremap { .. } => return not_yet("mremap"),
             Op::Mseal { .. } => return not_yet("mseal"),
-            Op::Write { .. } => return not_yet("write (page contents)"),
-            Op::Read { .. } => return not_yet("read (page contents)"),
+            Op::Write { addr: a, len, byte } => Outcome::Accessed(self.write(addr(a), len, byte)),
+            Op::Read { addr: a, len } => self.read(addr(a), len),
             Op::Events => return not_yet("events"),
         };
         Ok(Some(outcome))
@@ -192,34 +199,45 @@ impl EngineRunner {
 
     /// `touch`: one byte per page, lowest first; `w` reads then writes it back.
     fn touch(&mut self, start: VirtAddr, len: u64, access: Access) -> Option<Fault> {
-        let end = start.get().saturating_add(len);
-        let mut pos = start.get();
-        while pos < end {
-            let a = VirtAddr(pos);
+        for (first, _) in page_chunks(start.get(), len) {
+            let a = VirtAddr(first);
             let mut result = self.mm.access(a, MmAccess::Read);
             if result.is_ok() && access == Access::Write {
                 result = self.mm.access(a, MmAccess::Write);
             }
             if let Err(sig) = result {
-                let signal = match sig {
-                    MmSignal::Segv => Signal::Segv,
-                    MmSignal::Bus => Signal::Bus,
-                };
-                return Some(Fault { signal, addr: pos });
+                return Some(Fault { signal: signal(sig), addr: first });
             }
-            pos = self.next_touch(a);
         }
         None
     }
 
-    /// The next address `touch` visits after `a`. Without page tables, every page of an
-    /// anonymous VMA answers as its first did, so the rest of such a VMA is skipped.
-    fn next_touch(&self, a: VirtAddr) -> u64 {
-        let next_page = (a.get() & !(mmprep::PAGE_SIZE - 1)).saturating_add(mmprep::PAGE_SIZE);
-        match self.mm.vma_at(a) {
-            Some(v) if v.is_anonymous() => v.end().get().max(next_page),
-            _ => next_page,
+    /// `write`: `byte` into every byte of the range, stopping at the first page that faults.
+    fn write(&mut self, start: VirtAddr, len: u64, byte: u8) -> Option<Fault> {
+        for (first, n) in page_chunks(start.get(), len) {
+            if let Err(f) = self.mm.fill(VirtAddr(first), n, byte) {
+                return Some(Fault { signal: signal(f.signal), addr: f.addr.get() });
+            }
         }
+        None
+    }
+
+    /// `read`: every byte of the range, run-length encoded, stopping at the first page that
+    /// faults.
+    fn read(&mut self, start: VirtAddr, len: u64) -> Outcome {
+        let mut runs = Vec::new();
+        let mut buf = [0u8; mmprep::PAGE_SIZE as usize];
+        for (first, n) in page_chunks(start.get(), len) {
+            let page = &mut buf[..n as usize];
+            if let Err(f) = self.mm.read(VirtAddr(first), page) {
+                let fault = Some(Fault { signal: signal(f.signal), addr: f.addr.get() });
+                return Outcome::Read { len, runs, fault };
+            }
+            for &b in page.iter() {
+                push_run(&mut runs, b, 1);
+            }
+        }
+        Outcome::Read { len, runs, fault: None }
     }
 
     /// The VMAs intersecting the window, with the NAME column resolved.

@@ -224,3 +224,40 @@ impl Op {
         matches!(self, Op::Events)
     }
 }
+
+/// The page size the scenario format assumes (x86_64).
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Splits `[addr, addr + len)` at page boundaries: `(first byte, length)` per page, lowest first,
+/// as `touch`, `read` and `write` visit them on both runners. The range may wrap past the top of
+/// the address space; nothing overflows.
+pub fn page_chunks(addr: u64, len: u64) -> impl Iterator<Item = (u64, u64)> {
+    let mut next = addr;
+    let mut left = len;
+    core::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let n = (PAGE_SIZE - next % PAGE_SIZE).min(left);
+        let chunk = (next, n);
+        next = next.wrapping_add(n);
+        left -= n;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_of_a_range() {
+        let chunks: Vec<_> = page_chunks(0x1800, 0x2000).collect();
+        assert_eq!(chunks, [(0x1800, 0x800), (0x2000, 0x1000), (0x3000, 0x800)]);
+        assert_eq!(page_chunks(0, 0).count(), 0);
+        assert_eq!(page_chunks(5, 1).collect::<Vec<_>>(), [(5, 1)]);
+        // A range that wraps around the top of the address space does not overflow.
+        let chunks: Vec<_> = page_chunks(u64::MAX - 0xfff, 0x2000).collect();
+        assert_eq!(chunks, [(u64::MAX - 0xfff, 0x1000), (0, 0x1000)]);
+    }
+}
