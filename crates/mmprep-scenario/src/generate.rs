@@ -18,7 +18,7 @@
 //!
 //! Which operations appear, and how often, is [`GenConfig::ops`]: the default,
 //! [`GenConfig::engine_today`], only uses what the engine runs today; [`GenConfig::all_ops`]
-//! adds `madvise`, `mlock`, `mlock2`, `munlock`, `mremap`, `mseal`, `read` and `write`.
+//! adds `madvise`, `mlock`, `mlock2`, `munlock`, `mremap` and `mseal`.
 
 use alloc::format;
 use alloc::string::String;
@@ -107,6 +107,8 @@ impl GenConfig {
                 (OpKind::Close, 2),
                 (OpKind::File, 1),
                 (OpKind::Fork, 2),
+                (OpKind::Read, 4),
+                (OpKind::Write, 5),
             ],
             min_ops: 12,
             max_ops: 48,
@@ -118,7 +120,7 @@ impl GenConfig {
     }
 
     /// Everything the scenario format has that the host kernel runs too: [`Self::engine_today`]
-    /// plus `madvise`, `mlock`, `mlock2`, `munlock`, `mremap`, `mseal`, `read` and `write`.
+    /// plus `madvise`, `mlock`, `mlock2`, `munlock`, `mremap` and `mseal`.
     pub fn all_ops() -> GenConfig {
         let mut config = GenConfig::engine_today();
         config.ops.extend([
@@ -128,8 +130,6 @@ impl GenConfig {
             (OpKind::Munlock, 2),
             (OpKind::Mremap, 6),
             (OpKind::Mseal, 1),
-            (OpKind::Read, 3),
-            (OpKind::Write, 3),
         ]);
         config
     }
@@ -776,6 +776,8 @@ mod tests {
                             | Op::Munmap { .. }
                             | Op::Mprotect { .. }
                             | Op::Touch { .. }
+                            | Op::Read { .. }
+                            | Op::Write { .. }
                             | Op::Fork
                             | Op::Maps
                             | Op::Smaps
