@@ -84,7 +84,11 @@ impl Inode {
     /// The page cache page at file page `index`, created zero-filled if the file has none there
     /// yet (`filemap_get_folio` / `shmem_get_folio` with creation; new files read as zeros).
     pub fn find_or_create_page(&self, index: u64, machine: &Machine) -> FrameRef {
-        self.pages.lock().entry(index).or_insert_with(|| machine.alloc_frame()).clone()
+        self.pages
+            .lock()
+            .entry(index)
+            .or_insert_with(|| machine.alloc_frame())
+            .clone()
     }
     /// Number of pages in the page cache.
     pub fn cached_pages(&self) -> usize {

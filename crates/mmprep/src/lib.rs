@@ -28,6 +28,7 @@ pub mod action;
 pub mod addr;
 pub mod desc;
 pub mod errno;
+pub mod events;
 pub mod file;
 pub mod flags;
 pub mod merge;

@@ -54,7 +54,9 @@ impl PageTable {
 
     /// The entries in `[start, end)`, as (address, entry).
     pub fn range(&self, start: VirtAddr, end: VirtAddr) -> impl Iterator<Item = (VirtAddr, &Pte)> {
-        self.ptes.range(start.0 >> PAGE_SHIFT..end.0 >> PAGE_SHIFT).map(|(k, p)| (VirtAddr(k << PAGE_SHIFT), p))
+        self.ptes
+            .range(start.0 >> PAGE_SHIFT..end.0 >> PAGE_SHIFT)
+            .map(|(k, p)| (VirtAddr(k << PAGE_SHIFT), p))
     }
 
     /// Number of entries.

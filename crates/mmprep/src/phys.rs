@@ -88,20 +88,32 @@ const FIRST_RAM_PFN: u64 = 0x1000;
 impl Machine {
     /// A system with no memory in use.
     pub fn new() -> Machine {
-        let zero = Arc::new(Frame { pfn: Pfn(FIRST_RAM_PFN - 1), bytes: spin::Mutex::new(zeroed()) });
-        Machine { next_pfn: AtomicU64::new(FIRST_RAM_PFN), zero }
+        let zero = Arc::new(Frame {
+            pfn: Pfn(FIRST_RAM_PFN - 1),
+            bytes: spin::Mutex::new(zeroed()),
+        });
+        Machine {
+            next_pfn: AtomicU64::new(FIRST_RAM_PFN),
+            zero,
+        }
     }
 
     /// A new, zero-filled frame (`alloc_page(__GFP_ZERO)`).
     pub fn alloc_frame(&self) -> FrameRef {
         let pfn = Pfn(self.next_pfn.fetch_add(1, Ordering::Relaxed));
-        Arc::new(Frame { pfn, bytes: spin::Mutex::new(zeroed()) })
+        Arc::new(Frame {
+            pfn,
+            bytes: spin::Mutex::new(zeroed()),
+        })
     }
 
     /// A new frame with a copy of `src`'s bytes (copy-on-write).
     pub fn copy_frame(&self, src: &Frame) -> FrameRef {
         let pfn = Pfn(self.next_pfn.fetch_add(1, Ordering::Relaxed));
-        Arc::new(Frame { pfn, bytes: spin::Mutex::new(src.snapshot()) })
+        Arc::new(Frame {
+            pfn,
+            bytes: spin::Mutex::new(src.snapshot()),
+        })
     }
 
     /// The shared zero page: what a read of never-written private anonymous memory maps.

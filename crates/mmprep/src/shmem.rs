@@ -118,7 +118,9 @@ impl VmOperations for ShmemVmOps {
     }
     /// `shmem_fault`: the page cache page; a page at or past `i_size` cannot be had (`SIGBUS`).
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
-        let Some(file) = vmf.vma().file() else { return FaultResult::Sigbus };
+        let Some(file) = vmf.vma().file() else {
+            return FaultResult::Sigbus;
+        };
         let inode = file.inode().clone();
         let pgoff = vmf.pgoff().get();
         match pgoff.checked_shl(PAGE_SHIFT) {

@@ -19,6 +19,7 @@
 
 use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
+use crate::events::Event;
 use crate::mm::Mm;
 use crate::vma::{VmHooks, Vma};
 
@@ -69,27 +70,40 @@ impl Mm {
     }
 
     /// Calls `may_split` if the VMA's driver has it.
-    fn hook_may_split(&self, key: VirtAddr, addr: VirtAddr) -> Result<()> {
+    fn hook_may_split(&mut self, key: VirtAddr, addr: VirtAddr) -> Result<()> {
         let vma = self.tree.get(key).expect("VMA in tree");
-        match vma.ops.driver() {
-            Some(ops) if ops.hooks().contains(VmHooks::MAY_SPLIT) => ops.may_split(vma, addr),
-            _ => Ok(()),
-        }
+        let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::MAY_SPLIT)) else {
+            return Ok(());
+        };
+        let result = ops.may_split(vma, addr);
+        let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
+        self.events.push(|| Event::MaySplit {
+            ops: name,
+            start,
+            end,
+            addr,
+            result: result.map_err(|e| e.errno),
+        });
+        result
     }
 
     /// Calls `open` on the VMA at `key` if its driver has it.
-    pub(crate) fn hook_open(&self, key: VirtAddr) {
+    pub(crate) fn hook_open(&mut self, key: VirtAddr) {
         let vma = self.tree.get(key).expect("VMA in tree");
         if let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::OPEN)) {
             ops.open(vma);
+            let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
+            self.events.push(|| Event::Open { ops: name, start, end });
         }
     }
 
     /// `mm/internal.h:vma_close`: calls `close` once on a VMA that is going away. The kernel then
     /// swaps in dummy ops so it cannot run twice; here the VMA is consumed by the caller.
-    pub(crate) fn hook_close(&self, vma: &Vma) {
+    pub(crate) fn hook_close(&mut self, vma: &Vma) {
         if let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::CLOSE)) {
             ops.close(vma);
+            let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
+            self.events.push(|| Event::Close { ops: name, start, end });
         }
     }
 }

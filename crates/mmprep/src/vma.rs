@@ -93,7 +93,13 @@ pub struct VmFault<'a> {
 
 impl<'a> VmFault<'a> {
     pub(crate) fn new(vma: &'a Vma, pgoff: PgOff, write: bool, machine: &'a Machine) -> VmFault<'a> {
-        VmFault { vma, pgoff, write, machine, page: None }
+        VmFault {
+            vma,
+            pgoff,
+            write,
+            machine,
+            page: None,
+        }
     }
     /// The faulting VMA.
     pub fn vma(&self) -> &Vma {

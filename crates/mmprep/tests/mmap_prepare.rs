@@ -15,7 +15,7 @@ use mmprep::action::NewVma;
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
 use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
-use mmprep::vma::{FaultResult, PrivateData, VmHooks, VmOperations, Vma};
+use mmprep::vma::{PrivateData, VmHooks, VmOperations, Vma};
 use mmprep::{Errno, Error, Mm, Profile, Prot, Result, VirtAddr};
 
 /// What the test driver should do.

@@ -23,6 +23,7 @@ use alloc::sync::Arc;
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::errno::{Errno, Result, err};
+use crate::events::Event;
 use crate::file::same_file;
 use crate::flags::{ACCESS_FLAGS, VmaBit, VmaFlags};
 use crate::mm::Mm;
@@ -109,7 +110,13 @@ impl Mm {
             match self.user_page(a, Access::Write) {
                 Ok(Some(frame)) => frame.fill(page_offset(a), chunk, byte),
                 Ok(None) => unreachable!("a write always has a page"),
-                Err(signal) => return Err(AccessFault { addr: a, signal, done: done as usize }),
+                Err(signal) => {
+                    return Err(AccessFault {
+                        addr: a,
+                        signal,
+                        done: done as usize,
+                    });
+                }
             }
             done += chunk as u64;
         }
@@ -164,7 +171,13 @@ impl Mm {
             // do_wp_page → wp_page_copy: private copy of a shared or page-cache page.
             self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
             let copy = self.machine.copy_frame(&frame);
-            self.ptes.set(addr, Pte { frame: copy.clone(), anon: true });
+            self.ptes.set(
+                addr,
+                Pte {
+                    frame: copy.clone(),
+                    anon: true,
+                },
+            );
             return Ok(Some(copy));
         }
         if anonymous {
@@ -174,7 +187,13 @@ impl Mm {
             }
             self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
             let frame = self.machine.alloc_frame();
-            self.ptes.set(addr, Pte { frame: frame.clone(), anon: true });
+            self.ptes.set(
+                addr,
+                Pte {
+                    frame: frame.clone(),
+                    anon: true,
+                },
+            );
             return Ok(Some(frame));
         }
         if write && !shared {
@@ -183,25 +202,56 @@ impl Mm {
             self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
             let page = self.call_fault(key, addr, write)?;
             let copy = self.machine.copy_frame(&page);
-            self.ptes.set(addr, Pte { frame: copy.clone(), anon: true });
+            self.ptes.set(
+                addr,
+                Pte {
+                    frame: copy.clone(),
+                    anon: true,
+                },
+            );
             return Ok(Some(copy));
         }
         // do_read_fault / do_shared_fault: map the driver's page itself.
         let page = self.call_fault(key, addr, write)?;
-        self.ptes.set(addr, Pte { frame: page.clone(), anon: false });
+        self.ptes.set(
+            addr,
+            Pte {
+                frame: page.clone(),
+                anon: false,
+            },
+        );
         Ok(Some(page))
     }
 
     /// `__do_fault`: asks the VMA's driver for the page at `addr`.
-    fn call_fault(&self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<FrameRef, Signal> {
+    fn call_fault(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<FrameRef, Signal> {
         let vma = self.tree.get(key).expect("VMA in tree");
-        let VmOps::Driver(ops) = &vma.ops else { return Err(Signal::Bus) };
+        let VmOps::Driver(ops) = &vma.ops else {
+            return Err(Signal::Bus);
+        };
         if !ops.hooks().contains(VmHooks::FAULT) {
             return Err(Signal::Bus);
         }
-        let mut vmf = VmFault::new(vma, vma.pgoff_at(addr), write, &self.machine);
-        match ops.fault(&mut vmf) {
-            FaultResult::Ok => vmf.take_page().ok_or(Signal::Bus),
+        let pgoff = vma.pgoff_at(addr);
+        let mut vmf = VmFault::new(vma, pgoff, write, &self.machine);
+        let result = ops.fault(&mut vmf);
+        let page = vmf.take_page();
+        let name = ops.ops_name();
+        let text = match (result, &page) {
+            (FaultResult::Ok, Some(_)) => "page",
+            (FaultResult::Ok, None) => "no page (SIGBUS)",
+            (FaultResult::Sigbus, _) => "SIGBUS",
+            (FaultResult::Oom, _) => "OOM",
+        };
+        self.events.push(|| Event::Fault {
+            ops: name,
+            addr: addr.page_down(),
+            pgoff,
+            write,
+            result: text,
+        });
+        match result {
+            FaultResult::Ok => page.ok_or(Signal::Bus),
             FaultResult::Sigbus | FaultResult::Oom => Err(Signal::Bus),
         }
     }
@@ -250,7 +300,10 @@ impl Mm {
             && prev.is_accessible()
             && address.0 - prev.end.0 < gap
         {
-            return Err(err(Errno::ENOMEM, "stack would grow into the guard gap above another mapping"));
+            return Err(err(
+                Errno::ENOMEM,
+                "stack would grow into the guard gap above another mapping",
+            ));
         }
         self.alloc()?; // vma_iter_prealloc
         self.anon_vma_prepare(key)?;
@@ -292,7 +345,9 @@ impl Mm {
     pub(crate) fn mm_populate(&mut self, start: VirtAddr, end: VirtAddr) {
         let mut nstart = start;
         while nstart < end {
-            let Some(v) = self.tree.find_intersection(nstart, end) else { break };
+            let Some(v) = self.tree.find_intersection(nstart, end) else {
+                break;
+            };
             let (key, v_start, nend) = (v.start, v.start, v.end.min(end));
             if !v.flags.test_any(vma_flags![Io, PfnMap]) {
                 self.populate_vma_range(key, nstart.max(v_start), nend);

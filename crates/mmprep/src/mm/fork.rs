@@ -27,6 +27,7 @@ impl Mm {
         let mut child = Mm::new(self.profile.clone());
         child.shmem = self.shmem.clone();
         child.machine = self.machine.clone();
+        child.events.enable(self.events.is_on());
         child.next_anon_vma = self.next_anon_vma;
         // mm_init: only VM_NOHUGEPAGE of def_flags is inherited (VM_INIT_DEF_MASK).
         child.def_flags = self.def_flags.and(crate::vma_flags![NoHugePage]);

@@ -35,6 +35,7 @@ use crate::action::{MmapAction, NewVma};
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, PageRange, PgOff, VirtAddr, page_align};
 use crate::desc::VmAreaDesc;
 use crate::errno::{Errno, Result, err};
+use crate::events::Event;
 use crate::file::{File, MmapHook};
 use crate::flags::{self, VmaBit, VmaFlags, calc_vm_flag_bits, calc_vm_prot_bits};
 use crate::merge::MergeState;
@@ -406,7 +407,17 @@ impl Mm {
     fn call_mmap_prepare(&mut self, map: &mut MmapState, file: &Arc<File>) -> Result<()> {
         let shmem = self.shmem.clone();
         let mut desc = VmAreaDesc::new(file.clone(), map.addr, map.end, map.pgoff, map.flags, &shmem);
-        file.ops().mmap_prepare(&mut desc)?;
+        let result = file.ops().mmap_prepare(&mut desc);
+        let (driver, flags) = (file.ops().name(), desc.flags());
+        self.events.push(|| Event::MmapPrepare {
+            driver,
+            start: map.addr,
+            end: map.end,
+            pgoff: map.pgoff,
+            flags,
+            result: result.map_err(|e| e.errno),
+        });
+        result?;
         let parts = desc.into_parts();
         map.pgoff = parts.pgoff;
         map.vm_file = Some(parts.vm_file);
@@ -471,9 +482,18 @@ impl Mm {
         let v = self.tree.get(start).expect("new VMA in tree");
         if let Some(ops) = v.ops.driver().filter(|o| o.hooks().contains(VmHooks::MAPPED)).cloned() {
             let mut private = v.private_data.clone();
-            match ops.mapped(v.start, v.end, v.pgoff, v.file.as_ref(), &mut private) {
-                Ok(()) => self.tree.get_mut(start).expect("new VMA").private_data = private,
-                Err(e) => result = Err(e),
+            let (vstart, vend, pgoff) = (v.start, v.end, v.pgoff);
+            result = ops.mapped(vstart, vend, pgoff, v.file.as_ref(), &mut private);
+            let name = ops.ops_name();
+            self.events.push(|| Event::Mapped {
+                ops: name,
+                start: vstart,
+                end: vend,
+                pgoff,
+                result: result.map_err(|e| e.errno),
+            });
+            if result.is_ok() {
+                self.tree.get_mut(start).expect("new VMA").private_data = private;
             }
         }
         if result.is_ok()
@@ -481,15 +501,22 @@ impl Mm {
         {
             let vma = self.tree.get_mut(start).expect("new VMA in tree");
             result = hook(&mut NewVma { vma });
+            self.events.push(|| Event::SuccessHook {
+                start,
+                end,
+                result: result.map_err(|e| e.errno),
+            });
         }
         let Err(mut e) = result else { return Ok(()) };
         // The kernel ignores this munmap's own result (only an injected allocation failure can
         // make it fail here; the VMA then stays, as it would in the kernel).
         let _ = self.do_munmap(start, end);
         if let Some(filter) = &action.error_hook {
-            let errno = filter(e.errno);
+            let from = e.errno;
             // The hook may change the error but not turn it into success.
-            e.errno = errno;
+            e.errno = filter(from);
+            let to = e.errno;
+            self.events.push(|| Event::ErrorHook { from, to });
         }
         Err(e)
     }

@@ -28,12 +28,14 @@ mod munmap;
 
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt;
 
 pub use fault::{Access, AccessFault, Signal};
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
 use crate::errno::{Errno, Result, err};
+use crate::events::{Event, EventLog};
 use crate::flags::{self, VmaBit, VmaFlags};
 use crate::pagetable::PageTable;
 use crate::phys::Machine;
@@ -79,6 +81,8 @@ pub struct Mm {
     pub(crate) next_anon_vma: u64,
     /// Test switch: fail the n-th next allocation with `ENOMEM` (0 = the next one).
     pub(crate) fail_alloc_in: Option<u32>,
+    /// The hook log (off unless [`Mm::set_event_log`] turned it on).
+    pub(crate) events: EventLog,
 }
 
 impl Mm {
@@ -99,7 +103,19 @@ impl Mm {
             def_flags: VmaFlags::EMPTY,
             next_anon_vma: 1,
             fail_alloc_in: None,
+            events: EventLog::default(),
         }
+    }
+
+    /// Turns the hook log on (or off, dropping it). While on, every call into a driver is
+    /// recorded; [`Mm::take_events`] reads them.
+    pub fn set_event_log(&mut self, on: bool) {
+        self.events.enable(on);
+    }
+
+    /// The driver calls logged since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.take()
     }
 
     /// The host profile.
