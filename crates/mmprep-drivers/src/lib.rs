@@ -9,10 +9,19 @@
 //! | --- | --- | --- |
 //! | [`zero`] | `/dev/zero` | `drivers/char/mem.c:mmap_zero_prepare` |
 //! | [`regular`] | a regular file in the page cache (ext4) | `fs/ext4/file.c:ext4_file_mmap_prepare`, `mm/filemap.c:generic_file_mmap_prepare` |
+//! | [`ro`] | a read-only device | `mm/filemap.c:generic_file_readonly_mmap_prepare` |
+//! | [`slots`] | a device with a reference per mapping | `drivers/target/target_core_user.c:tcmu_mmap_prepare` |
+//! | [`dax`] | a file on a DAX filesystem | `fs/ext4/file.c:ext4_file_mmap_prepare` (DAX branch) |
+//!
+//! [`registry`] lists the example drivers by the names scenario `driver` files use.
 //!
 //! memfds are shmem files and come from the engine itself
 //! ([`mmprep::shmem::ShmemFs::memfd_create`]), as shared anonymous memory needs shmem too.
 #![forbid(unsafe_code)]
 
+pub mod dax;
+pub mod registry;
 pub mod regular;
+pub mod ro;
+pub mod slots;
 pub mod zero;

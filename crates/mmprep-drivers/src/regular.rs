@@ -69,7 +69,9 @@ impl VmOperations for PageCacheVmOps {
 
     /// `filemap_fault`: the page cache page; a page at or past the end of the file is `SIGBUS`.
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
-        let Some(file) = vmf.vma().file() else { return FaultResult::Sigbus };
+        let Some(file) = vmf.vma().file() else {
+            return FaultResult::Sigbus;
+        };
         let inode = file.inode().clone();
         let pages = inode.size().div_ceil(1 << PAGE_SHIFT);
         if vmf.pgoff().get() >= pages {

@@ -7,22 +7,25 @@
 //!
 //! An operation the engine does not have yet ends the run with [`RunEnd::Unsupported`] naming
 //! it (exit status 3), never with a made-up result: `madvise`, `mlock`, `mlock2`, `munlock`,
-//! `mremap`, `mseal`, `events` and `driver` files, for now.
+//! `mremap`, `mseal`, for now. `file NAME driver DRIVER` opens one of `mmprep-drivers`' example
+//! drivers ([`registry`]); an unknown driver or parameter ends the run as a parse error.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use mmprep::events::Event;
 use mmprep::file::{File, FileMode};
 use mmprep::mm::{Access as MmAccess, Mm, Signal as MmSignal};
 use mmprep::procfs;
 use mmprep::profile::TmpfileFs;
 use mmprep::{MapFlags, Profile, Prot, VirtAddr};
+use mmprep_drivers::registry::{self, DriverEnv, Params};
 use mmprep_drivers::{regular, zero};
 
-use crate::script::{Access, FileKind, MmapAddr, Op, Script, page_chunks};
-use crate::transcript::{Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step, push_run};
+use crate::script::{Access, FileKind, MmapAddr, Op, ParseError, Script, page_chunks};
+use crate::transcript::{Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step, offset_hex, push_run};
 
 /// An open scenario file on the engine side.
 struct OpenFile {
@@ -39,13 +42,10 @@ pub fn run(script: &Script, profile: &Profile) -> Transcript {
         match runner.step(script, &step.op) {
             Ok(Some(outcome)) => entries.push(format_step(step.line, step.verb(), &outcome, runner.window)),
             Ok(None) => {}
-            Err(reason) => {
+            Err(e) => {
                 return Transcript {
                     entries,
-                    end: RunEnd::Unsupported {
-                        line: step.line,
-                        reason,
-                    },
+                    end: e.end(step.line),
                 };
             }
         }
@@ -57,11 +57,33 @@ pub fn run(script: &Script, profile: &Profile) -> Transcript {
     Transcript { entries, end }
 }
 
+/// Why a step did not run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepError {
+    /// The engine does not have this yet (exit status 3).
+    Unsupported(String),
+    /// The line is well-formed but names something the engine does not know (an unknown driver,
+    /// a parameter it does not take): a parse error (exit status 2).
+    Invalid(String),
+}
+
+impl StepError {
+    /// How the run ends when line `line` fails this way.
+    pub fn end(self, line: usize) -> RunEnd {
+        match self {
+            StepError::Unsupported(reason) => RunEnd::Unsupported { line, reason },
+            StepError::Invalid(message) => RunEnd::ParseError(ParseError { line, message }),
+        }
+    }
+}
+
 /// A scenario being run on the engine, one step at a time.
 pub struct EngineRunner {
     mm: Mm,
     files: Vec<OpenFile>,
     window: (u64, u64),
+    /// Hook calls logged but not yet printed by an `events` line (kept across `fork`).
+    pending_events: Vec<Event>,
 }
 
 fn signal(s: MmSignal) -> Signal {
@@ -85,10 +107,14 @@ fn errno_outcome<T>(r: mmprep::Result<T>, ok: impl FnOnce(T) -> Outcome) -> Outc
 impl EngineRunner {
     /// A fresh address space for `script`.
     pub fn new(script: &Script, profile: &Profile) -> EngineRunner {
+        let mut mm = Mm::new(profile.clone());
+        // Log driver calls only when the script will print them.
+        mm.set_event_log(script.steps.iter().any(|s| s.op == Op::Events));
         EngineRunner {
-            mm: Mm::new(profile.clone()),
+            mm,
             files: Vec::new(),
             window: script.window_range(),
+            pending_events: Vec::new(),
         }
     }
 
@@ -103,7 +129,7 @@ impl EngineRunner {
     }
 
     /// Runs one step: `Ok(None)` for lines that print nothing, `Err(reason)` for unsupported.
-    pub fn step(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, String> {
+    pub fn step(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, StepError> {
         let outcome = self.step_inner(script, op);
         // Every run in a debug build (tests, fuzzing) re-checks what the engine caches.
         #[cfg(debug_assertions)]
@@ -111,8 +137,8 @@ impl EngineRunner {
         outcome
     }
 
-    fn step_inner(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, String> {
-        let not_yet = |what: &str| Err(format!("the engine does not have `{what}` yet"));
+    fn step_inner(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, StepError> {
+        let not_yet = |what: &str| Err(StepError::Unsupported(format!("the engine does not have `{what}` yet")));
         let outcome = match *op {
             Op::File { id } => {
                 let decl = &script.files[id];
@@ -133,8 +159,18 @@ impl EngineRunner {
                         }
                     }
                     FileKind::Zero => zero::open(FileMode::READ_WRITE),
-                    FileKind::Driver { driver, .. } => {
-                        return Err(format!("driver files (`{driver}`) are not in the engine runner yet"));
+                    FileKind::Driver { driver, params } => {
+                        let Some(info) = registry::find(driver) else {
+                            return Err(StepError::Invalid(format!(
+                                "unknown driver `{driver}` (`mmprep drivers` lists them)"
+                            )));
+                        };
+                        let params = Params(params.clone());
+                        info.check_keys(&params).map_err(StepError::Invalid)?;
+                        let env = DriverEnv {
+                            machine: self.mm.machine(),
+                        };
+                        (info.open)(&params, &env).map_err(|e| StepError::Invalid(format!("driver `{driver}`: {e}")))?
                     }
                 };
                 debug_assert_eq!(self.files.len(), id, "file ids are in declaration order");
@@ -177,10 +213,12 @@ impl EngineRunner {
             Op::Touch { addr: a, len, access } => Outcome::Accessed(self.touch(addr(a), len, access)),
             Op::Fork => match self.mm.fork() {
                 Ok(child) => {
+                    let parent_events = self.mm.take_events();
+                    self.pending_events.extend(parent_events);
                     self.mm = child;
                     Outcome::Forked
                 }
-                Err(e) => return Err(format!("fork failed on the engine: {e}")),
+                Err(e) => Outcome::Failed(e.errno),
             },
             Op::Maps => Outcome::Maps(self.maps().into_iter().map(|(e, _)| e).collect()),
             Op::Smaps => Outcome::Smaps(self.maps()),
@@ -192,7 +230,16 @@ impl EngineRunner {
             Op::Mseal { .. } => return not_yet("mseal"),
             Op::Write { addr: a, len, byte } => Outcome::Accessed(self.write(addr(a), len, byte)),
             Op::Read { addr: a, len } => self.read(addr(a), len),
-            Op::Events => return not_yet("events"),
+            Op::Events => {
+                let logged = self.mm.take_events();
+                self.pending_events.extend(logged);
+                let lines = self
+                    .pending_events
+                    .drain(..)
+                    .map(|e| e.render(&|a| offset_hex(a.get())))
+                    .collect();
+                Outcome::Events(lines)
+            }
         };
         Ok(Some(outcome))
     }
@@ -206,7 +253,10 @@ impl EngineRunner {
                 result = self.mm.access(a, MmAccess::Write);
             }
             if let Err(sig) = result {
-                return Some(Fault { signal: signal(sig), addr: first });
+                return Some(Fault {
+                    signal: signal(sig),
+                    addr: first,
+                });
             }
         }
         None
@@ -216,7 +266,10 @@ impl EngineRunner {
     fn write(&mut self, start: VirtAddr, len: u64, byte: u8) -> Option<Fault> {
         for (first, n) in page_chunks(start.get(), len) {
             if let Err(f) = self.mm.fill(VirtAddr(first), n, byte) {
-                return Some(Fault { signal: signal(f.signal), addr: f.addr.get() });
+                return Some(Fault {
+                    signal: signal(f.signal),
+                    addr: f.addr.get(),
+                });
             }
         }
         None
@@ -230,7 +283,10 @@ impl EngineRunner {
         for (first, n) in page_chunks(start.get(), len) {
             let page = &mut buf[..n as usize];
             if let Err(f) = self.mm.read(VirtAddr(first), page) {
-                let fault = Some(Fault { signal: signal(f.signal), addr: f.addr.get() });
+                let fault = Some(Fault {
+                    signal: signal(f.signal),
+                    addr: f.addr.get(),
+                });
                 return Outcome::Read { len, runs, fault };
             }
             for &b in page.iter() {

@@ -209,8 +209,8 @@ pub fn run(profile: &Profile) -> String {
         for step in steps.by_ref().take(c.lines.lines().count() + 1) {
             let outcome = match runner.step(&script, &step.op) {
                 Ok(o) => o,
-                Err(reason) => {
-                    let _ = writeln!(out, "  (stopped: {reason})");
+                Err(e) => {
+                    let _ = writeln!(out, "  (stopped: {e:?})");
                     return out;
                 }
             };

@@ -1,0 +1,86 @@
+//! `dax`: a file on a DAX filesystem: mappable memory with huge pages asked for.
+//!
+//! Models `fs/ext4/file.c:ext4_file_mmap_prepare` on a DAX inode (and `drivers/dax/device.c`):
+//! the hook sets `VM_HUGEPAGE` on the descriptor (smaps `hg`) and installs the DAX VM ops;
+//! `MAP_SYNC` is accepted (the file sets `FOP_MMAP_SYNC` and a DAX device is synchronous).
+//! Pages come from the file's page cache (standing in for persistent memory), so shared
+//! mappings see each other's writes; a page past `size` is `SIGBUS`.
+
+use std::sync::Arc;
+
+use mmprep::addr::PAGE_SHIFT;
+use mmprep::desc::VmAreaDesc;
+use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, FopFlags, Inode, InodeKind, MmapHook};
+use mmprep::uapi::MapFlags;
+use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations};
+use mmprep::{Result, vma_flags};
+
+use crate::registry::{DriverEnv, DriverInfo, Params};
+
+pub const INFO: DriverInfo = DriverInfo {
+    name: "dax",
+    summary: "file on a DAX filesystem (ext4 -o dax): mmap_prepare sets VM_HUGEPAGE; MAP_SYNC allowed",
+    params: &["size=2M: file size in bytes"],
+    open,
+};
+
+struct DaxFile;
+struct DaxVmOps;
+
+impl FileOperations for DaxFile {
+    fn name(&self) -> &'static str {
+        "dax"
+    }
+    fn mmap_hook(&self) -> MmapHook {
+        MmapHook::Prepare
+    }
+    fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
+        desc.set_flag_bits(vma_flags![HugePage]);
+        desc.set_vm_ops(Arc::new(DaxVmOps));
+        Ok(())
+    }
+    fn area_policy(&self, _flags: MapFlags) -> AreaPolicy {
+        AreaPolicy::Thp
+    }
+    fn fop_flags(&self) -> FopFlags {
+        FopFlags::MMAP_SYNC
+    }
+}
+
+impl VmOperations for DaxVmOps {
+    fn ops_name(&self) -> &'static str {
+        "ext4_dax_vm_ops"
+    }
+    fn hooks(&self) -> VmHooks {
+        VmHooks::FAULT | VmHooks::PAGE_MKWRITE | VmHooks::PFN_MKWRITE
+    }
+    fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
+        let Some(file) = vmf.vma().file() else {
+            return FaultResult::Sigbus;
+        };
+        let inode = file.inode().clone();
+        if vmf.pgoff().get() >= inode.size().div_ceil(1 << PAGE_SHIFT) {
+            return FaultResult::Sigbus;
+        }
+        let page = inode.find_or_create_page(vmf.pgoff().get(), vmf.machine());
+        vmf.set_page(page);
+        FaultResult::Ok
+    }
+}
+
+fn open(params: &Params, _env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, String> {
+    let size = params.number("size", 2 << 20)?;
+    let inode = Arc::new(Inode::new(
+        DevId { major: 0x103, minor: 0 },
+        3,
+        InodeKind::Regular,
+        size,
+    ));
+    Ok(File::new(
+        inode,
+        FileMode::READ_WRITE,
+        Arc::new(DaxFile),
+        "/mnt/pmem/dax-file".into(),
+        false,
+    ))
+}

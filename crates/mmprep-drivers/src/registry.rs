@@ -1,0 +1,82 @@
+//! The example drivers by name: what `file NAME driver DRIVER [KEY=VALUE ...]` opens and
+//! `mmprep drivers` lists.
+//!
+//! Each entry names a driver, says in one line what real kernel driver it models and which part
+//! of the mmap_prepare API it exercises, lists the parameters it accepts, and opens a file
+//! served by it.
+
+use std::sync::Arc;
+
+use mmprep::file::File;
+use mmprep::phys::Machine;
+
+/// `KEY=VALUE` parameters of a `driver` file line.
+#[derive(Clone, Debug, Default)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    /// The value of `key`, if given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// `key` as a number (decimal, or hex with `0x`; `K`/`M`/`G` suffixes), or `default`.
+    pub fn number(&self, key: &str, default: u64) -> Result<u64, String> {
+        let Some(v) = self.get(key) else { return Ok(default) };
+        parse_number(v).ok_or_else(|| format!("{key}={v}: not a number"))
+    }
+}
+
+fn parse_number(s: &str) -> Option<u64> {
+    let (digits, mult) = match s.as_bytes().last()? {
+        b'K' => (&s[..s.len() - 1], 1u64 << 10),
+        b'M' => (&s[..s.len() - 1], 1 << 20),
+        b'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n = match digits.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+        None => digits.parse().ok()?,
+    };
+    n.checked_mul(mult)
+}
+
+/// What a driver may use when its file is opened.
+pub struct DriverEnv<'a> {
+    /// The simulated system's memory (device regions, kernel pages).
+    pub machine: &'a Arc<Machine>,
+}
+
+/// One example driver.
+pub struct DriverInfo {
+    /// Its name in `file NAME driver DRIVER`.
+    pub name: &'static str,
+    /// One line: the kernel driver it models and what it shows.
+    pub summary: &'static str,
+    /// Accepted parameters, `key=default: meaning`, or empty.
+    pub params: &'static [&'static str],
+    /// Opens a file served by the driver.
+    pub open: fn(&Params, &DriverEnv<'_>) -> Result<Arc<File>, String>,
+}
+
+impl DriverInfo {
+    /// Checks that every given key is one this driver accepts.
+    pub fn check_keys(&self, params: &Params) -> Result<(), String> {
+        for (k, _) in &params.0 {
+            if !self.params.iter().any(|p| p.split('=').next() == Some(k.as_str())) {
+                return Err(format!("driver `{}` has no parameter `{k}`", self.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every example driver, in the order `mmprep drivers` lists them.
+pub fn drivers() -> &'static [DriverInfo] {
+    &[crate::ro::INFO, crate::slots::INFO, crate::dax::INFO]
+}
+
+/// The driver with this name.
+pub fn find(name: &str) -> Option<&'static DriverInfo> {
+    drivers().iter().find(|d| d.name == name)
+}
