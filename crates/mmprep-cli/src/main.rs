@@ -33,6 +33,8 @@ struct Cli {
 enum Command {
     /// A guided walk through merging, splitting and mmap_prepare, checked against the host kernel
     Tour,
+    /// List the example drivers that `file NAME driver DRIVER [KEY=VALUE ...]` lines can open
+    Drivers,
     /// Time one identical stream of mmap/munmap/mprotect calls on the engine and on the host kernel
     Bench {
         /// VMA counts to measure, comma separated (the kernel side needs vm.max_map_count above each)
@@ -121,6 +123,7 @@ impl Mode {
 fn main() -> ExitCode {
     let (files, mode) = match Cli::parse().command {
         Command::Tour => return tour(),
+        Command::Drivers => return drivers(),
         Command::Bench { vmas, pairs } => return bench(&vmas, pairs),
         Command::Fuzz { seeds, start } => return fuzz(start, seeds),
         Command::Kernel { files } => (files, Mode::Kernel),
@@ -279,6 +282,17 @@ fn bench(vmas: &[u64], pairs: u64) -> ExitCode {
             per(kernel),
             kernel.as_secs_f64() / engine.as_secs_f64().max(1e-12)
         );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `drivers`: one line per example driver, then its parameters.
+fn drivers() -> ExitCode {
+    for d in mmprep_drivers::registry::drivers() {
+        println!("{:<10} {}", d.name, d.summary);
+        for p in d.params {
+            println!("{:<10}   {p}", "");
+        }
     }
     ExitCode::SUCCESS
 }
