@@ -2,27 +2,96 @@
 //!
 //! `mmap_prepare` runs before the VMA exists, so a driver that must do something *to* the new
 //! mapping (install page-table entries, take a reference, make it anonymous) records it in the
-//! descriptor's action. After a new, un-merged VMA is in place, the kernel completes the action,
-//! calls `vm_ops->mapped`, then the success hook; if any of them fails it unmaps the VMA again
-//! and passes the errno through the error hook (`mm/util.c:mmap_action_complete`,
-//! `mmap_action_finish`, [N]). A mapping that merged gets none of this.
+//! descriptor's action through the `mmap_action_*` helpers on
+//! [`VmAreaDesc`](crate::desc::VmAreaDesc). The engine then
 //!
-//! This file holds the action value and its hooks. The page-table actions (`remap`, `ioremap`,
-//! `simple_ioremap`, `map_kernel_pages`) are not built yet: they need simulated page tables and
-//! come with the driver-model work; a driver cannot request them through this API today.
+//! 1. *prepares* it right after the hook, before the merge decision
+//!    (`mm/util.c:mmap_action_prepare`, [N]): checks the request and sets the flags it implies
+//!    on the descriptor (`VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP` for a remap,
+//!    `VM_MIXEDMAP` for kernel pages) - special flags, so such a mapping never merges;
+//! 2. *completes* it on the new VMA (`mmap_action_complete`): installs the page-table entries;
+//!    then calls `vm_ops->mapped`, then the success hook; if any fails, the VMA is unmapped again
+//!    and the errno goes through the error hook (`mmap_action_finish`).
+//!
+//! | helper | kind | prepare | complete |
+//! | --- | --- | --- | --- |
+//! | `mmap_action_remap(start, pfn, size)` | [`ActionKind::RemapPfn`] | range inside the desc (`EFAULT`); a private (COW) remap must cover the whole desc (`EINVAL`) and sets `pgoff` to the PFN | PFN entries with the page protection recorded at the call |
+//! | `mmap_action_ioremap(start, pfn, size)` | [`ActionKind::IoRemapPfn`] | as remap, then becomes a remap | — |
+//! | `mmap_action_simple_ioremap(phys, size)` | [`ActionKind::SimpleIoRemap`] | `pgoff` pages into `[phys, phys + size)`, bounds checked (`EINVAL`), then an ioremap of the whole desc | — |
+//! | `mmap_action_map_kernel_pages(start, pages)` | [`ActionKind::MapKernelPages`] | range inside the desc (`EFAULT`); adds `VM_MIXEDMAP` | entries for the pages |
+//!
+//! The `_full` forms cover the whole descriptor.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt;
 
-use crate::errno::{Errno, Result};
-use crate::vma::{VmOps, Vma};
+use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, Pfn, PgOff, VirtAddr};
+use crate::desc::VmAreaDesc;
+use crate::errno::{Errno, Result, err};
+use crate::flags::{self, VmaBit};
+use crate::phys::FrameRef;
+use crate::vma::{PageProt, VmOps, Vma};
+use crate::vma_flags;
 
 /// The page-table work an action asks for (`enum mmap_action_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 pub enum ActionKind {
     /// `MMAP_NOTHING`.
     #[default]
     Nothing,
+    /// `MMAP_REMAP_PFN`: map `size` bytes of physical pages from `pfn` at `start`.
+    RemapPfn {
+        start: VirtAddr,
+        pfn: Pfn,
+        size: u64,
+        prot: PageProt,
+    },
+    /// `MMAP_IO_REMAP_PFN`: the same for I/O memory (rewritten to a remap by prepare).
+    IoRemapPfn {
+        start: VirtAddr,
+        pfn: Pfn,
+        size: u64,
+        prot: PageProt,
+    },
+    /// `MMAP_SIMPLE_IO_REMAP`: the physical region `[phys, phys + size)`, mapped from the
+    /// descriptor's `pgoff` pages in (rewritten to a remap by prepare).
+    SimpleIoRemap { phys: u64, size: u64 },
+    /// `MMAP_MAP_KERNEL_PAGES`: map `nr` of these kernel pages from `start`.
+    MapKernelPages {
+        start: VirtAddr,
+        pages: Vec<FrameRef>,
+        nr: u64,
+        pgoff: PgOff,
+    },
+}
+
+impl ActionKind {
+    /// The kernel's name for the type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionKind::Nothing => "nothing",
+            ActionKind::RemapPfn { .. } => "remap_pfn",
+            ActionKind::IoRemapPfn { .. } => "io_remap_pfn",
+            ActionKind::SimpleIoRemap { .. } => "simple_io_remap",
+            ActionKind::MapKernelPages { .. } => "map_kernel_pages",
+        }
+    }
+}
+
+impl fmt::Debug for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ActionKind::Nothing => f.write_str("Nothing"),
+            ActionKind::RemapPfn { start, pfn, size, .. } | ActionKind::IoRemapPfn { start, pfn, size, .. } => {
+                write!(f, "{}({start:?}, {pfn:?}, {size:#x})", self.name())
+            }
+            ActionKind::SimpleIoRemap { phys, size } => write!(f, "simple_io_remap({phys:#x}, {size:#x})"),
+            ActionKind::MapKernelPages { start, pages, .. } => {
+                write!(f, "map_kernel_pages({start:?}, {} pages)", pages.len())
+            }
+        }
+    }
 }
 
 /// The new VMA as a success hook sees it.
@@ -67,7 +136,7 @@ pub struct MmapAction {
 impl MmapAction {
     /// Does completing it do anything at all?
     pub fn is_empty(&self) -> bool {
-        self.kind == ActionKind::Nothing && self.success_hook.is_none() && self.error_hook.is_none()
+        matches!(self.kind, ActionKind::Nothing) && self.success_hook.is_none() && self.error_hook.is_none()
     }
 }
 
@@ -79,4 +148,93 @@ impl fmt::Debug for MmapAction {
             .field("error_hook", &self.error_hook.is_some())
             .finish()
     }
+}
+
+/// `remap_pfn_range_prepare`: checks a remap of `[start, start + size)` and sets its flags.
+fn remap_prepare(desc: &mut VmAreaDesc<'_>, start: VirtAddr, pfn: Pfn, size: u64) -> Result<()> {
+    let Some(end) = start.checked_add(size) else {
+        return Err(err(Errno::EFAULT, "remap range wraps"));
+    };
+    if !desc.range_in(start, end) {
+        return Err(err(Errno::EFAULT, "remap range is outside the mapping"));
+    }
+    if desc.is_cow_mapping() {
+        // A private remap must map the whole VMA; its pgoff then records the PFN
+        // (get_remap_pgoff), which is how do_wp_page finds the original page to copy.
+        if start != desc.start() || end != desc.end() {
+            return Err(err(Errno::EINVAL, "a private remap must cover the whole mapping"));
+        }
+        desc.set_pgoff(PgOff(pfn.get()));
+    }
+    desc.set_flag_bits(flags::REMAP_FLAGS);
+    Ok(())
+}
+
+/// `mmap_action_prepare` ([N]): validates the action and rewrites the I/O kinds into a remap.
+pub(crate) fn prepare(desc: &mut VmAreaDesc<'_>, action: &mut MmapAction) -> Result<()> {
+    match core::mem::take(&mut action.kind) {
+        ActionKind::Nothing => {}
+        ActionKind::RemapPfn { start, pfn, size, prot } => {
+            remap_prepare(desc, start, pfn, size)?;
+            action.kind = ActionKind::RemapPfn { start, pfn, size, prot };
+        }
+        ActionKind::IoRemapPfn { start, pfn, size, prot } => {
+            // io_remap_pfn_range_prepare: the PFN goes through the arch hook (identity on x86)
+            // and the protection is made "decrypted" (no memory encryption here).
+            remap_prepare(desc, start, pfn, size)?;
+            action.kind = ActionKind::RemapPfn { start, pfn, size, prot };
+        }
+        ActionKind::SimpleIoRemap { phys, size } => {
+            // __simple_ioremap_prep: desc->pgoff pages into the region, widened to whole pages.
+            let Some(end) = phys.checked_add(size) else {
+                return Err(err(Errno::EINVAL, "physical region wraps"));
+            };
+            let first = phys & PAGE_MASK;
+            let Some(span) = (end - first).checked_add(PAGE_SIZE - 1).map(|v| v & PAGE_MASK) else {
+                return Err(err(Errno::EINVAL, "physical region wraps"));
+            };
+            let region_pages = span >> PAGE_SHIFT;
+            let pgoff = desc.pgoff().get();
+            if pgoff >= region_pages {
+                return Err(err(Errno::EINVAL, "offset is beyond the physical region"));
+            }
+            if desc.pages() > region_pages - pgoff {
+                return Err(err(
+                    Errno::EINVAL,
+                    "mapping is larger than the rest of the physical region",
+                ));
+            }
+            let pfn = Pfn((first >> PAGE_SHIFT) + pgoff);
+            let (start, size, prot) = (desc.start(), desc.size(), desc.page_prot());
+            remap_prepare(desc, start, pfn, size)?;
+            action.kind = ActionKind::RemapPfn { start, pfn, size, prot };
+        }
+        ActionKind::MapKernelPages {
+            start,
+            pages,
+            nr,
+            pgoff,
+        } => {
+            // map_kernel_pages_prepare
+            if (pages.len() as u64) < nr {
+                return Err(err(Errno::EINVAL, "fewer kernel pages than the mapping needs"));
+            }
+            let len = nr.checked_mul(PAGE_SIZE);
+            let end = len.and_then(|l| start.checked_add(l));
+            match end {
+                Some(end) if desc.range_in(start, end) => {}
+                _ => return Err(err(Errno::EFAULT, "kernel pages reach outside the mapping")),
+            }
+            if !desc.test(VmaBit::MixedMap) {
+                desc.set_flag_bits(vma_flags![MixedMap]);
+            }
+            action.kind = ActionKind::MapKernelPages {
+                start,
+                pages,
+                nr,
+                pgoff,
+            };
+        }
+    }
+    Ok(())
 }

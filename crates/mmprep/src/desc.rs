@@ -34,11 +34,14 @@
 
 use alloc::sync::Arc;
 
-use crate::action::{ErrorHook, MmapAction, SuccessHook};
-use crate::addr::{PAGE_SHIFT, PgOff, VirtAddr};
+use alloc::vec::Vec;
+
+use crate::action::{ActionKind, ErrorHook, MmapAction, SuccessHook};
+use crate::addr::{PAGE_SHIFT, Pfn, PgOff, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::file::File;
 use crate::flags::{VmaBit, VmaFlags};
+use crate::phys::FrameRef;
 use crate::shmem::ShmemFs;
 use crate::vma::{PageProt, PrivateData, VmOperations};
 
@@ -249,6 +252,70 @@ impl<'a> VmAreaDesc<'a> {
     /// The action recorded so far (read-only view).
     pub fn action(&self) -> &MmapAction {
         &self.action
+    }
+
+    /// `mmap_action_remap`: after the mapping is made, map `size` bytes of physical memory from
+    /// frame `pfn` at `start` (`remap_pfn_range`), with the page protection as it is now.
+    pub fn mmap_action_remap(&mut self, start: VirtAddr, pfn: Pfn, size: u64) {
+        self.action.kind = ActionKind::RemapPfn {
+            start,
+            pfn,
+            size,
+            prot: self.page_prot,
+        };
+    }
+    /// `mmap_action_remap_full`: remap the whole mapping from `pfn`.
+    pub fn mmap_action_remap_full(&mut self, pfn: Pfn) {
+        self.mmap_action_remap(self.start, pfn, self.size());
+    }
+    /// `mmap_action_ioremap`: as [`Self::mmap_action_remap`], for I/O memory.
+    pub fn mmap_action_ioremap(&mut self, start: VirtAddr, pfn: Pfn, size: u64) {
+        self.action.kind = ActionKind::IoRemapPfn {
+            start,
+            pfn,
+            size,
+            prot: self.page_prot,
+        };
+    }
+    /// `mmap_action_ioremap_full`: I/O-remap the whole mapping from `pfn`.
+    pub fn mmap_action_ioremap_full(&mut self, pfn: Pfn) {
+        self.mmap_action_ioremap(self.start, pfn, self.size());
+    }
+    /// `mmap_action_simple_ioremap`: map the physical region `[phys, phys + size)`, starting
+    /// `pgoff` pages into it, over the whole mapping. The page protection is taken when the
+    /// action is prepared, so changes made after this call still count.
+    pub fn mmap_action_simple_ioremap(&mut self, phys: u64, size: u64) {
+        self.action.kind = ActionKind::SimpleIoRemap { phys, size };
+    }
+    /// `mmap_action_map_kernel_pages`: map `pages` (kernel pages the driver owns) from `start`.
+    pub fn mmap_action_map_kernel_pages(&mut self, start: VirtAddr, pages: Vec<FrameRef>) {
+        let nr = pages.len() as u64;
+        self.action.kind = ActionKind::MapKernelPages {
+            start,
+            pages,
+            nr,
+            pgoff: self.pgoff,
+        };
+    }
+    /// `mmap_action_map_kernel_pages_full`: map `pages` over the whole mapping (there must be at
+    /// least as many as the mapping has pages).
+    pub fn mmap_action_map_kernel_pages_full(&mut self, pages: Vec<FrameRef>) {
+        let nr = self.pages();
+        self.action.kind = ActionKind::MapKernelPages {
+            start: self.start,
+            pages,
+            nr,
+            pgoff: self.pgoff,
+        };
+    }
+
+    /// Takes the action out for `mmap_action_prepare` (which also changes the descriptor).
+    pub(crate) fn take_action(&mut self) -> MmapAction {
+        core::mem::take(&mut self.action)
+    }
+    /// Puts the prepared action back.
+    pub(crate) fn restore_action(&mut self, action: MmapAction) {
+        self.action = action;
     }
 
     // ---- services ----

@@ -1,9 +1,10 @@
 //! Page tables: which frame each virtual page of an address space maps, if any.
 //!
 //! A page-table entry appears when a page is faulted in and goes when its range is unmapped.
-//! Each entry says which [`Frame`](crate::phys::Frame) it maps and whether that frame is an
-//! *anonymous* page of this mapping (zero-filled memory, or a private copy made by a
-//! copy-on-write fault) rather than a page of a file's page cache.
+//! Each entry says what it maps (a [`Frame`](crate::phys::Frame), or a raw frame number of a
+//! PFN mapping) and whether that frame is an *anonymous* page of this mapping (zero-filled
+//! memory, or a private copy made by a copy-on-write fault) rather than a page of a file's page
+//! cache or a driver's.
 //!
 //! Mirrors what `mm/memory.c` keeps in PTEs, reduced to what behaviour depends on. The write
 //! bit is not stored: whether a write may go straight to the frame is decided at the access
@@ -13,17 +14,42 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use crate::addr::{PAGE_SHIFT, VirtAddr};
+use crate::addr::{PAGE_SHIFT, Pfn, VirtAddr};
 use crate::phys::FrameRef;
+
+/// What an entry maps.
+#[derive(Clone, Debug)]
+pub(crate) enum PteTarget {
+    /// A page with a `struct page`: anonymous, page cache, or a driver's kernel page
+    /// (`vm_insert_page`, `map_kernel_pages`).
+    Frame(FrameRef),
+    /// A raw page frame number (`remap_pfn_range`): device memory or memory the kernel does not
+    /// manage as pages (a "special" entry of a `VM_PFNMAP` mapping).
+    Pfn(Pfn),
+}
 
 /// One page-table entry.
 #[derive(Clone, Debug)]
 pub(crate) struct Pte {
-    /// The frame mapped.
-    pub frame: FrameRef,
+    /// What it maps.
+    pub target: PteTarget,
     /// An anonymous page (private to the mapping and its fork relatives) rather than a
-    /// page-cache page.
+    /// page-cache or driver page.
     pub anon: bool,
+    /// Written through this entry since it was installed (the first write of a shared page
+    /// calls `page_mkwrite` / `pfn_mkwrite`).
+    pub dirty: bool,
+}
+
+impl Pte {
+    /// An entry for a frame.
+    pub fn frame(frame: FrameRef, anon: bool, dirty: bool) -> Pte {
+        Pte {
+            target: PteTarget::Frame(frame),
+            anon,
+            dirty,
+        }
+    }
 }
 
 /// The page tables of one address space: virtual page number → entry.

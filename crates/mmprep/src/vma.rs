@@ -169,6 +169,15 @@ pub trait VmOperations: Send + Sync {
         Ok(())
     }
 
+    /// `mremap(new_vma)`: `mremap(2)` moved this VMA's pages (their page-table entries) to
+    /// `new_vma`; called on the source VMA's ops (`mm/mremap.c:copy_vma_and_data`). An error
+    /// moves the entries back, unmaps the new range (its `close` runs if it was a VMA of its
+    /// own) and fails the call with that error. Declare [`VmHooks::MREMAP`] to be called.
+    fn mremap(&self, new_vma: &Vma) -> Result<()> {
+        let _ = new_vma;
+        Ok(())
+    }
+
     /// `name(vma)`: the name `/proc/PID/maps` shows for a VMA without a file (`[vdso]`).
     fn vma_name(&self, vma: &Vma) -> Option<&'static str> {
         let _ = vma;
@@ -180,6 +189,27 @@ pub trait VmOperations: Send + Sync {
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         let _ = vmf;
         FaultResult::Sigbus
+    }
+
+    /// `page_mkwrite(vmf)`: a shared page is about to be written for the first time (a
+    /// filesystem reserves blocks here). An error turns the write into `SIGBUS`.
+    fn page_mkwrite(&self, vmf: &mut VmFault<'_>) -> FaultResult {
+        let _ = vmf;
+        FaultResult::Ok
+    }
+
+    /// `pfn_mkwrite(vmf)`: a page of a PFN mapping is about to be written for the first time.
+    fn pfn_mkwrite(&self, vmf: &mut VmFault<'_>) -> FaultResult {
+        let _ = vmf;
+        FaultResult::Ok
+    }
+
+    /// `access(vma, addr, buf, len, write)`: another process (ptrace, `/proc/PID/mem`) reads or
+    /// writes an I/O or PFN mapping, which `get_user_pages` cannot reach. Returns the bytes
+    /// done. For a write, `buf` holds the data.
+    fn access(&self, vma: &Vma, addr: VirtAddr, buf: &mut [u8], write: bool) -> Result<usize> {
+        let _ = (vma, addr, buf, write);
+        Ok(0)
     }
 }
 

@@ -21,13 +21,14 @@
 
 use alloc::sync::Arc;
 
+use crate::addr::Pfn;
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
 use crate::file::same_file;
 use crate::flags::{ACCESS_FLAGS, VmaBit, VmaFlags};
 use crate::mm::Mm;
-use crate::pagetable::Pte;
+use crate::pagetable::{Pte, PteTarget};
 use crate::phys::FrameRef;
 use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmFault, VmHooks, VmOps, Vma};
 use crate::vma_flags;
@@ -49,6 +50,17 @@ pub enum Signal {
     /// `SIGBUS`: the VMA allows it but nothing can be mapped (past the end of the file, no
     /// `fault` hook).
     Bus,
+}
+
+/// What an access reaches.
+#[derive(Clone, Debug)]
+pub(crate) enum PageRef {
+    /// Never-written anonymous memory: reads as zeros (the kernel's shared zero page).
+    Zero,
+    /// A page frame.
+    Frame(FrameRef),
+    /// A physical page of a PFN mapping.
+    Pfn(Pfn),
 }
 
 /// A read or write that stopped at a fault.
@@ -76,8 +88,7 @@ impl Mm {
             let a = VirtAddr(addr.0.wrapping_add(done as u64));
             let chunk = chunk_len(a, buf.len() - done);
             match self.user_page(a, Access::Read) {
-                Ok(Some(frame)) => frame.read(page_offset(a), &mut buf[done..done + chunk]),
-                Ok(None) => buf[done..done + chunk].fill(0),
+                Ok(page) => self.read_page(&page, page_offset(a), &mut buf[done..done + chunk]),
                 Err(signal) => return Err(AccessFault { addr: a, signal, done }),
             }
             done += chunk;
@@ -92,8 +103,7 @@ impl Mm {
             let a = VirtAddr(addr.0.wrapping_add(done as u64));
             let chunk = chunk_len(a, data.len() - done);
             match self.user_page(a, Access::Write) {
-                Ok(Some(frame)) => frame.write(page_offset(a), &data[done..done + chunk]),
-                Ok(None) => unreachable!("a write always has a page"),
+                Ok(page) => self.write_page(&page, page_offset(a), &data[done..done + chunk]),
                 Err(signal) => return Err(AccessFault { addr: a, signal, done }),
             }
             done += chunk;
@@ -104,12 +114,12 @@ impl Mm {
     /// Stores `byte` in every byte of `[addr, addr + len)` (a `memset` from this process).
     pub fn fill(&mut self, addr: VirtAddr, len: u64, byte: u8) -> core::result::Result<(), AccessFault> {
         let mut done = 0u64;
+        let block = [byte; PAGE_SIZE as usize];
         while done < len {
             let a = VirtAddr(addr.0.wrapping_add(done));
             let chunk = chunk_len(a, usize::try_from(len - done).unwrap_or(usize::MAX));
             match self.user_page(a, Access::Write) {
-                Ok(Some(frame)) => frame.fill(page_offset(a), chunk, byte),
-                Ok(None) => unreachable!("a write always has a page"),
+                Ok(page) => self.write_page(&page, page_offset(a), &block[..chunk]),
                 Err(signal) => {
                     return Err(AccessFault {
                         addr: a,
@@ -123,9 +133,83 @@ impl Mm {
         Ok(())
     }
 
-    /// The page an access at `addr` reaches, faulting it in: `Ok(None)` means "reads as zeros"
-    /// (never-written anonymous memory).
-    fn user_page(&mut self, addr: VirtAddr, access: Access) -> core::result::Result<Option<FrameRef>, Signal> {
+    /// `access_process_vm` / `__access_remote_vm`: another process (ptrace, `/proc/PID/mem`)
+    /// reads (`write == false`) or writes `buf` at `addr`. Page by page it goes through
+    /// `get_user_pages` with `FOLL_FORCE`: reading needs `VM_MAYREAD`, writing a non-writable
+    /// mapping is allowed only where it is private (the page is copied). I/O and PFN mappings
+    /// are reached through the driver's `access` hook instead. Returns the bytes done; it stops
+    /// at the first page it cannot reach.
+    pub fn access_remote(&mut self, addr: VirtAddr, buf: &mut [u8], write: bool) -> usize {
+        let mut done = 0;
+        while done < buf.len() {
+            let a = VirtAddr(addr.0.wrapping_add(done as u64));
+            let chunk = chunk_len(a, buf.len() - done);
+            let Some(vma) = self.tree.lookup(a) else { break };
+            let (key, flags) = (vma.start, vma.flags);
+            let gup_ok = !flags.test_any(vma_flags![Io, PfnMap])
+                && if write {
+                    flags.test(VmaBit::Write) || crate::flags::is_cow_mapping(flags)
+                } else {
+                    flags.test(VmaBit::Read) || flags.test(VmaBit::MayRead)
+                };
+            let page = if gup_ok {
+                self.handle_page(key, a, write).ok()
+            } else {
+                None
+            };
+            match page {
+                Some(page) if write => self.write_page(&page, page_offset(a), &buf[done..done + chunk]),
+                Some(page) => self.read_page(&page, page_offset(a), &mut buf[done..done + chunk]),
+                None => {
+                    let n = self.hook_access(key, a, &mut buf[done..done + chunk], write);
+                    if n == 0 {
+                        break;
+                    }
+                    done += n;
+                    continue;
+                }
+            }
+            done += chunk;
+        }
+        done
+    }
+
+    /// Calls the VMA's `access` hook; the bytes it did (0 on error or without a hook).
+    fn hook_access(&mut self, key: VirtAddr, addr: VirtAddr, buf: &mut [u8], write: bool) -> usize {
+        let vma = self.tree.get(key).expect("VMA in tree");
+        let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::ACCESS)) else {
+            return 0;
+        };
+        let result = ops.access(vma, addr, buf, write).map(|n| n.min(buf.len()));
+        let (name, len) = (ops.ops_name(), buf.len());
+        self.events.push(|| Event::RemoteAccess {
+            ops: name,
+            addr,
+            len,
+            write,
+            result: result.map_err(|e| e.errno),
+        });
+        result.unwrap_or(0)
+    }
+
+    fn read_page(&self, page: &PageRef, offset: usize, buf: &mut [u8]) {
+        match page {
+            PageRef::Zero => buf.fill(0),
+            PageRef::Frame(f) => f.read(offset, buf),
+            PageRef::Pfn(pfn) => self.machine.read_phys(*pfn, offset, buf),
+        }
+    }
+
+    fn write_page(&self, page: &PageRef, offset: usize, data: &[u8]) {
+        match page {
+            PageRef::Zero => unreachable!("a write never reaches the zero page"),
+            PageRef::Frame(f) => f.write(offset, data),
+            PageRef::Pfn(pfn) => self.machine.write_phys(*pfn, offset, data),
+        }
+    }
+
+    /// The page an access at `addr` reaches, faulting it in.
+    fn user_page(&mut self, addr: VirtAddr, access: Access) -> core::result::Result<PageRef, Signal> {
         // lock_mm_and_find_vma
         let key = match self.tree.find_vma(addr) {
             Some(v) if v.start <= addr => v.start,
@@ -150,51 +234,58 @@ impl Mm {
     }
 
     /// `handle_mm_fault` for an access the VMA at `key` allows (also `get_user_pages`' path).
-    fn handle_page(
-        &mut self,
-        key: VirtAddr,
-        addr: VirtAddr,
-        write: bool,
-    ) -> core::result::Result<Option<FrameRef>, Signal> {
+    fn handle_page(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<PageRef, Signal> {
         let vma = self.tree.get(key).expect("VMA in tree");
         let shared = vma.test(VmaBit::Shared);
         let anonymous = vma.is_anonymous();
-        if let Some(pte) = self.ptes.get(addr) {
-            let frame = pte.frame.clone();
-            if !write || (shared && !pte.anon) {
-                return Ok(Some(frame));
-            }
-            // An anonymous page nobody else maps may be written in place (wp_can_reuse).
-            if pte.anon && !self.machine.is_zero_frame(&frame) && Arc::strong_count(&frame) == 2 {
-                return Ok(Some(frame));
-            }
-            // do_wp_page → wp_page_copy: private copy of a shared or page-cache page.
-            self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
-            let copy = self.machine.copy_frame(&frame);
-            self.ptes.set(
-                addr,
-                Pte {
-                    frame: copy.clone(),
-                    anon: true,
-                },
-            );
-            return Ok(Some(copy));
+        if let Some(pte) = self.ptes.get(addr).cloned() {
+            return match pte.target {
+                PteTarget::Pfn(pfn) if !write => Ok(PageRef::Pfn(pfn)),
+                PteTarget::Pfn(pfn) if shared => {
+                    // wp_pfn_shared: the first write asks the driver.
+                    if !pte.dirty {
+                        self.call_mkwrite(key, addr, true)?;
+                        self.ptes.set(addr, Pte { dirty: true, ..pte });
+                    }
+                    Ok(PageRef::Pfn(pfn))
+                }
+                PteTarget::Pfn(pfn) => {
+                    // A private PFN mapping: the write copies the page (wp_page_copy).
+                    self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
+                    let copy = self.machine.copy_phys(pfn);
+                    self.ptes.set(addr, Pte::frame(copy.clone(), true, true));
+                    Ok(PageRef::Frame(copy))
+                }
+                PteTarget::Frame(frame) if !write => Ok(PageRef::Frame(frame)),
+                PteTarget::Frame(frame) if shared && !pte.anon => {
+                    // wp_page_shared: the first write asks the filesystem.
+                    if !pte.dirty {
+                        self.call_mkwrite(key, addr, false)?;
+                        self.ptes.set(addr, Pte::frame(frame.clone(), false, true));
+                    }
+                    Ok(PageRef::Frame(frame))
+                }
+                // An anonymous page nobody else maps may be written in place (wp_can_reuse):
+                // the entry and `frame` are the only references.
+                PteTarget::Frame(frame) if pte.anon && Arc::strong_count(&frame) == 2 => Ok(PageRef::Frame(frame)),
+                PteTarget::Frame(frame) => {
+                    // do_wp_page → wp_page_copy: private copy of a shared or page-cache page.
+                    self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
+                    let copy = self.machine.copy_frame(&frame);
+                    self.ptes.set(addr, Pte::frame(copy.clone(), true, true));
+                    Ok(PageRef::Frame(copy))
+                }
+            };
         }
         if anonymous {
             // do_anonymous_page: a read maps the zero page; a write needs an anon_vma.
             if !write {
-                return Ok(None);
+                return Ok(PageRef::Zero);
             }
             self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
             let frame = self.machine.alloc_frame();
-            self.ptes.set(
-                addr,
-                Pte {
-                    frame: frame.clone(),
-                    anon: true,
-                },
-            );
-            return Ok(Some(frame));
+            self.ptes.set(addr, Pte::frame(frame.clone(), true, true));
+            return Ok(PageRef::Frame(frame));
         }
         if write && !shared {
             // do_cow_fault prepares the anon_vma before it asks the driver for the page, so
@@ -202,25 +293,16 @@ impl Mm {
             self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
             let page = self.call_fault(key, addr, write)?;
             let copy = self.machine.copy_frame(&page);
-            self.ptes.set(
-                addr,
-                Pte {
-                    frame: copy.clone(),
-                    anon: true,
-                },
-            );
-            return Ok(Some(copy));
+            self.ptes.set(addr, Pte::frame(copy.clone(), true, true));
+            return Ok(PageRef::Frame(copy));
         }
         // do_read_fault / do_shared_fault: map the driver's page itself.
         let page = self.call_fault(key, addr, write)?;
-        self.ptes.set(
-            addr,
-            Pte {
-                frame: page.clone(),
-                anon: false,
-            },
-        );
-        Ok(Some(page))
+        if write {
+            self.call_mkwrite(key, addr, false)?;
+        }
+        self.ptes.set(addr, Pte::frame(page.clone(), false, write));
+        Ok(PageRef::Frame(page))
     }
 
     /// `__do_fault`: asks the VMA's driver for the page at `addr`.
@@ -254,6 +336,50 @@ impl Mm {
             FaultResult::Ok => page.ok_or(Signal::Bus),
             FaultResult::Sigbus | FaultResult::Oom => Err(Signal::Bus),
         }
+    }
+
+    /// `do_page_mkwrite` / `wp_pfn_shared`: tells the driver a shared page is about to be
+    /// written, if it wants to know. An error is `SIGBUS`.
+    fn call_mkwrite(&mut self, key: VirtAddr, addr: VirtAddr, pfn: bool) -> core::result::Result<(), Signal> {
+        let vma = self.tree.get(key).expect("VMA in tree");
+        let hook = if pfn {
+            VmHooks::PFN_MKWRITE
+        } else {
+            VmHooks::PAGE_MKWRITE
+        };
+        let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(hook)) else {
+            return Ok(());
+        };
+        let pgoff = vma.pgoff_at(addr);
+        let mut vmf = VmFault::new(vma, pgoff, true, &self.machine);
+        let result = if pfn {
+            ops.pfn_mkwrite(&mut vmf)
+        } else {
+            ops.page_mkwrite(&mut vmf)
+        };
+        let (name, at) = (ops.ops_name(), addr.page_down());
+        let r = match result {
+            FaultResult::Ok => Ok(()),
+            FaultResult::Sigbus => Err(crate::Errno::EFAULT),
+            FaultResult::Oom => Err(crate::Errno::ENOMEM),
+        };
+        self.events.push(|| {
+            if pfn {
+                Event::PfnMkwrite {
+                    ops: name,
+                    addr: at,
+                    result: r,
+                }
+            } else {
+                Event::PageMkwrite {
+                    ops: name,
+                    addr: at,
+                    pgoff,
+                    result: r,
+                }
+            }
+        });
+        r.map_err(|_| Signal::Bus)
     }
 
     /// `__anon_vma_prepare`: give the VMA at `key` an anon_vma, reusing a neighbour's if it is

@@ -31,8 +31,8 @@
 
 use alloc::sync::Arc;
 
-use crate::action::{MmapAction, NewVma};
-use crate::addr::{PAGE_MASK, PAGE_SHIFT, PageRange, PgOff, VirtAddr, page_align};
+use crate::action::{ActionKind, MmapAction, NewVma};
+use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PageRange, Pfn, PgOff, VirtAddr, page_align};
 use crate::desc::VmAreaDesc;
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
@@ -41,6 +41,7 @@ use crate::flags::{self, VmaBit, VmaFlags, calc_vm_flag_bits, calc_vm_prot_bits}
 use crate::merge::MergeState;
 use crate::mm::Mm;
 use crate::mm::munmap::MunmapGather;
+use crate::pagetable::{Pte, PteTarget};
 use crate::profile::Overcommit;
 use crate::uapi::{MapFlags, Prot};
 use crate::vma::{PageProt, PrivateData, VmHooks, VmOperations, VmOps, Vma};
@@ -418,6 +419,18 @@ impl Mm {
             result: result.map_err(|e| e.errno),
         });
         result?;
+        // mmap_action_prepare: before the merge decision, so the flags it sets count.
+        let mut action = desc.take_action();
+        if !matches!(action.kind, ActionKind::Nothing) {
+            let name = action.kind.name();
+            let r = crate::action::prepare(&mut desc, &mut action);
+            self.events.push(|| Event::ActionPrepare {
+                action: name,
+                result: r.map_err(|e| e.errno),
+            });
+            r?;
+        }
+        desc.restore_action(action);
         let parts = desc.into_parts();
         map.pgoff = parts.pgoff;
         map.vm_file = Some(parts.vm_file);
@@ -478,9 +491,11 @@ impl Mm {
     /// file, call `vm_ops->mapped`, then the success hook. A failure unmaps the VMA (its `close`
     /// runs) and the error hook may change the errno.
     fn mmap_action_complete(&mut self, start: VirtAddr, end: VirtAddr, action: MmapAction) -> Result<()> {
-        let mut result = Ok(());
+        let mut result = self.complete_page_tables(start, end, &action.kind);
         let v = self.tree.get(start).expect("new VMA in tree");
-        if let Some(ops) = v.ops.driver().filter(|o| o.hooks().contains(VmHooks::MAPPED)).cloned() {
+        if let Some(ops) = v.ops.driver().filter(|o| o.hooks().contains(VmHooks::MAPPED)).cloned()
+            && result.is_ok()
+        {
             let mut private = v.private_data.clone();
             let (vstart, vend, pgoff) = (v.start, v.end, v.pgoff);
             result = ops.mapped(vstart, vend, pgoff, v.file.as_ref(), &mut private);
@@ -519,5 +534,53 @@ impl Mm {
             self.events.push(|| Event::ErrorHook { from, to });
         }
         Err(e)
+    }
+
+    /// The page-table part of `mmap_action_complete`: `remap_pfn_range_complete` or
+    /// `map_kernel_pages_complete` on the new VMA `[start, end)`.
+    fn complete_page_tables(&mut self, start: VirtAddr, end: VirtAddr, kind: &ActionKind) -> Result<()> {
+        let result = match kind {
+            ActionKind::Nothing => return Ok(()),
+            ActionKind::RemapPfn {
+                start: at, pfn, size, ..
+            } => {
+                if !at.is_page_aligned() {
+                    Err(err(Errno::EINVAL, "remap start is not page aligned"))
+                } else {
+                    for i in 0..size.div_ceil(PAGE_SIZE) {
+                        let pte = Pte {
+                            target: PteTarget::Pfn(Pfn(pfn.get() + i)),
+                            anon: false,
+                            dirty: false,
+                        };
+                        self.ptes.set(VirtAddr(at.get() + i * PAGE_SIZE), pte);
+                    }
+                    Ok(())
+                }
+            }
+            ActionKind::MapKernelPages {
+                start: at, pages, nr, ..
+            } => {
+                for (i, page) in pages.iter().take(*nr as usize).enumerate() {
+                    self.ptes.set(
+                        VirtAddr(at.get() + i as u64 * PAGE_SIZE),
+                        Pte::frame(page.clone(), false, false),
+                    );
+                }
+                Ok(())
+            }
+            // Prepare rewrote these into a remap.
+            ActionKind::IoRemapPfn { .. } | ActionKind::SimpleIoRemap { .. } => {
+                Err(err(Errno::EINVAL, "an unprepared I/O remap reached completion"))
+            }
+        };
+        let name = kind.name();
+        self.events.push(|| Event::ActionComplete {
+            action: name,
+            start,
+            end,
+            result: result.map_err(|e| e.errno),
+        });
+        result
     }
 }
