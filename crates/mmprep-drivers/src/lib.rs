@@ -12,6 +12,10 @@
 //! | [`ro`] | a read-only device | `mm/filemap.c:generic_file_readonly_mmap_prepare` |
 //! | [`slots`] | a device with a reference per mapping | `drivers/target/target_core_user.c:tcmu_mmap_prepare` |
 //! | [`dax`] | a file on a DAX filesystem | `fs/ext4/file.c:ext4_file_mmap_prepare` (DAX branch) |
+//! | [`hpet`] | HPET registers | `drivers/char/hpet.c:hpet_mmap_prepare` |
+//! | [`mem`] | `/dev/mem` | `drivers/char/mem.c:mmap_mem_prepare` |
+//! | [`fb`] | framebuffer video memory | fbdev drivers' `fb_mmap` with `vm_iomap_memory` |
+//! | [`ring`] | a ring buffer of kernel pages | perf / io_uring ring mappings |
 //!
 //! [`registry`] lists the example drivers by the names scenario `driver` files use.
 //!
@@ -20,8 +24,12 @@
 #![forbid(unsafe_code)]
 
 pub mod dax;
+pub mod fb;
+pub mod hpet;
+pub mod mem;
 pub mod registry;
 pub mod regular;
+pub mod ring;
 pub mod ro;
 pub mod slots;
 pub mod zero;

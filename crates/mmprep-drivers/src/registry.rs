@@ -73,7 +73,15 @@ impl DriverInfo {
 
 /// Every example driver, in the order `mmprep drivers` lists them.
 pub fn drivers() -> &'static [DriverInfo] {
-    &[crate::ro::INFO, crate::slots::INFO, crate::dax::INFO]
+    &[
+        crate::ro::INFO,
+        crate::slots::INFO,
+        crate::dax::INFO,
+        crate::hpet::INFO,
+        crate::mem::INFO,
+        crate::fb::INFO,
+        crate::ring::INFO,
+    ]
 }
 
 /// The driver with this name.

@@ -1,0 +1,101 @@
+//! `fb`: a framebuffer's video memory, mapped write-combining.
+//!
+//! Models `drivers/video/fbdev/core/fb_defio.c`-less fbdev drivers converted to
+//! `mmap_prepare`: the whole mapping is `mmap_action_ioremap_full` of the video memory from the
+//! page `pgoff` of the framebuffer, with `pgprot_writecombine`. A mapping larger than the
+//! memory left after `pgoff` is refused with `EINVAL`. Two mappings see the same pixels; a
+//! private mapping gets a private copy on write (the remap must then cover the whole VMA, and
+//! its `pgoff` becomes the PFN).
+
+use std::sync::{Arc, Mutex};
+
+use mmprep::addr::{PAGE_SIZE, Pfn};
+use mmprep::desc::VmAreaDesc;
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::phys::DeviceMemory;
+use mmprep::vma::{CacheMode, PageProt};
+use mmprep::{Errno, Error, Result};
+
+use crate::registry::{DriverEnv, DriverInfo, Params};
+
+pub const INFO: DriverInfo = DriverInfo {
+    name: "fb",
+    summary: "framebuffer video memory (fbdev): ioremap_full, write-combining; refuses maps past the end",
+    params: &["size=64K: video memory size"],
+    open,
+};
+
+struct Vram {
+    bytes: Mutex<Vec<u8>>,
+}
+
+impl DeviceMemory for Vram {
+    fn read(&self, offset: u64, buf: &mut [u8]) {
+        if let Ok(b) = self.bytes.lock() {
+            for (i, out) in buf.iter_mut().enumerate() {
+                *out = b.get(offset as usize + i).copied().unwrap_or(0);
+            }
+        }
+    }
+    fn write(&self, offset: u64, data: &[u8]) {
+        if let Ok(mut b) = self.bytes.lock() {
+            for (i, v) in data.iter().enumerate() {
+                if let Some(slot) = b.get_mut(offset as usize + i) {
+                    *slot = *v;
+                }
+            }
+        }
+    }
+}
+
+struct Framebuffer {
+    start: Pfn,
+    pages: u64,
+}
+
+impl FileOperations for Framebuffer {
+    fn name(&self) -> &'static str {
+        "fb"
+    }
+    fn mmap_hook(&self) -> MmapHook {
+        MmapHook::Prepare
+    }
+    fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
+        let pgoff = desc.pgoff().get();
+        if pgoff >= self.pages || desc.pages() > self.pages - pgoff {
+            return Err(Error::new(
+                Errno::EINVAL,
+                "mapping reaches past the end of video memory",
+            ));
+        }
+        let prot = desc.page_prot();
+        desc.set_page_prot(PageProt {
+            cache: CacheMode::WriteCombine,
+            ..prot
+        });
+        desc.mmap_action_ioremap_full(Pfn(self.start.get() + pgoff));
+        Ok(())
+    }
+}
+
+fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, String> {
+    let size = params.number("size", 64 << 10)?;
+    if size == 0 || !size.is_multiple_of(PAGE_SIZE) {
+        return Err("size must be a non-zero multiple of 4K".into());
+    }
+    let pages = size / PAGE_SIZE;
+    let start = env.machine.add_device(
+        pages,
+        Arc::new(Vram {
+            bytes: Mutex::new(vec![0; size as usize]),
+        }),
+    );
+    let inode = Arc::new(Inode::new(DevId { major: 29, minor: 0 }, 6, InodeKind::CharDevice, 0));
+    Ok(File::new(
+        inode,
+        FileMode::READ_WRITE,
+        Arc::new(Framebuffer { start, pages }),
+        "/dev/fb0".into(),
+        false,
+    ))
+}

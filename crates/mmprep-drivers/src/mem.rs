@@ -1,0 +1,152 @@
+//! `mem`: a `/dev/mem`-style window onto physical memory.
+//!
+//! Models `drivers/char/mem.c:mmap_mem_prepare` ([N], 6.19+): the file offset is a physical
+//! address. The hook rejects an offset that overflows when shifted or wraps with the length
+//! (`EINVAL`), and a range outside what the system lets user space map (`EPERM`, standing in
+//! for `devmem_is_allowed`); it installs VM ops with only `access` (so ptrace can read the
+//! mapping through `generic_access_phys`), asks for `mmap_action_remap_full(desc, pgoff)`, and
+//! sets an `error_hook` that turns any remap failure into `EAGAIN`. Result: `io pf de dd`
+//! mappings that never merge.
+//!
+//! The driver claims one window of physical memory, `size` bytes at `base`, filled with the
+//! byte `fill`; only that window is allowed.
+
+use std::sync::{Arc, Mutex};
+
+use mmprep::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
+use mmprep::desc::VmAreaDesc;
+use mmprep::file::{DevId, File, FileMode, FileOperations, FopFlags, Inode, InodeKind, MmapHook};
+use mmprep::phys::{DeviceMemory, Machine};
+use mmprep::vma::{VmHooks, VmOperations, Vma};
+use mmprep::{Errno, Error, Result, VirtAddr};
+
+use crate::registry::{DriverEnv, DriverInfo, Params};
+
+pub const INFO: DriverInfo = DriverInfo {
+    name: "mem",
+    summary: "/dev/mem-style physical window (mmap_mem_prepare): remap_full with range checks, access hook, error_hook -> EAGAIN",
+    params: &[
+        "base=0xe0000: physical address of the window",
+        "size=64K: window size",
+        "fill=0x4d: the byte the window holds at first",
+    ],
+    open,
+};
+
+/// Plain memory behind the window.
+struct Window {
+    bytes: Mutex<Vec<u8>>,
+}
+
+impl DeviceMemory for Window {
+    fn read(&self, offset: u64, buf: &mut [u8]) {
+        if let Ok(b) = self.bytes.lock() {
+            for (i, out) in buf.iter_mut().enumerate() {
+                *out = b.get(offset as usize + i).copied().unwrap_or(0xff);
+            }
+        }
+    }
+    fn write(&self, offset: u64, data: &[u8]) {
+        if let Ok(mut b) = self.bytes.lock() {
+            for (i, v) in data.iter().enumerate() {
+                if let Some(slot) = b.get_mut(offset as usize + i) {
+                    *slot = *v;
+                }
+            }
+        }
+    }
+}
+
+struct DevMem {
+    base: u64,
+    size: u64,
+    machine: Arc<Machine>,
+}
+
+/// `mem_vm_ops` with only `access` (`generic_access_phys`).
+struct MemVmOps {
+    machine: Arc<Machine>,
+}
+
+impl FileOperations for DevMem {
+    fn name(&self) -> &'static str {
+        "mem"
+    }
+    fn mmap_hook(&self) -> MmapHook {
+        MmapHook::Prepare
+    }
+    fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
+        let pgoff = desc.pgoff().get();
+        let len = desc.size();
+        // The offset is a physical address: it must not overflow or wrap.
+        let Some(phys) = pgoff
+            .checked_shl(PAGE_SHIFT)
+            .filter(|_| pgoff >> (64 - PAGE_SHIFT) == 0)
+        else {
+            return Err(Error::new(Errno::EINVAL, "offset overflows a physical address"));
+        };
+        let Some(end) = phys.checked_add(len) else {
+            return Err(Error::new(Errno::EINVAL, "range wraps"));
+        };
+        // devmem_is_allowed: only the claimed window.
+        if phys < self.base || end > self.base + self.size {
+            return Err(Error::new(Errno::EPERM, "range is not allowed"));
+        }
+        desc.set_vm_ops(Arc::new(MemVmOps {
+            machine: self.machine.clone(),
+        }));
+        desc.mmap_action_remap_full(Pfn(pgoff));
+        desc.set_error_hook(Arc::new(|_| Errno::EAGAIN));
+        Ok(())
+    }
+    fn fop_flags(&self) -> FopFlags {
+        FopFlags::UNSIGNED_OFFSET
+    }
+}
+
+impl VmOperations for MemVmOps {
+    fn ops_name(&self) -> &'static str {
+        "mmap_mem_ops"
+    }
+    fn hooks(&self) -> VmHooks {
+        VmHooks::ACCESS
+    }
+    fn access(&self, vma: &Vma, addr: VirtAddr, buf: &mut [u8], write: bool) -> Result<usize> {
+        // generic_access_phys: the physical page behind addr, from the VMA's pgoff.
+        let page = vma.pgoff_at(addr).get();
+        let offset = (addr.get() % PAGE_SIZE) as usize;
+        let n = buf.len().min(PAGE_SIZE as usize - offset);
+        if write {
+            self.machine.write_phys(Pfn(page), offset, &buf[..n]);
+        } else {
+            self.machine.read_phys(Pfn(page), offset, &mut buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, String> {
+    let base = params.number("base", 0xe0000)?;
+    let size = params.number("size", 64 << 10)?;
+    let fill = u8::try_from(params.number("fill", 0x4d)?).map_err(|_| "fill must be a byte".to_string())?;
+    if !base.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) || size == 0 {
+        return Err("base and size must be non-zero multiples of 4K".into());
+    }
+    let window = Arc::new(Window {
+        bytes: Mutex::new(vec![fill; size as usize]),
+    });
+    if env
+        .machine
+        .add_device_at(Pfn(base / PAGE_SIZE), size / PAGE_SIZE, window)
+        .is_none()
+    {
+        return Err(format!("physical range {base:#x}+{size:#x} is already claimed"));
+    }
+    let inode = Arc::new(Inode::new(DevId { major: 1, minor: 1 }, 5, InodeKind::CharDevice, 0));
+    let ops = Arc::new(DevMem {
+        base,
+        size,
+        machine: env.machine.clone(),
+    });
+    Ok(File::new(inode, FileMode::READ_WRITE, ops, "/dev/mem".into(), false))
+}
