@@ -30,6 +30,7 @@ use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, Pfn, PgOff, VirtAddr};
 use crate::desc::VmAreaDesc;
 use crate::errno::{Errno, Result, err};
 use crate::flags::{self, VmaBit};
+use crate::pagetable::{PageTable, Pte, PteTarget};
 use crate::phys::FrameRef;
 use crate::vma::{PageProt, VmOps, Vma};
 use crate::vma_flags;
@@ -237,4 +238,39 @@ pub(crate) fn prepare(desc: &mut VmAreaDesc<'_>, action: &mut MmapAction) -> Res
         }
     }
     Ok(())
+}
+
+/// The page-table part of `mmap_action_complete` (`remap_pfn_range_complete`,
+/// `map_kernel_pages_complete`): installs the entries of a prepared action.
+pub(crate) fn install_ptes(ptes: &mut PageTable, kind: &ActionKind) -> Result<()> {
+    match kind {
+        ActionKind::Nothing => Ok(()),
+        ActionKind::RemapPfn { start, pfn, size, .. } => {
+            if !start.is_page_aligned() {
+                return Err(err(Errno::EINVAL, "remap start is not page aligned"));
+            }
+            for i in 0..size.div_ceil(PAGE_SIZE) {
+                let pte = Pte {
+                    target: PteTarget::Pfn(Pfn(pfn.get() + i)),
+                    anon: false,
+                    dirty: false,
+                };
+                ptes.set(VirtAddr(start.get() + i * PAGE_SIZE), pte);
+            }
+            Ok(())
+        }
+        ActionKind::MapKernelPages { start, pages, nr, .. } => {
+            for (i, page) in pages.iter().take(*nr as usize).enumerate() {
+                ptes.set(
+                    VirtAddr(start.get() + i as u64 * PAGE_SIZE),
+                    Pte::frame(page.clone(), false, false),
+                );
+            }
+            Ok(())
+        }
+        // Prepare rewrote these into a remap.
+        ActionKind::IoRemapPfn { .. } | ActionKind::SimpleIoRemap { .. } => {
+            Err(err(Errno::EINVAL, "an unprepared I/O remap reached completion"))
+        }
+    }
 }

@@ -307,6 +307,18 @@ impl EventLog {
         }
     }
 
+    /// Where the next event will go (to insert an outer call's event before its nested ones).
+    pub fn mark(&self) -> usize {
+        self.events.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Records an event at `mark`, before the ones logged since.
+    pub fn insert_at(&mut self, mark: usize, make: impl FnOnce() -> Event) {
+        if let Some(v) = &mut self.events {
+            v.insert(mark.min(v.len()), make());
+        }
+    }
+
     /// The events since the last take.
     pub fn take(&mut self) -> Vec<Event> {
         self.events.as_mut().map(core::mem::take).unwrap_or_default()

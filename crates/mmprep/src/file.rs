@@ -23,6 +23,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::desc::VmAreaDesc;
 use crate::errno::{Errno, Result, err};
+use crate::legacy::LegacyVma;
 use crate::phys::{FrameRef, Machine};
 use crate::uapi::MapFlags;
 
@@ -225,6 +226,13 @@ pub trait FileOperations: Send + Sync {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         let _ = desc;
         Err(err(Errno::ENODEV, "the file has no mmap_prepare hook"))
+    }
+
+    /// `f_op->mmap(file, vma)` (legacy): set up the new VMA. Called after the merge attempt
+    /// (made with the values from before this hook), and only if nothing merged.
+    fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<()> {
+        let _ = vma;
+        Err(err(Errno::ENODEV, "the file has no mmap hook"))
     }
 
     /// `f_op->get_unmapped_area`, which may depend on the mapping's flags (`/dev/zero` places

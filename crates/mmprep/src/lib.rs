@@ -31,6 +31,7 @@ pub mod errno;
 pub mod events;
 pub mod file;
 pub mod flags;
+pub mod legacy;
 pub mod merge;
 pub mod mm;
 mod pagetable;

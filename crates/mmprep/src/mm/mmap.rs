@@ -32,16 +32,16 @@
 use alloc::sync::Arc;
 
 use crate::action::{ActionKind, MmapAction, NewVma};
-use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PageRange, Pfn, PgOff, VirtAddr, page_align};
+use crate::addr::{PAGE_MASK, PAGE_SHIFT, PageRange, PgOff, VirtAddr, page_align};
 use crate::desc::VmAreaDesc;
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
 use crate::file::{File, MmapHook};
 use crate::flags::{self, VmaBit, VmaFlags, calc_vm_flag_bits, calc_vm_prot_bits};
+use crate::legacy::LegacyVma;
 use crate::merge::MergeState;
 use crate::mm::Mm;
 use crate::mm::munmap::MunmapGather;
-use crate::pagetable::{Pte, PteTarget};
 use crate::profile::Overcommit;
 use crate::uapi::{MapFlags, Prot};
 use crate::vma::{PageProt, PrivateData, VmHooks, VmOperations, VmOps, Vma};
@@ -289,12 +289,6 @@ impl Mm {
     ) -> Result<VirtAddr> {
         // Memory-deny-write-execute (prctl) and memfd seals are not modelled: nothing sets them.
         let hook = file.as_ref().map(|f| f.ops().mmap_hook());
-        if hook == Some(MmapHook::Legacy) {
-            return Err(err(
-                Errno::EOPNOTSUPP,
-                "the engine does not run legacy ->mmap hooks yet",
-            ));
-        }
         let have_prepare = hook == Some(MmapHook::Prepare);
         let end = VirtAddr(addr.0 + len);
         let mut map = MmapState {
@@ -452,6 +446,9 @@ impl Mm {
         if let Some(f) = &map.vm_file {
             vma.file = Some(f.clone());
             vma.ops = VmOps::Dummy;
+            if f.ops().mmap_hook() == MmapHook::Legacy {
+                self.call_legacy_mmap(f, &mut vma)?;
+            }
         } else if map.flags.test(VmaBit::Shared) {
             // shmem_zero_setup: shared anonymous memory is a new shmem object.
             let (file, ops) = self.shmem.zero_setup(map.end.bytes_from(map.addr))?;
@@ -539,41 +536,10 @@ impl Mm {
     /// The page-table part of `mmap_action_complete`: `remap_pfn_range_complete` or
     /// `map_kernel_pages_complete` on the new VMA `[start, end)`.
     fn complete_page_tables(&mut self, start: VirtAddr, end: VirtAddr, kind: &ActionKind) -> Result<()> {
-        let result = match kind {
-            ActionKind::Nothing => return Ok(()),
-            ActionKind::RemapPfn {
-                start: at, pfn, size, ..
-            } => {
-                if !at.is_page_aligned() {
-                    Err(err(Errno::EINVAL, "remap start is not page aligned"))
-                } else {
-                    for i in 0..size.div_ceil(PAGE_SIZE) {
-                        let pte = Pte {
-                            target: PteTarget::Pfn(Pfn(pfn.get() + i)),
-                            anon: false,
-                            dirty: false,
-                        };
-                        self.ptes.set(VirtAddr(at.get() + i * PAGE_SIZE), pte);
-                    }
-                    Ok(())
-                }
-            }
-            ActionKind::MapKernelPages {
-                start: at, pages, nr, ..
-            } => {
-                for (i, page) in pages.iter().take(*nr as usize).enumerate() {
-                    self.ptes.set(
-                        VirtAddr(at.get() + i as u64 * PAGE_SIZE),
-                        Pte::frame(page.clone(), false, false),
-                    );
-                }
-                Ok(())
-            }
-            // Prepare rewrote these into a remap.
-            ActionKind::IoRemapPfn { .. } | ActionKind::SimpleIoRemap { .. } => {
-                Err(err(Errno::EINVAL, "an unprepared I/O remap reached completion"))
-            }
-        };
+        if matches!(kind, ActionKind::Nothing) {
+            return Ok(());
+        }
+        let result = crate::action::install_ptes(&mut self.ptes, kind);
         let name = kind.name();
         self.events.push(|| Event::ActionComplete {
             action: name,
@@ -581,6 +547,46 @@ impl Mm {
             end,
             result: result.map_err(|e| e.errno),
         });
+        result
+    }
+
+    /// `mmap_file` → `f_op->mmap(file, vma)` on the new VMA before it is linked
+    /// (`__mmap_new_file_vma`). On error its page-table entries are zapped and the VMA is not
+    /// made (the caller leaves a hole). A hook that installs ops with `mapped` is refused
+    /// (`__vma_check_mmap_hook`, [N]).
+    fn call_legacy_mmap(&mut self, file: &Arc<File>, vma: &mut Vma) -> Result<()> {
+        let (start, end, pgoff) = (vma.start, vma.end, vma.pgoff);
+        let shmem = self.shmem.clone();
+        let machine = self.machine.clone();
+        let mark = self.events.mark();
+        let mut result = {
+            let mut lv = LegacyVma {
+                vma: &mut *vma,
+                ptes: &mut self.ptes,
+                machine: &machine,
+                shmem: &shmem,
+                events: &mut self.events,
+            };
+            file.ops().mmap(&mut lv)
+        };
+        if result.is_ok() && vma.ops.hooks().contains(VmHooks::MAPPED) {
+            result = Err(err(
+                Errno::EINVAL,
+                "a legacy ->mmap hook may not install vm_ops->mapped",
+            ));
+        }
+        let driver = file.ops().name();
+        self.events.insert_at(mark, || Event::LegacyMmap {
+            driver,
+            start,
+            end,
+            pgoff,
+            result: result.map_err(|e| e.errno),
+        });
+        if result.is_err() {
+            // mmap_file's failure path: no further hooks; unmap_region undoes any entries.
+            self.ptes.zap(start, end);
+        }
         result
     }
 }
