@@ -72,7 +72,7 @@ fn open(params: &Params, _env: &DriverEnv<'_>) -> std::result::Result<Arc<File>,
     let size = params.number("size", 2 << 20)?;
     let inode = Arc::new(Inode::new(
         DevId { major: 0x103, minor: 0 },
-        3,
+        crate::registry::next_ino(),
         InodeKind::Regular,
         size,
     ));

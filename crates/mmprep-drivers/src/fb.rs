@@ -90,7 +90,12 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
             bytes: Mutex::new(vec![0; size as usize]),
         }),
     );
-    let inode = Arc::new(Inode::new(DevId { major: 29, minor: 0 }, 6, InodeKind::CharDevice, 0));
+    let inode = Arc::new(Inode::new(
+        DevId { major: 29, minor: 0 },
+        crate::registry::next_ino(),
+        InodeKind::CharDevice,
+        0,
+    ));
     Ok(File::new(
         inode,
         FileMode::READ_WRITE,

@@ -101,7 +101,12 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
     if addr.is_multiple_of(PAGE_SIZE) && env.machine.add_device_at(Pfn(addr / PAGE_SIZE), 1, regs).is_none() {
         return Err(format!("physical page {addr:#x} is already claimed"));
     }
-    let inode = Arc::new(Inode::new(DevId { major: 10, minor: 228 }, 4, InodeKind::CharDevice, 0));
+    let inode = Arc::new(Inode::new(
+        DevId { major: 10, minor: 228 },
+        crate::registry::next_ino(),
+        InodeKind::CharDevice,
+        0,
+    ));
     Ok(File::new(
         inode,
         FileMode::READ_ONLY,

@@ -16,6 +16,8 @@
 //! | [`mem`] | `/dev/mem` | `drivers/char/mem.c:mmap_mem_prepare` |
 //! | [`fb`] | framebuffer video memory | fbdev drivers' `fb_mmap` with `vm_iomap_memory` |
 //! | [`ring`] | a ring buffer of kernel pages | perf / io_uring ring mappings |
+//! | [`dumpless`] | one device, `mmap_prepare` or legacy `mmap` | the conversion's effect on merging |
+//! | [`stack`] | a stacked file over a memfd | `fs/backing-file.c:backing_file_mmap`, `mm/util.c:compat_vma_mmap` |
 //!
 //! [`registry`] lists the example drivers by the names scenario `driver` files use.
 //!
@@ -24,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dax;
+pub mod dumpless;
 pub mod fb;
 pub mod hpet;
 pub mod mem;
@@ -32,4 +35,5 @@ pub mod regular;
 pub mod ring;
 pub mod ro;
 pub mod slots;
+pub mod stack;
 pub mod zero;

@@ -142,7 +142,12 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
     {
         return Err(format!("physical range {base:#x}+{size:#x} is already claimed"));
     }
-    let inode = Arc::new(Inode::new(DevId { major: 1, minor: 1 }, 5, InodeKind::CharDevice, 0));
+    let inode = Arc::new(Inode::new(
+        DevId { major: 1, minor: 1 },
+        crate::registry::next_ino(),
+        InodeKind::CharDevice,
+        0,
+    ));
     let ops = Arc::new(DevMem {
         base,
         size,

@@ -6,9 +6,11 @@
 //! served by it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mmprep::file::File;
 use mmprep::phys::Machine;
+use mmprep::shmem::ShmemFs;
 
 /// `KEY=VALUE` parameters of a `driver` file line.
 #[derive(Clone, Debug, Default)]
@@ -41,10 +43,19 @@ fn parse_number(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
+/// A fresh inode number for a driver's file, so that two opens of one driver are two files
+/// (and a scenario's maps names them apart).
+pub fn next_ino() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(100);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// What a driver may use when its file is opened.
 pub struct DriverEnv<'a> {
     /// The simulated system's memory (device regions, kernel pages).
     pub machine: &'a Arc<Machine>,
+    /// The shm mount (for drivers built on a memfd).
+    pub shmem: &'a Arc<ShmemFs>,
 }
 
 /// One example driver.
@@ -81,6 +92,8 @@ pub fn drivers() -> &'static [DriverInfo] {
         crate::mem::INFO,
         crate::fb::INFO,
         crate::ring::INFO,
+        crate::dumpless::INFO,
+        crate::stack::INFO,
     ]
 }
 

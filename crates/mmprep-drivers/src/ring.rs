@@ -101,7 +101,12 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
         pages,
         users: AtomicU64::new(0),
     });
-    let inode = Arc::new(Inode::new(DevId { major: 0x10, minor: 7 }, 7, InodeKind::CharDevice, 0));
+    let inode = Arc::new(Inode::new(
+        DevId { major: 0x10, minor: 7 },
+        crate::registry::next_ino(),
+        InodeKind::CharDevice,
+        0,
+    ));
     Ok(File::new(
         inode,
         FileMode::READ_WRITE,

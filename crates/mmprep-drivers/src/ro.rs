@@ -71,7 +71,12 @@ impl VmOperations for RoVmOps {
 
 fn open(params: &Params, _env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, String> {
     let fill = u8::try_from(params.number("fill", 0x52)?).map_err(|_| "fill must be a byte".to_string())?;
-    let inode = Arc::new(Inode::new(DevId { major: 0x10, minor: 1 }, 1, InodeKind::CharDevice, 0));
+    let inode = Arc::new(Inode::new(
+        DevId { major: 0x10, minor: 1 },
+        crate::registry::next_ino(),
+        InodeKind::CharDevice,
+        0,
+    ));
     Ok(File::new(
         inode,
         FileMode::READ_WRITE,

@@ -137,7 +137,12 @@ fn open(params: &Params, _env: &DriverEnv<'_>) -> std::result::Result<Arc<File>,
         slots,
         used: AtomicU64::new(0),
     });
-    let inode = Arc::new(Inode::new(DevId { major: 0x10, minor: 2 }, 2, InodeKind::CharDevice, 0));
+    let inode = Arc::new(Inode::new(
+        DevId { major: 0x10, minor: 2 },
+        crate::registry::next_ino(),
+        InodeKind::CharDevice,
+        0,
+    ));
     Ok(File::new(
         inode,
         FileMode::READ_WRITE,

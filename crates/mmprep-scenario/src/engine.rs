@@ -169,6 +169,7 @@ impl EngineRunner {
                         info.check_keys(&params).map_err(StepError::Invalid)?;
                         let env = DriverEnv {
                             machine: self.mm.machine(),
+                            shmem: self.mm.shmem(),
                         };
                         (info.open)(&params, &env).map_err(|e| StepError::Invalid(format!("driver `{driver}`: {e}")))?
                     }
