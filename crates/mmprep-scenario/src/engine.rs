@@ -7,7 +7,7 @@
 //!
 //! An operation the engine does not have yet ends the run with [`RunEnd::Unsupported`] naming
 //! it (exit status 3), never with a made-up result: `madvise`, `mlock`, `mlock2`, `munlock`,
-//! `mremap`, `mseal`, for now. `file NAME driver DRIVER` opens one of `mmprep-drivers`' example
+//! `mseal`, for now. `file NAME driver DRIVER` opens one of `mmprep-drivers`' example
 //! drivers ([`registry`]); an unknown driver or parameter ends the run as a parse error.
 
 use alloc::format;
@@ -227,7 +227,17 @@ impl EngineRunner {
             Op::Mlock { .. } => return not_yet("mlock"),
             Op::Mlock2 { .. } => return not_yet("mlock2"),
             Op::Munlock { .. } => return not_yet("munlock"),
-            Op::Mremap { .. } => return not_yet("mremap"),
+            Op::Mremap {
+                addr: a,
+                old_len,
+                new_len,
+                flags,
+                new_addr,
+            } => {
+                let to = new_addr.map_or(VirtAddr(0), addr);
+                let r = self.mm.mremap(addr(a), old_len, new_len, flags, to);
+                errno_outcome(r, |a| Outcome::Addr(a.get()))
+            }
             Op::Mseal { .. } => return not_yet("mseal"),
             Op::Write { addr: a, len, byte } => Outcome::Accessed(self.write(addr(a), len, byte)),
             Op::Read { addr: a, len } => self.read(addr(a), len),

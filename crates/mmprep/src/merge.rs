@@ -56,7 +56,8 @@ pub(crate) struct MergeState {
     pub flags: VmaFlags,
     /// Its file.
     pub file: Option<Arc<File>>,
-    /// Its anon_vma: none for a new mapping; the middle VMA's for a modification.
+    /// Its anon_vma: none for a new mapping; the middle VMA's for a modification; the source
+    /// VMA's for an mremap copy ([`MergeState::copied_range`]).
     pub anon: Option<AnonVmaRef>,
     /// The VMA before the range (for a modification starting inside `middle`: `middle`).
     pub prev: Option<VirtAddr>,
@@ -96,6 +97,25 @@ impl MergeState {
         }
     }
 
+    /// The state for `mremap`'s copy of `src` to the new range `[start, end)` between `prev` and
+    /// `next` (`mm/vma.c:copy_vma`, `VMG_VMA_STATE` with no middle; newer kernels name it
+    /// `vma_merge_copied_range`): the proposal has the source's flags and file and carries its
+    /// anon_vma, so a neighbour is judged against the copied-from VMA (a fork child's anon_vma
+    /// never moves into an unfaulted neighbour) and the survivor of a merge adopts it.
+    pub fn copied_range(
+        start: VirtAddr,
+        end: VirtAddr,
+        pgoff: PgOff,
+        src: &Vma,
+        prev: Option<VirtAddr>,
+        next: Option<VirtAddr>,
+    ) -> MergeState {
+        MergeState {
+            anon: src.anon,
+            ..MergeState::new_range(start, end, pgoff, src.flags, src.file.clone(), prev, next)
+        }
+    }
+
     fn pglen(&self) -> u64 {
         self.end.pages_from(self.start)
     }
@@ -109,8 +129,8 @@ fn attrs_compatible(v: &Vma, vmg: &MergeState, sticky: VmaFlags) -> bool {
 }
 
 /// `is_mergeable_anon_vma` (6.17+): may the proposal's anon_vma and neighbour `tgt`'s live in one
-/// VMA? The proposal's anon_vma comes from the VMA being modified, so a forked source is
-/// recognised by its chain.
+/// VMA? The proposal's anon_vma comes from the VMA being modified, or copied by mremap, so a
+/// forked source is recognised by its chain (for a copy: the copied-from check, H on 6.18.44).
 ///
 /// | proposal | neighbour | mergeable |
 /// | --- | --- | --- |
@@ -274,6 +294,11 @@ impl Mm {
             n.flags.set_mask(vmg.flags.and(sticky));
             key
         };
+        // vma_expand: dup_anon_vma(target, vmg->copied_from). A copied range brings the anon_vma
+        // of the VMA it was copied from, and the survivor must own it to keep the moved pages
+        // reachable (H: a written page moved next to an unwritten VMA makes the merged VMA keep
+        // `ac` through mprotect(r--)). A new mmap range carries none, so this is a no-op there.
+        self.dup_anon_vma(survivor, vmg.anon);
         vmg.outcome = MergeOutcome::Success(survivor);
         Some(survivor)
     }

@@ -70,7 +70,7 @@ impl Mm {
     }
 
     /// Calls `may_split` if the VMA's driver has it.
-    fn hook_may_split(&mut self, key: VirtAddr, addr: VirtAddr) -> Result<()> {
+    pub(crate) fn hook_may_split(&mut self, key: VirtAddr, addr: VirtAddr) -> Result<()> {
         let vma = self.tree.get(key).expect("VMA in tree");
         let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::MAY_SPLIT)) else {
             return Ok(());
