@@ -18,7 +18,7 @@
 //!
 //! Which operations appear, and how often, is [`GenConfig::ops`]: the default,
 //! [`GenConfig::engine_today`], only uses what the engine runs today; [`GenConfig::all_ops`]
-//! adds `madvise`, `mlock`, `mlock2`, `munlock`, `mremap` and `mseal`.
+//! adds `madvise`, `mlock`, `mlock2`, `munlock` and `mseal`.
 
 use alloc::format;
 use alloc::string::String;
@@ -93,8 +93,8 @@ pub struct GenConfig {
 }
 
 impl GenConfig {
-    /// Only what the engine runs today: files, `close`, `mmap`, `munmap`, `mprotect`, `touch`,
-    /// `fork`, `maps` and `smaps`.
+    /// Only what the engine runs today: files, `close`, `mmap`, `munmap`, `mprotect`, `mremap`,
+    /// `touch`, `read`, `write`, `fork`, `maps` and `smaps`.
     pub fn engine_today() -> GenConfig {
         GenConfig {
             ops: vec![
@@ -109,6 +109,7 @@ impl GenConfig {
                 (OpKind::Fork, 2),
                 (OpKind::Read, 4),
                 (OpKind::Write, 5),
+                (OpKind::Mremap, 6),
             ],
             min_ops: 12,
             max_ops: 48,
@@ -120,7 +121,7 @@ impl GenConfig {
     }
 
     /// Everything the scenario format has that the host kernel runs too: [`Self::engine_today`]
-    /// plus `madvise`, `mlock`, `mlock2`, `munlock`, `mremap` and `mseal`.
+    /// plus `madvise`, `mlock`, `mlock2`, `munlock` and `mseal`.
     pub fn all_ops() -> GenConfig {
         let mut config = GenConfig::engine_today();
         config.ops.extend([
@@ -128,7 +129,6 @@ impl GenConfig {
             (OpKind::Mlock, 2),
             (OpKind::Mlock2, 1),
             (OpKind::Munlock, 2),
-            (OpKind::Mremap, 6),
             (OpKind::Mseal, 1),
         ]);
         config
@@ -714,21 +714,47 @@ impl Gen<'_> {
         self.line(format!("touch {addr} {len} {access}"));
     }
 
+    /// `mremap`: resize in place, move (`maymove`, `fixed`, `dontunmap`), a zero old length
+    /// now and then (a second mapping of a shared object), and a few refused flag combinations.
     fn mremap(&mut self) {
         let (page, pages) = self.pick_range(8);
-        let old = pages * PAGE;
-        let new = self.rng.u64(1..=8) * PAGE;
-        let (addr, old_t, new_t) = (self.num(page * PAGE), self.num(old), self.num(new));
-        let line = match self.rng.u8(0..4) {
-            0 => format!("mremap {addr} {old_t} {new_t} 0"),
-            1 => format!("mremap {addr} {old_t} {new_t} maymove"),
-            2 => {
-                let pages = new / PAGE;
-                let to = self.rng.u64(0..=self.grid - pages.min(self.grid)) * PAGE;
-                let to = self.num(to);
+        let old = if self.rng.u8(0..20) == 0 { 0 } else { pages * PAGE };
+        let new = match self.rng.u8(0..4) {
+            0 => old.max(PAGE),
+            _ => self.rng.u64(1..=8) * PAGE,
+        };
+        let mut addr = page * PAGE;
+        if self.rng.u8(0..100) < self.config.bad_percent as u8 {
+            addr += self.rng.u64(1..PAGE);
+        }
+        let (addr, old_t, new_t) = (self.num(addr), self.num(old), self.num(new));
+        // A destination in the grid for `new` bytes (it may overlap the source: EINVAL).
+        let to = |g: &mut Self, len: u64| {
+            let pages = (len / PAGE).min(g.grid);
+            let to = g.rng.u64(0..=g.grid - pages) * PAGE;
+            g.num(to)
+        };
+        let line = match self.rng.u8(0..16) {
+            0..=2 => format!("mremap {addr} {old_t} {new_t} 0"),
+            3..=5 => format!("mremap {addr} {old_t} {new_t} maymove"),
+            6..=9 => {
+                let to = to(self, new);
                 format!("mremap {addr} {old_t} {new_t} maymove|fixed {to}")
             }
-            _ => format!("mremap {addr} {old_t} {old_t} maymove|dontunmap"),
+            10 | 11 => {
+                let to = to(self, old);
+                format!("mremap {addr} {old_t} {old_t} maymove|fixed {to}")
+            }
+            12 => {
+                let to = to(self, old);
+                format!("mremap {addr} {old_t} {old_t} maymove|fixed|dontunmap {to}")
+            }
+            13 => format!("mremap {addr} {old_t} {old_t} maymove|dontunmap"),
+            14 => {
+                let to = to(self, new);
+                format!("mremap {addr} {old_t} {new_t} fixed {to}")
+            }
+            _ => format!("mremap {addr} {old_t} {new_t} dontunmap"),
         };
         self.line(line);
     }
@@ -778,6 +804,7 @@ mod tests {
                             | Op::Touch { .. }
                             | Op::Read { .. }
                             | Op::Write { .. }
+                            | Op::Mremap { .. }
                             | Op::Fork
                             | Op::Maps
                             | Op::Smaps
@@ -818,6 +845,13 @@ mod tests {
                         inside(addr, len) || addr % PAGE != 0 || abs.wrapping_add(aligned) <= abs
                     }
                     Op::Touch { addr, len, .. } => inside(addr, len) && len <= 64 * PAGE,
+                    Op::Mremap {
+                        addr,
+                        old_len,
+                        new_len,
+                        new_addr,
+                        ..
+                    } => (inside(addr, old_len) || addr % PAGE != 0) && new_addr.is_none_or(|to| inside(to, new_len)),
                     _ => true,
                 };
                 assert!(ok, "seed {seed}, line {}: {:?}\n{text}", step.line, step.op);
