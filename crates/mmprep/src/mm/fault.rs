@@ -26,7 +26,7 @@ use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
 use crate::file::same_file;
-use crate::flags::{ACCESS_FLAGS, VmaBit, VmaFlags};
+use crate::flags::{ACCESS_FLAGS, VmaBit};
 use crate::mm::Mm;
 use crate::pagetable::{Pte, PteTarget};
 use crate::phys::FrameRef;
@@ -235,6 +235,10 @@ impl Mm {
 
     /// `handle_mm_fault` for an access the VMA at `key` allows (also `get_user_pages`' path).
     fn handle_page(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<PageRef, Signal> {
+        // A guard marker (MADV_GUARD_INSTALL): handle_pte_marker refuses every access.
+        if self.ptes.is_guard(addr) {
+            return Err(Signal::Segv);
+        }
         let vma = self.tree.get(key).expect("VMA in tree");
         let shared = vma.test(VmaBit::Shared);
         let anonymous = vma.is_anonymous();
@@ -482,29 +486,74 @@ impl Mm {
         }
     }
 
-    /// `populate_vma_page_range`: fault in `[start, end)` of the VMA at `key` as
-    /// `get_user_pages` does (no stack growth), stopping silently at the first error.
-    ///
-    /// Private writable mappings are written, to break copy-on-write; everything else is read
-    /// (with `FOLL_FORCE`, so write-only and exec-only pages are read too). Only what changes
-    /// later behaviour is done page by page: the copies of a private file mapping (they keep
-    /// the file's data as of now). Populating anonymous or shared pages would only install
-    /// entries that read as they would anyway, so beyond the first page (whose fault creates
-    /// the anon_vma) the engine skips them.
+    /// `populate_vma_page_range` with its errors ignored, as `__mm_populate(..., ignore_errors)`
+    /// (`MAP_POPULATE`, `MAP_LOCKED`) and mprotect's populate of a locked VMA do.
     pub(crate) fn populate_vma_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr) {
+        let _ = self.populate_vma_page_range(key, start, end);
+    }
+
+    /// `populate_vma_page_range`: fault in `[start, end)` of the VMA at `key` as
+    /// `get_user_pages` does (no stack growth). Private writable mappings are written, to break
+    /// copy-on-write; everything else is read (with `FOLL_FORCE`, so write-only and exec-only
+    /// pages are read too). A `VM_LOCKONFAULT` VMA is left alone.
+    ///
+    /// # On failure
+    /// `EFAULT`: a `PROT_NONE` VMA (`check_vma_flags` without `FOLL_FORCE`), or a page that
+    /// cannot be faulted in (`SIGBUS` past the end of a file, a guard page). The pages before it
+    /// stay faulted in.
+    pub(crate) fn populate_vma_page_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr) -> Result<()> {
         let v = self.tree.get(key).expect("VMA in tree");
-        if v.test(VmaBit::LockOnFault) || !v.is_accessible() || start >= end {
-            return;
+        if v.test(VmaBit::LockOnFault) || start >= end {
+            return Ok(());
+        }
+        if !v.is_accessible() {
+            return Err(err(Errno::EFAULT, "a PROT_NONE mapping cannot be faulted in"));
         }
         let write = v.test(VmaBit::Write) && !v.test(VmaBit::Shared);
-        let copies = write && !v.is_anonymous();
-        let mut a = start;
-        while a < end {
-            if self.handle_page(key, a, write).is_err() || !copies {
-                return;
+        self.faultin_pages(key, start, end, write)
+            .map_err(|_| err(Errno::EFAULT, "a page of the range could not be faulted in"))
+    }
+
+    /// The page loop of `__get_user_pages` over `[start, end)` of the VMA at `key`, whose flags
+    /// allow the access: fault every page in, for writing or for reading, and stop at the first
+    /// that cannot be (its signal is returned: `SIGSEGV` for a guard page, `SIGBUS` when the
+    /// driver has no page).
+    ///
+    /// Only what changes later behaviour is done page by page: the copies of a private file
+    /// mapping written (they keep the file's data as of now). Faulting in anonymous or shared
+    /// pages one by one would only install entries that read as they would anyway, so the
+    /// engine faults the first page (which creates the anon_vma where one is due) and then only
+    /// asks whether a later page would fail: a guard marker, or, for a file, the last page, on
+    /// the assumption that a driver that refuses a page refuses every page above it (the end of
+    /// the file). Which page failed is not visible, only that one did.
+    pub(crate) fn faultin_pages(
+        &mut self,
+        key: VirtAddr,
+        start: VirtAddr,
+        end: VirtAddr,
+        write: bool,
+    ) -> core::result::Result<(), Signal> {
+        let v = self.tree.get(key).expect("VMA in tree");
+        debug_assert!(v.start <= start && end <= v.end && start <= end);
+        let (anonymous, shared) = (v.is_anonymous(), v.test(VmaBit::Shared));
+        let stop = self.ptes.first_guard(start, end).unwrap_or(end);
+        if write && !shared && !anonymous {
+            let mut a = start;
+            while a < stop {
+                self.handle_page(key, a, true)?;
+                a = VirtAddr(a.0 + PAGE_SIZE);
             }
-            a = VirtAddr(a.0 + PAGE_SIZE);
+        } else if start < stop {
+            self.handle_page(key, start, write)?;
+            let last = VirtAddr(stop.0 - PAGE_SIZE);
+            if !anonymous && last > start {
+                self.handle_page(key, last, write)?;
+            }
         }
+        if stop < end {
+            return Err(Signal::Segv);
+        }
+        Ok(())
     }
 }
 
@@ -519,9 +568,10 @@ fn page_offset(a: VirtAddr) -> usize {
 }
 
 /// `anon_vma_compatible(a, b)`, `a` just before `b`: same file, flags equal but for access
-/// bits (and soft-dirty), contiguous offsets.
+/// bits and the bits merges ignore (`VM_IGNORE_MERGE`: soft-dirty, `VM_MAYBE_GUARD`), contiguous
+/// offsets.
 fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
-    let ignore = ACCESS_FLAGS.with(VmaFlags::from_bits(&[VmaBit::SoftDirty]));
+    let ignore = ACCESS_FLAGS.with(crate::flags::sticky_flags(true));
     a.end == b.start
         && same_file(a.file.as_ref(), b.file.as_ref())
         && a.flags.diff(b.flags).without(ignore).is_empty()

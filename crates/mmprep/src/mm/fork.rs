@@ -12,6 +12,8 @@
 //!
 //! Each child VMA's driver sees `open`. A `VM_ACCOUNT` VMA is charged again for the child. The
 //! child's page tables map the parent's frames; a write on either side then copies the page.
+//! Guard pages (`MADV_GUARD_INSTALL`) are guard pages in the child too (`copy_page_range` copies
+//! the markers), except in a `VM_WIPEONFORK` VMA, which starts empty.
 
 use crate::errno::Result;
 use crate::flags::{self, VmaBit};
@@ -53,11 +55,14 @@ impl Mm {
             };
             let (key, flags, pages) = (c.start, c.flags, c.pages());
             // copy_page_range: the child maps the same frames (anonymous ones become
-            // copy-on-write for both, since now two address spaces map them). A
-            // VM_WIPEONFORK child starts empty.
+            // copy-on-write for both, since now two address spaces map them) and the same
+            // guard markers. A VM_WIPEONFORK child starts empty.
             if !v.test(VmaBit::WipeOnFork) {
                 for (addr, pte) in self.ptes.range(v.start, v.end) {
                     child.ptes.set(addr, pte.clone());
+                }
+                for addr in self.ptes.guards(v.start, v.end) {
+                    child.ptes.set_guard(addr);
                 }
             }
             child.tree.insert(c);
