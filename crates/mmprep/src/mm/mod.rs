@@ -10,6 +10,7 @@
 //! | `munmap.rs` | `munmap` | `mm/vma.c:do_vmi_munmap`, `vms_gather_munmap_vmas` |
 //! | `mprotect.rs` | `mprotect` | `mm/mprotect.c:do_mprotect_pkey`, `mprotect_fixup` |
 //! | `mremap.rs` | `mremap` | `mm/mremap.c:do_mremap`, `move_vma`; `mm/vma.c:copy_vma` |
+//! | `mseal.rs` | `mseal` | `mm/mseal.c:do_mseal`, `mseal_apply` |
 //! | `layout.rs` | placement | `mm/mmap.c:__get_unmapped_area`, `arch/x86/kernel/sys_x86_64.c` |
 //! | `fault.rs` | memory access | `mm/memory.c:handle_mm_fault` (the parts that touch VMAs) |
 //! | `fork.rs` | `fork` | `mm/mmap.c:dup_mmap` |
@@ -26,6 +27,7 @@ mod layout;
 mod mmap;
 mod mprotect;
 mod mremap;
+mod mseal;
 mod munmap;
 
 use alloc::string::String;
