@@ -10,6 +10,7 @@
 //! | `munmap.rs` | `munmap` | `mm/vma.c:do_vmi_munmap`, `vms_gather_munmap_vmas` |
 //! | `mprotect.rs` | `mprotect` | `mm/mprotect.c:do_mprotect_pkey`, `mprotect_fixup` |
 //! | `mremap.rs` | `mremap` | `mm/mremap.c:do_mremap`, `move_vma`; `mm/vma.c:copy_vma` |
+//! | `mlock.rs` | `mlock`, `mlock2`, `munlock` | `mm/mlock.c:do_mlock`, `apply_vma_lock_flags`, `mlock_fixup` |
 //! | `mseal.rs` | `mseal` | `mm/mseal.c:do_mseal`, `mseal_apply` |
 //! | `layout.rs` | placement | `mm/mmap.c:__get_unmapped_area`, `arch/x86/kernel/sys_x86_64.c` |
 //! | `fault.rs` | memory access | `mm/memory.c:handle_mm_fault` (the parts that touch VMAs) |
@@ -24,6 +25,7 @@
 mod fault;
 mod fork;
 mod layout;
+mod mlock;
 mod mmap;
 mod mprotect;
 mod mremap;
