@@ -95,6 +95,19 @@ impl Inode {
     pub fn cached_pages(&self) -> usize {
         self.pages.lock().len()
     }
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE` over file pages `[first, end)`: the data
+    /// there is gone and reads as zeros, through every mapping and every process. The kernel
+    /// frees the pages and unmaps them everywhere (`unmap_mapping_range`, private copies
+    /// excepted), so the next access finds a hole; here the cached frames are zeroed in place,
+    /// which every page-table entry still pointing at them sees at once.
+    pub fn punch_hole(&self, first: u64, end: u64) {
+        if first >= end {
+            return;
+        }
+        for frame in self.pages.lock().range(first..end).map(|(_, f)| f) {
+            frame.fill(0, crate::addr::PAGE_SIZE as usize, 0);
+        }
+    }
     /// The inode number.
     pub fn ino(&self) -> u64 {
         self.ino

@@ -12,6 +12,7 @@
 //! | `mremap.rs` | `mremap` | `mm/mremap.c:do_mremap`, `move_vma`; `mm/vma.c:copy_vma` |
 //! | `mlock.rs` | `mlock`, `mlock2`, `munlock` | `mm/mlock.c:do_mlock`, `apply_vma_lock_flags`, `mlock_fixup` |
 //! | `mseal.rs` | `mseal` | `mm/mseal.c:do_mseal`, `mseal_apply` |
+//! | `madvise.rs` | `madvise` | `mm/madvise.c:do_madvise`, `madvise_walk_vmas`, `madvise_vma_behavior` |
 //! | `layout.rs` | placement | `mm/mmap.c:__get_unmapped_area`, `arch/x86/kernel/sys_x86_64.c` |
 //! | `fault.rs` | memory access | `mm/memory.c:handle_mm_fault` (the parts that touch VMAs) |
 //! | `fork.rs` | `fork` | `mm/mmap.c:dup_mmap` |
@@ -25,6 +26,7 @@
 mod fault;
 mod fork;
 mod layout;
+mod madvise;
 mod mlock;
 mod mmap;
 mod mprotect;
