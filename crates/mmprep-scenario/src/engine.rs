@@ -5,9 +5,9 @@
 //! made with the engine's shmem (memfd), the ext4-like regular file and `/dev/zero` of
 //! `mmprep-drivers`.
 //!
-//! An operation the engine does not have yet ends the run with [`RunEnd::Unsupported`] naming
-//! it (exit status 3), never with a made-up result: `madvise`, `mlock`, `mlock2`, `munlock`,
-//! `mseal`, for now. `file NAME driver DRIVER` opens one of `mmprep-drivers`' example
+//! An operation the engine does not have ends the run with [`RunEnd::Unsupported`] naming it
+//! (exit status 3), never with a made-up result (every operation of the format runs now).
+//! `file NAME driver DRIVER` opens one of `mmprep-drivers`' example
 //! drivers ([`registry`]); an unknown driver or parameter ends the run as a parse error.
 
 use alloc::format;
@@ -138,7 +138,6 @@ impl EngineRunner {
     }
 
     fn step_inner(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, StepError> {
-        let not_yet = |what: &str| Err(StepError::Unsupported(format!("the engine does not have `{what}` yet")));
         let outcome = match *op {
             Op::File { id } => {
                 let decl = &script.files[id];
@@ -223,10 +222,12 @@ impl EngineRunner {
             },
             Op::Maps => Outcome::Maps(self.maps().into_iter().map(|(e, _)| e).collect()),
             Op::Smaps => Outcome::Smaps(self.maps()),
-            Op::Madvise { .. } => return not_yet("madvise"),
-            Op::Mlock { .. } => return not_yet("mlock"),
-            Op::Mlock2 { .. } => return not_yet("mlock2"),
-            Op::Munlock { .. } => return not_yet("munlock"),
+            Op::Madvise { addr: a, len, advice } => {
+                errno_outcome(self.mm.madvise(addr(a), len, advice), |_| Outcome::Done)
+            }
+            Op::Mlock { addr: a, len } => errno_outcome(self.mm.mlock(addr(a), len), |_| Outcome::Done),
+            Op::Mlock2 { addr: a, len, flags } => errno_outcome(self.mm.mlock2(addr(a), len, flags), |_| Outcome::Done),
+            Op::Munlock { addr: a, len } => errno_outcome(self.mm.munlock(addr(a), len), |_| Outcome::Done),
             Op::Mremap {
                 addr: a,
                 old_len,
@@ -238,7 +239,7 @@ impl EngineRunner {
                 let r = self.mm.mremap(addr(a), old_len, new_len, flags, to);
                 errno_outcome(r, |a| Outcome::Addr(a.get()))
             }
-            Op::Mseal { .. } => return not_yet("mseal"),
+            Op::Mseal { addr: a, len } => errno_outcome(self.mm.mseal(addr(a), len, 0), |_| Outcome::Done),
             Op::Write { addr: a, len, byte } => Outcome::Accessed(self.write(addr(a), len, byte)),
             Op::Read { addr: a, len } => self.read(addr(a), len),
             Op::Events => {
