@@ -88,8 +88,6 @@
 //!   so the engine takes a policy that depends on the mapping's flags (`/dev/zero`'s own
 //!   function, shmem for shared and THP for private mappings) as the driver's own.
 
-use alloc::vec::Vec;
-
 use crate::addr::{PAGE_SHIFT, PgOff, VirtAddr, page_align_wrapping};
 use crate::errno::{Errno, Error, Result, err};
 use crate::events::Event;
@@ -736,21 +734,13 @@ impl Mm {
     }
 
     /// `move_page_tables`: the entries of `[from, from + len)` move to `[to, to + len)`, so the
-    /// pages (and their contents) follow.
+    /// pages (and their contents) follow; so do guard markers, which are entries too
+    /// (`move_ptes` moves every non-empty PTE).
     fn move_page_tables(&mut self, from: VirtAddr, to: VirtAddr, len: u64) {
         if len == 0 {
             return;
         }
-        let end = VirtAddr(from.0 + len);
-        let moved: Vec<_> = self
-            .ptes
-            .range(from, end)
-            .map(|(a, pte)| (VirtAddr(to.0 + (a.0 - from.0)), pte.clone()))
-            .collect();
-        self.ptes.zap(from, end);
-        for (a, pte) in moved {
-            self.ptes.set(a, pte);
-        }
+        self.ptes.move_range(from, VirtAddr(from.0 + len), to);
     }
 
     /// `vrm_stat_account`: `bytes` more of a mapping with `flags` (`total_vm` and its class,
