@@ -29,7 +29,7 @@
 //! 3. `len` rounds up to 0 from a non-zero value, or `start + len` wraps → `EINVAL`
 //! 4. `len == 0` → success, nothing changes (even on unmapped memory)
 //!
-//! Then the walk, VMA by VMA (`populate_*` walk on their own, see [`Mm::madvise_populate`]):
+//! Then the walk, VMA by VMA (`populate_*` walk on their own, see `madvise_populate`):
 //! a hole (at the start, inside, or at the end of the range) is remembered as `ENOMEM` and the
 //! walk goes on; an error from one VMA stops the walk and is returned instead. Per VMA, in order:
 //!
