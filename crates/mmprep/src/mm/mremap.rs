@@ -405,7 +405,7 @@ impl Mm {
         match vrm.kind {
             RemapKind::NoResize => Ok(vrm.addr),
             RemapKind::Shrink => {
-                self.shrink_vma(vrm, false)?;
+                self.shrink_vma(vrm)?;
                 Ok(vrm.addr)
             }
             RemapKind::Expand => self.expand_vma(vrm),
@@ -413,20 +413,20 @@ impl Mm {
     }
 
     /// `shrink_vma`: unmap `[addr + new_len, addr + old_len)` (munmap's own checks and errors).
-    /// With `relookup`, the mapping at `addr` must still be there afterwards (`EFAULT`).
+    /// A caller that goes on to move the mapping looks it up again (`EFAULT` if it is gone: the
+    /// kernel's `drop_lock == false` case).
     ///
     /// ```text
     ///   before   |------- A -------|  |-- B --|
     ///   shrink   <-- new -->
     ///   after    |--- A ---|
     /// ```
-    fn shrink_vma(&mut self, vrm: &Remap, relookup: bool) -> Result<()> {
+    ///
+    /// # Preconditions
+    /// `check_prep_vma` found a shrink.
+    fn shrink_vma(&mut self, vrm: &Remap) -> Result<()> {
         debug_assert_eq!(vrm.kind, RemapKind::Shrink);
-        self.munmap(VirtAddr(vrm.addr.0 + vrm.new_len), vrm.delta)?;
-        if relookup && self.tree.lookup(vrm.addr).is_none() {
-            return Err(err(Errno::EFAULT, "the mapping is gone after the shrink"));
-        }
-        Ok(())
+        self.munmap(VirtAddr(vrm.addr.0 + vrm.new_len), vrm.delta)
     }
 
     /// `expand_vma`: grow in place if the VMA ends where the range ends and the space above is
@@ -493,8 +493,17 @@ impl Mm {
     /// ```
     ///
     /// Returns the grown VMA's start, or `None` if nothing merged (the VMA is `VM_SPECIAL`).
+    ///
+    /// # Preconditions
+    /// A VMA contains `addr`, and the `delta` bytes above its end are free
+    /// (`vma_expandable`).
     fn vma_merge_extend(&mut self, addr: VirtAddr, delta: u64) -> Option<VirtAddr> {
         let vma = self.tree.lookup(addr).expect("the remapped VMA contains addr");
+        debug_assert!(
+            self.tree
+                .find_intersection(vma.end, VirtAddr(vma.end.0 + delta))
+                .is_none()
+        );
         let (start, end) = (vma.end, VirtAddr(vma.end.0 + delta));
         let pgoff = vma.pgoff.add(vma.pages());
         let next = self.tree.next_from(end).map(|v| v.start);
@@ -517,7 +526,10 @@ impl Mm {
             }
         }
         if vrm.kind == RemapKind::Shrink {
-            self.shrink_vma(vrm, true)?;
+            self.shrink_vma(vrm)?;
+            if self.tree.lookup(vrm.addr).is_none() {
+                return Err(err(Errno::EFAULT, "the mapping is gone after the shrink"));
+            }
             // What is left to move.
             vrm.old_len = vrm.new_len;
         }
@@ -692,6 +704,11 @@ impl Mm {
     /// The copy may merge with the source VMA itself (an unwritten source moved next to its own
     /// edge); the source is then found again by address, as the kernel re-points `*vmap`.
     ///
+    /// # Preconditions
+    /// A VMA contains `src`; `[addr, addr + len)` is free (a `FIXED` destination was unmapped,
+    /// any other came from `get_unmapped_area`). The kernel checks the latter again ("should
+    /// never get here") and so does the engine, with a debug assertion and `ENOMEM`.
+    ///
     /// # On failure
     /// `ENOMEM` (an allocation): nothing changed, except that `open` and then `close` ran if
     /// linking the new VMA failed.
@@ -736,10 +753,18 @@ impl Mm {
     /// `move_page_tables`: the entries of `[from, from + len)` move to `[to, to + len)`, so the
     /// pages (and their contents) follow; so do guard markers, which are entries too
     /// (`move_ptes` moves every non-empty PTE).
+    ///
+    /// # Preconditions
+    /// The two ranges do not overlap (`check_mremap_params`, or a destination from
+    /// `get_unmapped_area`).
     fn move_page_tables(&mut self, from: VirtAddr, to: VirtAddr, len: u64) {
         if len == 0 {
             return;
         }
+        debug_assert!(
+            from.0 + len <= to.0 || to.0 + len <= from.0,
+            "overlapping page-table move"
+        );
         self.ptes.move_range(from, VirtAddr(from.0 + len), to);
     }
 
@@ -765,12 +790,17 @@ impl Mm {
     ///   restore  |A(ac)|          |A(ac)|
     /// ```
     ///
+    /// # Preconditions
+    /// A VMA contains `vrm.addr` and `[addr, addr + old_len)` lies within it (checked by
+    /// `check_prep_vma`; the copy may since have merged with it, which only makes it larger).
+    ///
     /// # On failure
     /// Only an allocation can fail here: the source stays, without `VM_ACCOUNT`, as the kernel
     /// leaves it; the commit charge is brought back to the `VM_ACCOUNT` pages.
     fn unmap_source_vma(&mut self, vrm: &Remap) {
         let (addr, end) = (vrm.addr, vrm.old_end());
         let vma = self.tree.lookup(addr).expect("the unmapped range starts in a VMA");
+        debug_assert!(end <= vma.end, "the unmapped range {addr:?}..{end:?} leaves {vma:?}");
         let (key, vm_start, vm_end) = (vma.start, vma.start, vma.end);
         let accountable = vma.test(VmaBit::Account) && !vrm.has(mr::DONTUNMAP);
         if accountable {
