@@ -279,48 +279,46 @@ impl Event {
     }
 }
 
-/// The log an [`crate::mm::Mm`] keeps while logging is on.
-#[derive(Clone, Debug, Default)]
+/// The log an [`crate::mm::Mm`] keeps while logging is on. It takes its own lock, so faults
+/// under a shared lock of the address space can log too.
+#[derive(Debug, Default)]
 pub(crate) struct EventLog {
-    events: Option<Vec<Event>>,
+    events: spin::Mutex<Option<Vec<Event>>>,
 }
 
 impl EventLog {
     /// Turns logging on or off (off drops what was logged).
-    pub fn enable(&mut self, on: bool) {
-        self.events = if on {
-            Some(self.events.take().unwrap_or_default())
-        } else {
-            None
-        };
+    pub fn enable(&self, on: bool) {
+        let mut e = self.events.lock();
+        *e = if on { Some(e.take().unwrap_or_default()) } else { None };
     }
 
     /// Is logging on?
     pub fn is_on(&self) -> bool {
-        self.events.is_some()
+        self.events.lock().is_some()
     }
 
     /// Records an event (built only when logging is on).
-    pub fn push(&mut self, make: impl FnOnce() -> Event) {
-        if let Some(v) = &mut self.events {
+    pub fn push(&self, make: impl FnOnce() -> Event) {
+        if let Some(v) = &mut *self.events.lock() {
             v.push(make());
         }
     }
 
     /// Where the next event will go (to insert an outer call's event before its nested ones).
     pub fn mark(&self) -> usize {
-        self.events.as_ref().map_or(0, Vec::len)
+        self.events.lock().as_ref().map_or(0, Vec::len)
     }
 
     /// Records an event at `mark`, before the ones logged since.
-    pub fn insert_at(&mut self, mark: usize, make: impl FnOnce() -> Event) {
-        if let Some(v) = &mut self.events {
+    pub fn insert_at(&self, mark: usize, make: impl FnOnce() -> Event) {
+        if let Some(v) = &mut *self.events.lock() {
             v.insert(mark.min(v.len()), make());
         }
     }
 
     /// The events since the last take.
-    pub fn take(&mut self) -> Vec<Event> {
-        self.events.as_mut().map(core::mem::take).unwrap_or_default()
+    pub fn take(&self) -> Vec<Event> {
+        self.events.lock().as_mut().map(core::mem::take).unwrap_or_default()
     }
 }

@@ -46,6 +46,6 @@ pub mod vma;
 
 pub use addr::{PAGE_SIZE, Pfn, PgOff, VirtAddr};
 pub use errno::{Errno, Error, Result};
-pub use mm::{Access, AccessFault, Mm, Signal};
+pub use mm::{Access, AccessFault, Mm, NeedsExclusive, Signal};
 pub use profile::Profile;
 pub use uapi::{MapFlags, Prot};

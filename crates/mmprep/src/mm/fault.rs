@@ -63,6 +63,28 @@ pub(crate) enum PageRef {
     Pfn(Pfn),
 }
 
+/// Why a fault under the shared lock stopped.
+pub(crate) enum Stop {
+    /// The access raises this signal.
+    Signal(Signal),
+    /// The VMA needs its first anon_vma, which only the exclusive path may give it.
+    NeedsAnonVma,
+}
+
+impl From<Signal> for Stop {
+    fn from(s: Signal) -> Stop {
+        Stop::Signal(s)
+    }
+}
+
+/// A fault under the shared lock that must be retried under the exclusive one (see
+/// [`Mm::try_access`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeedsExclusive {
+    /// Bytes read or written before it.
+    pub done: usize,
+}
+
 /// A read or write that stopped at a fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccessFault {
@@ -208,6 +230,84 @@ impl Mm {
         }
     }
 
+    /// `access` as a fault under the per-VMA lock: through `&self`, so callers holding the
+    /// address space shared (an `RwLock` read guard, as `lock_vma_under_rcu` holds a VMA) can
+    /// fault pages of different VMAs at once. `Err(NeedsExclusive)` means the fault would have
+    /// to change the address space - grow a stack, give a VMA its first anon_vma - and must be
+    /// retried with [`Mm::access`] under the exclusive lock, as the kernel retries under
+    /// `mmap_lock` (`VM_FAULT_RETRY`). Nothing was done in that case.
+    pub fn try_access(
+        &self,
+        addr: VirtAddr,
+        access: Access,
+    ) -> core::result::Result<core::result::Result<(), Signal>, NeedsExclusive> {
+        match self.user_page_shared(addr, access) {
+            Ok(_) => Ok(Ok(())),
+            Err(Stop::Signal(s)) => Ok(Err(s)),
+            Err(Stop::NeedsAnonVma) => Err(NeedsExclusive { done: 0 }),
+        }
+    }
+
+    /// [`Mm::read`] under the shared lock; see [`Mm::try_access`]. On `NeedsExclusive`, `done`
+    /// bytes were read.
+    pub fn try_read(
+        &self,
+        addr: VirtAddr,
+        buf: &mut [u8],
+    ) -> core::result::Result<core::result::Result<(), AccessFault>, NeedsExclusive> {
+        let mut done = 0;
+        while done < buf.len() {
+            let a = VirtAddr(addr.0.wrapping_add(done as u64));
+            let chunk = chunk_len(a, buf.len() - done);
+            match self.user_page_shared(a, Access::Read) {
+                Ok(page) => self.read_page(&page, page_offset(a), &mut buf[done..done + chunk]),
+                Err(Stop::Signal(signal)) => return Ok(Err(AccessFault { addr: a, signal, done })),
+                Err(Stop::NeedsAnonVma) => return Err(NeedsExclusive { done }),
+            }
+            done += chunk;
+        }
+        Ok(Ok(()))
+    }
+
+    /// [`Mm::write`] under the shared lock; see [`Mm::try_access`]. On `NeedsExclusive`, `done`
+    /// bytes were written.
+    pub fn try_write(
+        &self,
+        addr: VirtAddr,
+        data: &[u8],
+    ) -> core::result::Result<core::result::Result<(), AccessFault>, NeedsExclusive> {
+        let mut done = 0;
+        while done < data.len() {
+            let a = VirtAddr(addr.0.wrapping_add(done as u64));
+            let chunk = chunk_len(a, data.len() - done);
+            match self.user_page_shared(a, Access::Write) {
+                Ok(page) => self.write_page(&page, page_offset(a), &data[done..done + chunk]),
+                Err(Stop::Signal(signal)) => return Ok(Err(AccessFault { addr: a, signal, done })),
+                Err(Stop::NeedsAnonVma) => return Err(NeedsExclusive { done }),
+            }
+            done += chunk;
+        }
+        Ok(Ok(()))
+    }
+
+    /// `lock_vma_under_rcu` + `access_error` + the fault, without changing the address space.
+    fn user_page_shared(&self, addr: VirtAddr, access: Access) -> core::result::Result<PageRef, Stop> {
+        let vma = match self.tree.find_vma(addr) {
+            Some(v) if v.start <= addr => v,
+            // Growing a stack changes the VMA: only under the exclusive lock.
+            Some(v) if v.test(VmaBit::GrowsDown) => return Err(Stop::NeedsAnonVma),
+            _ => return Err(Stop::Signal(Signal::Segv)),
+        };
+        let allowed = match access {
+            Access::Write => vma.test(VmaBit::Write),
+            Access::Read => vma.is_accessible(),
+        };
+        if !allowed {
+            return Err(Stop::Signal(Signal::Segv));
+        }
+        self.handle_page_shared(vma.start, addr, access == Access::Write)
+    }
+
     /// The page an access at `addr` reaches, faulting it in.
     fn user_page(&mut self, addr: VirtAddr, access: Access) -> core::result::Result<PageRef, Signal> {
         // lock_mm_and_find_vma
@@ -233,84 +333,125 @@ impl Mm {
         self.handle_page(key, addr, access == Access::Write)
     }
 
-    /// `handle_mm_fault` for an access the VMA at `key` allows (also `get_user_pages`' path).
+    /// `handle_mm_fault` for an access the VMA at `key` allows (also `get_user_pages`' path),
+    /// with the address space held exclusively: a fault that needs the VMA's first anon_vma
+    /// prepares it here and runs again.
     fn handle_page(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<PageRef, Signal> {
+        loop {
+            match self.handle_page_shared(key, addr, write) {
+                Ok(page) => return Ok(page),
+                Err(Stop::Signal(s)) => return Err(s),
+                Err(Stop::NeedsAnonVma) => self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?,
+            }
+        }
+    }
+
+    /// `handle_mm_fault` as it runs under the per-VMA lock (`FAULT_FLAG_VMA_LOCK`): the address
+    /// space is only read, so faults on different VMAs (and on different pages of one) may run
+    /// at once. Page-table entries are installed under the page table's own lock, first one
+    /// wins, and a copy replaces an entry only if it is still the one copied (`pte_same`);
+    /// a fault that lost a race starts over. A fault that would give the VMA its first anon_vma
+    /// stops before it does anything ([`Stop::NeedsAnonVma`]), as `vmf_anon_prepare` returns
+    /// `VM_FAULT_RETRY` under the VMA lock.
+    fn handle_page_shared(&self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<PageRef, Stop> {
         // A guard marker (MADV_GUARD_INSTALL): handle_pte_marker refuses every access.
         if self.ptes.is_guard(addr) {
-            return Err(Signal::Segv);
+            return Err(Stop::Signal(Signal::Segv));
         }
         let vma = self.tree.get(key).expect("VMA in tree");
         let shared = vma.test(VmaBit::Shared);
         let anonymous = vma.is_anonymous();
-        if let Some(pte) = self.ptes.get(addr).cloned() {
-            return match pte.target {
-                PteTarget::Pfn(pfn) if !write => Ok(PageRef::Pfn(pfn)),
-                PteTarget::Pfn(pfn) if shared => {
-                    // wp_pfn_shared: the first write asks the driver.
-                    if !pte.dirty {
-                        self.call_mkwrite(key, addr, true)?;
-                        self.ptes.set(addr, Pte { dirty: true, ..pte });
+        let has_anon = vma.anon.is_some();
+        let need_anon = || if has_anon { Ok(()) } else { Err(Stop::NeedsAnonVma) };
+        loop {
+            if let Some(pte) = self.ptes.get(addr) {
+                match pte.target.clone() {
+                    PteTarget::Pfn(pfn) if !write => return Ok(PageRef::Pfn(pfn)),
+                    PteTarget::Pfn(pfn) if shared => {
+                        // wp_pfn_shared: the first write asks the driver.
+                        if !pte.dirty {
+                            self.call_mkwrite(key, addr, true)?;
+                            self.ptes.mark_dirty(addr);
+                        }
+                        return Ok(PageRef::Pfn(pfn));
                     }
-                    Ok(PageRef::Pfn(pfn))
-                }
-                PteTarget::Pfn(pfn) => {
-                    // A private PFN mapping: the write copies the page (wp_page_copy).
-                    self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
-                    let copy = self.machine.copy_phys(pfn);
-                    self.ptes.set(addr, Pte::frame(copy.clone(), true, true));
-                    Ok(PageRef::Frame(copy))
-                }
-                PteTarget::Frame(frame) if !write => Ok(PageRef::Frame(frame)),
-                PteTarget::Frame(frame) if shared && !pte.anon => {
-                    // wp_page_shared: the first write asks the filesystem.
-                    if !pte.dirty {
-                        self.call_mkwrite(key, addr, false)?;
-                        self.ptes.set(addr, Pte::frame(frame.clone(), false, true));
+                    PteTarget::Pfn(pfn) => {
+                        // A private PFN mapping: the write copies the page (wp_page_copy).
+                        need_anon()?;
+                        let copy = self.machine.copy_phys(pfn);
+                        if self
+                            .ptes
+                            .replace_if_same(addr, &pte.target, Pte::frame(copy.clone(), true, true))
+                        {
+                            return Ok(PageRef::Frame(copy));
+                        }
                     }
-                    Ok(PageRef::Frame(frame))
+                    PteTarget::Frame(frame) if !write => return Ok(PageRef::Frame(frame)),
+                    PteTarget::Frame(frame) if shared && !pte.anon => {
+                        // wp_page_shared: the first write asks the filesystem.
+                        if !pte.dirty {
+                            self.call_mkwrite(key, addr, false)?;
+                            self.ptes.mark_dirty(addr);
+                        }
+                        return Ok(PageRef::Frame(frame));
+                    }
+                    // An anonymous page nobody else maps may be written in place
+                    // (wp_can_reuse): the entry, `pte` and `frame` are the only references.
+                    PteTarget::Frame(frame) if pte.anon && Arc::strong_count(&frame) == 3 => {
+                        return Ok(PageRef::Frame(frame));
+                    }
+                    PteTarget::Frame(frame) => {
+                        // do_wp_page → wp_page_copy: private copy of a shared or page-cache page.
+                        need_anon()?;
+                        let copy = self.machine.copy_frame(&frame);
+                        if self
+                            .ptes
+                            .replace_if_same(addr, &pte.target, Pte::frame(copy.clone(), true, true))
+                        {
+                            return Ok(PageRef::Frame(copy));
+                        }
+                    }
                 }
-                // An anonymous page nobody else maps may be written in place (wp_can_reuse):
-                // the entry and `frame` are the only references.
-                PteTarget::Frame(frame) if pte.anon && Arc::strong_count(&frame) == 2 => Ok(PageRef::Frame(frame)),
-                PteTarget::Frame(frame) => {
-                    // do_wp_page → wp_page_copy: private copy of a shared or page-cache page.
-                    self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
-                    let copy = self.machine.copy_frame(&frame);
-                    self.ptes.set(addr, Pte::frame(copy.clone(), true, true));
-                    Ok(PageRef::Frame(copy))
-                }
-            };
-        }
-        if anonymous {
-            // do_anonymous_page: a read maps the zero page; a write needs an anon_vma.
-            if !write {
-                return Ok(PageRef::Zero);
+                // Another fault changed the entry meanwhile: look again.
+                continue;
             }
-            self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
-            let frame = self.machine.alloc_frame();
-            self.ptes.set(addr, Pte::frame(frame.clone(), true, true));
-            return Ok(PageRef::Frame(frame));
-        }
-        if write && !shared {
-            // do_cow_fault prepares the anon_vma before it asks the driver for the page, so
-            // even a write past the end of the file leaves one behind.
-            self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
+            if anonymous {
+                // do_anonymous_page: a read maps the zero page; a write needs an anon_vma.
+                if !write {
+                    return Ok(PageRef::Zero);
+                }
+                need_anon()?;
+                let frame = self.machine.alloc_frame();
+                return Ok(self.install(addr, Pte::frame(frame, true, true)));
+            }
+            if write && !shared {
+                // do_cow_fault prepares the anon_vma before it asks the driver for the page, so
+                // even a write past the end of the file leaves one behind.
+                need_anon()?;
+                let page = self.call_fault(key, addr, write)?;
+                let copy = self.machine.copy_frame(&page);
+                return Ok(self.install(addr, Pte::frame(copy, true, true)));
+            }
+            // do_read_fault / do_shared_fault: map the driver's page itself.
             let page = self.call_fault(key, addr, write)?;
-            let copy = self.machine.copy_frame(&page);
-            self.ptes.set(addr, Pte::frame(copy.clone(), true, true));
-            return Ok(PageRef::Frame(copy));
+            if write {
+                self.call_mkwrite(key, addr, false)?;
+            }
+            return Ok(self.install(addr, Pte::frame(page, false, write)));
         }
-        // do_read_fault / do_shared_fault: map the driver's page itself.
-        let page = self.call_fault(key, addr, write)?;
-        if write {
-            self.call_mkwrite(key, addr, false)?;
+    }
+
+    /// Installs `pte` for a page that had none, unless a racing fault installed one first; the
+    /// page the access then reaches.
+    fn install(&self, addr: VirtAddr, pte: Pte) -> PageRef {
+        match self.ptes.set_if_none(addr, pte).target {
+            PteTarget::Frame(f) => PageRef::Frame(f),
+            PteTarget::Pfn(p) => PageRef::Pfn(p),
         }
-        self.ptes.set(addr, Pte::frame(page.clone(), false, write));
-        Ok(PageRef::Frame(page))
     }
 
     /// `__do_fault`: asks the VMA's driver for the page at `addr`.
-    fn call_fault(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<FrameRef, Signal> {
+    fn call_fault(&self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<FrameRef, Signal> {
         let vma = self.tree.get(key).expect("VMA in tree");
         let VmOps::Driver(ops) = &vma.ops else {
             return Err(Signal::Bus);
@@ -344,7 +485,7 @@ impl Mm {
 
     /// `do_page_mkwrite` / `wp_pfn_shared`: tells the driver a shared page is about to be
     /// written, if it wants to know. An error is `SIGBUS`.
-    fn call_mkwrite(&mut self, key: VirtAddr, addr: VirtAddr, pfn: bool) -> core::result::Result<(), Signal> {
+    fn call_mkwrite(&self, key: VirtAddr, addr: VirtAddr, pfn: bool) -> core::result::Result<(), Signal> {
         let vma = self.tree.get(key).expect("VMA in tree");
         let hook = if pfn {
             VmHooks::PFN_MKWRITE

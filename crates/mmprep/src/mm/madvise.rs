@@ -504,7 +504,7 @@ impl Mm {
         let mut block = hstart;
         while block < hend {
             let (b, e) = (VirtAddr(block), VirtAddr(block + PMD_SIZE));
-            if self.ptes.range(b, e).next().is_none() {
+            if self.ptes.range(b, e).is_empty() {
                 return Err(err(Errno::EINVAL, "nothing to collapse in a huge page of the range"));
             }
             block += PMD_SIZE;

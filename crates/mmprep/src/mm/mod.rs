@@ -39,7 +39,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use fault::{Access, AccessFault, Signal};
+pub use fault::{Access, AccessFault, NeedsExclusive, Signal};
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
 use crate::errno::{Errno, Result, err};
