@@ -8,11 +8,10 @@
 
 use std::sync::Arc;
 
-use mmprep::addr::PAGE_SHIFT;
 use mmprep::desc::VmAreaDesc;
 use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, FopFlags, Inode, InodeKind, MmapHook};
 use mmprep::uapi::MapFlags;
-use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations};
+use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
 use mmprep::{Result, vma_flags};
 
 use crate::registry::{DriverEnv, DriverInfo, Params};
@@ -54,17 +53,9 @@ impl VmOperations for DaxVmOps {
     fn hooks(&self) -> VmHooks {
         VmHooks::FAULT | VmHooks::PAGE_MKWRITE | VmHooks::PFN_MKWRITE
     }
+    /// DAX pages stand in as the file's page cache (`filemap_fault`).
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
-        let Some(file) = vmf.vma().file() else {
-            return FaultResult::Sigbus;
-        };
-        let inode = file.inode().clone();
-        if vmf.pgoff().get() >= inode.size().div_ceil(1 << PAGE_SHIFT) {
-            return FaultResult::Sigbus;
-        }
-        let page = inode.find_or_create_page(vmf.pgoff().get(), vmf.machine());
-        vmf.set_page(page);
-        FaultResult::Ok
+        filemap_fault(vmf)
     }
 }
 

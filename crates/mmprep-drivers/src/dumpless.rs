@@ -11,11 +11,10 @@
 
 use std::sync::Arc;
 
-use mmprep::addr::PAGE_SHIFT;
 use mmprep::desc::VmAreaDesc;
 use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
 use mmprep::legacy::LegacyVma;
-use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations};
+use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
 use mmprep::{Result, vma_flags};
 
 use crate::registry::{DriverEnv, DriverInfo, Params};
@@ -63,17 +62,9 @@ impl VmOperations for DumplessVmOps {
     fn hooks(&self) -> VmHooks {
         VmHooks::FAULT
     }
+    /// The device's memory is its page cache (`filemap_fault`).
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
-        let Some(file) = vmf.vma().file() else {
-            return FaultResult::Sigbus;
-        };
-        let inode = file.inode().clone();
-        if vmf.pgoff().get() >= inode.size() >> PAGE_SHIFT {
-            return FaultResult::Sigbus;
-        }
-        let page = inode.find_or_create_page(vmf.pgoff().get(), vmf.machine());
-        vmf.set_page(page);
-        FaultResult::Ok
+        filemap_fault(vmf)
     }
 }
 

@@ -7,15 +7,15 @@
 //! private mapping gets a private copy on write (the remap must then cover the whole VMA, and
 //! its `pgoff` becomes the PFN).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use mmprep::addr::{PAGE_SIZE, Pfn};
 use mmprep::desc::VmAreaDesc;
 use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
-use mmprep::phys::DeviceMemory;
 use mmprep::vma::{CacheMode, PageProt};
 use mmprep::{Errno, Error, Result};
 
+use crate::memory::MemoryRegion;
 use crate::registry::{DriverEnv, DriverInfo, Params};
 
 pub const INFO: DriverInfo = DriverInfo {
@@ -24,29 +24,6 @@ pub const INFO: DriverInfo = DriverInfo {
     params: &["size=64K: video memory size"],
     open,
 };
-
-struct Vram {
-    bytes: Mutex<Vec<u8>>,
-}
-
-impl DeviceMemory for Vram {
-    fn read(&self, offset: u64, buf: &mut [u8]) {
-        if let Ok(b) = self.bytes.lock() {
-            for (i, out) in buf.iter_mut().enumerate() {
-                *out = b.get(offset as usize + i).copied().unwrap_or(0);
-            }
-        }
-    }
-    fn write(&self, offset: u64, data: &[u8]) {
-        if let Ok(mut b) = self.bytes.lock() {
-            for (i, v) in data.iter().enumerate() {
-                if let Some(slot) = b.get_mut(offset as usize + i) {
-                    *slot = *v;
-                }
-            }
-        }
-    }
-}
 
 struct Framebuffer {
     start: Pfn,
@@ -84,12 +61,9 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
         return Err("size must be a non-zero multiple of 4K".into());
     }
     let pages = size / PAGE_SIZE;
-    let start = env.machine.add_device(
-        pages,
-        Arc::new(Vram {
-            bytes: Mutex::new(vec![0; size as usize]),
-        }),
-    );
+    let start = env
+        .machine
+        .add_device(pages, Arc::new(MemoryRegion::new(size as usize, 0)));
     let inode = Arc::new(Inode::new(
         DevId { major: 29, minor: 0 },
         crate::registry::next_ino(),

@@ -30,6 +30,7 @@ pub mod dumpless;
 pub mod fb;
 pub mod hpet;
 pub mod mem;
+pub mod memory;
 pub mod registry;
 pub mod regular;
 pub mod ring;

@@ -11,15 +11,16 @@
 //! The driver claims one window of physical memory, `size` bytes at `base`, filled with the
 //! byte `fill`; only that window is allowed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use mmprep::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
 use mmprep::desc::VmAreaDesc;
 use mmprep::file::{DevId, File, FileMode, FileOperations, FopFlags, Inode, InodeKind, MmapHook};
-use mmprep::phys::{DeviceMemory, Machine};
+use mmprep::phys::Machine;
 use mmprep::vma::{VmHooks, VmOperations, Vma};
 use mmprep::{Errno, Error, Result, VirtAddr};
 
+use crate::memory::MemoryRegion;
 use crate::registry::{DriverEnv, DriverInfo, Params};
 
 pub const INFO: DriverInfo = DriverInfo {
@@ -32,30 +33,6 @@ pub const INFO: DriverInfo = DriverInfo {
     ],
     open,
 };
-
-/// Plain memory behind the window.
-struct Window {
-    bytes: Mutex<Vec<u8>>,
-}
-
-impl DeviceMemory for Window {
-    fn read(&self, offset: u64, buf: &mut [u8]) {
-        if let Ok(b) = self.bytes.lock() {
-            for (i, out) in buf.iter_mut().enumerate() {
-                *out = b.get(offset as usize + i).copied().unwrap_or(0xff);
-            }
-        }
-    }
-    fn write(&self, offset: u64, data: &[u8]) {
-        if let Ok(mut b) = self.bytes.lock() {
-            for (i, v) in data.iter().enumerate() {
-                if let Some(slot) = b.get_mut(offset as usize + i) {
-                    *slot = *v;
-                }
-            }
-        }
-    }
-}
 
 struct DevMem {
     base: u64,
@@ -132,9 +109,7 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
     if !base.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) || size == 0 {
         return Err("base and size must be non-zero multiples of 4K".into());
     }
-    let window = Arc::new(Window {
-        bytes: Mutex::new(vec![fill; size as usize]),
-    });
+    let window = Arc::new(MemoryRegion::new(size as usize, fill));
     if env
         .machine
         .add_device_at(Pfn(base / PAGE_SIZE), size / PAGE_SIZE, window)

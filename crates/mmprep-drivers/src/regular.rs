@@ -13,12 +13,11 @@
 
 use std::sync::Arc;
 
-use mmprep::addr::PAGE_SHIFT;
 use mmprep::desc::VmAreaDesc;
 use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, FopFlags, Inode, InodeKind, MmapHook};
 use mmprep::flags::VmaBit;
 use mmprep::uapi::MapFlags;
-use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations};
+use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
 use mmprep::{Errno, Error, Result};
 
 /// The device of `/` on the reference host (`fe:00`).
@@ -69,17 +68,7 @@ impl VmOperations for PageCacheVmOps {
 
     /// `filemap_fault`: the page cache page; a page at or past the end of the file is `SIGBUS`.
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
-        let Some(file) = vmf.vma().file() else {
-            return FaultResult::Sigbus;
-        };
-        let inode = file.inode().clone();
-        let pages = inode.size().div_ceil(1 << PAGE_SHIFT);
-        if vmf.pgoff().get() >= pages {
-            return FaultResult::Sigbus;
-        }
-        let page = inode.find_or_create_page(vmf.pgoff().get(), vmf.machine());
-        vmf.set_page(page);
-        FaultResult::Ok
+        filemap_fault(vmf)
     }
 }
 

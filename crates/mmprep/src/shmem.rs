@@ -19,11 +19,10 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::addr::PAGE_SHIFT;
 use crate::desc::VmAreaDesc;
 use crate::errno::Result;
 use crate::file::{AreaPolicy, DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
-use crate::vma::{FaultResult, VmFault, VmHooks, VmOperations};
+use crate::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
 
 /// The device of the internal shm mount, as `/proc/PID/maps` prints it (`00:01`).
 pub const SHMEM_DEV: DevId = DevId { major: 0, minor: 1 };
@@ -116,20 +115,8 @@ impl VmOperations for ShmemVmOps {
     fn hooks(&self) -> VmHooks {
         VmHooks::FAULT
     }
-    /// `shmem_fault`: the page cache page; a page at or past `i_size` cannot be had (`SIGBUS`).
+    /// `shmem_fault`: the page cache page; a page at or past `i_size` is `SIGBUS`.
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
-        let Some(file) = vmf.vma().file() else {
-            return FaultResult::Sigbus;
-        };
-        let inode = file.inode().clone();
-        let pgoff = vmf.pgoff().get();
-        match pgoff.checked_shl(PAGE_SHIFT) {
-            Some(off) if pgoff >> (64 - PAGE_SHIFT) == 0 && off < inode.size() => {
-                let page = inode.find_or_create_page(pgoff, vmf.machine());
-                vmf.set_page(page);
-                FaultResult::Ok
-            }
-            _ => FaultResult::Sigbus,
-        }
+        filemap_fault(vmf)
     }
 }

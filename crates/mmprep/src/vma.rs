@@ -126,6 +126,25 @@ impl<'a> VmFault<'a> {
     }
 }
 
+/// `filemap_fault` / `shmem_fault`: the page-cache page at `vmf.pgoff()` of the VMA's file,
+/// created zero-filled if the file has none there yet. A page at or past the end of the file
+/// (`i_size` rounded up to a page) cannot be had: `SIGBUS`. This is the `fault` hook of most
+/// files (ext4, shmem, memfd); drivers backed by a page cache call it too.
+pub fn filemap_fault(vmf: &mut VmFault<'_>) -> FaultResult {
+    let Some(file) = vmf.vma().file() else {
+        return FaultResult::Sigbus;
+    };
+    let inode = file.inode().clone();
+    let index = vmf.pgoff().get();
+    let pages = inode.size().div_ceil(crate::addr::PAGE_SIZE);
+    if index >= pages {
+        return FaultResult::Sigbus;
+    }
+    let page = inode.find_or_create_page(index, vmf.machine());
+    vmf.set_page(page);
+    FaultResult::Ok
+}
+
 /// A driver's per-VMA hooks (`struct vm_operations_struct`).
 ///
 /// Every hook has a default that does what a NULL member does in C; [`VmOperations::hooks`]
