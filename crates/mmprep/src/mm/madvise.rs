@@ -62,7 +62,7 @@
 //! failures, which the engine does not model: it answers `EINVAL`, as a kernel built without
 //! `CONFIG_MEMORY_FAILURE` does (a departure from the root host, which would poison the page).
 
-use crate::addr::{PAGE_SHIFT, PMD_SIZE, VirtAddr, page_align_wrapping};
+use crate::addr::{PAGE_SHIFT, PMD_SIZE, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::file::{File, InodeKind, MAX_LFS_FILESIZE};
 use crate::flags::{self, VmaBit, VmaFlags};
@@ -153,17 +153,7 @@ impl Mm {
             return Err(err(Errno::EINVAL, "unknown advice"));
         };
         // check_input_range
-        if !start.is_page_aligned() {
-            return Err(err(Errno::EINVAL, "address is not page aligned"));
-        }
-        let aligned = page_align_wrapping(len);
-        if len != 0 && aligned == 0 {
-            return Err(err(Errno::EINVAL, "length rounds up past the end of the address space"));
-        }
-        let end = VirtAddr(start.0.wrapping_add(aligned));
-        if end < start {
-            return Err(err(Errno::EINVAL, "range wraps around the end of the address space"));
-        }
+        let end = super::checked_range_end(start, len)?;
         if len == 0 {
             return Ok(());
         }

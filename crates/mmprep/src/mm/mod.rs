@@ -371,3 +371,21 @@ impl fmt::Debug for Mm {
 pub(crate) fn total_pages(vmas: &[Vma]) -> u64 {
     vmas.iter().map(Vma::pages).sum()
 }
+
+/// The range checks `madvise` and `mseal` share (`mm/madvise.c:check_input_range`,
+/// `mm/mseal.c:do_mseal`): `start` page aligned, `len` rounded up to pages without wrapping to 0,
+/// the end not wrapping. Returns the end; a zero `len` gives `start`.
+pub(crate) fn checked_range_end(start: VirtAddr, len: u64) -> Result<VirtAddr> {
+    if !start.is_page_aligned() {
+        return Err(err(Errno::EINVAL, "address is not page aligned"));
+    }
+    let aligned = crate::addr::page_align_wrapping(len);
+    if len != 0 && aligned == 0 {
+        return Err(err(Errno::EINVAL, "length rounds up past the end of the address space"));
+    }
+    let end = VirtAddr(start.0.wrapping_add(aligned));
+    if end < start {
+        return Err(err(Errno::EINVAL, "range wraps around the end of the address space"));
+    }
+    Ok(end)
+}

@@ -36,7 +36,7 @@
 //! A hole is found before anything changes. A split refused at the limit stops the walk: the
 //! VMAs before it stay sealed (the kernel does not roll back, and neither do we).
 
-use crate::addr::{VirtAddr, page_align_wrapping};
+use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
 use crate::flags::VmaBit;
 use crate::mm::Mm;
@@ -47,17 +47,7 @@ impl Mm {
         if flags != 0 {
             return Err(err(Errno::EINVAL, "no mseal flags are defined"));
         }
-        if !start.is_page_aligned() {
-            return Err(err(Errno::EINVAL, "address is not page aligned"));
-        }
-        let aligned = page_align_wrapping(len);
-        if len != 0 && aligned == 0 {
-            return Err(err(Errno::EINVAL, "length rounds up past the end of the address space"));
-        }
-        let end = VirtAddr(start.0.wrapping_add(aligned));
-        if end < start {
-            return Err(err(Errno::EINVAL, "range wraps around the end of the address space"));
-        }
+        let end = super::checked_range_end(start, len)?;
         if end == start {
             return Ok(());
         }
