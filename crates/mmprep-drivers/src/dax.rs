@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, FopFlags, Inode, InodeKind, MmapHook};
+use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, FopFlags, InodeKind, MmapHook};
 use mmprep::uapi::MapFlags;
 use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
 use mmprep::{Result, vma_flags};
@@ -61,17 +61,12 @@ impl VmOperations for DaxVmOps {
 
 fn open(params: &Params, _env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, String> {
     let size = params.number("size", 2 << 20)?;
-    let inode = Arc::new(Inode::new(
+    Ok(crate::registry::open_file(
         DevId { major: 0x103, minor: 0 },
-        crate::registry::next_ino(),
         InodeKind::Regular,
         size,
-    ));
-    Ok(File::new(
-        inode,
         FileMode::READ_WRITE,
         Arc::new(DaxFile),
-        "/mnt/pmem/dax-file".into(),
-        false,
+        "/mnt/pmem/dax-file",
     ))
 }

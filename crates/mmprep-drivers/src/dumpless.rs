@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
 use mmprep::legacy::LegacyVma;
 use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
 use mmprep::{Result, vma_flags};
@@ -71,17 +71,12 @@ impl VmOperations for DumplessVmOps {
 fn open(params: &Params, _env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, String> {
     let legacy = params.number("legacy", 0)? != 0;
     let size = params.number("size", 64 << 10)?;
-    let inode = Arc::new(Inode::new(
+    Ok(crate::registry::open_file(
         DevId { major: 0x10, minor: 8 },
-        crate::registry::next_ino(),
         InodeKind::CharDevice,
         size,
-    ));
-    Ok(File::new(
-        inode,
         FileMode::READ_WRITE,
         Arc::new(Dumpless { legacy }),
-        "/dev/mmprep-dumpless".into(),
-        false,
+        "/dev/mmprep-dumpless",
     ))
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use mmprep::addr::{PAGE_SIZE, Pfn};
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
 use mmprep::vma::{CacheMode, PageProt};
 use mmprep::{Errno, Error, Result};
 
@@ -64,17 +64,12 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
     let start = env
         .machine
         .add_device(pages, Arc::new(MemoryRegion::new(size as usize, 0)));
-    let inode = Arc::new(Inode::new(
+    Ok(crate::registry::open_file(
         DevId { major: 29, minor: 0 },
-        crate::registry::next_ino(),
         InodeKind::CharDevice,
         0,
-    ));
-    Ok(File::new(
-        inode,
         FileMode::READ_WRITE,
         Arc::new(Framebuffer { start, pages }),
-        "/dev/fb0".into(),
-        false,
+        "/dev/fb0",
     ))
 }

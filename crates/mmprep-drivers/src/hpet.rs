@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mmprep::addr::{PAGE_SIZE, Pfn};
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
 use mmprep::phys::DeviceMemory;
 use mmprep::vma::{CacheMode, PageProt};
 use mmprep::{Errno, Error, Result};
@@ -101,17 +101,13 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
     if addr.is_multiple_of(PAGE_SIZE) && env.machine.add_device_at(Pfn(addr / PAGE_SIZE), 1, regs).is_none() {
         return Err(format!("physical page {addr:#x} is already claimed"));
     }
-    let inode = Arc::new(Inode::new(
-        DevId { major: 10, minor: 228 },
-        crate::registry::next_ino(),
+    let dev = DevId { major: 10, minor: 228 };
+    Ok(crate::registry::open_file(
+        dev,
         InodeKind::CharDevice,
         0,
-    ));
-    Ok(File::new(
-        inode,
         FileMode::READ_ONLY,
         Arc::new(Hpet { addr }),
-        "/dev/hpet".into(),
-        false,
+        "/dev/hpet",
     ))
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use mmprep::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, FopFlags, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, FopFlags, InodeKind, MmapHook};
 use mmprep::phys::Machine;
 use mmprep::vma::{VmHooks, VmOperations, Vma};
 use mmprep::{Errno, Error, Result, VirtAddr};
@@ -117,16 +117,18 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
     {
         return Err(format!("physical range {base:#x}+{size:#x} is already claimed"));
     }
-    let inode = Arc::new(Inode::new(
-        DevId { major: 1, minor: 1 },
-        crate::registry::next_ino(),
-        InodeKind::CharDevice,
-        0,
-    ));
     let ops = Arc::new(DevMem {
         base,
         size,
         machine: env.machine.clone(),
     });
-    Ok(File::new(inode, FileMode::READ_WRITE, ops, "/dev/mem".into(), false))
+    let dev = DevId { major: 1, minor: 1 };
+    Ok(crate::registry::open_file(
+        dev,
+        InodeKind::CharDevice,
+        0,
+        FileMode::READ_WRITE,
+        ops,
+        "/dev/mem",
+    ))
 }

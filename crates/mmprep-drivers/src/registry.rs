@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mmprep::file::File;
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::phys::Machine;
 use mmprep::shmem::ShmemFs;
 
@@ -45,9 +45,23 @@ fn parse_number(s: &str) -> Option<u64> {
 
 /// A fresh inode number for a driver's file, so that two opens of one driver are two files
 /// (and a scenario's maps names them apart).
-pub fn next_ino() -> u64 {
+fn next_ino() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(100);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Opens a new file of a driver: a fresh inode on `dev` of `kind` and `size`, opened with
+/// `mode`, with `ops`, named `path` in `/proc/PID/maps`.
+pub fn open_file(
+    dev: DevId,
+    kind: InodeKind,
+    size: u64,
+    mode: FileMode,
+    ops: Arc<dyn FileOperations>,
+    path: &str,
+) -> Arc<File> {
+    let inode = Arc::new(Inode::new(dev, next_ino(), kind, size));
+    File::new(inode, mode, ops, path.into(), false)
 }
 
 /// What a driver may use when its file is opened.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
 use mmprep::flags::VmaBit;
 use mmprep::phys::FrameRef;
 use mmprep::vma::{PrivateData, VmHooks, VmOperations, Vma};
@@ -101,17 +101,12 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
         pages,
         users: AtomicU64::new(0),
     });
-    let inode = Arc::new(Inode::new(
+    Ok(crate::registry::open_file(
         DevId { major: 0x10, minor: 7 },
-        crate::registry::next_ino(),
         InodeKind::CharDevice,
         0,
-    ));
-    Ok(File::new(
-        inode,
         FileMode::READ_WRITE,
         Arc::new(Ring { buf }),
-        "/dev/mmprep-ring".into(),
-        false,
+        "/dev/mmprep-ring",
     ))
 }

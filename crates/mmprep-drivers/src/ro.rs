@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
 use mmprep::flags::{VmaBit, is_shared_maywrite};
 use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations};
 use mmprep::{Errno, Error, Result};
@@ -71,17 +71,12 @@ impl VmOperations for RoVmOps {
 
 fn open(params: &Params, _env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, String> {
     let fill = u8::try_from(params.number("fill", 0x52)?).map_err(|_| "fill must be a byte".to_string())?;
-    let inode = Arc::new(Inode::new(
+    Ok(crate::registry::open_file(
         DevId { major: 0x10, minor: 1 },
-        crate::registry::next_ino(),
         InodeKind::CharDevice,
         0,
-    ));
-    Ok(File::new(
-        inode,
         FileMode::READ_WRITE,
         Arc::new(RoDevice { fill }),
-        "/dev/mmprep-ro".into(),
-        false,
+        "/dev/mmprep-ro",
     ))
 }

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
 use mmprep::vma::{FaultResult, PrivateData, VmFault, VmHooks, VmOperations, Vma};
 use mmprep::{Errno, Error, Result, VirtAddr, vma_flags};
 
@@ -137,17 +137,12 @@ fn open(params: &Params, _env: &DriverEnv<'_>) -> std::result::Result<Arc<File>,
         slots,
         used: AtomicU64::new(0),
     });
-    let inode = Arc::new(Inode::new(
+    Ok(crate::registry::open_file(
         DevId { major: 0x10, minor: 2 },
-        crate::registry::next_ino(),
         InodeKind::CharDevice,
         0,
-    ));
-    Ok(File::new(
-        inode,
         FileMode::READ_WRITE,
         Arc::new(SlotsFile { dev }),
-        "/dev/mmprep-slots".into(),
-        false,
+        "/dev/mmprep-slots",
     ))
 }

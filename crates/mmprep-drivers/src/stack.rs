@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use mmprep::Result;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
 use mmprep::legacy::LegacyVma;
 
 use crate::registry::{DriverEnv, DriverInfo, Params};
@@ -44,17 +44,12 @@ impl FileOperations for Upper {
 fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, String> {
     let size = params.number("size", 64 << 10)?;
     let lower = env.shmem.memfd_create("stack-lower", size);
-    let inode = Arc::new(Inode::new(
+    Ok(crate::registry::open_file(
         DevId { major: 0, minor: 0x30 },
-        crate::registry::next_ino(),
         InodeKind::Regular,
         size,
-    ));
-    Ok(File::new(
-        inode,
         FileMode::READ_WRITE,
         Arc::new(Upper { lower }),
-        "/merged/stacked-file".into(),
-        false,
+        "/merged/stacked-file",
     ))
 }
