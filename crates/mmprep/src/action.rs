@@ -30,7 +30,7 @@ use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, Pfn, PgOff, VirtAddr};
 use crate::desc::VmAreaDesc;
 use crate::errno::{Errno, Result, err};
 use crate::flags::{self, VmaBit};
-use crate::pagetable::{PageTable, Pte, PteTarget};
+use crate::pagetable::{PageTable, Pte};
 use crate::phys::FrameRef;
 use crate::vma::{PageProt, VmOps, Vma};
 use crate::vma_flags;
@@ -250,11 +250,7 @@ pub(crate) fn install_ptes(ptes: &mut PageTable, kind: &ActionKind) -> Result<()
                 return Err(err(Errno::EINVAL, "remap start is not page aligned"));
             }
             for i in 0..size.div_ceil(PAGE_SIZE) {
-                let pte = Pte {
-                    target: PteTarget::Pfn(Pfn(pfn.get() + i)),
-                    anon: false,
-                    dirty: false,
-                };
+                let pte = Pte::pfn(Pfn(pfn.get() + i));
                 ptes.set(VirtAddr(start.get() + i * PAGE_SIZE), pte);
             }
             Ok(())

@@ -28,7 +28,7 @@ use crate::errno::{Errno, Result, err};
 use crate::events::{Event, EventLog};
 use crate::file::File;
 use crate::flags::{self, VmaBit, VmaFlags};
-use crate::pagetable::{PageTable, Pte, PteTarget};
+use crate::pagetable::{PageTable, Pte};
 use crate::phys::{FrameRef, Machine};
 use crate::shmem::ShmemFs;
 use crate::vma::{PageProt, PrivateData, VmHooks, VmOperations, VmOps, Vma};
@@ -114,11 +114,7 @@ impl LegacyVma<'_> {
         }
         self.vma.flags.set_mask(flags::REMAP_FLAGS);
         for i in 0..size.div_ceil(PAGE_SIZE) {
-            let pte = Pte {
-                target: PteTarget::Pfn(Pfn(pfn.get() + i)),
-                anon: false,
-                dirty: false,
-            };
+            let pte = Pte::pfn(Pfn(pfn.get() + i));
             self.ptes.set(VirtAddr(addr.get() + i * PAGE_SIZE), pte);
         }
         Ok(())

@@ -19,8 +19,6 @@
 //! A read of never-written anonymous memory maps the shared zero page in the kernel; here it
 //! simply reads zeros and installs nothing, which is indistinguishable.
 
-use alloc::sync::Arc;
-
 use crate::addr::Pfn;
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::errno::{Errno, Result, err};
@@ -28,7 +26,7 @@ use crate::events::Event;
 use crate::file::same_file;
 use crate::flags::{ACCESS_FLAGS, VmaBit};
 use crate::mm::Mm;
-use crate::pagetable::{Pte, PteTarget};
+use crate::pagetable::{Pte, PteTarget, WpAnon};
 use crate::phys::FrameRef;
 use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmFault, VmHooks, VmOps, Vma};
 use crate::vma_flags;
@@ -364,6 +362,16 @@ impl Mm {
         let has_anon = vma.anon.is_some();
         let need_anon = || if has_anon { Ok(()) } else { Err(Stop::NeedsAnonVma) };
         loop {
+            if write && !shared {
+                // An anonymous page: reuse or copy, decided under the page-table lock with the
+                // entry (do_wp_page). No clone of the entry may be held here: it would count as
+                // another user of the frame.
+                match self.ptes.wp_anon(addr, &self.machine, has_anon) {
+                    WpAnon::Frame(frame) => return Ok(PageRef::Frame(frame)),
+                    WpAnon::NeedsCopy => return Err(Stop::NeedsAnonVma),
+                    WpAnon::NotAnon => {}
+                }
+            }
             if let Some(pte) = self.ptes.get(addr) {
                 match pte.target.clone() {
                     PteTarget::Pfn(pfn) if !write => return Ok(PageRef::Pfn(pfn)),
@@ -381,7 +389,7 @@ impl Mm {
                         let copy = self.machine.copy_phys(pfn);
                         if self
                             .ptes
-                            .replace_if_same(addr, &pte.target, Pte::frame(copy.clone(), true, true))
+                            .replace_if_same(addr, &pte.target, Pte::new_anon(copy.clone()))
                         {
                             return Ok(PageRef::Frame(copy));
                         }
@@ -395,18 +403,16 @@ impl Mm {
                         }
                         return Ok(PageRef::Frame(frame));
                     }
-                    // An anonymous page nobody else maps may be written in place
-                    // (wp_can_reuse): the entry, `pte` and `frame` are the only references.
-                    PteTarget::Frame(frame) if pte.anon && Arc::strong_count(&frame) == 3 => {
-                        return Ok(PageRef::Frame(frame));
-                    }
+                    // An anonymous page of a private mapping became a page of another kind
+                    // after wp_anon looked: look again.
+                    PteTarget::Frame(_) if pte.anon && !shared => {}
                     PteTarget::Frame(frame) => {
-                        // do_wp_page → wp_page_copy: private copy of a shared or page-cache page.
+                        // do_wp_page → wp_page_copy: private copy of a page-cache page.
                         need_anon()?;
                         let copy = self.machine.copy_frame(&frame);
                         if self
                             .ptes
-                            .replace_if_same(addr, &pte.target, Pte::frame(copy.clone(), true, true))
+                            .replace_if_same(addr, &pte.target, Pte::new_anon(copy.clone()))
                         {
                             return Ok(PageRef::Frame(copy));
                         }
@@ -422,7 +428,7 @@ impl Mm {
                 }
                 need_anon()?;
                 let frame = self.machine.alloc_frame();
-                return Ok(self.install(addr, Pte::frame(frame, true, true)));
+                return Ok(self.install(addr, Pte::new_anon(frame)));
             }
             if write && !shared {
                 // do_cow_fault prepares the anon_vma before it asks the driver for the page, so
@@ -430,7 +436,7 @@ impl Mm {
                 need_anon()?;
                 let page = self.call_fault(key, addr, write)?;
                 let copy = self.machine.copy_frame(&page);
-                return Ok(self.install(addr, Pte::frame(copy, true, true)));
+                return Ok(self.install(addr, Pte::new_anon(copy)));
             }
             // do_read_fault / do_shared_fault: map the driver's page itself.
             let page = self.call_fault(key, addr, write)?;

@@ -21,11 +21,24 @@ use crate::mm::Mm;
 use crate::vma::AnonVmaRef;
 
 impl Mm {
-    /// `fork()`: the child's address space. The parent is unchanged.
+    /// `fork()`: the child's address space. The parent's VMAs are unchanged; its anonymous
+    /// pages become shared with the child (copy-on-write on both sides).
+    ///
+    /// Takes `&mut self`: `dup_mmap` holds the parent's mmap write lock for the whole copy, so
+    /// no fault of the parent (not even one under the shared lock, [`Mm::try_write`]) can run
+    /// meanwhile, and the child is a snapshot of one moment. A fork through a read guard does
+    /// not compile:
+    ///
+    /// ```compile_fail
+    /// # use std::sync::RwLock;
+    /// # use mmprep::{Mm, Profile};
+    /// let mm = RwLock::new(Mm::new(Profile::reference_host()));
+    /// let child = mm.read().unwrap().fork(); // needs the write guard
+    /// ```
     ///
     /// # On failure
     /// `ENOMEM` if a commit charge for the child is refused; the parent is unchanged.
-    pub fn fork(&self) -> Result<Mm> {
+    pub fn fork(&mut self) -> Result<Mm> {
         let mut child = Mm::new(self.profile.clone());
         child.shmem = self.shmem.clone();
         child.machine = self.machine.clone();
@@ -58,12 +71,7 @@ impl Mm {
             // copy-on-write for both, since now two address spaces map them) and the same
             // guard markers. A VM_WIPEONFORK child starts empty.
             if !v.test(VmaBit::WipeOnFork) {
-                for (addr, pte) in self.ptes.range(v.start, v.end) {
-                    child.ptes.set(addr, pte.clone());
-                }
-                for addr in self.ptes.guards(v.start, v.end) {
-                    child.ptes.set_guard(addr);
-                }
+                self.ptes.fork_into(&child.ptes, v.start, v.end);
             }
             child.tree.insert(c);
             child.vm_stat_account(flags, pages as i64);

@@ -494,7 +494,7 @@ impl Mm {
         let mut block = hstart;
         while block < hend {
             let (b, e) = (VirtAddr(block), VirtAddr(block + PMD_SIZE));
-            if self.ptes.range(b, e).is_empty() {
+            if !self.ptes.any_in(b, e) {
                 return Err(err(Errno::EINVAL, "nothing to collapse in a huge page of the range"));
             }
             block += PMD_SIZE;
