@@ -158,7 +158,8 @@ impl Mm {
         self.tree.iter()
     }
 
-    /// The VMAs overlapping `[start, end)`, lowest first.
+    /// The VMAs overlapping `[start, end)`, lowest first. An empty or inverted range
+    /// (`end <= start`) overlaps no VMA and yields none.
     pub fn vmas_in(&self, start: VirtAddr, end: VirtAddr) -> impl Iterator<Item = &Vma> {
         self.tree.range(start, end)
     }
