@@ -134,6 +134,11 @@ impl VmaTree {
         self.map.insert(vma.start.0, vma);
     }
 
+    /// Every VMA, lowest first, taken out of the tree.
+    pub(crate) fn into_vmas(self) -> impl Iterator<Item = Vma> {
+        self.map.into_values()
+    }
+
     /// Removes and returns the VMA starting at `start`.
     pub(crate) fn remove(&mut self, start: VirtAddr) -> Option<Vma> {
         self.map.remove(&start.0)
