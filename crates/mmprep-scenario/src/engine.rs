@@ -84,6 +84,10 @@ pub struct EngineRunner {
     window: (u64, u64),
     /// Hook calls logged but not yet printed by an `events` line (kept across `fork`).
     pending_events: Vec<Event>,
+    /// The address spaces of the processes that forked. On the host a parent waits for its
+    /// child until the run ends, so its VMAs stay mapped; dropping its `Mm` at the `fork` line
+    /// would run its drivers' `close` hooks (`Mm::exit`) while the kernel's parent still maps.
+    parents: Vec<Mm>,
 }
 
 fn signal(s: MmSignal) -> Signal {
@@ -115,6 +119,7 @@ impl EngineRunner {
             files: Vec::new(),
             window: script.window_range(),
             pending_events: Vec::new(),
+            parents: Vec::new(),
         }
     }
 
@@ -215,7 +220,8 @@ impl EngineRunner {
                 Ok(child) => {
                     let parent_events = self.mm.take_events();
                     self.pending_events.extend(parent_events);
-                    self.mm = child;
+                    let parent = core::mem::replace(&mut self.mm, child);
+                    self.parents.push(parent);
                     Outcome::Forked
                 }
                 Err(e) => Outcome::Failed(e.errno),

@@ -15,7 +15,7 @@
 //!
 //! | helper | kind | prepare | complete |
 //! | --- | --- | --- | --- |
-//! | `mmap_action_remap(start, pfn, size)` | [`ActionKind::RemapPfn`] | range inside the desc (`EFAULT`); a private (COW) remap must cover the whole desc (`EINVAL`) and sets `pgoff` to the PFN | PFN entries with the page protection recorded at the call |
+//! | `mmap_action_remap(start, pfn, size)` | [`ActionKind::RemapPfn`] | range inside the desc (`EFAULT`); a private (COW) remap must cover the whole desc (`EINVAL`) and sets `pgoff` to the PFN | a physical range that wraps is refused (`EINVAL`); PFN entries with the page protection recorded at the call |
 //! | `mmap_action_ioremap(start, pfn, size)` | [`ActionKind::IoRemapPfn`] | as remap, then becomes a remap | — |
 //! | `mmap_action_simple_ioremap(phys, size)` | [`ActionKind::SimpleIoRemap`] | `pgoff` pages into `[phys, phys + size)`, bounds checked (`EINVAL`), then an ioremap of the whole desc | — |
 //! | `mmap_action_map_kernel_pages(start, pages)` | [`ActionKind::MapKernelPages`] | range inside the desc (`EFAULT`); adds `VM_MIXEDMAP` | entries for the pages |
@@ -248,6 +248,17 @@ pub(crate) fn install_ptes(ptes: &mut PageTable, kind: &ActionKind) -> Result<()
         ActionKind::RemapPfn { start, pfn, size, .. } => {
             if !start.is_page_aligned() {
                 return Err(err(Errno::EINVAL, "remap start is not page aligned"));
+            }
+            // x86 `pfnmap_track` → `memtype_reserve(paddr, paddr + size)`: a physical range
+            // that wraps has `start >= end` and is refused with EINVAL (and a WARN). Without
+            // this the entries would wrap too: the page after PFN u64::MAX would map PFN 0.
+            if pfn
+                .get()
+                .checked_mul(PAGE_SIZE)
+                .and_then(|p| p.checked_add(*size))
+                .is_none()
+            {
+                return Err(err(Errno::EINVAL, "remap: the physical range wraps"));
             }
             for i in 0..size.div_ceil(PAGE_SIZE) {
                 let pte = Pte::pfn(Pfn(pfn.get() + i));

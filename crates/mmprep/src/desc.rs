@@ -177,7 +177,10 @@ impl<'a> VmAreaDesc<'a> {
         self.flags
     }
     /// Replaces the flags wholesale. The kernel checks nothing here: a driver that adds
-    /// `VM_MAYWRITE` gets it.
+    /// `VM_MAYWRITE` gets it. After the hook the engine refuses the few changes that would
+    /// break its counters (`VM_SHARED` without `VM_MAYSHARE`, `VM_LOCKONFAULT` without
+    /// `VM_LOCKED`) and charges or releases a changed `VM_ACCOUNT` (`mm/mmap.rs`,
+    /// `check_prepared_flags`).
     pub fn set_flags(&mut self, flags: VmaFlags) {
         self.flags = flags;
     }

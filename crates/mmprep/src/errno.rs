@@ -94,18 +94,37 @@ pub struct Error {
     pub errno: Errno,
     /// Why, in a few words ("offset is not page aligned").
     pub reason: &'static str,
+    /// The driver (its `FileOperations::name`) whose hook broke a rule the engine keeps, when
+    /// the error is that driver's fault rather than the caller's (`mm/mmap.rs`,
+    /// `check_prepared_flags`). `None` for every other error.
+    pub driver: Option<&'static str>,
 }
 
 impl Error {
     /// An error with its reason.
     pub const fn new(errno: Errno, reason: &'static str) -> Error {
-        Error { errno, reason }
+        Error {
+            errno,
+            reason,
+            driver: None,
+        }
+    }
+
+    /// The same error, blamed on the driver `name`.
+    pub const fn by_driver(self, name: &'static str) -> Error {
+        Error {
+            driver: Some(name),
+            ..self
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.errno, self.reason)
+        match self.driver {
+            Some(d) => write!(f, "{} (driver `{d}`: {})", self.errno, self.reason),
+            None => write!(f, "{} ({})", self.errno, self.reason),
+        }
     }
 }
 

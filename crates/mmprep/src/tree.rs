@@ -61,17 +61,28 @@ impl VmaTree {
     }
 
     /// `find_vma_intersection` / `vma_find(vmi, end)` from `start`: the first VMA overlapping
-    /// `[start, end)`.
+    /// `[start, end)`. An empty or inverted range (`end <= start`) overlaps nothing.
     pub fn find_intersection(&self, start: VirtAddr, end: VirtAddr) -> Option<&Vma> {
         self.overlap_or_prev(start, end).err()
     }
 
     /// One look at `[start, end)`: `Err(first)`, the first VMA overlapping it, or `Ok(prev)`, the
-    /// VMA before it (what `vma_iter_next_rewind` gives `mmap_region` for a gap). Usually a single
-    /// descent: the last VMA starting below `end` either ends before `start` (nothing overlaps;
-    /// it is `prev`) or covers `start` (it is the first overlap).
+    /// last VMA ending at or below `start` (what `vma_iter_next_rewind` gives `mmap_region` for a
+    /// gap). Usually a single descent: the last VMA starting below `end` either ends before
+    /// `start` (nothing overlaps; it is `prev`) or covers `start` (it is the first overlap).
+    ///
+    /// An empty or inverted range (`end <= start`) overlaps nothing, even inside a VMA: the
+    /// answer is `Ok` with the last VMA ending at or below `start`. (The kernel's
+    /// `find_vma_intersection` gets only non-empty ranges from its callers; here the range is
+    /// caller input of a public function, so it is answered, never asserted.)
     pub fn overlap_or_prev(&self, start: VirtAddr, end: VirtAddr) -> Result<Option<&Vma>, &Vma> {
-        debug_assert!(start < end, "empty range [{start:?}, {end:?})");
+        if end <= start {
+            return Ok(match self.prev_before(start) {
+                // `start` is inside this VMA: the one before it ends at or below its start.
+                Some(v) if v.end > start => self.prev_before(v.start),
+                other => other,
+            });
+        }
         match self.map.range(..end.0).next_back() {
             None => Ok(None),
             Some((_, last)) if last.end.0 <= start.0 => Ok(Some(last)),
@@ -102,7 +113,7 @@ impl VmaTree {
         self.map.get_mut(&start.0)
     }
 
-    /// The VMAs overlapping `[start, end)`, lowest first.
+    /// The VMAs overlapping `[start, end)`, lowest first; none for an empty or inverted range.
     pub fn range(&self, start: VirtAddr, end: VirtAddr) -> impl Iterator<Item = &Vma> {
         let first = self.find_intersection(start, end).map(|v| v.start.0);
         // No VMA starts at u64::MAX (a VMA is non-empty), so an empty answer ranges over nothing.
@@ -121,6 +132,11 @@ impl VmaTree {
             self.find_intersection(vma.start, vma.end)
         );
         self.map.insert(vma.start.0, vma);
+    }
+
+    /// Every VMA, lowest first, taken out of the tree.
+    pub(crate) fn into_vmas(self) -> impl Iterator<Item = Vma> {
+        self.map.into_values()
     }
 
     /// Removes and returns the VMA starting at `start`.
@@ -176,5 +192,35 @@ mod tests {
         );
         assert_eq!(t.prev_before(VirtAddr(5 << 12)).unwrap().start.0, 1 << 12);
         assert_eq!(t.next_from(VirtAddr(8 << 12)).unwrap().start.0, 9 << 12);
+    }
+
+    /// Issue 12 finding 4: an empty or inverted range overlaps nothing. Before, the lookup hit
+    /// `debug_assert!(start < end)` (a panic in debug builds) and in release answered with the
+    /// VMA around an empty range.
+    #[test]
+    fn empty_and_inverted_ranges_overlap_nothing() {
+        // 0123456789
+        //  AA  BBB C
+        let mut t = VmaTree::new();
+        t.insert(vma(1, 3));
+        t.insert(vma(5, 8));
+        t.insert(vma(9, 10));
+        let a = |p: u64| VirtAddr(p << 12);
+        for (s, e) in [(6, 6), (5, 5), (2, 1), (7, 5), (10, 0), (u64::MAX >> 12, 0)] {
+            assert!(t.find_intersection(a(s), a(e)).is_none(), "[{s}, {e})");
+            assert_eq!(t.range(a(s), a(e)).count(), 0, "[{s}, {e})");
+        }
+        assert!(t.range(VirtAddr(u64::MAX), VirtAddr(0)).next().is_none());
+        // `prev` of an empty range is the last VMA ending at or below its start.
+        let prev = |s: u64, e: u64| {
+            t.overlap_or_prev(a(s), a(e))
+                .map(|p| p.map(|v| v.start.0 >> 12))
+                .map_err(|v| v.start.0 >> 12)
+        };
+        assert_eq!(prev(6, 6), Ok(Some(1)), "inside B: the VMA before B");
+        assert_eq!(prev(5, 5), Ok(Some(1)), "at B's start");
+        assert_eq!(prev(8, 8), Ok(Some(5)), "at B's end");
+        assert_eq!(prev(2, 2), Ok(None), "inside A, nothing below");
+        assert_eq!(prev(7, 3), Ok(Some(1)), "inverted, from inside B");
     }
 }

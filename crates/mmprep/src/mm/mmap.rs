@@ -8,7 +8,8 @@
 //!
 //! ```text
 //!  __mmap_setup       unmap what MAP_FIXED replaces (gather), limits, commit charge, close()
-//!  call_mmap_prepare  the driver sees a VmAreaDesc; permitted fields are copied back
+//!  call_mmap_prepare  the driver sees a VmAreaDesc; permitted fields are copied back;
+//!                     flags that would break the counters are refused or followed
 //!  merge_new_range    only if a neighbour exists
 //!  mmap_new_vma       only if nothing merged
 //!  user fields        vm_ops (if set) and private_data (always), merged or not
@@ -22,8 +23,10 @@
 //! - the gather (seal, `map_count`, `may_split`): the replaced VMAs stay, a split at the start of
 //!   the range stays;
 //! - `RLIMIT_AS`/`RLIMIT_DATA`, commit charge: the replaced VMAs stay, splits stay;
-//! - `mmap_prepare`, VMA allocation: the replaced VMAs are gone (their `close` ran): a hole;
-//! - completion (`mapped`, success hook): the new VMA is unmapped again: a hole.
+//! - `mmap_prepare`, the engine's checks of the flags it left (`check_prepared_flags`), VMA
+//!   allocation: the replaced VMAs are gone (their `close` ran): a hole;
+//! - completion (page tables of the action, `mapped`, success hook): the new VMA is unmapped
+//!   again: a hole.
 //!
 //! Departure: when a `MAP_FIXED` replacement fails after its commit charge, the kernel never
 //! releases that charge (nor the replaced VMAs' charge it took over); the engine releases both,
@@ -347,7 +350,8 @@ impl Mm {
         let action = core::mem::take(&mut map.action);
         self.mmap_complete(map, key);
         if have_prepare && is_new {
-            self.mmap_action_complete(addr, end, action)?;
+            let driver = file.as_ref().expect("prepare has a file").ops().name();
+            self.mmap_action_complete(addr, end, action, driver)?;
         }
         Ok(addr)
     }
@@ -426,6 +430,7 @@ impl Mm {
         }
         desc.restore_action(action);
         let parts = desc.into_parts();
+        let before = map.flags;
         map.pgoff = parts.pgoff;
         map.vm_file = Some(parts.vm_file);
         map.flags = parts.flags;
@@ -433,6 +438,74 @@ impl Mm {
         map.vm_ops = parts.vm_ops;
         map.private_data = parts.private_data;
         map.action = parts.action;
+        self.check_prepared_flags(map, before).map_err(|e| e.by_driver(driver))
+    }
+
+    /// What the engine does with the flags `mmap_prepare` (and its action's prepare step) left,
+    /// where they could break the counters it keeps.
+    ///
+    /// In the kernel a driver may set or clear any flag in the descriptor:
+    /// `mm/vma.c:call_mmap_prepare` → `set_vma_from_desc` copies them all back, and nothing
+    /// checks them. Where a flag change would make the kernel's own bookkeeping wrong, the
+    /// kernel goes wrong (silently, or with a `WARN`); the engine instead either refuses the
+    /// mapping as the driver's error, leaving the address space as any `mmap_prepare` failure
+    /// leaves it (`EINVAL`, [`crate::Error::driver`] naming the driver; what a `MAP_FIXED`
+    /// mapping replaced is gone, a hole, and the commit charge is released), or follows the
+    /// flags the VMA really ends with. Per flag:
+    ///
+    /// - `VM_SHARED` without `VM_MAYSHARE` (a shared mapping whose `VM_MAYSHARE` was cleared, or
+    ///   `VM_SHARED` added to a private one): **refused**. The kernel sets the two together
+    ///   (`do_mmap`) and tests either one for "shared" in different places (`VM_SHARED` for
+    ///   copy-on-write and writeback, `VM_MAYSHARE` for `/proc/PID/maps` and `mremap`), so such
+    ///   a VMA is shared to some code and private to the rest; the engine's invariant is
+    ///   `VM_SHARED` ⇒ `VM_MAYSHARE`. Clearing both (a private mapping) is allowed: `mmap_setup`
+    ///   charged nothing for a shared mapping, and a private writable VMA without `VM_ACCOUNT`
+    ///   is an ordinary `MAP_NORESERVE` one.
+    /// - `VM_LOCKONFAULT` without `VM_LOCKED`: **refused**. The kernel only ever sets it with
+    ///   `VM_LOCKED` (`mlock2(MLOCK_ONFAULT)`, `mlockall(MCL_ONFAULT)`); `__mmap_complete` counts
+    ///   no locked pages for such a VMA, yet `munlock` (`mlock_fixup`: the lock bits change,
+    ///   `VM_LOCKED` is not in the new flags) subtracts its pages from `locked_vm`, which then
+    ///   underflows, in the kernel too. There is no true value to keep.
+    /// - `VM_LOCKED` set or cleared (with `VM_LOCKONFAULT` or without): **followed**, as in the
+    ///   kernel: `__mmap_complete` counts `locked_vm` from the VMA's final flags (and clears the
+    ///   lock bits of a special mapping). `RLIMIT_MEMLOCK` was checked on the flags before the
+    ///   hook, so a driver can lock past it, as in the kernel.
+    /// - `VM_ACCOUNT` set or cleared: **followed**, with the charge moved to match. The kernel
+    ///   charges in `__mmap_setup`, before the hook, from `accountable_mapping`, and never looks
+    ///   again: an added `VM_ACCOUNT` is uncharged by `munmap` without ever having been charged
+    ///   (`Committed_AS` drifts down; the engine's `committed` would underflow), a cleared one
+    ///   leaks its charge. The engine charges the pages of an added `VM_ACCOUNT` (a refused
+    ///   charge fails the mapping with `ENOMEM`, like any charge) and releases the charge of a
+    ///   cleared one (with what it took over from the VMAs a `MAP_FIXED` mapping replaces), so
+    ///   `committed` stays the `VM_ACCOUNT` pages and the `mmap` succeeds as in the kernel.
+    ///
+    /// Every other flag a driver may change is counted from the final flags anyway
+    /// (`total_vm`, `data_vm`, `exec_vm`, `stack_vm` by `vm_stat_account` in `mmap_complete`).
+    /// A remap whose physical range wraps is refused when the action completes
+    /// (`action::install_ptes`), where the kernel's `pfnmap_track` refuses it.
+    fn check_prepared_flags(&mut self, map: &mut MmapState, before: VmaFlags) -> Result<()> {
+        let f = map.flags;
+        if f.test(VmaBit::Shared) && !f.test(VmaBit::MayShare) {
+            return Err(err(Errno::EINVAL, "mmap_prepare left VM_SHARED without VM_MAYSHARE"));
+        }
+        if f.test(VmaBit::LockOnFault) && !f.test(VmaBit::Locked) {
+            return Err(err(Errno::EINVAL, "mmap_prepare left VM_LOCKONFAULT without VM_LOCKED"));
+        }
+        match (before.test(VmaBit::Account), f.test(VmaBit::Account)) {
+            (false, true) => {
+                // The pages a MAP_FIXED mapping replaces keep their own charge: the gather
+                // releases it when they go (mmap_setup took it over only for an accountable
+                // mapping).
+                self.charge(map.pglen)?;
+                map.charged = map.pglen;
+            }
+            (true, false) => {
+                self.uncharge(map.charged + map.transferred);
+                map.charged = 0;
+                map.transferred = 0;
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -487,8 +560,17 @@ impl Mm {
     /// `mmap_action_complete` + `mmap_action_finish` ([N]): for a new VMA of an mmap_prepare
     /// file, call `vm_ops->mapped`, then the success hook. A failure unmaps the VMA (its `close`
     /// runs) and the error hook may change the errno.
-    fn mmap_action_complete(&mut self, start: VirtAddr, end: VirtAddr, action: MmapAction) -> Result<()> {
-        let mut result = self.complete_page_tables(start, end, &action.kind);
+    fn mmap_action_complete(
+        &mut self,
+        start: VirtAddr,
+        end: VirtAddr,
+        action: MmapAction,
+        driver: &'static str,
+    ) -> Result<()> {
+        // A request the page tables refuse is the driver's (`Error::driver`).
+        let mut result = self
+            .complete_page_tables(start, end, &action.kind)
+            .map_err(|e| e.by_driver(driver));
         let v = self.tree.get(start).expect("new VMA in tree");
         if let Some(ops) = v.ops.driver().filter(|o| o.hooks().contains(VmHooks::MAPPED)).cloned()
             && result.is_ok()

@@ -16,6 +16,7 @@
 //! | `layout.rs` | placement | `mm/mmap.c:__get_unmapped_area`, `arch/x86/kernel/sys_x86_64.c` |
 //! | `fault.rs` | memory access | `mm/memory.c:handle_mm_fault` (the parts that touch VMAs) |
 //! | `fork.rs` | `fork` | `mm/mmap.c:dup_mmap` |
+//! | `exit.rs` | teardown (`exit`, `Drop`) | `mm/mmap.c:exit_mmap` |
 //!
 //! This file holds `Mm` and only the helpers several calls share: statistics, limits, the
 //! anon_vma allocator, the invariant checker.
@@ -23,6 +24,7 @@
 //! `Mm` is `Send + Sync` and has no lock of its own: wrap it in the caller's lock, the way the
 //! kernel takes `mmap_lock` (write for changes, read for lookups).
 
+mod exit;
 mod fault;
 mod fork;
 mod layout;
@@ -158,7 +160,8 @@ impl Mm {
         self.tree.iter()
     }
 
-    /// The VMAs overlapping `[start, end)`, lowest first.
+    /// The VMAs overlapping `[start, end)`, lowest first. An empty or inverted range
+    /// (`end <= start`) overlaps no VMA and yields none.
     pub fn vmas_in(&self, start: VirtAddr, end: VirtAddr) -> impl Iterator<Item = &Vma> {
         self.tree.range(start, end)
     }
