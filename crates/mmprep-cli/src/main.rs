@@ -1,6 +1,6 @@
 //! `mmprep`, the command line: run scenarios on the host kernel, on the engine, or both.
 //!
-//! A scenario (`shared/scenario-format.md`) is a script of memory-map operations; its transcript
+//! A scenario (`docs/scenario-format.md`) is a script of memory-map operations; its transcript
 //! must be the same on the engine and on the real kernel. This binary is glue only: parsing is
 //! `mmprep_scenario::parse`, the kernel run is `mmprep_host::run`, the engine run is
 //! `mmprep_scenario::engine::run`, the comparison is `mmprep_host::diff`, and `fuzz` is
@@ -240,7 +240,7 @@ fn tour() -> ExitCode {
             "\nThe host kernel ran the same scenario and printed the same {} lines: the engine agrees.",
             kernel.entries.len()
         );
-        println!("Write your own scenario (see shared/scenario-format.md) and check it with `mmprep diff FILE`.");
+        println!("Write your own scenario (see docs/scenario-format.md) and check it with `mmprep diff FILE`.");
         ExitCode::SUCCESS
     } else {
         println!(

@@ -22,7 +22,7 @@ fn assert_transcript(text: &str, expected: &str) {
     );
 }
 
-/// The "Example" section of `shared/scenario-format.md`, verbatim.
+/// The "Example" section of `docs/scenario-format.md`, verbatim.
 #[test]
 fn the_contract_example() {
     assert_transcript(

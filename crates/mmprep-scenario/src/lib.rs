@@ -1,4 +1,4 @@
-//! The mmprep scenario format (`shared/scenario-format.md`, version 1).
+//! The mmprep scenario format (`docs/scenario-format.md`, version 1).
 //!
 //! A scenario is a plain-text script of memory-map operations. This crate parses it ([`parse()`])
 //! into a [`script::Script`] (plain data), runs it on the engine ([`engine`]), and prints the

@@ -1,4 +1,4 @@
-//! The scenario parser: scenario text in, a [`Script`] out (`shared/scenario-format.md`, v1).
+//! The scenario parser: scenario text in, a [`Script`] out (`docs/scenario-format.md`, v1).
 //!
 //! A scenario is read line by line. Each line is a verb and its arguments, separated by spaces
 //! or tabs; `#` starts a comment. The first line that does not parse ends the script: every

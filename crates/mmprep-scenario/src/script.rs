@@ -1,6 +1,6 @@
 //! A parsed scenario: plain data, no engine and no system calls.
 //!
-//! The parser ([`crate::parse()`]) turns scenario text (`shared/scenario-format.md`, version 1) into a
+//! The parser ([`crate::parse()`]) turns scenario text (`docs/scenario-format.md`, version 1) into a
 //! [`Script`]; both runners, the engine one ([`crate::engine`]) and the host-kernel one
 //! (`mmprep-host`), execute the same `Script` and print [`crate::transcript`] lines. Numbers stay
 //! exactly as written: addresses are *offsets from the window base* [`WINDOW_BASE`], and the

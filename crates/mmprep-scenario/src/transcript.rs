@@ -1,7 +1,7 @@
 //! The transcript: one result line per operation, identical on the engine and on the host kernel.
 //!
 //! Both runners describe what happened as an [`Outcome`]; [`format_step`] turns it into the exact
-//! text of `shared/scenario-format.md` ("Transcript"). Keeping the printing here, in one place, is
+//! text of `docs/scenario-format.md` ("Transcript"). Keeping the printing here, in one place, is
 //! what lets a diff of the two transcripts mean a difference in behaviour and never in formatting.
 
 use alloc::format;
@@ -83,7 +83,7 @@ pub enum Outcome {
     Events(Vec<String>),
 }
 
-/// How a run ended. Each end has its exit status (`shared/scenario-format.md`).
+/// How a run ended. Each end has its exit status (`docs/scenario-format.md`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunEnd {
     /// Every line ran. Exit status 0.
