@@ -14,6 +14,10 @@ pub mod script;
 pub mod tour;
 pub mod transcript;
 
+/// The kernel whose behaviour the engine reproduces: what the host-kernel runner's transcripts were
+/// taken on and what `mmprep --version` names.
+pub const MODELLED_KERNEL: &str = "Linux 6.18, x86_64";
+
 pub use parse::parse;
 pub use script::{Op, Script, Step, WINDOW_BASE};
-pub use transcript::{Outcome, RunEnd, Transcript, format_step};
+pub use transcript::{Outcome, RunEnd, Transcript, exit, format_step};
