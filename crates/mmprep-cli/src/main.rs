@@ -1,29 +1,57 @@
 //! `mmprep`, the command line: run scenarios on the host kernel, on the engine, or both.
 //!
-//! A scenario (`shared/scenario-format.md`) is a script of memory-map operations; its transcript
+//! A scenario (`docs/scenario-format.md`) is a script of memory-map operations; its transcript
 //! must be the same on the engine and on the real kernel. This binary is glue only: parsing is
 //! `mmprep_scenario::parse`, the kernel run is `mmprep_host::run`, the engine run is
 //! `mmprep_scenario::engine::run`, the comparison is `mmprep_host::diff`, and `fuzz` is
 //! `mmprep_host::fuzz` over `mmprep_scenario::generate`.
 //!
-//! Exit status (the first non-zero one when several files are given):
-//! 0 success (`diff`, `fuzz`: the transcripts are the same), 1 a difference (`diff`, `fuzz`)
-//! or a runner or I/O failure, 2 a line that does not parse, 3 a line the runner does not
-//! support (the kernel runner for engine-only lines), 4 the window is already mapped.
+//! Exit status ([`mmprep_scenario::exit`]; the first non-zero one when several files are given):
+//! 0 success (`diff`, `fuzz`, `tour`: the transcripts are the same), 1 the transcripts differ,
+//! 2 a usage error, 3 a bad scenario (a line that does not parse, an empty file, a file that
+//! cannot be read or is not UTF-8), 4 a host failure (the kernel runner failed, the window is
+//! already mapped), 5 a line the runner does not support (the kernel runner for engine-only lines).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mmprep::Profile;
-use mmprep_scenario::{RunEnd, Script, Transcript};
+use mmprep_scenario::{RunEnd, Script, Transcript, exit};
 
 /// How many differing entries `diff` shows per file.
 const DIFF_LIMIT: usize = 10;
 
+/// `mmprep --version`: the crate's version and the kernel the engine models.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (models {} host behaviour)",
+        env!("CARGO_PKG_VERSION"),
+        mmprep_scenario::MODELLED_KERNEL
+    )
+});
+
+/// The end of `--help`: the exit statuses, as `docs/scenario-format.md` lists them.
+const EXIT_STATUS_HELP: &str = "\
+Exit status (the first non-zero one when several files are given):
+  0  success; diff, fuzz, tour: the transcripts are the same
+  1  the transcripts differ
+  2  usage error (a wrong command line)
+  3  bad scenario: a line that does not parse, an empty scenario, a file that cannot be read or is not UTF-8
+  4  host failure: the kernel runner failed, or the window is already mapped
+  5  a line the runner does not support (engine-only lines on the kernel)
+
+A FILE of `-` reads the scenario from standard input.";
+
 #[derive(Parser)]
-#[command(name = "mmprep", version, about = "The Linux mmap layer, rebuilt in userspace")]
+#[command(
+    name = "mmprep",
+    version = VERSION.as_str(),
+    about = "The Linux mmap layer, rebuilt in userspace",
+    after_help = EXIT_STATUS_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,14 +73,16 @@ enum Command {
         pairs: u64,
     },
     /// Run scenarios on the host kernel with real system calls and print their transcripts
+    #[command(after_help = EXIT_STATUS_HELP)]
     Kernel {
-        /// Scenario files
+        /// Scenario files (`-` for standard input)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
     /// Run scenarios on the mmprep engine and print their transcripts
+    #[command(after_help = EXIT_STATUS_HELP)]
     Run {
-        /// Scenario files
+        /// Scenario files (`-` for standard input)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// The machine facts the engine assumes
@@ -60,8 +90,9 @@ enum Command {
         profile: ProfileChoice,
     },
     /// Run scenarios on the kernel and on the engine and show where the transcripts differ
+    #[command(after_help = EXIT_STATUS_HELP)]
     Diff {
-        /// Scenario files
+        /// Scenario files (`-` for standard input)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// The machine facts the engine assumes
@@ -110,12 +141,12 @@ enum Mode {
 }
 
 impl Mode {
-    /// Runs one parsed scenario; `text` is its source, for `diff`'s report.
-    fn run(&self, path: &Path, text: &str, script: &Script) -> Report {
+    /// Runs one parsed scenario; `text` is its source, for messages and `diff`'s report.
+    fn run(&self, input: &Input, script: &Script) -> Report {
         match self {
-            Mode::Kernel => print_run(mmprep_host::run(script)),
-            Mode::Engine(profile) => print_run(mmprep_scenario::engine::run(script, profile)),
-            Mode::Diff(profile) => diff(path, text, script, profile),
+            Mode::Kernel => print_run(input, mmprep_host::run(script)),
+            Mode::Engine(profile) => print_run(input, mmprep_scenario::engine::run(script, profile)),
+            Mode::Diff(profile) => diff(input, script, profile),
         }
     }
 }
@@ -130,14 +161,27 @@ fn main() -> ExitCode {
         Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
     };
-    let mut status = 0;
+    let mut status = exit::OK;
     for path in &files {
-        let mut report = match std::fs::read_to_string(path) {
-            Ok(text) => mode.run(path, &text, &mmprep_scenario::parse(&text)),
-            Err(e) => Report::failed(format!("cannot read it: {e}"), 1),
+        let mut report = match Input::read(path) {
+            Ok(input) => {
+                let script = mmprep_scenario::parse(&input.text);
+                match &script.error {
+                    // `diff` compares whole runs: a scenario that does not parse is not run at
+                    // all, so that nothing (not `same:`) is printed before the error.
+                    Some(error) if matches!(mode, Mode::Diff(_)) => {
+                        let end = RunEnd::ParseError(error.clone());
+                        Report::failed(input.message(&end).unwrap_or_default(), end.exit_code())
+                    }
+                    _ => mode.run(&input, &script),
+                }
+            }
+            Err(report) => report,
         };
         if files.len() > 1 && !matches!(mode, Mode::Diff(_)) {
-            report.stdout.insert_str(0, &format!("==> {} <==\n", path.display()));
+            report
+                .stdout
+                .insert_str(0, &format!("==> {} <==\n", display_name(path)));
         }
         let mut stdout = io::stdout().lock();
         if let Err(e) = stdout.write_all(report.stdout.as_bytes()).and_then(|()| stdout.flush()) {
@@ -146,27 +190,110 @@ fn main() -> ExitCode {
                 break;
             }
             eprintln!("mmprep: cannot write to stdout: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit::HOST_FAILED);
         }
         if let Some(message) = &report.stderr {
-            eprintln!("mmprep: {}: {message}", path.display());
+            eprintln!("mmprep: {message}");
         }
-        if status == 0 {
+        if status == exit::OK {
             status = report.status;
         }
     }
-    ExitCode::from(u8::try_from(status).unwrap_or(1))
+    ExitCode::from(status)
 }
 
-/// What one file printed and its exit status.
+/// How a FILE argument is named in messages: `<stdin>` for `-`.
+fn display_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        "<stdin>".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// One scenario's source text, and the name messages give it.
+struct Input {
+    name: String,
+    text: String,
+}
+
+impl Input {
+    /// Reads FILE (`-`: standard input). A file that cannot be read, is not UTF-8 or holds
+    /// nothing but blank lines and comments is a bad scenario: nothing of it runs.
+    fn read(path: &Path) -> Result<Input, Report> {
+        let name = display_name(path);
+        let bytes = if path == Path::new("-") {
+            let mut bytes = Vec::new();
+            io::stdin().lock().read_to_end(&mut bytes).map(|_| bytes)
+        } else {
+            std::fs::read(path)
+        };
+        let bytes = bytes.map_err(|e| Report::failed(format!("{name}: cannot read it: {e}"), exit::BAD_SCENARIO))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
+            let valid = e.utf8_error().valid_up_to();
+            let before = &bytes[..valid];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            // The bytes before it on its line are valid UTF-8 (they are before `valid`).
+            let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+            Report::failed(
+                format!(
+                    "{name}:{line}:{column}: not UTF-8 (byte {:#04x}); a scenario is UTF-8 text, nothing ran",
+                    bytes[valid]
+                ),
+                exit::BAD_SCENARIO,
+            )
+        })?;
+        if is_empty_scenario(&text) {
+            return Err(Report::failed(
+                format!("{name}: empty scenario: no line other than blank lines and comments, nothing ran"),
+                exit::BAD_SCENARIO,
+            ));
+        }
+        Ok(Input { name, text })
+    }
+
+    /// The stderr line for how a run ended (`None` for a normal end), with the file name in
+    /// front: `FILE:LINE:COLUMN: message` for a parse error.
+    fn message(&self, end: &RunEnd) -> Option<String> {
+        match end {
+            // An error the engine runner found (an unknown driver) has no column: the line's
+            // first token is where it starts.
+            RunEnd::ParseError(e) if e.column == 0 => {
+                let mut e = e.clone();
+                e.column = self.first_column(e.line);
+                Some(format!("{}:{}", self.name, RunEnd::ParseError(e).message()?))
+            }
+            RunEnd::ParseError(_) => Some(format!("{}:{}", self.name, end.message()?)),
+            _ => Some(format!("{}: {}", self.name, end.message()?)),
+        }
+    }
+
+    /// The 1-based column of the first token of 1-based line `line`.
+    fn first_column(&self, line: usize) -> usize {
+        let raw = self.text.lines().nth(line.saturating_sub(1)).unwrap_or_default();
+        raw.chars().take_while(|&c| c == ' ' || c == '\t').count() + 1
+    }
+}
+
+/// Does `text` hold nothing but blank lines and comments (as the parser reads them)?
+fn is_empty_scenario(text: &str) -> bool {
+    text.lines().all(|line| {
+        let content = line.split('#').next().unwrap_or_default();
+        content.split([' ', '\t']).all(str::is_empty)
+    })
+}
+
+/// What one file printed, its stderr line (file name included) and its exit status.
 struct Report {
     stdout: String,
     stderr: Option<String>,
-    status: i32,
+    status: u8,
 }
 
 impl Report {
-    fn failed(message: String, status: i32) -> Report {
+    fn failed(message: String, status: u8) -> Report {
         Report {
             stdout: String::new(),
             stderr: Some(message),
@@ -176,34 +303,41 @@ impl Report {
 }
 
 /// `kernel` and `run`: the transcript, and how the run ended.
-fn print_run(t: Transcript) -> Report {
+fn print_run(input: &Input, t: Transcript) -> Report {
     Report {
         stdout: t.text(),
-        stderr: t.end.message(),
+        stderr: input.message(&t.end),
         status: t.end.exit_code(),
     }
 }
 
 /// `diff`: runs both sides and compares them.
-fn diff(path: &Path, text: &str, script: &Script, profile: &Profile) -> Report {
+fn diff(input: &Input, script: &Script, profile: &Profile) -> Report {
     let kernel = mmprep_host::run(script);
     if let RunEnd::Unsupported { .. } | RunEnd::WindowTaken | RunEnd::RunnerFailed(_) = kernel.end {
         let message = kernel.end.message().unwrap_or_default();
-        return Report::failed(format!("the kernel run failed: {message}"), kernel.end.exit_code());
+        return Report::failed(
+            format!("{}: the kernel run failed: {message}", input.name),
+            kernel.end.exit_code(),
+        );
     }
     let engine = mmprep_scenario::engine::run(script, profile);
     let comparison = mmprep_host::diff::compare(&kernel, &engine);
     if comparison.is_same() {
         Report {
-            stdout: format!("same: {}\n", path.display()),
-            stderr: kernel.end.message(),
+            stdout: format!("same: {}\n", input.name),
+            stderr: input.message(&kernel.end),
             status: kernel.end.exit_code(),
         }
     } else {
         Report {
-            stdout: format!("differs: {}\n{}", path.display(), comparison.report(text, DIFF_LIMIT)),
+            stdout: format!(
+                "differs: {}\n{}",
+                input.name,
+                comparison.report(&input.text, DIFF_LIMIT)
+            ),
             stderr: None,
-            status: 1,
+            status: exit::DIFFERS,
         }
     }
 }
@@ -222,7 +356,7 @@ fn fuzz(start: u64, seeds: u64) -> ExitCode {
             print!("{}", failure.report(DIFF_LIMIT));
             let shrunk = mmprep_host::fuzz::shrink(&failure, &profile);
             print!("--- shrunk ---\n{}", shrunk.report(DIFF_LIMIT));
-            ExitCode::from(1)
+            ExitCode::from(exit::DIFFERS)
         }
     }
 }
@@ -240,14 +374,14 @@ fn tour() -> ExitCode {
             "\nThe host kernel ran the same scenario and printed the same {} lines: the engine agrees.",
             kernel.entries.len()
         );
-        println!("Write your own scenario (see shared/scenario-format.md) and check it with `mmprep diff FILE`.");
+        println!("Write your own scenario (see docs/scenario-format.md) and check it with `mmprep diff FILE`.");
         ExitCode::SUCCESS
     } else {
         println!(
             "\nThe host kernel printed something else:\n{}",
             comparison.report(&mmprep_scenario::tour::scenario(), DIFF_LIMIT)
         );
-        ExitCode::from(1)
+        ExitCode::from(exit::DIFFERS)
     }
 }
 
@@ -271,7 +405,7 @@ fn bench(vmas: &[u64], pairs: u64) -> ExitCode {
             (Ok(e), Ok(k)) => (e, k),
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("mmprep: bench with {n} VMAs: {e}");
-                return ExitCode::from(1);
+                return ExitCode::from(exit::HOST_FAILED);
             }
         };
         let calls = 2 * pairs;

@@ -1,7 +1,8 @@
 //! The `mmprep` binary's exit statuses and output, run as a user would run it.
 
+use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// A scenario file of `tests/scenarios/`.
 fn scenario(name: &str) -> PathBuf {
@@ -48,27 +49,27 @@ fn kernel_prints_the_contract_example() {
     assert_eq!(text(&out.stderr), "");
 }
 
-/// A parse error: the lines before it print, the message names the line, exit 2.
+/// A parse error: the lines before it print, the message names the file, line and column, exit 3.
 #[test]
-fn kernel_parse_error_exits_2() {
+fn kernel_parse_error_exits_3() {
     let out = mmprep(&["kernel"], &["parse-error.scn"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert_eq!(
         text(&out.stdout),
         "L2 mmap = 0x0\nL3 maps = 1\n  00000000-00001000 rw-p 00000000\n"
     );
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("parse-error.scn: line 4: expected `munmap ADDR LEN`"),
+        stderr.contains("parse-error.scn:4:1: expected `munmap ADDR LEN`, got 1 argument"),
         "{stderr}"
     );
 }
 
-/// A driver file: the kernel runner prints nothing and exits 3.
+/// A driver file: the kernel runner prints nothing and exits 5.
 #[test]
-fn kernel_refuses_engine_only_scenarios_with_3() {
+fn kernel_refuses_engine_only_scenarios_with_5() {
     let out = mmprep(&["kernel"], &["driver.scn"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(5));
     assert_eq!(text(&out.stdout), "");
     assert!(
         text(&out.stderr).contains("unsupported: line 2: "),
@@ -81,52 +82,243 @@ fn kernel_refuses_engine_only_scenarios_with_3() {
 #[test]
 fn kernel_several_files() {
     let out = mmprep(&["kernel"], &["contract-example.scn", "driver.scn", "parse-error.scn"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(5));
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("==> "), "{stdout}");
     assert!(stdout.contains(EXAMPLE_TRANSCRIPT), "{stdout}");
     assert_eq!(stdout.matches("==> ").count(), 3, "{stdout}");
 }
 
-/// A file that cannot be read: exit 1, with the reason.
+/// A file that does not exist is a bad scenario: exit 3, with the reason, on every command.
 #[test]
-fn unreadable_file_exits_1() {
-    let out = mmprep(&["kernel"], &["no-such-file.scn"]);
-    assert_eq!(out.status.code(), Some(1));
+fn missing_file_exits_3() {
+    for command in ["kernel", "run", "diff"] {
+        let out = mmprep(&[command], &["no-such-file.scn"]);
+        assert_eq!(out.status.code(), Some(3), "{command}");
+        assert_eq!(text(&out.stdout), "", "{command}");
+        assert!(
+            text(&out.stderr).contains("no-such-file.scn: cannot read it: "),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// The engine runner stops at a parse error on line 1 with exit 3, whatever it supports; the
+/// column is the bad token's.
+#[test]
+fn run_parse_error_exits_3() {
+    for profile in ["host", "reference"] {
+        let out = mmprep(&["run", "--profile", profile], &["parse-error-first-line.scn"]);
+        assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "");
+        assert!(
+            text(&out.stderr).contains("parse-error-first-line.scn:1:15: FLAGS: unknown word `bogus`"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// `diff` of an engine-only scenario: the kernel cannot run it, exit 5.
+#[test]
+fn diff_of_an_engine_only_scenario_exits_5() {
+    let out = mmprep(&["diff"], &["driver.scn"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(text(&out.stderr).contains("unsupported"), "{}", text(&out.stderr));
+}
+
+/// `diff` of a scenario that does not parse runs nothing: no `same:`, the error, exit 3.
+#[test]
+fn diff_parse_error_prints_only_the_error() {
+    let out = mmprep(&["diff"], &["parse-error.scn"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("no-such-file.scn: cannot read it"),
+        stderr.contains("parse-error.scn:4:1: expected `munmap ADDR LEN`, got 1 argument"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// No file, or an unknown subcommand: clap's usage error, exit 2. `--help` lists every exit status.
+#[test]
+fn usage_errors_exit_2_and_help_lists_the_exit_statuses() {
+    assert_eq!(mmprep(&["kernel"], &[]).status.code(), Some(2));
+    assert_eq!(mmprep(&["no-such-subcommand"], &[]).status.code(), Some(2));
+    assert_eq!(mmprep(&["run", "--profile", "nosuch", "-"], &[]).status.code(), Some(2));
+    let help = mmprep(&["--help"], &[]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = text(&help.stdout);
+    for sub in ["kernel", "run", "diff"] {
+        assert!(help.contains(sub));
+    }
+    for line in [
+        "  0  success",
+        "  1  the transcripts differ",
+        "  2  usage error",
+        "  3  bad scenario",
+        "  4  host failure",
+        "  5  a line the runner does not support",
+    ] {
+        assert!(help.contains(line), "{line:?} not in\n{help}");
+    }
+    // The subcommands that read scenarios list them too.
+    for sub in ["kernel", "run", "diff"] {
+        let help = text(&mmprep(&[sub, "--help"], &[]).stdout);
+        assert!(help.contains("  3  bad scenario"), "{sub} --help:\n{help}");
+    }
+}
+
+/// `--version`: the crate's version and the kernel the engine models.
+#[test]
+fn version_names_the_modelled_kernel() {
+    let out = mmprep(&["--version"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "mmprep {} (models Linux 6.18, x86_64 host behaviour)\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+/// Runs `mmprep ARGS...` with `input` on standard input.
+fn mmprep_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmprep"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run mmprep");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(input).expect("cannot write to mmprep");
+    drop(stdin);
+    child.wait_with_output().expect("cannot wait for mmprep")
+}
+
+/// `-` is standard input for `run`, `kernel` and `diff`; messages call it `<stdin>`.
+#[test]
+fn dash_reads_standard_input() {
+    let scenario = b"mmap 0 8K rw- private|anon|fixed\nmaps\n";
+    let transcript = "L1 mmap = 0x0\nL2 maps = 1\n  00000000-00002000 rw-p 00000000\n";
+    for command in ["run", "kernel"] {
+        let out = mmprep_stdin(&[command, "-"], scenario);
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), transcript, "{command}");
+    }
+    let out = mmprep_stdin(&["diff", "-"], scenario);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "same: <stdin>\n");
+    let out = mmprep_stdin(&["run", "-"], b"munmap 0\n");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).starts_with("mmprep: <stdin>:1:1: "),
         "{}",
         text(&out.stderr)
     );
 }
 
-/// The engine runner stops at a parse error on line 1 with exit 2, whatever it supports.
+/// A scenario with nothing but blank lines and comments is a bad scenario, said plainly.
 #[test]
-fn run_parse_error_exits_2() {
-    for profile in ["host", "reference"] {
-        let out = mmprep(&["run", "--profile", profile], &["parse-error-first-line.scn"]);
-        assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
-        assert_eq!(text(&out.stdout), "");
-        assert!(text(&out.stderr).contains("line 1: FLAGS: unknown word `bogus`"));
+fn an_empty_scenario_exits_3() {
+    for input in [&b""[..], b"\n\n", b"# just a comment\n   \t\n"] {
+        for command in ["run", "kernel", "diff"] {
+            let out = mmprep_stdin(&[command, "-"], input);
+            assert_eq!(out.status.code(), Some(3), "{command} {input:?}");
+            assert_eq!(text(&out.stdout), "");
+            assert_eq!(
+                text(&out.stderr),
+                "mmprep: <stdin>: empty scenario: no line other than blank lines and comments, nothing ran\n"
+            );
+        }
     }
 }
 
-/// `diff` of an engine-only scenario: the kernel cannot run it, exit 3.
+/// A NUL byte in a token is printed escaped, never raw.
 #[test]
-fn diff_of_an_engine_only_scenario_exits_3() {
-    let out = mmprep(&["diff"], &["driver.scn"]);
+fn a_nul_byte_is_escaped_in_the_message() {
+    let out = mmprep_stdin(&["run", "-"], b"maps\nmunmap 0 4\0K\n");
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("unsupported"), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "L1 maps = 0\n");
+    assert!(!out.stderr.contains(&0), "a raw NUL in {:?}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("mmprep: <stdin>:2:10: LEN: `4\\0K` is not a number"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
-/// No file, or an unknown subcommand: clap's usage error.
+/// Bytes that are not UTF-8: the line and column of the first bad byte, nothing runs, exit 3.
 #[test]
-fn usage_errors() {
-    assert_eq!(mmprep(&["kernel"], &[]).status.code(), Some(2));
-    assert_eq!(mmprep(&["no-such-subcommand"], &[]).status.code(), Some(2));
-    let help = mmprep(&["--help"], &[]);
-    assert_eq!(help.status.code(), Some(0));
-    for sub in ["kernel", "run", "diff"] {
-        assert!(text(&help.stdout).contains(sub));
-    }
+fn invalid_utf8_reports_its_line() {
+    let out = mmprep_stdin(&["kernel", "-"], b"maps\n# caf\xc3\xa9\nmaps \xff\xfe\n");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        "mmprep: <stdin>:3:6: not UTF-8 (byte 0xff); a scenario is UTF-8 text, nothing ran\n"
+    );
+}
+
+/// A 1 MB token is cut to 40 characters and `...` in the message.
+#[test]
+fn a_huge_token_is_cut_in_the_message() {
+    let mut input = b"maps\nmmap 0 4K rw- ".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 1 << 20));
+    input.push(b'\n');
+    let out = mmprep_stdin(&["run", "-"], &input);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(stderr.len() < 300, "{} bytes of stderr", stderr.len());
+    assert!(
+        stderr.starts_with(&format!(
+            "mmprep: <stdin>:2:15: FLAGS: unknown word `{}...`",
+            "x".repeat(40)
+        )),
+        "{stderr}"
+    );
+}
+
+/// The transcripts differ: exit 1, and `differs:` with the first differing line. The kernel
+/// side runs under a 4 GiB address-space limit (`ulimit -v`) that the reference profile does not
+/// have, so an 8 GiB mapping fails only there.
+#[test]
+fn a_difference_exits_1() {
+    let path = std::env::temp_dir().join(format!("mmprep-cli-differs-{}.scn", std::process::id()));
+    std::fs::write(&path, "window 16G\nmmap 0 8G rw- private|anon|noreserve|fixed\n").expect("cannot write");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$0\" diff --profile reference \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_mmprep"))
+        .arg(&path)
+        .output()
+        .expect("cannot run sh");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("differs: "), "{stdout}");
+    assert!(
+        stdout.contains("-kernel: L2 mmap = -ENOMEM\n+engine: L2 mmap = 0x0"),
+        "{stdout}"
+    );
+}
+
+/// The kernel runner failing (here: a tmpfile it cannot size) is a host failure, exit 4.
+#[test]
+fn a_runner_failure_exits_4() {
+    let out = mmprep_stdin(&["kernel", "-"], b"maps\nfile huge tmpfile 0xffffffffffffffff\nmaps\n");
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(text(&out.stdout), "L1 maps = 0\n");
+    assert!(
+        text(&out.stderr).starts_with("mmprep: <stdin>: runner failed: L2 file: ftruncate: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = mmprep_stdin(&["diff", "-"], b"maps\nfile huge tmpfile 0xffffffffffffffff\nmaps\n");
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(text(&out.stdout), "");
 }

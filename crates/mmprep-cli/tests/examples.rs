@@ -2,7 +2,7 @@
 //!
 //! The host kernel cannot run them (they map mmprep's example drivers), so their `.expected`
 //! transcripts are the engine's, reviewed line by line against the pipeline rules of
-//! `shared/reference/mmap-prepare-pipeline.md` when they were written. Two checks keep them
+//! `docs/reference/mmap-prepare-pipeline.md` when they were written. Two checks keep them
 //! honest:
 //!
 //! 1. each transcript still matches its reviewed `.expected` byte for byte;

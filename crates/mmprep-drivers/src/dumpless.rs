@@ -6,7 +6,7 @@
 //! that continues the first (same file, next offset) merges with it. With the legacy `->mmap`
 //! (`legacy=1`) the kernel tries the merge first, with the flags from before the hook - without
 //! `VM_DONTDUMP` - so the new range never matches its neighbour, and every mapping stays a VMA
-//! of its own (`mm/vma.c:__mmap_region`; `shared/reference/mmap-prepare-pipeline.md` 11.1).
+//! of its own (`mm/vma.c:__mmap_region`; `docs/reference/mmap-prepare-pipeline.md` 11.1).
 //! Pages come from the device's page cache, so all mappings of one offset share them.
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The host-kernel runner: runs a scenario with real system calls and returns its transcript.
 //!
-//! The host kernel is mmprep's oracle (`shared/scenario-format.md`): a scenario that uses only
+//! The host kernel is mmprep's oracle (`docs/scenario-format.md`): a scenario that uses only
 //! what a real kernel has must print the same transcript here and on the engine. [`run`] forks a
 //! child process; the child (`child.rs`) makes every `mmap`, `munmap`, `mprotect`... of the
 //! scenario inside the window `[W, W + window)`, touches memory through fault-catching probes

@@ -93,7 +93,7 @@ fn parse_header(line: &str) -> Option<ProcVma> {
     Some(vma)
 }
 
-/// The `VmFlags` codes the host kernel prints (`shared/reference/vma-rules.md` 1.1), as static
+/// The `VmFlags` codes the host kernel prints (`docs/reference/vma-rules.md` 1.1), as static
 /// strings, so that a transcript can hold them as `&'static str` like the engine's.
 const VM_FLAG_CODES: &[&str] = &[
     "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "um", "pf", "gu", "uw", "lo", "io", "sr", "rr", "dc", "de",

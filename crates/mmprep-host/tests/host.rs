@@ -22,7 +22,7 @@ fn assert_transcript(text: &str, expected: &str) {
     );
 }
 
-/// The "Example" section of `shared/scenario-format.md`, verbatim.
+/// The "Example" section of `docs/scenario-format.md`, verbatim.
 #[test]
 fn the_contract_example() {
     assert_transcript(
@@ -161,7 +161,7 @@ L8 maps = 0
 }
 
 /// A parse error stops the script: the lines before it ran and printed, the run ends with the
-/// error (exit status 2 in the CLI).
+/// error (exit status 3 in the CLI).
 #[test]
 fn parse_error_mid_script() {
     let t = kernel("mmap 0 4K rw- private|anon|fixed\nmaps\nmunmap 0\nmaps\n");
@@ -173,16 +173,16 @@ fn parse_error_mid_script() {
         panic!("{:?}", t.end)
     };
     assert_eq!(e.line, 3);
-    assert_eq!(t.end.exit_code(), 2);
+    assert_eq!(t.end.exit_code(), 3);
 }
 
-/// Engine-only lines: nothing runs, no entries, `unsupported` (exit status 3).
+/// Engine-only lines: nothing runs, no entries, `unsupported` (exit status 5).
 #[test]
 fn driver_files_and_events_are_unsupported() {
     let t = kernel("mmap 0 4K rw- private|anon|fixed\nfile dev driver counter pages=2\nmaps\n");
     assert_eq!(t.entries, Vec::<String>::new());
     assert!(matches!(t.end, RunEnd::Unsupported { line: 2, .. }), "{:?}", t.end);
-    assert_eq!(t.end.exit_code(), 3);
+    assert_eq!(t.end.exit_code(), 5);
     let t = kernel("maps\nevents\n");
     assert_eq!(t.entries, Vec::<String>::new());
     assert!(matches!(t.end, RunEnd::Unsupported { line: 2, .. }), "{:?}", t.end);
@@ -267,5 +267,5 @@ fn runner_failures_keep_the_lines_before() {
         panic!("{:?}", t.end)
     };
     assert!(why.starts_with("L2 file: ftruncate: "), "{why}");
-    assert_eq!(t.end.exit_code(), 1);
+    assert_eq!(t.end.exit_code(), 4);
 }

@@ -6,7 +6,7 @@
 //! `mmprep-drivers`.
 //!
 //! An operation the engine does not have ends the run with [`RunEnd::Unsupported`] naming it
-//! (exit status 3), never with a made-up result (every operation of the format runs now).
+//! (exit status 5), never with a made-up result (every operation of the format runs now).
 //! `file NAME driver DRIVER` opens one of `mmprep-drivers`' example
 //! drivers ([`registry`]); an unknown driver or parameter ends the run as a parse error.
 
@@ -60,10 +60,10 @@ pub fn run(script: &Script, profile: &Profile) -> Transcript {
 /// Why a step did not run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepError {
-    /// The engine does not have this yet (exit status 3).
+    /// The engine does not have this yet (exit status 5).
     Unsupported(String),
     /// The line is well-formed but names something the engine does not know (an unknown driver,
-    /// a parameter it does not take): a parse error (exit status 2).
+    /// a parameter it does not take): a parse error (exit status 3).
     Invalid(String),
 }
 
@@ -72,7 +72,11 @@ impl StepError {
     pub fn end(self, line: usize) -> RunEnd {
         match self {
             StepError::Unsupported(reason) => RunEnd::Unsupported { line, reason },
-            StepError::Invalid(message) => RunEnd::ParseError(ParseError { line, message }),
+            StepError::Invalid(message) => RunEnd::ParseError(ParseError {
+                line,
+                column: 0,
+                message,
+            }),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! A seeded random scenario generator, for differential testing against the host kernel.
 //!
-//! [`generate`] writes scenario *text* (`shared/scenario-format.md`, v1), so the parser is
+//! [`generate`] writes scenario *text* (`docs/scenario-format.md`, v1), so the parser is
 //! exercised by every generated case too. The same seed and [`GenConfig`] always give the same
 //! text.
 //!

@@ -1,4 +1,4 @@
-//! The mmprep scenario format (`shared/scenario-format.md`, version 1).
+//! The mmprep scenario format (`docs/scenario-format.md`, version 1).
 //!
 //! A scenario is a plain-text script of memory-map operations. This crate parses it ([`parse()`])
 //! into a [`script::Script`] (plain data), runs it on the engine ([`engine`]), and prints the
@@ -14,6 +14,10 @@ pub mod script;
 pub mod tour;
 pub mod transcript;
 
+/// The kernel whose behaviour the engine reproduces: what the host-kernel runner's transcripts were
+/// taken on and what `mmprep --version` names.
+pub const MODELLED_KERNEL: &str = "Linux 6.18, x86_64";
+
 pub use parse::parse;
 pub use script::{Op, Script, Step, WINDOW_BASE};
-pub use transcript::{Outcome, RunEnd, Transcript, format_step};
+pub use transcript::{Outcome, RunEnd, Transcript, exit, format_step};

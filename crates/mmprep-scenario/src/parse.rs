@@ -1,9 +1,11 @@
-//! The scenario parser: scenario text in, a [`Script`] out (`shared/scenario-format.md`, v1).
+//! The scenario parser: scenario text in, a [`Script`] out (`docs/scenario-format.md`, v1).
 //!
 //! A scenario is read line by line. Each line is a verb and its arguments, separated by spaces
 //! or tabs; `#` starts a comment. The first line that does not parse ends the script: every
-//! line before it is kept in [`Script::steps`], and the error (line number and what is wrong)
-//! goes to [`Script::error`], so a runner can run what came before and then report it.
+//! line before it is kept in [`Script::steps`], and the error (line, column of the token it is
+//! about, and what is wrong) goes to [`Script::error`], so a runner can run what came before and
+//! then report it. The message is safe to print whatever the input: control characters are
+//! escaped and a long token is cut ([`tidy`]).
 //!
 //! The parser only checks the *form* of a line (token count, numbers, names, flag words, files
 //! declared before use). Whether a call makes sense is the kernel's business: `mmap 1 0 rwx
@@ -39,8 +41,12 @@ pub fn parse(text: &str) -> Script {
     let mut error = None;
     for (index, raw) in text.lines().enumerate() {
         let line = index.saturating_add(1);
-        if let Err(message) = parser.line(line, raw) {
-            error = Some(ParseError { line, message });
+        if let Err(e) = parser.line(line, raw) {
+            error = Some(ParseError {
+                line,
+                column: column(raw, e.token),
+                message: tidy(&e.message),
+            });
             break;
         }
     }
@@ -67,8 +73,33 @@ pub struct Verb {
     parse: LineParser,
 }
 
-/// What a line parses into: a step, nothing (`window`), or the message of a parse error.
-type LineResult = Result<Option<Op>, String>;
+/// What a line parses into: a step, nothing (`window`), or a parse error.
+type LineResult = Result<Option<Op>, LineError>;
+
+/// Why a line does not parse: the message, and the token it is about when there is one.
+struct LineError {
+    message: String,
+    /// Where the token starts in memory ([`start_of`]); the parser turns it into a column.
+    token: Option<usize>,
+}
+
+impl From<String> for LineError {
+    fn from(message: String) -> LineError {
+        LineError { message, token: None }
+    }
+}
+
+impl From<&str> for LineError {
+    fn from(message: &str) -> LineError {
+        LineError::from(message.to_string())
+    }
+}
+
+/// The address of a token's first byte. Tokens are slices of the line, so the difference of two
+/// such addresses is a byte offset in the line; nothing is ever read through it.
+fn start_of(token: &str) -> usize {
+    token.as_ptr() as usize
+}
 
 /// Parses the arguments of one verb, given the verb's own table entry (for its usage text).
 type LineParser = fn(&mut Parser, &'static Verb, &[&str]) -> LineResult;
@@ -406,7 +437,7 @@ struct Parser {
 
 impl Parser {
     /// Parses one line; on success, any step it makes is appended.
-    fn line(&mut self, line: usize, raw: &str) -> Result<(), String> {
+    fn line(&mut self, line: usize, raw: &str) -> Result<(), LineError> {
         let content = match raw.split_once('#') {
             Some((before, _comment)) => before,
             None => raw,
@@ -419,7 +450,7 @@ impl Parser {
         self.first_line = !self.seen_content;
         self.seen_content = true;
         let Some(spec) = VERBS.iter().find(|v| v.name == verb) else {
-            return Err(format!("unknown verb `{verb}`"));
+            return Err(at(verb, format!("unknown verb `{verb}`")));
         };
         if let Some(op) = (spec.parse)(self, spec, args)? {
             self.steps.push(Step { line, op });
@@ -439,13 +470,11 @@ impl Parser {
             return Err("`window` is allowed only as the first line that is not blank or a comment".into());
         }
         let &[size] = args else {
-            return Err(spec.arity_error(args.len()));
+            return Err(spec.arity_error(args.len()).into());
         };
         let size = arg("SIZE", size, parse_number)?;
         if size == 0 || size % PAGE_SIZE != 0 || size > MAX_WINDOW {
-            return Err(format!(
-                "SIZE: the window is a non-zero multiple of 4K, at most 16T (got {size:#x})"
-            ));
+            return Err(format!("SIZE: the window is a non-zero multiple of 4K, at most 16T (got {size:#x})").into());
         }
         self.window = Some(size);
         Ok(None)
@@ -453,19 +482,25 @@ impl Parser {
 
     fn file(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
         let &[name, kind, ref rest @ ..] = args else {
-            return Err(spec.arity_error(args.len()));
+            return Err(spec.arity_error(args.len()).into());
         };
         if !is_word(name) {
-            return Err(format!("NAME: `{name}` is not a name (letters, digits, `_` and `-`)"));
+            return Err(at(
+                name,
+                format!("NAME: `{name}` is not a name (letters, digits, `_` and `-`)"),
+            ));
         }
         if let Some(prev) = self.files.iter().find(|f| f.name == name) {
-            return Err(format!("NAME: `{name}` is already defined (line {})", prev.line));
+            return Err(at(
+                name,
+                format!("NAME: `{name}` is already defined (line {})", prev.line),
+            ));
         }
         let kind = match (kind, rest) {
             ("memfd", &[size]) => FileKind::Memfd {
                 size: arg("SIZE", size, parse_number)?,
             },
-            ("memfd", _) => return Err(format!("expected `file {name} memfd SIZE`")),
+            ("memfd", _) => return Err(format!("expected `file {name} memfd SIZE`").into()),
             ("tmpfile", &[size]) => FileKind::Tmpfile {
                 size: arg("SIZE", size, parse_number)?,
                 read_only: false,
@@ -474,13 +509,14 @@ impl Parser {
                 size: arg("SIZE", size, parse_number)?,
                 read_only: true,
             },
-            ("tmpfile", _) => return Err(format!("expected `file {name} tmpfile SIZE [ro]`")),
+            ("tmpfile", _) => return Err(format!("expected `file {name} tmpfile SIZE [ro]`").into()),
             ("zero", &[]) => FileKind::Zero,
-            ("zero", _) => return Err(format!("expected `file {name} zero`")),
+            ("zero", _) => return Err(format!("expected `file {name} zero`").into()),
             ("driver", &[driver, ref params @ ..]) => {
                 if !is_word(driver) {
-                    return Err(format!(
-                        "DRIVER: `{driver}` is not a name (letters, digits, `_` and `-`)"
+                    return Err(at(
+                        driver,
+                        format!("DRIVER: `{driver}` is not a name (letters, digits, `_` and `-`)"),
                     ));
                 }
                 let mut pairs = Vec::new();
@@ -490,8 +526,9 @@ impl Parser {
                             pairs.push((key.to_string(), value.to_string()));
                         }
                         _ => {
-                            return Err(format!(
-                                "`{param}` is not KEY=VALUE (KEY is letters, digits, `_` and `-`)"
+                            return Err(at(
+                                param,
+                                format!("`{param}` is not KEY=VALUE (KEY is letters, digits, `_` and `-`)"),
                             ));
                         }
                     }
@@ -502,11 +539,12 @@ impl Parser {
                 }
             }
             ("driver", _) => {
-                return Err(format!("expected `file {name} driver DRIVER [KEY=VALUE ...]`"));
+                return Err(format!("expected `file {name} driver DRIVER [KEY=VALUE ...]`").into());
             }
             (other, _) => {
-                return Err(format!(
-                    "unknown file kind `{other}` (one of: memfd tmpfile zero driver)"
+                return Err(at(
+                    other,
+                    format!("unknown file kind `{other}` (one of: memfd tmpfile zero driver)"),
                 ));
             }
         };
@@ -522,13 +560,13 @@ impl Parser {
 
     fn close(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
         let &[name] = args else {
-            return Err(spec.arity_error(args.len()));
+            return Err(spec.arity_error(args.len()).into());
         };
         let Some((id, _)) = self.find_file(name) else {
-            return Err(format!("NAME: no file named `{name}`"));
+            return Err(at(name, format!("NAME: no file named `{name}`")));
         };
         if let Some(Some(line)) = self.closed.get(id) {
-            return Err(format!("NAME: `{name}` is already closed (line {line})"));
+            return Err(at(name, format!("NAME: `{name}` is already closed (line {line})")));
         }
         if let Some(slot) = self.closed.get_mut(id) {
             *slot = Some(self.line);
@@ -540,7 +578,7 @@ impl Parser {
         let ([addr, len, prot, flags], file) = match *args {
             [a, l, p, f] => ([a, l, p, f], None),
             [a, l, p, f, name, offset] => ([a, l, p, f], Some((name, offset))),
-            _ => return Err(spec.arity_error(args.len())),
+            _ => return Err(spec.arity_error(args.len()).into()),
         };
         let addr = match addr {
             "any" => MmapAddr::Any,
@@ -553,8 +591,9 @@ impl Parser {
             None => None,
             Some((name, offset)) => {
                 let Some((file, open)) = self.find_file(name) else {
-                    return Err(format!(
-                        "FILE: no file named `{name}` (declare it on a `file` line first)"
+                    return Err(at(
+                        name,
+                        format!("FILE: no file named `{name}` (declare it on a `file` line first)"),
                     ));
                 };
                 let offset = arg("OFFSET", offset, parse_number)?;
@@ -577,7 +616,7 @@ impl Parser {
 
     fn mprotect(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
         let &[addr, len, prot] = args else {
-            return Err(spec.arity_error(args.len()));
+            return Err(spec.arity_error(args.len()).into());
         };
         let addr = arg("ADDR", addr, parse_number)?;
         let len = arg("LEN", len, parse_number)?;
@@ -598,7 +637,7 @@ impl Parser {
 
     fn madvise(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
         let &[addr, len, advice] = args else {
-            return Err(spec.arity_error(args.len()));
+            return Err(spec.arity_error(args.len()).into());
         };
         let addr = arg("ADDR", addr, parse_number)?;
         let len = arg("LEN", len, parse_number)?;
@@ -613,12 +652,12 @@ impl Parser {
 
     fn mlock2(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
         let &[addr, len, flags] = args else {
-            return Err(spec.arity_error(args.len()));
+            return Err(spec.arity_error(args.len()).into());
         };
         let addr = arg("ADDR", addr, parse_number)?;
         let len = arg("LEN", len, parse_number)?;
         if flags != "onfault" {
-            return Err(format!("unknown mlock2 flag `{flags}` (only `onfault`)"));
+            return Err(at(flags, format!("unknown mlock2 flag `{flags}` (only `onfault`)")));
         }
         Ok(Some(Op::Mlock2 {
             addr,
@@ -636,7 +675,7 @@ impl Parser {
         let ([addr, old_len, new_len, flags], new_addr) = match *args {
             [a, o, n, f] => ([a, o, n, f], None),
             [a, o, n, f, new] => ([a, o, n, f], Some(new)),
-            _ => return Err(spec.arity_error(args.len())),
+            _ => return Err(spec.arity_error(args.len()).into()),
         };
         let addr = arg("ADDR", addr, parse_number)?;
         let old_len = arg("OLDLEN", old_len, parse_number)?;
@@ -665,21 +704,21 @@ impl Parser {
 
     fn touch(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
         let &[addr, len, access] = args else {
-            return Err(spec.arity_error(args.len()));
+            return Err(spec.arity_error(args.len()).into());
         };
         let addr = arg("ADDR", addr, parse_number)?;
         let len = arg("LEN", len, parse_number)?;
         let access = match access {
             "r" => Access::Read,
             "w" => Access::Write,
-            other => return Err(format!("touch access is `r` or `w`, not `{other}`")),
+            other => return Err(at(other, format!("touch access is `r` or `w`, not `{other}`"))),
         };
         Ok(Some(Op::Touch { addr, len, access }))
     }
 
     fn write(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
         let &[addr, len, byte] = args else {
-            return Err(spec.arity_error(args.len()));
+            return Err(spec.arity_error(args.len()).into());
         };
         let addr = arg("ADDR", addr, parse_number)?;
         let len = arg("LEN", len, parse_number)?;
@@ -712,15 +751,83 @@ impl Parser {
     }
 }
 
-/// Parses one argument, prefixing an error with the argument's name.
-fn arg<T>(name: &str, token: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, String> {
-    parse(token).map_err(|e| format!("{name}: {e}"))
+/// Parses one argument, prefixing an error with the argument's name; the error points at `token`.
+fn arg<T>(name: &str, token: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, LineError> {
+    parse(token).map_err(|e| at(token, format!("{name}: {e}")))
+}
+
+/// An error about `token` (its column is the error's column).
+fn at(token: &str, message: String) -> LineError {
+    LineError {
+        message,
+        token: Some(start_of(token)),
+    }
+}
+
+/// The 1-based column (in characters) of the token an error is about, or of the line's first
+/// token when the error is about the whole line.
+fn column(raw: &str, token: Option<usize>) -> usize {
+    let offset = token
+        .and_then(|t| t.checked_sub(start_of(raw)))
+        .filter(|&o| o <= raw.len())
+        .unwrap_or_else(|| raw.len() - raw.trim_start_matches([' ', '\t']).len());
+    raw.get(..offset)
+        .map_or(1, |before| before.chars().count().saturating_add(1))
+}
+
+/// The longest excerpt of a token an error message shows, in characters.
+pub const EXCERPT_CHARS: usize = 40;
+
+/// Makes an error message safe to print: every control character is escaped (`\0`, `\t`,
+/// `\r`, `\n`, else `\u{1b}`), and a quoted token (between backticks, no space inside) longer than
+/// [`EXCERPT_CHARS`] is cut to that many characters followed by `...`. Any other run of more
+/// than twice that without a space is cut the same way, so no token is ever echoed whole.
+pub fn tidy(message: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 && !part.contains(' ') {
+            // A token (tokens have no spaces; usage texts such as `munmap ADDR LEN` do).
+            push_excerpt(&mut out, part, EXCERPT_CHARS);
+        } else {
+            for (j, word) in part.split(' ').enumerate() {
+                if j > 0 {
+                    out.push(' ');
+                }
+                push_excerpt(&mut out, word, 2 * EXCERPT_CHARS);
+            }
+        }
+    }
+    out
+}
+
+/// Appends `text` escaped, cut to `EXCERPT_CHARS` characters and `...` if it is longer than `max`.
+fn push_excerpt(out: &mut String, text: &str, max: usize) {
+    let long = text.chars().nth(max).is_some();
+    let keep = if long { EXCERPT_CHARS } else { max };
+    for c in text.chars().take(keep) {
+        match c {
+            '\0' => out.push_str("\\0"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {
+                let _ = core::fmt::Write::write_fmt(out, format_args!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    if long {
+        out.push_str("...");
+    }
 }
 
 /// `ADDR LEN`, the arguments of `munmap`, `mlock`, `munlock`, `mseal` and `read`.
-fn addr_len(spec: &Verb, args: &[&str]) -> Result<(u64, u64), String> {
+fn addr_len(spec: &Verb, args: &[&str]) -> Result<(u64, u64), LineError> {
     let &[addr, len] = args else {
-        return Err(spec.arity_error(args.len()));
+        return Err(spec.arity_error(args.len()).into());
     };
     Ok((arg("ADDR", addr, parse_number)?, arg("LEN", len, parse_number)?))
 }
@@ -730,7 +837,7 @@ fn no_args(spec: &Verb, args: &[&str], op: Op) -> LineResult {
     if args.is_empty() {
         Ok(Some(op))
     } else {
-        Err(spec.arity_error(args.len()))
+        Err(spec.arity_error(args.len()).into())
     }
 }
 
@@ -1280,6 +1387,59 @@ mod tests {
         let script = parse("file a zero\nfile b memfd 4X");
         assert_eq!(script.files.len(), 1);
         assert_eq!(script.error.map(|e| e.line), Some(2));
+    }
+
+    /// The error's (line, column, message) for `text`.
+    fn located(text: &str) -> (usize, usize, String) {
+        let e = parse(text).error.unwrap_or_else(|| panic!("{text:?} parsed"));
+        (e.line, e.column, e.message)
+    }
+
+    #[test]
+    fn errors_point_at_their_token() {
+        assert_eq!(located("maps\nmunmap 0 4X").1, 10);
+        assert_eq!(located("mmap 0 4K rw- private|bogus").1, 15);
+        assert_eq!(located("  mmapp 0 4K").1, 3);
+        // A tab is one column; a character before the token counts once, whatever its size.
+        assert_eq!(located("\tmunmap\té 4K").1, 9);
+        // About the whole line: the column of its verb.
+        assert_eq!(
+            located("   munmap 0"),
+            (1, 4, "expected `munmap ADDR LEN`, got 1 argument".into())
+        );
+        assert_eq!(located("file a zero\nclose b").1, 7);
+        assert_eq!(located("file a zero\nmmap 0 4K r-- shared b 0").1, 22);
+        assert_eq!(located("touch 0 4K x").1, 12);
+    }
+
+    #[test]
+    fn messages_escape_control_bytes() {
+        assert_eq!(located("ma\0ps").2, "unknown verb `ma\\0ps`");
+        assert_eq!(
+            located("munmap 0 4\rK").2,
+            "LEN: `4\\rK` is not a number (decimal or 0x hex, with an optional K, M or G suffix)"
+        );
+        assert_eq!(located("maps\u{1b}[2J").2, "unknown verb `maps\\u{1b}[2J`");
+    }
+
+    #[test]
+    fn a_huge_token_is_cut_in_the_message() {
+        let token = "a".repeat(1 << 20);
+        let (line, column, message) = located(&format!("maps\nmunmap 0 {token}"));
+        assert_eq!((line, column), (2, 10));
+        assert_eq!(
+            message,
+            format!(
+                "LEN: `{}...` is not a number (decimal or 0x hex, with an optional K, M or G suffix)",
+                "a".repeat(40)
+            )
+        );
+        let message = located(&format!("{token} 0")).2;
+        assert_eq!(message, format!("unknown verb `{}...`", "a".repeat(EXCERPT_CHARS)));
+        // 40 characters exactly are shown whole.
+        let message = located(&format!("{} 0", "é".repeat(40))).2;
+        assert_eq!(message, format!("unknown verb `{}`", "é".repeat(40)));
+        assert_eq!(tidy(&"x".repeat(200)), format!("{}...", "x".repeat(40)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A parsed scenario: plain data, no engine and no system calls.
 //!
-//! The parser ([`crate::parse()`]) turns scenario text (`shared/scenario-format.md`, version 1) into a
+//! The parser ([`crate::parse()`]) turns scenario text (`docs/scenario-format.md`, version 1) into a
 //! [`Script`]; both runners, the engine one ([`crate::engine`]) and the host-kernel one
 //! (`mmprep-host`), execute the same `Script` and print [`crate::transcript`] lines. Numbers stay
 //! exactly as written: addresses are *offsets from the window base* [`WINDOW_BASE`], and the
@@ -24,7 +24,7 @@ pub struct Script {
     pub window: u64,
     /// Every line that parsed, in order, up to the first one that did not.
     pub steps: Vec<Step>,
-    /// The first line that did not parse. A runner runs `steps`, then reports this and exits 2.
+    /// The first line that did not parse. A runner runs `steps`, then reports this and exits 3.
     pub error: Option<ParseError>,
     /// The file declarations, indexed by [`FileId`].
     pub files: Vec<FileDecl>,
@@ -56,6 +56,9 @@ impl Script {
 pub struct ParseError {
     /// 1-based line number.
     pub line: usize,
+    /// 1-based column, in characters, of the token the error is about (of the line's first token
+    /// when it is about the whole line); 0 when the runner, not the parser, found the error.
+    pub column: usize,
     /// What is wrong, for a human.
     pub message: String,
 }

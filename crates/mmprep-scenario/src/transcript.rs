@@ -1,7 +1,7 @@
 //! The transcript: one result line per operation, identical on the engine and on the host kernel.
 //!
 //! Both runners describe what happened as an [`Outcome`]; [`format_step`] turns it into the exact
-//! text of `shared/scenario-format.md` ("Transcript"). Keeping the printing here, in one place, is
+//! text of `docs/scenario-format.md` ("Transcript"). Keeping the printing here, in one place, is
 //! what lets a diff of the two transcripts mean a difference in behaviour and never in formatting.
 
 use alloc::format;
@@ -83,40 +83,63 @@ pub enum Outcome {
     Events(Vec<String>),
 }
 
-/// How a run ended. Each end has its exit status (`shared/scenario-format.md`).
+/// The `mmprep` command's exit statuses (`docs/scenario-format.md`, "Exit status"). When several
+/// files are given, the command exits with the first non-zero status.
+pub mod exit {
+    /// Success; for `diff`, `fuzz` and `tour`: the transcripts are the same.
+    pub const OK: u8 = 0;
+    /// The transcripts differ (`diff`, `fuzz`, `tour`).
+    pub const DIFFERS: u8 = 1;
+    /// The command line is wrong (clap's usage error).
+    pub const USAGE: u8 = 2;
+    /// A bad scenario: a line that does not parse, an empty scenario, a file that cannot be read
+    /// or is not UTF-8.
+    pub const BAD_SCENARIO: u8 = 3;
+    /// The host failed: the kernel runner could not run (fork, a file, /proc), the window is
+    /// already mapped, the benchmark failed, stdout cannot be written.
+    pub const HOST_FAILED: u8 = 4;
+    /// A line the runner does not support: an engine-only line on the kernel runner, an
+    /// operation the engine does not have yet.
+    pub const UNSUPPORTED: u8 = 5;
+}
+
+/// How a run ended. Each end has its exit status ([`exit`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunEnd {
-    /// Every line ran. Exit status 0.
+    /// Every line ran. [`exit::OK`].
     Finished,
-    /// A line did not parse; the lines before it ran. Exit status 2.
+    /// A line did not parse; the lines before it ran. [`exit::BAD_SCENARIO`].
     ParseError(crate::script::ParseError),
     /// The runner cannot run this script or this line: the kernel runner for engine-only lines
     /// (nothing ran), the engine for an operation it does not have yet (the lines before it ran).
-    /// Exit status 3.
+    /// [`exit::UNSUPPORTED`].
     Unsupported { line: usize, reason: String },
-    /// The kernel runner found `[W, W + window)` already mapped. Exit status 4.
+    /// The kernel runner found `[W, W + window)` already mapped. [`exit::HOST_FAILED`].
     WindowTaken,
-    /// The runner itself failed (could not create a file, fork, read /proc). Exit status 1.
+    /// The runner itself failed (could not create a file, fork, read /proc).
+    /// [`exit::HOST_FAILED`].
     RunnerFailed(String),
 }
 
 impl RunEnd {
     /// The exit status the CLI uses for this end.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> u8 {
         match self {
-            RunEnd::Finished => 0,
-            RunEnd::RunnerFailed(_) => 1,
-            RunEnd::ParseError(_) => 2,
-            RunEnd::Unsupported { .. } => 3,
-            RunEnd::WindowTaken => 4,
+            RunEnd::Finished => exit::OK,
+            RunEnd::ParseError(_) => exit::BAD_SCENARIO,
+            RunEnd::Unsupported { .. } => exit::UNSUPPORTED,
+            RunEnd::WindowTaken | RunEnd::RunnerFailed(_) => exit::HOST_FAILED,
         }
     }
 
-    /// A one-line message for stderr, or `None` for a normal end.
+    /// A one-line message for stderr, or `None` for a normal end. A parse error reads
+    /// `LINE:COLUMN: message` (`LINE: message` when the runner found it and has no column), so
+    /// that the caller can put the file name in front.
     pub fn message(&self) -> Option<String> {
         match self {
             RunEnd::Finished => None,
-            RunEnd::ParseError(e) => Some(format!("line {}: {}", e.line, e.message)),
+            RunEnd::ParseError(e) if e.column > 0 => Some(format!("{}:{}: {}", e.line, e.column, e.message)),
+            RunEnd::ParseError(e) => Some(format!("{}: {}", e.line, e.message)),
             RunEnd::Unsupported { line, reason } => Some(format!("unsupported: line {line}: {reason}")),
             RunEnd::WindowTaken => Some("the window is not free: something is already mapped in it".into()),
             RunEnd::RunnerFailed(why) => Some(format!("runner failed: {why}")),

@@ -320,7 +320,7 @@ pub const MAY_ACCESS: VmaFlags = VmaFlags::from_bits(&[B::MayRead, B::MayWrite, 
 
 /// The flags a merge ignores when comparing, and ORs into the result (`VM_STICKY`,
 /// `VM_IGNORE_MERGE`): `VM_MAYBE_GUARD`, plus `VM_SOFTDIRTY` where it exists. The reference host
-/// (6.18.44) has `VM_MAYBE_GUARD` backported (`shared/reference/vma-rules.md` section 0, H).
+/// (6.18.44) has `VM_MAYBE_GUARD` backported (`docs/reference/vma-rules.md` section 0, H).
 pub const fn sticky_flags(soft_dirty: bool) -> VmaFlags {
     if soft_dirty {
         VmaFlags::from_bits(&[B::MaybeGuard, B::SoftDirty])

@@ -6,7 +6,7 @@
 //! is folded into a neighbour whose flags it now matches. Everything about merging is decided
 //! here, in one place, for every system call.
 //!
-//! Mirrors `mm/vma.c` ([H] 6.18 with the 6.17 anon_vma rules; `shared/reference/vma-rules.md`
+//! Mirrors `mm/vma.c` ([H] 6.18 with the 6.17 anon_vma rules; `docs/reference/vma-rules.md`
 //! section 2): `is_mergeable_vma`, `is_mergeable_anon_vma`, `can_vma_merge_before` / `_after`,
 //! `can_vma_merge_left` / `_right`, `can_merge_remove_vma`, `vma_merge_new_range`,
 //! `vma_merge_existing_range`, `vma_modify`.

@@ -7,7 +7,7 @@
 //! (`mmprep-host`), so that a diff against the host kernel compares like with like; tests build
 //! one explicitly, usually [`Profile::reference_host`].
 //!
-//! Values and their kernel sources are listed in `shared/reference/vma-rules.md` section 0.
+//! Values and their kernel sources are listed in `docs/reference/vma-rules.md` section 0.
 
 /// `vm.overcommit_memory` (`mm/util.c:__vm_enough_memory`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The reference host of `shared/reference/vma-rules.md` section 0: Linux 6.18 x86_64, root,
+    /// The reference host of `docs/reference/vma-rules.md` section 0: Linux 6.18 x86_64, root,
     /// overcommit 0, 23 GiB RAM and no swap, `max_map_count` 65530, THP `madvise`, no soft-dirty,
     /// no anon VMA names, ext4 `/tmp`, and an `mmap_base` as with `setarch -R` and an 8 MiB stack.
     pub fn reference_host() -> Profile {

@@ -2,7 +2,7 @@
 //! a fresh range and over an existing mapping (`MAP_FIXED`), checked for the caller's errno, the
 //! resulting layout, and that every `mapped`/`open` is balanced by a `close`.
 //!
-//! Expected outcomes (`shared/reference/mmap-prepare-pipeline.md` 4.1 and 10, [N]):
+//! Expected outcomes (`docs/reference/mmap-prepare-pipeline.md` 4.1 and 10, [N]):
 //!
 //! | failing step | errno | range afterwards |
 //! | --- | --- | --- |

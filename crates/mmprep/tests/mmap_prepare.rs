@@ -3,8 +3,8 @@
 //!
 //! The host kernel (6.18) has `mmap_prepare` but not `mapped` or the action hooks, so these
 //! rules come from the newer source as written up in
-//! `shared/reference/mmap-prepare-pipeline.md` ([N]; sections cited per test). The limit
-//! tests follow host-verified rows of `shared/reference/vma-rules.md` section 3.2.
+//! `docs/reference/mmap-prepare-pipeline.md` ([N]; sections cited per test). The limit
+//! tests follow host-verified rows of `docs/reference/vma-rules.md` section 3.2.
 
 mod common;
 

@@ -5,7 +5,7 @@
 //!
 //! Every expected layout and errno is the host kernel's: each test names the scenario under
 //! `tests/scenarios/` whose checked-in `.expected` transcript (made by `mmprep kernel`) shows the
-//! same steps, or the host-verified row of `shared/reference/vma-rules.md` it checks (limits,
+//! same steps, or the host-verified row of `docs/reference/vma-rules.md` it checks (limits,
 //! placement). Ruler: one column per 4 KiB page above the base; upper case letters are VMAs
 //! without an anon_vma, lower case with one, `.` a hole.
 

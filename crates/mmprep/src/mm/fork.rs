@@ -1,7 +1,7 @@
 //! `fork(2)`: the child's copy of the address space.
 //!
 //! Mirrors `kernel/fork.c:dup_mm` → `mm/mmap.c:dup_mmap` and `mm/rmap.c:anon_vma_fork`
-//! ([H] 6.18; `shared/reference/vma-rules.md` section 7). VMAs are copied one for one, never
+//! ([H] 6.18; `docs/reference/vma-rules.md` section 7). VMAs are copied one for one, never
 //! re-merged, except:
 //!
 //! - `VM_DONTCOPY` VMAs (`MADV_DONTFORK`) are left out;

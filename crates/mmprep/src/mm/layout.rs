@@ -8,7 +8,7 @@
 //! Mirrors `mm/mmap.c:__get_unmapped_area`, `round_hint_to_min`,
 //! `arch/x86/kernel/sys_x86_64.c:arch_get_unmapped_area_topdown`,
 //! `arch/x86/mm/mmap.c:mmap_address_hint_valid`, `mm/vma.c:unmapped_area_topdown`,
-//! `mm/huge_memory.c:__thp_get_unmapped_area` ([H] 6.18; `shared/reference/vma-rules.md` 5).
+//! `mm/huge_memory.c:__thp_get_unmapped_area` ([H] 6.18; `docs/reference/vma-rules.md` 5).
 //!
 //! `shmem_get_unmapped_area` does not align while shmem huge pages are off (the reference host),
 //! so it is treated as the default search.

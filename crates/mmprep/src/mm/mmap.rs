@@ -1,7 +1,7 @@
 //! `mmap(2)`: map a file or anonymous memory, the mmap_prepare way.
 //!
 //! Mirrors, [H] 6.18 for everything a scenario observes and [N] for the mmap_prepare pipeline
-//! (`shared/reference/mmap-prepare-pipeline.md`):
+//! (`docs/reference/mmap-prepare-pipeline.md`):
 //! `arch/x86/kernel/sys_x86_64.c` (offset check) → `mm/mmap.c:ksys_mmap_pgoff` (descriptor) →
 //! `mm/util.c:vm_mmap_pgoff` (populate) → `mm/mmap.c:do_mmap` (checks, flags, address) →
 //! `mm/vma.c:mmap_region` → `__mmap_region`:

@@ -11,7 +11,7 @@
 //! `vrm_can_expand_in_place`, `expand_vma_in_place`), `mremap_to`, `vrm_set_new_addr`, `move_vma`
 //! (`prep_move_vma`, `vrm_calc_charge`, `copy_vma_and_data`, `unmap_source_vma`,
 //! `dontunmap_complete`), and `mm/vma.c:copy_vma`, `vma_merge_extend`. The checks are
-//! `shared/reference/vma-rules.md` 4.6, the merge of a copy 2.4 and 2.6.
+//! `docs/reference/vma-rules.md` 4.6, the merge of a copy 2.4 and 2.6.
 //!
 //! [`Remap`] is the kernel's `struct vma_remap_struct`: the call's arguments, then what
 //! `check_prep_vma` derives from them (the size change, whether to populate), then the commit
