@@ -1,6 +1,6 @@
 //! `mem`: a `/dev/mem`-style window onto physical memory.
 //!
-//! Models `drivers/char/mem.c:mmap_mem_prepare` ([N], 6.19+): the file offset is a physical
+//! Models `drivers/char/mem.c:mmap_mem_prepare` (\[N\], 6.19+): the file offset is a physical
 //! address. The hook rejects an offset that overflows when shifted or wraps with the length
 //! (`EINVAL`), and a range outside what the system lets user space map (`EPERM`, standing in
 //! for `devmem_is_allowed`); it installs VM ops with only `access` (so ptrace can read the

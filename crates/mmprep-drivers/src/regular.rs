@@ -2,7 +2,7 @@
 //! reference host).
 //!
 //! Mirrors `fs/ext4/file.c:ext4_file_mmap_prepare` and `mm/filemap.c:generic_file_mmap_prepare`
-//! ([H] 6.18, where page-cache filesystems already use `mmap_prepare`):
+//! (\[H\] 6.18, where page-cache filesystems already use `mmap_prepare`):
 //!
 //! - `MAP_SYNC` is refused with `EOPNOTSUPP` (`daxdev_mapping_supported`: the file is not on
 //!   DAX). ext4 sets `FOP_MMAP_SYNC`, so `MAP_SHARED_VALIDATE|MAP_SYNC` passes `do_mmap`'s own

@@ -1,7 +1,7 @@
 //! `/dev/zero`: reads as zeros, and maps as fresh zeroed memory.
 //!
-//! Mirrors `drivers/char/mem.c:mmap_zero_prepare` and `get_unmapped_area_zero` ([N]; the host
-//! [H] 6.18 still has the legacy `mmap_zero`, with the same visible result):
+//! Mirrors `drivers/char/mem.c:mmap_zero_prepare` and `get_unmapped_area_zero` (\[N\]; the host
+//! \[H\] 6.18 still has the legacy `mmap_zero`, with the same visible result):
 //!
 //! - a shared mapping becomes a new shmem object as large as the mapping
 //!   ([`VmAreaDesc::shmem_zero_setup`]): `/proc/PID/maps` shows `/dev/zero (deleted)`, and no two

@@ -3,10 +3,10 @@
 //! `mmap_prepare` runs before the VMA exists, so a driver that must do something *to* the new
 //! mapping (install page-table entries, take a reference, make it anonymous) records it in the
 //! descriptor's action through the `mmap_action_*` helpers on
-//! [`VmAreaDesc`](crate::desc::VmAreaDesc). The engine then
+//! [`VmAreaDesc`]. The engine then
 //!
 //! 1. *prepares* it right after the hook, before the merge decision
-//!    (`mm/util.c:mmap_action_prepare`, [N]): checks the request and sets the flags it implies
+//!    (`mm/util.c:mmap_action_prepare`, \[N\]): checks the request and sets the flags it implies
 //!    on the descriptor (`VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP` for a remap,
 //!    `VM_MIXEDMAP` for kernel pages) - special flags, so such a mapping never merges;
 //! 2. *completes* it on the new VMA (`mmap_action_complete`): installs the page-table entries;

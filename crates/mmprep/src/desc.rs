@@ -6,7 +6,7 @@
 //! later step fails) but a description of the mapping to be made. The kernel's comment splits the
 //! fields into three groups, and this type enforces what C can only document
 //! (`include/linux/mm_types.h:struct vm_area_desc`,
-//! `Documentation/filesystems/mmap_prepare.rst`, [N]):
+//! `Documentation/filesystems/mmap_prepare.rst`, \[N\]):
 //!
 //! | group | fields | driver may |
 //! | --- | --- | --- |
@@ -16,7 +16,7 @@
 //! | action | follow-up work | set through the `mmap_action_*` helpers |
 //!
 //! `mm/vma.c:call_mmap_prepare` copies back only the mutable and write-only fields; here
-//! [`crate::mm`] does the same through [`VmAreaDesc::into_parts`].
+//! [`crate::mm`] does the same through `VmAreaDesc::into_parts`.
 //!
 //! A driver can neither read `vm_ops` nor move `start`:
 //!

@@ -5,7 +5,7 @@
 //! prints and what a caller branches on) plus a short static reason (what a human reads).
 //!
 //! Numbers and names are those of `include/uapi/asm-generic/errno-base.h` and
-//! `include/uapi/asm-generic/errno.h` on x86_64, host kernel [H] 6.18.
+//! `include/uapi/asm-generic/errno.h` on x86_64, host kernel \[H\] 6.18.
 
 use core::fmt;
 
@@ -127,6 +127,8 @@ impl fmt::Display for Error {
         }
     }
 }
+
+impl core::error::Error for Error {}
 
 impl From<Error> for Errno {
     fn from(e: Error) -> Errno {

@@ -4,11 +4,11 @@
 //! `VM_MAY*` flags the mapping gets, and two mappings merge only if they come from the same open
 //! file object (a second `open()` of the same inode never merges). The file's operations
 //! (`struct file_operations`) say how it is mapped: newer drivers provide `mmap_prepare`, which
-//! sees a [`VmAreaDesc`](crate::desc::VmAreaDesc) before any merge; older ones a legacy `mmap`
+//! sees a [`VmAreaDesc`] before any merge; older ones a legacy `mmap`
 //! that sees the finished VMA.
 //!
 //! Mirrors `include/linux/fs.h` (`struct file`, `f_op->mmap_prepare`, `can_mmap_file`,
-//! `file_mmap_ok`) and `mm/mmap.c:do_mmap`'s use of them, [H] 6.18 / [N].
+//! `file_mmap_ok`) and `mm/mmap.c:do_mmap`'s use of them, \[H\] 6.18 / \[N\].
 //!
 //! - [`Inode`]: identity (device, inode number), type, size: shared by every open of it.
 //! - [`File`]: one open of an inode: mode, path as `/proc/PID/maps` prints it, mount flags, and

@@ -4,13 +4,13 @@
 //! (`VM_MAY*`), and properties such as `VM_LOCKED` or `VM_ACCOUNT`. Linux long kept them in one
 //! `unsigned long`; since 7.0 the source names each *bit* (`VMA_READ_BIT`...) and keeps the set in
 //! `vma_flags_t`, a bitmap that may grow past 64 bits (`include/linux/mm_types.h`,
-//! `include/linux/mm.h`, [N]). This module mirrors that:
+//! `include/linux/mm.h`, \[N\]). This module mirrors that:
 //!
 //! - [`VmaBit`]: every bit number the kernel defines for x86_64, with its `/proc/PID/smaps`
 //!   code (`fs/proc/task_mmu.c:show_smap_vma_flags`);
 //! - [`VmaFlags`]: the bitmap (128 bits), with the `vma_flags_*` helpers (test any / all, set,
 //!   clear) and conversion to and from the legacy word;
-//! - [`vma_flags!`]: build a set from bit names, like `mk_vma_flags()`;
+//! - [`vma_flags!`](crate::vma_flags): build a set from bit names, like `mk_vma_flags()`;
 //! - the named masks (`VM_SPECIAL`, `VM_ACCESS_FLAGS`...) as constants;
 //! - [`calc_vm_prot_bits`] and [`calc_vm_flag_bits`]: `PROT_*`/`MAP_*` to flags, as
 //!   `include/linux/mman.h` computes them.

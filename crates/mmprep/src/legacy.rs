@@ -10,14 +10,14 @@
 //! - [`LegacyVma`]: what a legacy hook may do to the VMA being set up (as Rust-for-Linux's
 //!   `VmaNew`): change flags, ops, private data, offset, file, page protection; insert pages or
 //!   PFNs into it; or hand it to an inner file with [`LegacyVma::compat_mmap_prepare`].
-//! - `compat_mmap_prepare` is `mm/util.c:compat_vma_mmap` ([N]): a descriptor is filled from the
+//! - `compat_mmap_prepare` is `mm/util.c:compat_vma_mmap` (\[N\]): a descriptor is filled from the
 //!   VMA, the inner file's `mmap_prepare` and its action run, the permitted fields are written
 //!   back (`compat_set_vma_from_desc`: flags overwritten, as 7.0+ does), and the action is
 //!   completed; an error is returned without unmapping (the outer hook's failure path cleans
 //!   up, [N+]).
 //!
 //! After a legacy hook returns, the engine refuses ops that have `mapped` (`EINVAL`, as
-//! `__vma_check_mmap_hook` does at [N]): `mapped` belongs to the mmap_prepare model.
+//! `__vma_check_mmap_hook` does at \[N\]): `mapped` belongs to the mmap_prepare model.
 
 use alloc::sync::Arc;
 

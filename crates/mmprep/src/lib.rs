@@ -19,6 +19,38 @@
 //!
 //! The crate is `no_std` (with `alloc`), does no I/O and contains no `unsafe`. Facts about the
 //! host (limits, privileges, sysctls) come in as a [`Profile`].
+//!
+//! # Example
+//!
+//! Two anonymous mappings side by side become one VMA; a protection change in the middle
+//! splits it in three, and changing it back merges them again, as on Linux:
+//!
+//! ```
+//! use mmprep::{Errno, MapFlags, Mm, Profile, Prot, VirtAddr};
+//!
+//! let mut mm = Mm::new(Profile::reference_host());
+//! let base = VirtAddr(0x7000_0000_0000);
+//! let anon = MapFlags(MapFlags::PRIVATE.0 | MapFlags::ANONYMOUS.0 | MapFlags::FIXED.0);
+//! mm.mmap(base, 0x4000, Prot::RW, anon, None, 0)?;
+//! mm.mmap(VirtAddr(base.get() + 0x4000), 0x4000, Prot::RW, anon, None, 0)?;
+//! assert_eq!(mm.vmas().count(), 1);
+//!
+//! mm.mprotect(VirtAddr(base.get() + 0x2000), 0x2000, Prot::READ)?;
+//! assert_eq!(
+//!     mm.maps(),
+//!     "700000000000-700000002000 rw-p 00000000 00:00 0 \n\
+//!      700000002000-700000004000 r--p 00000000 00:00 0 \n\
+//!      700000004000-700000008000 rw-p 00000000 00:00 0 \n"
+//! );
+//! mm.mprotect(VirtAddr(base.get() + 0x2000), 0x2000, Prot::RW)?;
+//! assert_eq!(mm.vmas().count(), 1);
+//!
+//! // Bad input is the kernel's errno, with the reason, and changes nothing.
+//! let e = mm.munmap(VirtAddr(base.get() + 1), 0x1000).unwrap_err();
+//! assert_eq!(e.errno, Errno::EINVAL);
+//! assert_eq!(mm.vmas().count(), 1);
+//! # Ok::<(), mmprep::Error>(())
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 

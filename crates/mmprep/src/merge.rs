@@ -6,14 +6,14 @@
 //! is folded into a neighbour whose flags it now matches. Everything about merging is decided
 //! here, in one place, for every system call.
 //!
-//! Mirrors `mm/vma.c` ([H] 6.18 with the 6.17 anon_vma rules; `docs/reference/vma-rules.md`
+//! Mirrors `mm/vma.c` (\[H\] 6.18 with the 6.17 anon_vma rules; `docs/reference/vma-rules.md`
 //! section 2): `is_mergeable_vma`, `is_mergeable_anon_vma`, `can_vma_merge_before` / `_after`,
 //! `can_vma_merge_left` / `_right`, `can_merge_remove_vma`, `vma_merge_new_range`,
 //! `vma_merge_existing_range`, `vma_modify`.
 //!
-//! One [`MergeState`] (the kernel's `struct vma_merge_struct`) carries an operation from start to
+//! One `MergeState` (the kernel's `struct vma_merge_struct`) carries an operation from start to
 //! outcome: the proposed range and attributes, its neighbourhood (prev | middle | next) and the
-//! result. Only two entry points use it: [`Mm::merge_new_range`] and [`Mm::vma_modify`].
+//! result. Only two entry points use it: `Mm::merge_new_range` and `Mm::vma_modify`.
 //!
 //! Not modelled, because nothing can set them yet and they are therefore always equal: memory
 //! policy, userfaultfd context, anonymous VMA name.

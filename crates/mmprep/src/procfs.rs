@@ -1,7 +1,7 @@
 //! `/proc/PID/maps` and the `VmFlags` line of `/proc/PID/smaps`, in the kernel's exact text.
 //!
 //! Mirrors `fs/proc/task_mmu.c:show_map_vma`, `show_vma_header_prefix`, `get_vma_name` and
-//! `show_smap_vma_flags` ([H] 6.18; `docs/reference/vma-rules.md` section 6).
+//! `show_smap_vma_flags` (\[H\] 6.18; `docs/reference/vma-rules.md` section 6).
 //!
 //! A maps line is `START-END PERMS OFFSET MAJ:MIN INODE ` followed, if the VMA has a name, by
 //! padding to column 73 and the name. Anonymous VMAs show offset 0 whatever their `vm_pgoff`.

@@ -7,7 +7,7 @@
 //! anonymous mappings never merge.
 //!
 //! Mirrors `mm/shmem.c` (`shmem_zero_setup`, `shmem_zero_setup_desc`, `shmem_mmap_prepare`,
-//! `shmem_fault`'s end-of-file check) and `mm/memfd.c:memfd_create`, [H] 6.18 / [N].
+//! `shmem_fault`'s end-of-file check) and `mm/memfd.c:memfd_create`, \[H\] 6.18 / \[N\].
 //!
 //! - [`ShmemFs`]: the shm mount (device `00:01`), which numbers its inodes.
 //! - [`ShmemFileOps`]: the file operations of every shmem file (`mmap_prepare` installs the VM

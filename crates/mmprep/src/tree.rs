@@ -6,7 +6,7 @@
 //! overlap, the VMA containing `addr` is the last one starting at or below it.
 //!
 //! Mirrors the lookups of `include/linux/mm.h` (`find_vma`, `find_vma_intersection`,
-//! `vma_lookup`, `vma_prev`, `vma_next`), [H] 6.18.
+//! `vma_lookup`, `vma_prev`, `vma_next`), \[H\] 6.18.
 //!
 //! Insertion never merges: merging is [`crate::merge`]'s job, and the names say so.
 

@@ -3,7 +3,7 @@
 //! An emulator hands the engine the raw `prot`, `flags` and `advice` words its guest passed, so
 //! the engine takes the same numbers the kernel does. They come from
 //! `include/uapi/asm-generic/mman-common.h`, `include/uapi/linux/mman.h`,
-//! `arch/x86/include/uapi/asm/mman.h` and `include/uapi/asm-generic/mman.h` ([H] 6.18).
+//! `arch/x86/include/uapi/asm/mman.h` and `include/uapi/asm-generic/mman.h` (\[H\] 6.18).
 //! [`Prot`] and [`MapFlags`] are thin wrappers that keep unknown bits, because the kernel's
 //! answer to an unknown bit (ignore it, or refuse with `EINVAL`) depends on the call.
 

@@ -7,7 +7,7 @@
 //! (merge) and when one must become two (split).
 //!
 //! Mirrors `include/linux/mm_types.h:struct vm_area_struct` and
-//! `include/linux/mm.h:struct vm_operations_struct`, [H] 6.18 / [N].
+//! `include/linux/mm.h:struct vm_operations_struct`, \[H\] 6.18 / \[N\].
 //!
 //! - [`Vma`]: the VMA. Drivers and callers read it; only [`Mm`](crate::mm::Mm) and the merge code
 //!   change it, so the mutators are `pub(crate)`.
@@ -166,7 +166,7 @@ pub trait VmOperations: Send + Sync {
         let _ = vma;
     }
 
-    /// `mapped(start, end, pgoff, file, &private_data)` ([N] 7.1): a new, un-merged mapping of an
+    /// `mapped(start, end, pgoff, file, &private_data)` (\[N\] 7.1): a new, un-merged mapping of an
     /// mmap_prepare file is in place. Do per-mapping work here (take a reference); `private` may
     /// be replaced and is written back only on success. An error unmaps the new VMA (its `close`
     /// runs) and fails the `mmap`.

@@ -70,3 +70,15 @@ fn vmas_in_non_empty_ranges() {
     );
     mm.check_invariants();
 }
+
+/// `mmprep::Error` is a standard error: `?` into `Box<dyn Error>` works, and the reason shows.
+#[test]
+fn error_is_a_std_error() {
+    fn boxed() -> Result<(), Box<dyn std::error::Error>> {
+        let mut mm = common::new_mm();
+        mm.munmap(mmprep::VirtAddr(1), 4096)?;
+        Ok(())
+    }
+    let e = boxed().unwrap_err();
+    assert!(e.to_string().starts_with("EINVAL"), "{e}");
+}
