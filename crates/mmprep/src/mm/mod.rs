@@ -13,6 +13,8 @@
 //! | `mlock.rs` | `mlock`, `mlock2`, `munlock` | `mm/mlock.c:do_mlock`, `apply_vma_lock_flags`, `mlock_fixup` |
 //! | `mseal.rs` | `mseal` | `mm/mseal.c:do_mseal`, `mseal_apply` |
 //! | `madvise.rs` | `madvise` | `mm/madvise.c:do_madvise`, `madvise_walk_vmas`, `madvise_vma_behavior` |
+//! | `brk.rs` | `brk` | `mm/mmap.c:SYSCALL_DEFINE1(brk)`, `mm/vma.c:do_brk_flags` |
+//! | `special.rs` | `[vvar]`, `[vdso]` | `mm/vma.c:_install_special_mapping`, `arch/x86/entry/vdso/vma.c:map_vdso` |
 //! | `layout.rs` | placement | `mm/mmap.c:__get_unmapped_area`, `arch/x86/kernel/sys_x86_64.c` |
 //! | `fault.rs` | memory access | `mm/memory.c:handle_mm_fault` (the parts that touch VMAs) |
 //! | `fork.rs` | `fork` | `mm/mmap.c:dup_mmap` |
@@ -23,6 +25,7 @@
 //! `Mm` is `Send + Sync` and has no lock of its own: wrap it in the caller's lock, the way the
 //! kernel takes `mmap_lock` (write for changes, read for lookups).
 
+mod brk;
 mod fault;
 mod fork;
 mod layout;
@@ -33,13 +36,16 @@ mod mprotect;
 mod mremap;
 mod mseal;
 mod munmap;
+mod special;
 
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub use brk::{DATA_DEFAULT_FLAGS, MmBounds};
 pub use fault::{Access, AccessFault, NeedsExclusive, Signal};
+pub use special::{SpecialMapping, VDSO_TEXT_FLAGS, VVAR_FLAGS, VdsoLayout};
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
 use crate::errno::{Errno, Result, err};
@@ -91,6 +97,8 @@ pub struct Mm {
     pub(crate) fail_alloc_in: Option<u32>,
     /// The hook log (off unless [`Mm::set_event_log`] turned it on).
     pub(crate) events: EventLog,
+    /// The program's data, heap and stack addresses (`start_brk`, `brk`...), once set.
+    pub(crate) bounds: Option<MmBounds>,
 }
 
 impl Mm {
@@ -112,6 +120,7 @@ impl Mm {
             next_anon_vma: 1,
             fail_alloc_in: None,
             events: EventLog::default(),
+            bounds: None,
         }
     }
 
@@ -337,7 +346,7 @@ impl Mm {
     pub fn maps(&self) -> String {
         let mut s = String::new();
         for v in self.tree.iter() {
-            s.push_str(&crate::procfs::maps_line(v));
+            s.push_str(&crate::procfs::maps_line_in(v, self.bounds));
             s.push('\n');
         }
         s
@@ -361,7 +370,7 @@ impl fmt::Debug for Mm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Mm ({} VMAs):", self.tree.len())?;
         for v in self.tree.iter() {
-            writeln!(f, "  {}  | {:?}", crate::procfs::maps_line(v), v)?;
+            writeln!(f, "  {}  | {:?}", crate::procfs::maps_line_in(v, self.bounds), v)?;
         }
         Ok(())
     }
