@@ -15,6 +15,7 @@
 //! | `madvise.rs` | `madvise` | `mm/madvise.c:do_madvise`, `madvise_walk_vmas`, `madvise_vma_behavior` |
 //! | `brk.rs` | `brk` | `mm/mmap.c:SYSCALL_DEFINE1(brk)`, `mm/vma.c:do_brk_flags` |
 //! | `special.rs` | `[vvar]`, `[vdso]` | `mm/vma.c:_install_special_mapping`, `arch/x86/entry/vdso/vma.c:map_vdso` |
+//! | `import.rs` | import | `mm/vma.c:insert_vm_struct` (a live process's VMAs, as smaps shows them) |
 //! | `layout.rs` | placement | `mm/mmap.c:__get_unmapped_area`, `arch/x86/kernel/sys_x86_64.c` |
 //! | `fault.rs` | memory access | `mm/memory.c:handle_mm_fault` (the parts that touch VMAs) |
 //! | `fork.rs` | `fork` | `mm/mmap.c:dup_mmap` |
@@ -28,6 +29,7 @@
 mod brk;
 mod fault;
 mod fork;
+mod import;
 mod layout;
 mod madvise;
 mod mlock;
@@ -45,6 +47,7 @@ use core::fmt;
 
 pub use brk::{DATA_DEFAULT_FLAGS, MmBounds};
 pub use fault::{Access, AccessFault, NeedsExclusive, Signal};
+pub use import::{ImportAnon, ImportOps, ImportVma, flags_from_smaps_codes};
 pub use special::{SpecialMapping, VDSO_TEXT_FLAGS, VVAR_FLAGS, VdsoLayout};
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
