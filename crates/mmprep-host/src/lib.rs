@@ -21,6 +21,7 @@ pub mod bench;
 mod child;
 pub mod diff;
 pub mod fuzz;
+pub mod import;
 mod probe;
 pub mod procfs;
 mod profile;
