@@ -7,7 +7,7 @@
 //! | its flags | `VmFlags:` |
 //! | an anon_vma | `Anonymous:`, `AnonHugePages:` or `Swap:` above 0 (see below) |
 //! | `start_data`, `end_data`, `start_brk`, `start_stack` | `/proc/PID/stat` fields 45, 46, 47, 28 |
-//! | `brk` | not shown by the kernel: the caller's value, else the end of `[heap]`, else `start_brk` |
+//! | `brk` | not shown by the kernel: the caller's value, else the end of the last `[heap]` VMA, else `start_brk` |
 //! | `rlimit_stack`, `rlimit_data`, `rlimit_as`, `rlimit_memlock` | `/proc/PID/limits` (soft) |
 //! | `mmap_base`, the layout | [`Profile::pick_mmap_layout`] from the stack limit; legacy if the personality has `ADDR_COMPAT_LAYOUT` or `vm.legacy_va_layout` is set |
 //!
@@ -200,10 +200,13 @@ pub fn import_text(smaps: &str, stat: StatAddrs, brk: Option<u64>, profile: Prof
         .map_err(|e| format!("{:x}-{:x} {}: {e}", v.start, v.end, v.name))?;
         prev = Some(b);
     }
+    // The heap may be several VMAs (a guard page mprotected inside it): the break is at or
+    // below the end of the last one the kernel names [heap].
     let heap_end = blocks
         .iter()
-        .find(|b| b.vma.name == "[heap]" && b.vma.end > stat.start_brk)
-        .map(|b| b.vma.end);
+        .filter(|b| b.vma.name == "[heap]" && b.vma.end > stat.start_brk)
+        .map(|b| b.vma.end)
+        .max();
     let brk = brk.or(heap_end).unwrap_or(stat.start_brk).max(stat.start_brk);
     mm.set_bounds(MmBounds {
         start_data: stat.start_data,
@@ -256,7 +259,11 @@ pub fn process_profile(pid: u32) -> Result<(Profile, bool), String> {
             *field = v;
         }
     }
-    let personality = u64::from_str_radix(read("personality")?.trim(), 16).map_err(|e| format!("personality: {e}"))?;
+    // /proc/PID/personality needs ptrace access; without it, assume the default personality.
+    let personality = read("personality")
+        .ok()
+        .and_then(|p| u64::from_str_radix(p.trim(), 16).ok())
+        .unwrap_or(0);
     let sysctl_legacy = std::fs::read_to_string("/proc/sys/vm/legacy_va_layout")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
