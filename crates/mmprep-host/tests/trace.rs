@@ -28,11 +28,12 @@ struct Run {
     smaps: String,
 }
 
-/// Runs the probe with this stack limit and setarch flags, importing it at its stop.
-fn run(stack: &str, extra: &[&str]) -> Run {
+/// Runs the probe with these limits (`ulimit -s` and `-d` arguments) and setarch flags,
+/// importing it at its stop.
+fn run(stack: &str, data: &str, extra: &[&str]) -> Run {
     let exe = common::compile_c("sequence", SEQUENCE);
     let script = format!(
-        "ulimit -s {stack} && exec setarch \"$(uname -m)\" -R {} -- \"$0\"",
+        "ulimit -s {stack} && ulimit -d {data} && exec setarch \"$(uname -m)\" -R {} -- \"$0\"",
         extra.join(" ")
     );
     let mut child = Command::new("sh")
@@ -133,8 +134,8 @@ fn replay(mm: &mut Mm, call: &str) -> String {
 }
 
 #[track_caller]
-fn differential(stack: &str, extra: &[&str]) {
-    let Run { mut mm, calls, smaps } = run(stack, extra);
+fn differential(stack: &str, data: &str, extra: &[&str]) -> Vec<(String, String)> {
+    let Run { mut mm, calls, smaps } = run(stack, data, extra);
     assert!(calls.len() >= 20, "{calls:?}");
     for (call, kernel) in &calls {
         let engine = replay(&mut mm, call);
@@ -144,19 +145,28 @@ fn differential(stack: &str, extra: &[&str]) {
     let (real, engine) = (maps_of(&smaps), mm.maps());
     assert_eq!(engine, real, "\nengine:\n{engine}\nkernel:\n{real}");
     assert_eq!(engine_maps_with_flags(&mm), maps_with_flags(&smaps));
+    calls
 }
 
 #[test]
 fn sequence_8m_stack() {
-    differential("8192", &[]);
+    differential("8192", "unlimited", &[]);
 }
 
 #[test]
 fn sequence_unlimited_stack() {
-    differential("unlimited", &[]);
+    differential("unlimited", "unlimited", &[]);
 }
 
 #[test]
 fn sequence_legacy_layout() {
-    differential("8192", &["-L"]);
+    differential("8192", "unlimited", &["-L"]);
+}
+
+/// `ulimit -d 2048` (the probe has 1.1 MiB of data already): the data limit refuses some of the private writable mappings and heap
+/// growth (`may_expand_vm`, `check_data_rlimit`); the engine must refuse the same ones.
+#[test]
+fn sequence_under_a_data_limit() {
+    let calls = differential("8192", "2048", &[]);
+    assert!(calls.iter().any(|(_, r)| r == "-12"), "no call was refused: {calls:?}");
 }

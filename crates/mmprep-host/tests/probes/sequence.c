@@ -83,6 +83,11 @@ int main(void) {
     op_brk(b + 0x3000);
     op_brk(b + 0x1800);
     op_brk(b + 0x5001);
+    /* A mapping above the heap: brk must leave one page free below it. */
+    op_mmap(b + 0x8000, 0x1000, PROT_READ, ANON | MAP_FIXED_NOREPLACE, -1, 0);
+    op_brk(b + 0x7000);
+    op_brk(b + 0x7001);
+    op_munmap(b + 0x8000, 0x1000);
     op_brk(0);
     op_brk(b - 0x1000);
     long p1 = op_mmap(0, 0x1000, RW, ANON, -1, 0);
