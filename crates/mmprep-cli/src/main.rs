@@ -99,6 +99,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
         profile: ProfileChoice,
     },
+    /// Import a live process from /proc/PID and print the engine's maps of it
+    ///
+    /// The engine's address space is built from one snapshot of /proc/PID/smaps (plus stat,
+    /// limits and personality); its maps text is printed and compared with the kernel's in that
+    /// snapshot. Exit status 0 if they are the same, 1 if they differ or the import fails.
+    Import {
+        /// The process
+        pid: u32,
+        /// Print each VMA's VmFlags after its maps line
+        #[arg(long)]
+        flags: bool,
+    },
     /// Run generated scenarios on the kernel and on the engine and show the first that differs
     ///
     /// Each seed from S to S+N-1 gives one random scenario; the engine runs it with this
@@ -157,6 +169,7 @@ fn main() -> ExitCode {
         Command::Drivers => return drivers(),
         Command::Bench { vmas, pairs } => return bench(&vmas, pairs),
         Command::Fuzz { seeds, start } => return fuzz(start, seeds),
+        Command::Import { pid, flags } => return import(pid, flags),
         Command::Kernel { files } => (files, Mode::Kernel),
         Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
@@ -340,6 +353,52 @@ fn diff(input: &Input, script: &Script, profile: &Profile) -> Report {
             status: exit::DIFFERS,
         }
     }
+}
+
+/// `import`: the engine's maps of a live process, checked against the kernel's.
+fn import(pid: u32, flags: bool) -> ExitCode {
+    use mmprep_host::import::{engine_maps_with_flags, import_pid, maps_of, maps_with_flags};
+    let imported = match import_pid(pid, None) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("mmprep import: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if imported.randomized {
+        eprintln!("note: process {pid} runs with address randomisation; mmap_base is not known");
+    }
+    let mm = &imported.mm;
+    let engine = mm.maps();
+    let soft_dirty = mm.profile().soft_dirty;
+    let mut out = String::new();
+    for (line, v) in engine.lines().zip(mm.vmas()) {
+        out.push_str(line);
+        if flags {
+            let codes: Vec<&str> = v.flags().smaps_codes(soft_dirty).collect();
+            out.push_str(&format!("\n    VmFlags: {}", codes.join(" ")));
+        }
+        out.push('\n');
+    }
+    let _ = io::stdout().write_all(out.as_bytes());
+    let kernel = maps_of(&imported.smaps);
+    let same_flags = engine_maps_with_flags(mm) == maps_with_flags(&imported.smaps);
+    if engine == kernel && same_flags {
+        eprintln!("same as the kernel: {} VMAs", mm.vmas().count());
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("differs from the kernel's maps:");
+    let (e, k): (Vec<&str>, Vec<&str>) = (engine.lines().collect(), kernel.lines().collect());
+    for line in k.iter().filter(|l| !e.contains(l)) {
+        eprintln!("- {line}");
+    }
+    for line in e.iter().filter(|l| !k.contains(l)) {
+        eprintln!("+ {line}");
+    }
+    if !same_flags {
+        eprintln!("(VmFlags differ)");
+    }
+    ExitCode::from(1)
 }
 
 /// `fuzz`: the seeds `start..start + seeds` through `mmprep_host::fuzz`, until one differs.

@@ -322,3 +322,40 @@ fn a_runner_failure_exits_4() {
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(text(&out.stdout), "");
 }
+
+/// `mmprep import PID` of a sleeping child under `setarch -R`: the engine's maps, the same as
+/// the kernel's, with the `[stack]` and `[vdso]` names and the VmFlags.
+#[test]
+fn import_a_live_process() {
+    let mut child = Command::new("setarch")
+        .args(["-R", "sleep", "30"])
+        .spawn()
+        .expect("cannot run setarch sleep");
+    // setarch execs sleep in the same process; wait until it has.
+    let pid = child.id();
+    for _ in 0..200 {
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_mmprep"))
+        .args(["import", "--flags", &pid.to_string()])
+        .output()
+        .expect("cannot run mmprep");
+    child.kill().expect("kill the sleep child");
+    child.wait().expect("wait for the sleep child");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("same as the kernel"), "{stderr}");
+    assert!(stdout.contains("[stack]") && stdout.contains("[vdso]"), "{stdout}");
+    assert!(stdout.contains("    VmFlags: rd wr mr mw me gd ac"), "{stdout}");
+    assert_eq!(
+        Command::new(env!("CARGO_BIN_EXE_mmprep"))
+            .args(["import", "999999999"])
+            .status()
+            .expect("cannot run mmprep")
+            .code(),
+        Some(1)
+    );
+}

@@ -11,6 +11,7 @@
 //!
 //! [`host_profile`] reads the machine facts the engine needs to answer like this kernel,
 //! [`diff`] compares the two transcripts, and [`fuzz`] does both for generated scenarios.
+//! [`import`] builds an engine address space from a live process's `/proc/PID` files.
 //!
 //! Linux on x86_64 only: the probes are x86_64 instructions, and the rest is Linux's API.
 
@@ -21,6 +22,7 @@ pub mod bench;
 mod child;
 pub mod diff;
 pub mod fuzz;
+pub mod import;
 mod probe;
 pub mod procfs;
 mod profile;

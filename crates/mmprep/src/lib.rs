@@ -66,6 +66,7 @@ pub mod flags;
 pub mod legacy;
 pub mod merge;
 pub mod mm;
+pub mod mmap_layout;
 mod pagetable;
 pub mod phys;
 pub mod procfs;

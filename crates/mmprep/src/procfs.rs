@@ -3,6 +3,12 @@
 //! Mirrors `fs/proc/task_mmu.c:show_map_vma`, `show_vma_header_prefix`, `get_vma_name` and
 //! `show_smap_vma_flags` (\[H\] 6.18; `docs/reference/vma-rules.md` section 6).
 //!
+//! A VMA without a file and without a driver name is named after the program's addresses
+//! ([`MmBounds`], `include/linux/mm.h:vma_is_initial_heap`, `vma_is_initial_stack`):
+//! `[heap]` if `vm_start < brk && vm_end > start_brk` (strictly: host-verified on 6.18.44, an
+//! anonymous VMA ending exactly at `start_brk` while `brk == start_brk` has no name), else
+//! `[stack]` if `vm_start <= start_stack <= vm_end`.
+//!
 //! A maps line is `START-END PERMS OFFSET MAJ:MIN INODE ` followed, if the VMA has a name, by
 //! padding to column 73 and the name. Anonymous VMAs show offset 0 whatever their `vm_pgoff`.
 
@@ -12,6 +18,7 @@ use alloc::vec::Vec;
 
 use crate::file::DevId;
 use crate::flags::VmaBit;
+use crate::mm::MmBounds;
 use crate::vma::Vma;
 
 /// One `/proc/PID/maps` line, as fields.
@@ -29,8 +36,27 @@ pub struct MapsRow {
     pub name: String,
 }
 
-/// The fields of a VMA's maps line.
+/// The fields of a VMA's maps line, without a program's addresses (no `[heap]` or `[stack]`).
 pub fn maps_row(v: &Vma) -> MapsRow {
+    maps_row_in(v, None)
+}
+
+/// `get_vma_name`'s `[heap]` / `[stack]` for a VMA that has no other name.
+fn initial_heap_or_stack(v: &Vma, bounds: Option<MmBounds>) -> Option<&'static str> {
+    let b = bounds?;
+    let (start, end) = (v.start().get(), v.end().get());
+    if start < b.brk && end > b.start_brk {
+        Some("[heap]")
+    } else if start <= b.start_stack && end >= b.start_stack {
+        Some("[stack]")
+    } else {
+        None
+    }
+}
+
+/// The fields of a VMA's maps line in an address space with these program addresses
+/// ([`crate::Mm::bounds`]).
+pub fn maps_row_in(v: &Vma, bounds: Option<MmBounds>) -> MapsRow {
     let f = v.flags();
     let bit = |b: VmaBit, c: u8| if f.test(b) { c } else { b'-' };
     let perms = [
@@ -51,6 +77,7 @@ pub fn maps_row(v: &Vma) -> MapsRow {
                 .ops()
                 .driver()
                 .and_then(|o| o.vma_name(v))
+                .or_else(|| initial_heap_or_stack(v, bounds))
                 .map(String::from)
                 .unwrap_or_default();
             (0, DevId::default(), 0, name)
@@ -67,9 +94,15 @@ pub fn maps_row(v: &Vma) -> MapsRow {
     }
 }
 
-/// The kernel's maps line for a VMA (without the newline).
+/// The kernel's maps line for a VMA (without the newline), without a program's addresses.
 pub fn maps_line(v: &Vma) -> String {
-    let r = maps_row(v);
+    maps_line_in(v, None)
+}
+
+/// The kernel's maps line for a VMA (without the newline) in an address space with these
+/// program addresses.
+pub fn maps_line_in(v: &Vma, bounds: Option<MmBounds>) -> String {
+    let r = maps_row_in(v, bounds);
     let perms = core::str::from_utf8(&r.perms).unwrap_or("????");
     let mut line = format!(
         "{:08x}-{:08x} {} {:08x} {:02x}:{:02x} {} ",

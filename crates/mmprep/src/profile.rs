@@ -80,8 +80,14 @@ pub struct Profile {
     /// `/proc/sys/vm/mmap_min_addr` (`dac_mmap_min_addr`): fixed mappings below it need
     /// `CAP_SYS_RAWIO`.
     pub dac_mmap_min_addr: u64,
-    /// `mm->mmap_base`: the top of the top-down search.
+    /// `mm->mmap_base`: the top of the top-down search (in the legacy layout, the legacy base).
+    /// [`Profile::pick_mmap_layout`] derives it from `rlimit_stack`.
     pub mmap_base: u64,
+    /// `mm->mmap_legacy_base`: the start of the bottom-up search (`TASK_UNMAPPED_BASE`), used by
+    /// the legacy layout and as the top-down search's fallback.
+    pub mmap_legacy_base: u64,
+    /// `MMF_TOPDOWN`: the top-down layout (`false`: the legacy bottom-up one).
+    pub topdown: bool,
     /// `stack_guard_gap` in bytes (256 pages).
     pub stack_guard_gap: u64,
     /// The filesystem behind `tmpfile`.
@@ -113,9 +119,33 @@ impl Profile {
             mmap_min_addr: 65536,
             dac_mmap_min_addr: 4096,
             mmap_base: 0x7fff_f7ff_f000,
+            mmap_legacy_base: 0x2aaa_aaaa_b000,
+            topdown: true,
             stack_guard_gap: 256 << 12,
             tmpfile_fs: TmpfileFs::Ext4,
         }
+    }
+
+    /// `arch_pick_mmap_layout` without randomisation: sets `mmap_base`, `mmap_legacy_base` and
+    /// `topdown` from `task_size`, `rlimit_stack` and `stack_guard_gap`, as `execve` does for a
+    /// 64-bit task under `setarch -R` (`legacy`: under `setarch -L` or `vm.legacy_va_layout`).
+    /// See [`crate::mmap_layout`].
+    pub fn pick_mmap_layout(&mut self, legacy: bool) {
+        let l = crate::mmap_layout::pick_mmap_layout(self.task_size, self.rlimit_stack, self.stack_guard_gap, legacy);
+        self.mmap_base = l.mmap_base;
+        self.mmap_legacy_base = l.mmap_legacy_base;
+        self.topdown = l.topdown;
+    }
+
+    /// The reference host with a process started under `setarch -R` with this stack rlimit
+    /// (`u64::MAX`: unlimited) and the top-down layout.
+    pub fn with_stack_rlimit(rlimit_stack: u64) -> Profile {
+        let mut p = Profile {
+            rlimit_stack,
+            ..Profile::reference_host()
+        };
+        p.pick_mmap_layout(false);
+        p
     }
 
     /// An unprivileged user on the reference host.

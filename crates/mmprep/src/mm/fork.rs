@@ -44,6 +44,7 @@ impl Mm {
         child.machine = self.machine.clone();
         child.events.enable(self.events.is_on());
         child.next_anon_vma = self.next_anon_vma;
+        child.bounds = self.bounds;
         // mm_init: only VM_NOHUGEPAGE of def_flags is inherited (VM_INIT_DEF_MASK).
         child.def_flags = self.def_flags.and(crate::vma_flags![NoHugePage]);
         for v in self.tree.iter() {

@@ -8,7 +8,9 @@
 //! Mirrors `mm/mmap.c:__get_unmapped_area`, `round_hint_to_min`,
 //! `arch/x86/kernel/sys_x86_64.c:arch_get_unmapped_area_topdown`,
 //! `arch/x86/mm/mmap.c:mmap_address_hint_valid`, `mm/vma.c:unmapped_area_topdown`,
-//! `mm/huge_memory.c:__thp_get_unmapped_area` ([H] 6.18; `docs/reference/vma-rules.md` 5).
+//! `arch/x86/kernel/sys_x86_64.c:arch_get_unmapped_area` (the legacy bottom-up layout, see
+//! [`crate::mmap_layout`]), `mm/huge_memory.c:__thp_get_unmapped_area` (\[H\] 6.18;
+//! `docs/reference/vma-rules.md` 5).
 //!
 //! `shmem_get_unmapped_area` does not align while shmem huge pages are off (the reference host),
 //! so it is treated as the default search.
@@ -57,7 +59,7 @@ impl Mm {
         let addr = if policy == AreaPolicy::Thp || thp_anon {
             self.thp_get_unmapped_area(addr, len, pgoff, flags, vm_flags)?
         } else {
-            self.arch_get_unmapped_area_topdown(addr, len, flags, vm_flags)?
+            self.mm_get_unmapped_area(addr, len, flags, vm_flags)?
         };
         if addr.0 > task_size - len {
             return Err(err(Errno::ENOMEM, "the range reaches past TASK_SIZE"));
@@ -70,6 +72,52 @@ impl Mm {
             return Err(err(Errno::EPERM, "address is below vm.mmap_min_addr"));
         }
         Ok(addr)
+    }
+
+    /// `mm_get_unmapped_area`: the top-down search, or the bottom-up one in the legacy layout
+    /// (`MMF_TOPDOWN` clear).
+    fn mm_get_unmapped_area(&self, addr: VirtAddr, len: u64, flags: MapFlags, vm_flags: VmaFlags) -> Result<VirtAddr> {
+        if self.profile.topdown {
+            self.arch_get_unmapped_area_topdown(addr, len, flags, vm_flags)
+        } else {
+            self.arch_get_unmapped_area(addr, len, flags)
+        }
+    }
+
+    /// A free hint is taken as it is (`mmap_address_hint_valid` with 4-level paging, where
+    /// `DEFAULT_MAP_WINDOW == TASK_SIZE`, then the `find_vma` / `vm_start_gap` test).
+    fn hint_fits(&self, addr: VirtAddr, len: u64) -> Option<VirtAddr> {
+        if addr.0 == 0 {
+            return None;
+        }
+        let hint = addr.0 & PAGE_MASK;
+        if self.profile.task_size - len < hint {
+            return None;
+        }
+        let gap = self.profile.stack_guard_gap;
+        match self.tree.find_vma(VirtAddr(hint)) {
+            None => Some(VirtAddr(hint)),
+            Some(v) if hint + len <= v.start_gap(gap).0 => Some(VirtAddr(hint)),
+            Some(_) => None,
+        }
+    }
+
+    /// `arch_get_unmapped_area` (x86_64, bottom-up): the lowest hole at or above
+    /// `mmap_legacy_base`.
+    fn arch_get_unmapped_area(&self, addr: VirtAddr, len: u64, flags: MapFlags) -> Result<VirtAddr> {
+        let task_size = self.profile.task_size;
+        if flags.contains(MapFlags::FIXED) {
+            return Ok(addr);
+        }
+        if len > task_size {
+            return Err(err(Errno::ENOMEM, "length is larger than the address space"));
+        }
+        if let Some(hint) = self.hint_fits(addr, len) {
+            return Ok(hint);
+        }
+        self.unmapped_area_bottomup(len, self.profile.mmap_legacy_base, task_size)
+            .map(VirtAddr)
+            .ok_or(err(Errno::ENOMEM, "no free range is large enough"))
     }
 
     /// `arch_get_unmapped_area_topdown` (x86_64).
@@ -87,27 +135,16 @@ impl Mm {
         if flags.contains(MapFlags::FIXED) {
             return Ok(addr);
         }
-        if addr.0 != 0 {
-            let hint = addr.0 & PAGE_MASK;
-            // mmap_address_hint_valid, with 4-level paging (DEFAULT_MAP_WINDOW == TASK_SIZE).
-            if task_size - len >= hint {
-                let gap = self.profile.stack_guard_gap;
-                match self.tree.find_vma(VirtAddr(hint)) {
-                    None => return Ok(VirtAddr(hint)),
-                    Some(v) if hint + len <= v.start_gap(gap).0 => return Ok(VirtAddr(hint)),
-                    Some(_) => {}
-                }
-            }
+        if let Some(hint) = self.hint_fits(addr, len) {
+            return Ok(hint);
         }
         let low = PAGE_SIZE.max(self.profile.mmap_min_addr);
         if let Some(a) = self.unmapped_area_topdown(len, low, self.profile.mmap_base) {
             return Ok(VirtAddr(a));
         }
-        // Fall back to a bottom-up search from the legacy base (TASK_UNMAPPED_BASE).
-        let legacy_base = ((task_size / 3) + PAGE_SIZE - 1) & PAGE_MASK;
-        self.unmapped_area_bottomup(len, legacy_base, task_size)
-            .map(VirtAddr)
-            .ok_or(err(Errno::ENOMEM, "no free range is large enough"))
+        // "A failed mmap() very likely causes application failure": fall back to the bottom-up
+        // search (arch_get_unmapped_area, from mmap_legacy_base).
+        self.arch_get_unmapped_area(addr, len, flags)
     }
 
     /// The occupied interval of a VMA for placement: `[vm_start_gap, vm_end)`.
@@ -168,7 +205,7 @@ impl Mm {
         if let Some(a) = self.thp_try(addr, len, pgoff, flags, vm_flags) {
             return Ok(a);
         }
-        self.arch_get_unmapped_area_topdown(addr, len, flags, vm_flags)
+        self.mm_get_unmapped_area(addr, len, flags, vm_flags)
     }
 
     /// `__thp_get_unmapped_area`: `None` means "fall back".
@@ -186,15 +223,13 @@ impl Mm {
         }
         let len_pad = len.checked_add(PMD_SIZE)?;
         off.checked_add(len_pad)?;
-        let ret = self
-            .arch_get_unmapped_area_topdown(addr, len_pad, flags, vm_flags)
-            .ok()?;
+        let ret = self.mm_get_unmapped_area(addr, len_pad, flags, vm_flags).ok()?;
         if ret == addr {
             return Some(addr);
         }
         let off_sub = off.wrapping_sub(ret.0) & (PMD_SIZE - 1);
-        // The mm is top-down, so an already aligned hole leaves the padding below.
-        if off_sub == 0 {
+        // A top-down mm with an already aligned hole leaves the padding below.
+        if self.profile.topdown && off_sub == 0 {
             return Some(VirtAddr(ret.0 + PMD_SIZE));
         }
         Some(VirtAddr(ret.0 + off_sub))

@@ -13,6 +13,9 @@
 //! | `mlock.rs` | `mlock`, `mlock2`, `munlock` | `mm/mlock.c:do_mlock`, `apply_vma_lock_flags`, `mlock_fixup` |
 //! | `mseal.rs` | `mseal` | `mm/mseal.c:do_mseal`, `mseal_apply` |
 //! | `madvise.rs` | `madvise` | `mm/madvise.c:do_madvise`, `madvise_walk_vmas`, `madvise_vma_behavior` |
+//! | `brk.rs` | `brk` | `mm/mmap.c:SYSCALL_DEFINE1(brk)`, `mm/vma.c:do_brk_flags` |
+//! | `special.rs` | `[vvar]`, `[vdso]` | `mm/vma.c:_install_special_mapping`, `arch/x86/entry/vdso/vma.c:map_vdso` |
+//! | `import.rs` | import | `mm/vma.c:insert_vm_struct` (a live process's VMAs, as smaps shows them) |
 //! | `layout.rs` | placement | `mm/mmap.c:__get_unmapped_area`, `arch/x86/kernel/sys_x86_64.c` |
 //! | `fault.rs` | memory access | `mm/memory.c:handle_mm_fault` (the parts that touch VMAs) |
 //! | `fork.rs` | `fork` | `mm/mmap.c:dup_mmap` |
@@ -24,9 +27,11 @@
 //! `Mm` is `Send + Sync` and has no lock of its own: wrap it in the caller's lock, the way the
 //! kernel takes `mmap_lock` (write for changes, read for lookups).
 
+mod brk;
 mod exit;
 mod fault;
 mod fork;
+mod import;
 mod layout;
 mod madvise;
 mod mlock;
@@ -35,13 +40,17 @@ mod mprotect;
 mod mremap;
 mod mseal;
 mod munmap;
+mod special;
 
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub use brk::{DATA_DEFAULT_FLAGS, MmBounds};
 pub use fault::{Access, AccessFault, NeedsExclusive, Signal};
+pub use import::{ImportAnon, ImportOps, ImportVma, flags_from_smaps_codes};
+pub use special::{SpecialMapping, VDSO_TEXT_FLAGS, VVAR_FLAGS, VdsoLayout};
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
 use crate::errno::{Errno, Result, err};
@@ -93,6 +102,8 @@ pub struct Mm {
     pub(crate) fail_alloc_in: Option<u32>,
     /// The hook log (off unless [`Mm::set_event_log`] turned it on).
     pub(crate) events: EventLog,
+    /// The program's data, heap and stack addresses (`start_brk`, `brk`...), once set.
+    pub(crate) bounds: Option<MmBounds>,
 }
 
 impl Mm {
@@ -114,6 +125,7 @@ impl Mm {
             next_anon_vma: 1,
             fail_alloc_in: None,
             events: EventLog::default(),
+            bounds: None,
         }
     }
 
@@ -340,7 +352,7 @@ impl Mm {
     pub fn maps(&self) -> String {
         let mut s = String::new();
         for v in self.tree.iter() {
-            s.push_str(&crate::procfs::maps_line(v));
+            s.push_str(&crate::procfs::maps_line_in(v, self.bounds));
             s.push('\n');
         }
         s
@@ -364,7 +376,7 @@ impl fmt::Debug for Mm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Mm ({} VMAs):", self.tree.len())?;
         for v in self.tree.iter() {
-            writeln!(f, "  {}  | {:?}", crate::procfs::maps_line(v), v)?;
+            writeln!(f, "  {}  | {:?}", crate::procfs::maps_line_in(v, self.bounds), v)?;
         }
         Ok(())
     }

@@ -1,0 +1,363 @@
+//! Importing a live process: an engine [`Mm`] built from `/proc/PID/smaps`, `stat`, `limits`
+//! and `personality`, so that the engine can answer the process's next memory system calls.
+//!
+//! | engine | read from |
+//! | --- | --- |
+//! | each VMA's range, file offset, device, inode, name | the smaps header line |
+//! | its flags | `VmFlags:` |
+//! | an anon_vma | `Anonymous:`, `AnonHugePages:` or `Swap:` above 0 (see below) |
+//! | `start_data`, `end_data`, `start_brk`, `start_stack` | `/proc/PID/stat` fields 45, 46, 47, 28 |
+//! | `brk` | not shown by the kernel: the caller's value, else the end of the last `[heap]` VMA, else `start_brk` |
+//! | `rlimit_stack`, `rlimit_data`, `rlimit_as`, `rlimit_memlock` | `/proc/PID/limits` (soft) |
+//! | `mmap_base`, the layout | [`Profile::pick_mmap_layout`] from the stack limit; legacy if the personality has `ADDR_COMPAT_LAYOUT` or `vm.legacy_va_layout` is set |
+//!
+//! Files: one engine [`File`] per (device, inode), shared by every VMA of it, so that adjacent
+//! mappings of one file compare equal (as the mappings of one `open()` do in the kernel). It is
+//! an ext4-style page-cache file (`mmprep_drivers::regular::Ext4File`) of the size `stat` gives
+//! for its path (or large enough for its mappings); it is open for writing if any of its VMAs
+//! is a shared mapping that may be written (`ms` and `mw`).
+//!
+//! What smaps cannot show, and what is assumed instead:
+//! - anon_vmas: a VMA that once had anonymous pages and no longer has any is imported without
+//!   one; consecutive pieces of one mapping (adjacent, same file or both anonymous, contiguous
+//!   offsets) that both hold anonymous pages share one anon_vma, as the halves of a split do;
+//!   none is a fork child;
+//! - anonymous memory's page offset is `start >> PAGE_SHIFT` (mremap moves keep the old one);
+//! - `[anon:NAME]` names are not modelled (the VMA is imported as plain anonymous memory);
+//! - with address randomisation on, `mmap_base` is unknown: [`Imported::randomized`] says so.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mmprep::file::{DevId, File, FileMode, Inode, InodeKind};
+use mmprep::flags::VmaBit;
+use mmprep::mm::{ImportAnon, ImportOps, ImportVma, MmBounds, flags_from_smaps_codes};
+use mmprep::{Mm, PgOff, Profile, VirtAddr};
+use mmprep_drivers::regular::Ext4File;
+
+use crate::procfs::{self, ProcVma};
+
+/// `ADDR_NO_RANDOMIZE` (`include/uapi/linux/personality.h`).
+const ADDR_NO_RANDOMIZE: u64 = 0x0040000;
+/// `ADDR_COMPAT_LAYOUT`.
+const ADDR_COMPAT_LAYOUT: u64 = 0x0200000;
+
+/// An imported process.
+pub struct Imported {
+    /// The engine's copy of the address space.
+    pub mm: Mm,
+    /// The smaps text it was built from.
+    pub smaps: String,
+    /// Address randomisation was on: `mmap(NULL)` placement will not match.
+    pub randomized: bool,
+}
+
+/// One smaps block: the header, the flags, whether it holds anonymous pages.
+struct Block {
+    vma: ProcVma,
+    flags: mmprep::flags::VmaFlags,
+    anon_pages: bool,
+}
+
+/// The addresses `/proc/PID/stat` shows (fields 28, 45, 46, 47).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatAddrs {
+    pub start_stack: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+}
+
+/// Parses the fields of `/proc/PID/stat` that say where the data, heap and stack are.
+pub fn parse_stat(text: &str) -> Result<StatAddrs, String> {
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = text.rfind(')').map(|i| &text[i + 1..]).ok_or("stat has no ')'")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3.
+    let field = |n: usize| -> Result<u64, String> {
+        fields
+            .get(n - 3)
+            .ok_or(format!("stat has no field {n}"))?
+            .parse()
+            .map_err(|e| format!("stat field {n}: {e}"))
+    };
+    Ok(StatAddrs {
+        start_stack: field(28)?,
+        start_data: field(45)?,
+        end_data: field(46)?,
+        start_brk: field(47)?,
+    })
+}
+
+/// Parses smaps text into blocks.
+fn parse_smaps(text: &str) -> Result<Vec<Block>, String> {
+    let mut blocks: Vec<Block> = Vec::new();
+    for line in text.lines() {
+        if let Some(codes) = line.strip_prefix("VmFlags:") {
+            let b = blocks.last_mut().ok_or("VmFlags before any VMA")?;
+            b.flags = flags_from_smaps_codes(codes.split_whitespace());
+            continue;
+        }
+        if let Some((key, value)) = line.split_once(':')
+            && matches!(key, "Anonymous" | "AnonHugePages" | "Swap")
+        {
+            let kb: u64 = value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .ok_or(format!("bad line {line:?}"))?;
+            let b = blocks.last_mut().ok_or("a field before any VMA")?;
+            b.anon_pages |= kb > 0;
+            continue;
+        }
+        if line.contains('-')
+            && let Ok(mut v) = procfs::parse(line)
+            && v.len() == 1
+        {
+            blocks.push(Block {
+                vma: v.remove(0),
+                flags: mmprep::flags::VmaFlags::EMPTY,
+                anon_pages: false,
+            });
+        }
+    }
+    Ok(blocks)
+}
+
+/// A special mapping's name, if `name` is one the kernel gives (`[vsyscall]` is no VMA).
+fn special_name(name: &str) -> Option<&'static str> {
+    ["[vdso]", "[vvar]", "[vvar_vclock]", "[uprobes]"]
+        .into_iter()
+        .find(|n| *n == name)
+}
+
+/// Builds an engine address space from smaps text and the stat addresses. `brk` is the current
+/// break if known (the kernel does not print it). `profile` should be the process's
+/// ([`process_profile`]).
+pub fn import_text(smaps: &str, stat: StatAddrs, brk: Option<u64>, profile: Profile) -> Result<Mm, String> {
+    let blocks = parse_smaps(smaps)?;
+    let mut mm = Mm::new(profile);
+    let mut files: HashMap<(u32, u32, u64), Arc<File>> = HashMap::new();
+    // Open mode and size per identity, from all of its VMAs.
+    let mut writable: HashMap<(u32, u32, u64), bool> = HashMap::new();
+    let mut reach: HashMap<(u32, u32, u64), u64> = HashMap::new();
+    let is_file = |v: &ProcVma| v.inode != 0 || v.dev != (0, 0);
+    for b in blocks.iter().filter(|b| is_file(&b.vma)) {
+        let id = (b.vma.dev.0, b.vma.dev.1, b.vma.inode);
+        *writable.entry(id).or_default() |= b.flags.test(VmaBit::MayShare) && b.flags.test(VmaBit::MayWrite);
+        let r = reach.entry(id).or_default();
+        *r = (*r).max(b.vma.offset + (b.vma.end - b.vma.start));
+    }
+    let mut prev: Option<&Block> = None;
+    for b in &blocks {
+        let v = &b.vma;
+        if v.name == "[vsyscall]" {
+            continue;
+        }
+        let (file, ops, pgoff) = if is_file(v) {
+            let id = (v.dev.0, v.dev.1, v.inode);
+            let file = files
+                .entry(id)
+                .or_insert_with(|| {
+                    let size = std::fs::metadata(&v.name).map(|m| m.len()).unwrap_or(0).max(reach[&id]);
+                    let inode = Arc::new(Inode::new(
+                        DevId {
+                            major: v.dev.0,
+                            minor: v.dev.1,
+                        },
+                        v.inode,
+                        InodeKind::Regular,
+                        size,
+                    ));
+                    let mode = if writable[&id] {
+                        FileMode::READ_WRITE
+                    } else {
+                        FileMode::READ_ONLY
+                    };
+                    File::new(inode, mode, Arc::new(Ext4File), v.name.clone(), false)
+                })
+                .clone();
+            (Some(file), ImportOps::File, v.offset >> 12)
+        } else if let Some(name) = special_name(&v.name) {
+            (None, ImportOps::Special(name), 0)
+        } else {
+            (None, ImportOps::Anonymous, v.start >> 12)
+        };
+        let anon = match prev {
+            _ if !b.anon_pages => ImportAnon::None,
+            Some(p) if p.anon_pages && same_mapping(p, b) => ImportAnon::SameAs(VirtAddr(p.vma.start)),
+            _ => ImportAnon::New,
+        };
+        mm.import_vma(ImportVma {
+            start: VirtAddr(v.start),
+            end: VirtAddr(v.end),
+            pgoff: PgOff(pgoff),
+            flags: b.flags,
+            file,
+            ops,
+            anon,
+        })
+        .map_err(|e| format!("{:x}-{:x} {}: {e}", v.start, v.end, v.name))?;
+        prev = Some(b);
+    }
+    // The heap may be several VMAs (a guard page mprotected inside it): the break is at or
+    // below the end of the last one the kernel names [heap].
+    let heap_end = blocks
+        .iter()
+        .filter(|b| b.vma.name == "[heap]" && b.vma.end > stat.start_brk)
+        .map(|b| b.vma.end)
+        .max();
+    let brk = brk.or(heap_end).unwrap_or(stat.start_brk).max(stat.start_brk);
+    mm.set_bounds(MmBounds {
+        start_data: stat.start_data,
+        end_data: stat.end_data,
+        start_brk: stat.start_brk,
+        brk,
+        start_stack: stat.start_stack,
+    })
+    .map_err(|e| format!("stat addresses: {e}"))?;
+    Ok(mm)
+}
+
+/// Are `b` and the block before it `p` consecutive pieces of one mapping?
+fn same_mapping(p: &Block, b: &Block) -> bool {
+    let (p, v) = (&p.vma, &b.vma);
+    if p.end != v.start || (p.dev, p.inode) != (v.dev, v.inode) {
+        return false;
+    }
+    if v.inode == 0 && v.dev == (0, 0) {
+        return special_name(&p.name).is_none() && special_name(&v.name).is_none();
+    }
+    p.offset + (p.end - p.start) == v.offset
+}
+
+/// The soft limit called `name` in `/proc/PID/limits`, in bytes (`u64::MAX` for unlimited).
+fn limit(limits: &str, name: &str) -> Option<u64> {
+    let rest = limits.lines().find_map(|l| l.strip_prefix(name))?;
+    let soft = rest.split_whitespace().next()?;
+    if soft == "unlimited" {
+        Some(u64::MAX)
+    } else {
+        soft.parse().ok()
+    }
+}
+
+/// The profile of process `pid`: this machine's ([`crate::host_profile`]) with the process's
+/// own limits and layout. Returns it and whether randomisation is on.
+pub fn process_profile(pid: u32) -> Result<(Profile, bool), String> {
+    let read =
+        |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).map_err(|e| format!("/proc/{pid}/{f}: {e}"));
+    let mut p = crate::host_profile();
+    let limits = read("limits")?;
+    for (name, field) in [
+        ("Max stack size", &mut p.rlimit_stack),
+        ("Max data size", &mut p.rlimit_data),
+        ("Max address space", &mut p.rlimit_as),
+        ("Max locked memory", &mut p.rlimit_memlock),
+    ] {
+        if let Some(v) = limit(&limits, name) {
+            *field = v;
+        }
+    }
+    // /proc/PID/personality needs ptrace access; without it, assume the default personality.
+    let personality = read("personality")
+        .ok()
+        .and_then(|p| u64::from_str_radix(p.trim(), 16).ok())
+        .unwrap_or(0);
+    let sysctl_legacy = std::fs::read_to_string("/proc/sys/vm/legacy_va_layout")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let randomize = std::fs::read_to_string("/proc/sys/kernel/randomize_va_space")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(2);
+    p.pick_mmap_layout(personality & ADDR_COMPAT_LAYOUT != 0 || sysctl_legacy != 0);
+    // Every VMA of the process is modelled ([vsyscall] is not a VMA).
+    p.unmodelled_map_count = 0;
+    let randomized = personality & ADDR_NO_RANDOMIZE == 0 && randomize != 0;
+    Ok((p, randomized))
+}
+
+/// Imports process `pid` as it is now. `brk` is its current break if the caller knows it.
+/// The process should be stopped (or waiting) while this reads its files.
+pub fn import_pid(pid: u32, brk: Option<u64>) -> Result<Imported, String> {
+    let (profile, randomized) = process_profile(pid)?;
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).map_err(|e| format!("/proc/{pid}/smaps: {e}"))?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    let mm = import_text(&smaps, parse_stat(&stat)?, brk, profile)?;
+    Ok(Imported { mm, smaps, randomized })
+}
+
+/// The maps text of smaps or maps text as the engine prints it: VMA lines only, without the
+/// `[vsyscall]` gate (which is not a VMA).
+pub fn maps_of(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.contains('-') && procfs::parse(line).is_ok_and(|v| v.len() == 1) && !line.ends_with(" [vsyscall]") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Each VMA's maps line followed by ` | ` and its VmFlags, from smaps text.
+pub fn maps_with_flags(smaps: &str) -> String {
+    let mut out = String::new();
+    for b in parse_smaps(smaps).unwrap_or_default() {
+        if b.vma.name == "[vsyscall]" {
+            continue;
+        }
+        let codes: Vec<&str> = b.flags.smaps_codes(true).collect();
+        out.push_str(&format!("{:x}-{:x} | {}\n", b.vma.start, b.vma.end, codes.join(" ")));
+    }
+    out
+}
+
+/// The same for the engine's address space.
+pub fn engine_maps_with_flags(mm: &Mm) -> String {
+    let soft_dirty = mm.profile().soft_dirty;
+    mm.vmas()
+        .map(|v| {
+            let codes: Vec<&str> = v.flags().smaps_codes(soft_dirty).collect();
+            format!("{:x}-{:x} | {}\n", v.start().get(), v.end().get(), codes.join(" "))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_and_limits() {
+        let stat = "1234 (a) b) S 1 1 1 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 100 1000 10 \
+                    18446744073709551615 1 1 140737488347296 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 \
+                    93824992247248 93824992247920 93824992251904 1 2 3 4 0\n";
+        let s = parse_stat(stat).expect("stat");
+        assert_eq!(s.start_stack, 140737488347296);
+        assert_eq!(s.start_data, 93824992247248);
+        assert_eq!(s.end_data, 93824992247920);
+        assert_eq!(s.start_brk, 93824992251904);
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max stack size            8388608              unlimited            bytes     \n\
+                      Max data size             unlimited            unlimited            bytes     \n";
+        assert_eq!(limit(limits, "Max stack size"), Some(8 << 20));
+        assert_eq!(limit(limits, "Max data size"), Some(u64::MAX));
+    }
+
+    /// This test process, imported: the engine prints the same maps.
+    #[test]
+    fn import_self() {
+        let pid = std::process::id();
+        let imported = import_pid(pid, None).expect("import");
+        imported.mm.check_invariants();
+        // One smaps snapshot: the engine prints what the kernel printed in it.
+        let real = maps_of(&imported.smaps);
+        let engine = imported.mm.maps();
+        assert_eq!(real, engine, "\nreal:\n{real}\nengine:\n{engine}");
+        assert_eq!(maps_with_flags(&imported.smaps), engine_maps_with_flags(&imported.mm));
+        assert!(engine.contains("[stack]") && engine.contains("[vdso]"), "{engine}");
+    }
+}
