@@ -50,6 +50,7 @@ pub fn main(script: &Script, out: c_int, tmpdir: Option<&Path>) -> ! {
             out,
             tmpdir,
             files: Vec::new(),
+            maps_room: MapsRoom::reserve(),
         };
         child.run()
     }));
@@ -85,6 +86,62 @@ struct Child<'a> {
     tmpdir: Option<&'a Path>,
     /// The scenario's files by [`FileId`], once their `file` line has run.
     files: Vec<Option<HostFile>>,
+    /// Memory set aside for reading maps at the map limit.
+    maps_room: MapsRoom,
+}
+
+/// What reading `/proc/self/maps` needs, set aside before the scenario runs: a scenario may
+/// take the process to `vm.max_map_count`, and then the runner cannot create a mapping of its
+/// own (the allocator's `mmap` and `mremap` fail, and so does growing the heap).
+struct MapsRoom {
+    /// The chunk buffer [`procfs::read_self_in`] reads into.
+    buf: Vec<u8>,
+    /// Room for one entry per VMA the window can hold.
+    vmas: Vec<ProcVma>,
+}
+
+impl MapsRoom {
+    /// Bytes of heap grown and kept for the allocations of a maps or smaps line at the limit
+    /// (its flag lists, its transcript text).
+    const HEAP: usize = 96 << 20;
+
+    fn reserve() -> MapsRoom {
+        let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(65530);
+        let mut vmas = Vec::new();
+        if unlimited(libc::RLIMIT_AS) && unlimited(libc::RLIMIT_DATA) {
+            // SAFETY: mallopt only changes the allocator's tunables; this freshly forked child
+            // runs one thread. Keep what the heap grows to, and take every later allocation
+            // from the heap rather than from new mappings.
+            unsafe {
+                libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+                libc::mallopt(libc::M_MMAP_MAX, 0);
+            }
+            let mut grow: Vec<u8> = Vec::new();
+            let _ = grow.try_reserve_exact(Self::HEAP);
+        }
+        // From the heap, after the tunables: a mapping of its own would change the map count
+        // the scenario sees. A failed reservation only means that a scenario at the limit may
+        // fail to print its maps.
+        let _ = vmas.try_reserve_exact(max);
+        MapsRoom {
+            buf: vec![0; 64 << 10],
+            vmas,
+        }
+    }
+}
+
+/// Is `resource` unlimited? (A set limit makes the heap the runner keeps count against it, and
+/// so change what a scenario near that limit gets: then nothing is kept.)
+fn unlimited(resource: libc::__rlimit_resource_t) -> bool {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid place for getrlimit to store the limit.
+    unsafe { libc::getrlimit(resource, &mut limit) == 0 && limit.rlim_cur == libc::RLIM_INFINITY }
 }
 
 impl Child<'_> {
@@ -92,8 +149,10 @@ impl Child<'_> {
     fn run(&mut self) -> Result<i32, String> {
         sys::close_all_but(self.out);
         let (low, high) = self.script.window_range();
-        let taken = procfs::read_self(false)?.iter().any(|v| v.start < high && v.end > low);
-        if taken {
+        let room = &mut self.maps_room;
+        room.vmas.clear();
+        procfs::read_self_in(false, low, high, &mut room.buf, &mut room.vmas)?;
+        if !room.vmas.is_empty() {
             return Ok(EXIT_WINDOW_TAKEN);
         }
         probe::install()?;
@@ -281,11 +340,13 @@ impl Child<'_> {
     }
 
     /// Runs `maps` or `smaps`: the VMAs that intersect the window, lowest first.
-    fn maps(&self, smaps: bool) -> Result<Outcome, String> {
+    fn maps(&mut self, smaps: bool) -> Result<Outcome, String> {
         let (low, high) = self.script.window_range();
-        let vmas = procfs::read_self(smaps)?;
-        let mut entries = Vec::new();
-        for vma in vmas.into_iter().filter(|v| v.start < high && v.end > low) {
+        let mut vmas = std::mem::take(&mut self.maps_room.vmas);
+        vmas.clear();
+        let read = procfs::read_self_in(smaps, low, high, &mut self.maps_room.buf, &mut vmas);
+        let mut entries = Vec::with_capacity(vmas.len());
+        for vma in vmas.drain(..) {
             let name = self.name_of(&vma);
             let entry = MapsEntry {
                 start: vma.start,
@@ -296,6 +357,9 @@ impl Child<'_> {
             };
             entries.push((entry, vma.flags));
         }
+        // The room goes back for the next maps line.
+        self.maps_room.vmas = vmas;
+        read?;
         Ok(if smaps {
             Outcome::Smaps(entries)
         } else {

@@ -38,6 +38,56 @@ pub fn read_self(smaps: bool) -> Result<Vec<ProcVma>, String> {
     parse(&String::from_utf8_lossy(&text)).map_err(|e| format!("{path}: {e}"))
 }
 
+/// Reads `/proc/self/maps` (`smaps == false`) or `/proc/self/smaps` and appends to `out` the
+/// VMAs that intersect `[low, high)`, lowest first.
+///
+/// Made for a process at the map limit, which cannot create a mapping: the text is read in
+/// `buf`-sized chunks and parsed as it comes, so nothing grows with the size of the file;
+/// only `out` grows, by one entry per VMA kept (reserve its capacity beforehand).
+pub fn read_self_in(smaps: bool, low: u64, high: u64, buf: &mut [u8], out: &mut Vec<ProcVma>) -> Result<(), String> {
+    use std::io::Read;
+    let path = if smaps { "/proc/self/smaps" } else { "/proc/self/maps" };
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+    // Whether the last VMA line seen is one we keep (its VmFlags line goes to it).
+    let (mut seen_header, mut keeping) = (false, false);
+    let mut filled = 0;
+    loop {
+        let n = file
+            .read(&mut buf[filled..])
+            .map_err(|e| format!("cannot read {path}: {e}"))?;
+        filled += n;
+        let complete = match buf[..filled].iter().rposition(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None if n == 0 || filled == buf.len() => filled,
+            None => continue,
+        };
+        for raw in buf[..complete].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let line = std::str::from_utf8(raw).map_err(|_| format!("{path}: a line is not UTF-8"))?;
+            if let Some(vma) = parse_header(line) {
+                seen_header = true;
+                keeping = vma.start < high && vma.end > low;
+                if keeping {
+                    out.push(vma);
+                }
+            } else if let Some(codes) = line.strip_prefix("VmFlags:") {
+                if !seen_header {
+                    return Err(format!("{path}: a VmFlags line before any VMA"));
+                }
+                if let Some(vma) = out.last_mut().filter(|_| keeping) {
+                    vma.flags = codes.split_whitespace().map(vm_flag_code).collect();
+                }
+            } else if !is_smaps_field(line) {
+                return Err(format!("{path}: unexpected line {line:?}"));
+            }
+        }
+        buf.copy_within(complete..filled, 0);
+        filled -= complete;
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
 /// Parses the text of a `maps` or `smaps` file.
 pub fn parse(text: &str) -> Result<Vec<ProcVma>, String> {
     let mut vmas: Vec<ProcVma> = Vec::new();

@@ -269,3 +269,48 @@ fn runner_failures_keep_the_lines_before() {
     assert!(why.starts_with("L2 file: ftruncate: "), "{why}");
     assert_eq!(t.end.exit_code(), 4);
 }
+
+/// A scenario that takes the process to `vm.max_map_count` still prints its maps and smaps: the
+/// runner reads them into room it set aside before the scenario ran, since at the limit it can
+/// create no mapping of its own (issue 10: "cannot read /proc/self/maps: out of memory").
+#[test]
+fn maps_at_the_map_limit() {
+    let max: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Every other page read-only makes one VMA a page: enough pages to pass the limit.
+    let pages = max + 64;
+    let mut text = format!(
+        "window {}K\nmmap 0 {}K rw- private|anon|fixed|noreserve\n",
+        pages * 4 + 64,
+        pages * 4
+    );
+    for p in (1..pages).step_by(2) {
+        text.push_str(&format!("mprotect {}K 4K r--\n", p * 4));
+    }
+    text.push_str("maps\nsmaps\n");
+    let t = kernel(&text);
+    assert_eq!(t.end, RunEnd::Finished, "the run ended early:\n{}", tail(&t.text()));
+    let out = t.text();
+    assert!(out.contains("mprotect = -ENOMEM"), "the limit was never reached");
+    let counts: Vec<u64> = out
+        .lines()
+        .filter(|l| l.contains(" maps = ") || l.contains(" smaps = "))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 2, "{}", tail(&out));
+    assert_eq!(counts[0], counts[1]);
+    assert!(
+        counts[0] + 200 > max,
+        "only {} VMAs in the window (limit {max})",
+        counts[0]
+    );
+}
+
+/// The last lines of a long transcript.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
