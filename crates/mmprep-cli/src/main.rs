@@ -124,6 +124,13 @@ enum Command {
         /// The first seed
         #[arg(long, value_name = "S", default_value_t = 0)]
         start: u64,
+        /// Bias the scenarios to transparent huge pages: a grid of four 2 MiB blocks, ranges
+        /// that fit a block or just miss it, huge-page advice, populate and collapse
+        #[arg(long)]
+        thp: bool,
+        /// Print the generated scenarios instead of running them
+        #[arg(long)]
+        print: bool,
     },
 }
 
@@ -168,7 +175,12 @@ fn main() -> ExitCode {
         Command::Tour => return tour(),
         Command::Drivers => return drivers(),
         Command::Bench { vmas, pairs } => return bench(&vmas, pairs),
-        Command::Fuzz { seeds, start } => return fuzz(start, seeds),
+        Command::Fuzz {
+            seeds,
+            start,
+            thp,
+            print,
+        } => return fuzz(start, seeds, thp, print),
         Command::Import { pid, flags } => return import(pid, flags),
         Command::Kernel { files } => (files, Mode::Kernel),
         Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
@@ -402,10 +414,17 @@ fn import(pid: u32, flags: bool) -> ExitCode {
 }
 
 /// `fuzz`: the seeds `start..start + seeds` through `mmprep_host::fuzz`, until one differs.
-fn fuzz(start: u64, seeds: u64) -> ExitCode {
-    let profile = mmprep_host::host_profile();
-    let config = mmprep_scenario::generate::GenConfig::default();
+fn fuzz(start: u64, seeds: u64, thp: bool, print: bool) -> ExitCode {
+    use mmprep_scenario::generate::{GenConfig, generate};
+    let config = if thp { GenConfig::thp() } else { GenConfig::default() };
     let range = (0..seeds).map(|i| start.wrapping_add(i));
+    if print {
+        for seed in range {
+            print!("# seed {seed}\n{}", generate(seed, &config));
+        }
+        return ExitCode::SUCCESS;
+    }
+    let profile = mmprep_host::host_profile();
     match mmprep_host::fuzz::search(range, &config, &profile, 1).pop() {
         None => {
             println!("same: {seeds} seeds from {start}");

@@ -32,6 +32,20 @@ use crate::parse::MADVICE;
 
 /// The page size the generator works with.
 const PAGE: u64 = 4096;
+/// Pages in a 2 MiB transparent huge page (`HPAGE_PMD_NR`).
+const HUGE_PAGES: u64 = 512;
+
+/// The advice a huge-page-biased `madvise` line draws from.
+const HUGE_ADVICE: &[&str] = &[
+    "hugepage",
+    "hugepage",
+    "nohugepage",
+    "collapse",
+    "populate_read",
+    "populate_write",
+    "dontneed",
+    "guard_install",
+];
 
 /// One kind of generated line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,6 +104,11 @@ pub struct GenConfig {
     /// Percentage of `mmap`, `munmap` and `mprotect` lines given a bad argument on purpose
     /// (unaligned address or offset, zero or huge length, a wrong flag combination...).
     pub bad_percent: u32,
+    /// Percentage of ranges drawn around 2 MiB blocks (whole aligned blocks, or a block with a
+    /// few pages more or less at either end) and of `madvise` lines given a huge-page advice
+    /// (`hugepage`, `nohugepage`, `collapse`, `populate_*`, `dontneed`): the transparent
+    /// huge page rules (issue 11). 0 in the default mix.
+    pub huge_percent: u32,
 }
 
 impl GenConfig {
@@ -123,6 +142,36 @@ impl GenConfig {
             max_forks: 2,
             max_files: 3,
             bad_percent: 8,
+            huge_percent: 0,
+        }
+    }
+
+    /// The default mix over a grid of four 2 MiB blocks, with ranges and advice biased to
+    /// transparent huge pages: blocks that fit a VMA wholly or just miss it, `hugepage` and
+    /// `nohugepage` advice, read and write touches of whole blocks, populate, collapse, fork,
+    /// mremap and guard pages over them.
+    pub fn thp() -> GenConfig {
+        GenConfig {
+            ops: vec![
+                (OpKind::Mmap, 20),
+                (OpKind::Madvise, 20),
+                (OpKind::Touch, 24),
+                (OpKind::Smaps, 10),
+                (OpKind::Mprotect, 10),
+                (OpKind::Munmap, 5),
+                (OpKind::Mremap, 5),
+                (OpKind::Fork, 3),
+                (OpKind::Read, 4),
+                (OpKind::Write, 3),
+                (OpKind::Mlock, 1),
+                (OpKind::Munlock, 1),
+                (OpKind::File, 1),
+                (OpKind::Close, 1),
+            ],
+            grid_pages: 4 * HUGE_PAGES,
+            huge_percent: 60,
+            bad_percent: 3,
+            ..GenConfig::engine_today()
         }
     }
 
@@ -218,11 +267,18 @@ struct Gen<'a> {
 impl Gen<'_> {
     fn script(&mut self) {
         let _ = writeln!(self.out, "# generated scenario");
-        match self.rng.u8(0..10) {
-            0..=5 => self.line("window 1M".into()),
-            6 => self.line(format!("window {}", self.grid * PAGE)),
-            7 => self.line("window 0x100000".into()),
-            _ => {}
+        if self.config.huge_percent > 0 {
+            // The grid's blocks are 2 MiB aligned: the window is (`WINDOW_BASE`).
+            let window = self.grid * PAGE;
+            let window = self.num(window);
+            self.line(format!("window {window}"));
+        } else {
+            match self.rng.u8(0..10) {
+                0..=5 => self.line("window 1M".into()),
+                6 => self.line(format!("window {}", self.grid * PAGE)),
+                7 => self.line("window 0x100000".into()),
+                _ => {}
+            }
         }
         let files = self.rng.usize(0..=self.config.max_files);
         for _ in 0..files {
@@ -284,7 +340,11 @@ impl Gen<'_> {
             OpKind::Smaps => self.line("smaps".into()),
             OpKind::Madvise => {
                 let (addr, len) = self.range_args(16, true);
-                let advice = MADVICE[self.rng.usize(..MADVICE.len())].0;
+                let advice = if self.huge() {
+                    HUGE_ADVICE[self.rng.usize(..HUGE_ADVICE.len())]
+                } else {
+                    MADVICE[self.rng.usize(..MADVICE.len())].0
+                };
                 self.line(format!("madvise {addr} {len} {advice}"));
             }
             OpKind::Mlock => {
@@ -330,9 +390,43 @@ impl Gen<'_> {
         }
     }
 
-    /// A page range inside the grid, at most `max` pages: around an earlier mmap's range, or
-    /// anywhere.
+    /// Draw the huge-page bias ([`GenConfig::huge_percent`]) this time?
+    fn huge(&mut self) -> bool {
+        self.config.huge_percent > 0 && self.rng.u32(0..100) < self.config.huge_percent
+    }
+
+    /// A range around 2 MiB blocks of the grid: one or two whole blocks, or such a range with
+    /// up to a few pages more or less at either end (so a block just fits, or just misses).
+    fn huge_range(&mut self) -> (u64, u64) {
+        let blocks = (self.grid / HUGE_PAGES).max(1);
+        let first = self.rng.u64(0..blocks);
+        let count = self.rng.u64(1..=(blocks - first).min(2));
+        let (mut page, mut pages) = (first * HUGE_PAGES, count * HUGE_PAGES);
+        match self.rng.u8(0..6) {
+            0 if page > 0 => {
+                let more = self.rng.u64(1..=4);
+                page -= more;
+                pages += more;
+            }
+            1 => {
+                let less = self.rng.u64(1..=4);
+                page += less;
+                pages -= less;
+            }
+            2 => pages -= self.rng.u64(1..=4),
+            3 => pages += self.rng.u64(1..=4),
+            _ => {}
+        }
+        let page = page.min(self.grid - 1);
+        (page, pages.clamp(1, self.grid - page))
+    }
+
+    /// A page range inside the grid, at most `max` pages (any size, with the huge-page bias):
+    /// around 2 MiB blocks, around an earlier mmap's range, or anywhere.
     fn pick_range(&mut self, max: u64) -> (u64, u64) {
+        if self.huge() {
+            return self.huge_range();
+        }
         let grid = self.grid;
         let max = max.clamp(1, grid);
         let (page, pages) = if !self.ranges.is_empty() && self.rng.u8(0..100) < 70 {
@@ -459,8 +553,12 @@ impl Gen<'_> {
 
     /// A large fixed mapping at the start of the script: private anonymous memory, mostly.
     fn prelude_mmap(&mut self) {
-        let pages = self.rng.u64(8..=self.grid.clamp(8, 32));
-        let page = self.rng.u64(0..=self.grid.saturating_sub(pages));
+        let (page, pages) = if self.huge() {
+            self.huge_range()
+        } else {
+            let pages = self.rng.u64(8..=self.grid.clamp(8, 32));
+            (self.rng.u64(0..=self.grid.saturating_sub(pages)), pages)
+        };
         let prot = if self.rng.u8(0..4) == 0 { self.prot() } else { "rw-" };
         let (addr, len) = (self.num(page * PAGE), self.num(pages * PAGE));
         let file = self.pick_file(30);
@@ -650,6 +748,11 @@ impl Gen<'_> {
         self.line(text);
         if addr.is_multiple_of(PAGE) && len != 0 && len <= self.grid * PAGE && placement != "any" {
             self.remember(page, pages);
+            // Huge-page advice right after the mapping, before anything faults it in.
+            if pages >= HUGE_PAGES && self.huge() && self.rng.bool() {
+                let (addr, len) = (self.num(page * PAGE), self.num(pages * PAGE));
+                self.line(format!("madvise {addr} {len} hugepage"));
+            }
         }
     }
 
@@ -707,7 +810,10 @@ impl Gen<'_> {
         } else if self.rng.u8(0..30) == 0 {
             len = 0;
         }
-        let access = if self.rng.bool() { "r" } else { "w" };
+        // Reads matter most for huge pages: a read fault of a whole block maps the huge zero
+        // page and gives the VMA its anon_vma.
+        let reads = if self.config.huge_percent > 0 { 7 } else { 5 };
+        let access = if self.rng.u8(0..10) < reads { "r" } else { "w" };
         let (addr, len) = (self.num(addr), self.num(len));
         self.line(format!("touch {addr} {len} {access}"));
     }
@@ -775,7 +881,7 @@ mod tests {
 
     #[test]
     fn generated_scripts_parse() {
-        for config in [GenConfig::engine_today(), GenConfig::all_ops()] {
+        for config in [GenConfig::engine_today(), GenConfig::all_ops(), GenConfig::thp()] {
             for seed in 0..2000 {
                 let text = generate(seed, &config);
                 let script = parse(&text);
@@ -824,40 +930,51 @@ mod tests {
     #[test]
     fn ranges_stay_in_the_window() {
         const TASK_SIZE: u64 = 0x7fff_ffff_f000;
-        let config = GenConfig::engine_today();
-        for seed in 0..2000 {
-            let text = generate(seed, &config);
-            let script = parse(&text);
-            let inside = |addr: u64, len: u64| addr.checked_add(len).is_some_and(|e| e <= script.window);
-            for step in &script.steps {
-                let ok = match step.op {
-                    Op::Mmap {
-                        addr: MmapAddr::Any,
-                        len,
-                        ..
-                    } => len <= config.grid_pages * PAGE,
-                    Op::Mmap {
-                        addr: MmapAddr::At(a),
-                        len,
-                        ..
-                    } => inside(a, len) || a % PAGE != 0 || len == 0 || len > TASK_SIZE,
-                    Op::Munmap { addr, len } => inside(addr, len) || addr % PAGE != 0 || len == 0 || len > TASK_SIZE,
-                    Op::Mprotect { addr, len, .. } => {
-                        let abs = WINDOW_BASE + addr;
-                        let aligned = (len.wrapping_add(PAGE - 1)) & !(PAGE - 1);
-                        inside(addr, len) || addr % PAGE != 0 || abs.wrapping_add(aligned) <= abs
-                    }
-                    Op::Touch { addr, len, .. } => inside(addr, len) && len <= 64 * PAGE,
-                    Op::Mremap {
-                        addr,
-                        old_len,
-                        new_len,
-                        new_addr,
-                        ..
-                    } => (inside(addr, old_len) || addr % PAGE != 0) && new_addr.is_none_or(|to| inside(to, new_len)),
-                    _ => true,
-                };
-                assert!(ok, "seed {seed}, line {}: {:?}\n{text}", step.line, step.op);
+        for config in [GenConfig::engine_today(), GenConfig::thp()] {
+            // A touch covers at most 64 pages, or two huge blocks and a few pages with the bias.
+            let max_touch = if config.huge_percent > 0 {
+                2 * HUGE_PAGES + 4
+            } else {
+                64
+            };
+            for seed in 0..2000 {
+                let text = generate(seed, &config);
+                let script = parse(&text);
+                let inside = |addr: u64, len: u64| addr.checked_add(len).is_some_and(|e| e <= script.window);
+                for step in &script.steps {
+                    let ok = match step.op {
+                        Op::Mmap {
+                            addr: MmapAddr::Any,
+                            len,
+                            ..
+                        } => len <= config.grid_pages * PAGE,
+                        Op::Mmap {
+                            addr: MmapAddr::At(a),
+                            len,
+                            ..
+                        } => inside(a, len) || a % PAGE != 0 || len == 0 || len > TASK_SIZE,
+                        Op::Munmap { addr, len } => {
+                            inside(addr, len) || addr % PAGE != 0 || len == 0 || len > TASK_SIZE
+                        }
+                        Op::Mprotect { addr, len, .. } => {
+                            let abs = WINDOW_BASE + addr;
+                            let aligned = (len.wrapping_add(PAGE - 1)) & !(PAGE - 1);
+                            inside(addr, len) || addr % PAGE != 0 || abs.wrapping_add(aligned) <= abs
+                        }
+                        Op::Touch { addr, len, .. } => inside(addr, len) && len <= max_touch * PAGE,
+                        Op::Mremap {
+                            addr,
+                            old_len,
+                            new_len,
+                            new_addr,
+                            ..
+                        } => {
+                            (inside(addr, old_len) || addr % PAGE != 0) && new_addr.is_none_or(|to| inside(to, new_len))
+                        }
+                        _ => true,
+                    };
+                    assert!(ok, "seed {seed}, line {}: {:?}\n{text}", step.line, step.op);
+                }
             }
         }
     }
