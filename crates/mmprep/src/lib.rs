@@ -55,6 +55,9 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+// The loom model checker (src/sync.rs) needs the standard library.
+#[cfg(loom)]
+extern crate std;
 
 pub mod action;
 pub mod addr;
@@ -73,6 +76,7 @@ pub mod procfs;
 pub mod profile;
 pub mod shmem;
 mod split;
+mod sync;
 pub mod tree;
 pub mod uapi;
 pub mod vma;

@@ -247,7 +247,7 @@ impl Inner {
 /// lock together with the change it leads to.
 #[derive(Debug, Default)]
 pub(crate) struct PageTable {
-    inner: spin::Mutex<Inner>,
+    inner: crate::sync::Mutex<Inner>,
 }
 
 impl PageTable {
@@ -276,7 +276,7 @@ impl PageTable {
     pub fn replace_if_same(&self, addr: VirtAddr, old: &PteTarget, new: Pte) -> bool {
         let mut t = self.inner.lock();
         let same = match (t.ptes.get(&vpn(addr)).map(|p| &p.target), old) {
-            (Some(PteTarget::Frame(a)), PteTarget::Frame(b)) => alloc::sync::Arc::ptr_eq(a, b),
+            (Some(PteTarget::Frame(a)), PteTarget::Frame(b)) => FrameRef::ptr_eq(a, b),
             (Some(PteTarget::Pfn(a)), PteTarget::Pfn(b)) => a == b,
             _ => false,
         };
@@ -305,7 +305,7 @@ impl PageTable {
         if !pte.anon {
             return WpAnon::NotAnon;
         }
-        if pte.exclusive || alloc::sync::Arc::strong_count(frame) == 1 {
+        if pte.exclusive || FrameRef::strong_count(frame) == 1 {
             // INVARIANT: nobody else maps the frame (a count of one under the lock means no
             // other entry holds it and no fault can clone it from here meanwhile).
             pte.exclusive = true;

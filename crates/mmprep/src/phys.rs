@@ -31,11 +31,11 @@ pub type PageBytes = [u8; PAGE_SIZE as usize];
 /// One page frame of simulated RAM.
 pub struct Frame {
     pfn: Pfn,
-    bytes: spin::Mutex<Box<PageBytes>>,
+    bytes: crate::sync::Mutex<Box<PageBytes>>,
 }
 
 /// A shared reference to a frame.
-pub type FrameRef = Arc<Frame>;
+pub type FrameRef = crate::sync::FrameArc<Frame>;
 
 impl Frame {
     /// The frame number.
@@ -126,9 +126,9 @@ const FIRST_DEVICE_PFN: u64 = 0x2_0000_0000;
 impl Machine {
     /// A system with no memory in use.
     pub fn new() -> Machine {
-        let zero = Arc::new(Frame {
+        let zero = FrameRef::new(Frame {
             pfn: Pfn(FIRST_RAM_PFN - 1),
-            bytes: spin::Mutex::new(zeroed()),
+            bytes: crate::sync::Mutex::new(zeroed()),
         });
         Machine {
             next_pfn: AtomicU64::new(FIRST_RAM_PFN),
@@ -221,18 +221,18 @@ impl Machine {
     /// A new, zero-filled frame (`alloc_page(__GFP_ZERO)`).
     pub fn alloc_frame(&self) -> FrameRef {
         let pfn = Pfn(self.next_pfn.fetch_add(1, Ordering::Relaxed));
-        Arc::new(Frame {
+        FrameRef::new(Frame {
             pfn,
-            bytes: spin::Mutex::new(zeroed()),
+            bytes: crate::sync::Mutex::new(zeroed()),
         })
     }
 
     /// A new frame with a copy of `src`'s bytes (copy-on-write).
     pub fn copy_frame(&self, src: &Frame) -> FrameRef {
         let pfn = Pfn(self.next_pfn.fetch_add(1, Ordering::Relaxed));
-        Arc::new(Frame {
+        FrameRef::new(Frame {
             pfn,
-            bytes: spin::Mutex::new(src.snapshot()),
+            bytes: crate::sync::Mutex::new(src.snapshot()),
         })
     }
 
@@ -243,7 +243,7 @@ impl Machine {
 
     /// Is `f` the shared zero page?
     pub fn is_zero_frame(&self, f: &FrameRef) -> bool {
-        Arc::ptr_eq(f, &self.zero)
+        FrameRef::ptr_eq(f, &self.zero)
     }
 }
 
