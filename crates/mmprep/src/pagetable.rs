@@ -18,6 +18,27 @@
 //! whatever its size: one `MADV_GUARD_INSTALL` over 2^45 bytes is one run, not 2^33 markers
 //! (`docs/core-design.md`, section 2).
 //!
+//! Huge pages (`docs/core-design.md` section 2, `mm/huge_memory.c`): a 2 MiB-aligned *block* of
+//! 512 pages is mapped either by a page table (a PMD pointing at 512 PTEs: the per-page state
+//! above) or by one huge PMD entry, or by nothing at all (`pmd_none`: the block has no page
+//! table, and a fault there may take the huge path). Three more sets of runs say which:
+//! - `tables`: blocks that have a page table, whether or not any entry in it is present. The
+//!   page path allocates one (`pte_alloc`), a guard install too; `MADV_DONTNEED` frees an emptied
+//!   one only over a whole block with `CONFIG_PT_RECLAIM`, munmap frees those no VMA reaches
+//!   into any more (`free_pgtables`);
+//! - `huge_zero`: blocks mapped by the huge zero page (a read fault on the huge path); reads
+//!   are zeros and nothing is stored per page;
+//! - `huge_anon`: blocks mapped by a huge anonymous page (a write fault on the huge path). The
+//!   pages written so far have frames in the per-page entries; the others read as zeros. (The
+//!   kernel allocates all 512 subpages at once; their contents are zeros, so allocating them
+//!   at their first write is indistinguishable.)
+//!
+//! A block is in at most one of the three. Whatever cuts a huge block - a VMA boundary, a range
+//! that covers part of it - splits it first ([`PageTable::split_huge_at`],
+//! `__split_huge_pmd`): it becomes a page table whose entries are what the huge entry mapped
+//! (small zero-page entries, which read as zeros and are not stored, or the huge page's
+//! subpages). Huge runs join like other runs; each block in them is its own PMD entry.
+//!
 //! The in-place write decision lives here, under the page-table lock, with the entry it acts
 //! on ([`PageTable::wp_anon`]): an anonymous entry is *exclusive* (`PageAnonExclusive`) when no
 //! other entry maps its frame, and only an exclusive frame is ever written in place.
@@ -91,6 +112,32 @@ impl Pte {
             dirty: false,
         }
     }
+}
+
+/// Pages in a 2 MiB block (`HPAGE_PMD_NR`).
+pub(crate) const BLOCK_PAGES: u64 = 512;
+
+/// What maps a 2 MiB block (the PMD entry's state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pmd {
+    /// `pmd_none`: no page table and no huge entry.
+    None,
+    /// A page table of per-page entries (possibly all empty).
+    Table,
+    /// The huge zero page.
+    HugeZero,
+    /// A huge anonymous page.
+    HugeAnon,
+}
+
+/// The block holding page `vpn`.
+fn block(vpn: u64) -> u64 {
+    vpn / BLOCK_PAGES
+}
+
+/// The first block that starts at or after page `vpn`.
+fn block_up(vpn: u64) -> u64 {
+    vpn.div_ceil(BLOCK_PAGES)
 }
 
 /// What [`PageTable::wp_anon`] found.
@@ -182,6 +229,17 @@ struct Inner {
     /// # Invariants
     /// A page holds an entry or a guard marker, never both.
     guards: Runs,
+    /// Blocks (page number / 512) that have a page table.
+    ///
+    /// # Invariants
+    /// A block with a guard marker has one; a block with an entry has one or is in `huge_anon`
+    /// (except in a fork child's VMAs whose tables `fork` did not copy, see
+    /// [`PageTable::fork_into`]).
+    tables: Runs,
+    /// Pages mapped by the huge zero page: whole aligned blocks, without entries or markers.
+    huge_zero: Runs,
+    /// Pages mapped by huge anonymous pages: whole aligned blocks, without markers.
+    huge_anon: Runs,
 }
 
 /// The page number of `addr`.
@@ -195,42 +253,148 @@ fn addr_of(vpn: u64) -> VirtAddr {
 }
 
 impl Inner {
-    /// Installs an entry for the page containing `addr`.
+    /// Installs an entry for the page containing `addr`. In a block of the huge zero page the
+    /// block becomes a huge anonymous page first (a write to it: `do_huge_zero_wp_pmd`); outside
+    /// huge blocks the block gets a page table (`pte_alloc`).
     fn set(&mut self, addr: VirtAddr, pte: Pte) {
+        let v = vpn(addr);
         debug_assert!(
-            self.guards.containing(vpn(addr)).is_none(),
+            self.guards.containing(v).is_none(),
             "a page installed over the guard marker at {addr:?}"
         );
-        self.ptes.insert(vpn(addr), pte);
+        let b = block(v);
+        let (bs, be) = (b * BLOCK_PAGES, (b + 1) * BLOCK_PAGES);
+        if self.huge_zero.containing(v).is_some() {
+            self.huge_zero.remove(bs, be);
+            self.huge_anon.insert(bs, be);
+        } else if self.huge_anon.containing(v).is_none() {
+            self.tables.insert(b, b + 1);
+        }
+        self.ptes.insert(v, pte);
+    }
+
+    /// What maps the block holding page `v`.
+    fn pmd(&self, v: u64) -> Pmd {
+        if self.huge_zero.containing(v).is_some() {
+            Pmd::HugeZero
+        } else if self.huge_anon.containing(v).is_some() {
+            Pmd::HugeAnon
+        } else if self.tables.containing(block(v)).is_some() {
+            Pmd::Table
+        } else {
+            Pmd::None
+        }
+    }
+
+    /// `__split_huge_pmd` of block `b`: a huge entry becomes a page table of small entries
+    /// (the huge zero page's are small zero-page entries, which are not stored; a huge page's
+    /// are its subpages, whose written ones already have entries).
+    fn split_block(&mut self, b: u64) {
+        let (bs, be) = (b * BLOCK_PAGES, (b + 1) * BLOCK_PAGES);
+        if self.huge_zero.containing(bs).is_some() {
+            self.huge_zero.remove(bs, be);
+        } else if self.huge_anon.containing(bs).is_some() {
+            self.huge_anon.remove(bs, be);
+        } else {
+            return;
+        }
+        self.tables.insert(b, b + 1);
+    }
+
+    /// Splits the huge block that page boundary `v` cuts, if any.
+    fn split_at(&mut self, v: u64) {
+        if !v.is_multiple_of(BLOCK_PAGES) {
+            self.split_block(block(v));
+        }
     }
 
     /// `zap_page_range_single` (`MADV_DONTNEED`, `MADV_GUARD_INSTALL`): drops every entry in
-    /// `[start, end)`; guard markers stay. Costs one step per entry dropped, and allocates
-    /// nothing.
-    fn zap_pages(&mut self, start: VirtAddr, end: VirtAddr) {
+    /// `[start, end)`; guard markers stay. A huge block the range covers only in part is split
+    /// first; one it covers whole loses its huge entry (`zap_huge_pmd`: the block is `pmd_none`
+    /// again). With `reclaim` (`MADV_DONTNEED` under `CONFIG_PT_RECLAIM`,
+    /// `mm/pt_reclaim.c:try_get_and_clear_pmd`), the page table of a block the range covers
+    /// whole is freed if nothing is left in it (a guard marker keeps it). Costs one step per
+    /// entry dropped and per run cut.
+    fn zap_pages(&mut self, start: VirtAddr, end: VirtAddr, reclaim: bool) {
         let (s, e) = (vpn(start), vpn(end));
-        while let Some((&k, _)) = self.ptes.range(s..e.max(s)).next() {
+        if s >= e {
+            return;
+        }
+        self.split_at(s);
+        self.split_at(e);
+        self.huge_zero.remove(s, e);
+        self.huge_anon.remove(s, e);
+        while let Some((&k, _)) = self.ptes.range(s..e).next() {
             self.ptes.remove(&k);
+        }
+        let (bs, be) = (block_up(s), block(e));
+        if reclaim && bs < be {
+            self.tables.remove(bs, be);
+            let kept: Vec<(u64, u64)> = self.guards.clipped(bs * BLOCK_PAGES, be * BLOCK_PAGES).collect();
+            for (a, b) in kept {
+                self.tables.insert(block(a), block_up(b));
+            }
         }
     }
 
     /// `move_page_tables` (mremap): the entries and guard markers of `[start, end)` move to the
     /// same offsets from `to`; whatever the destination held is dropped first.
+    ///
+    /// Page tables go along (`move_page_tables`): a destination block gets one where a source
+    /// block it receives pages from had one. A huge block moves whole (`move_huge_pmd`) when
+    /// the range covers it and the destination is 2 MiB-aligned like the source; otherwise it is
+    /// split first and its pages move one by one.
     fn move_range(&mut self, start: VirtAddr, end: VirtAddr, to: VirtAddr) {
         let (s, e, t) = (vpn(start), vpn(end), vpn(to));
+        if s >= e {
+            return;
+        }
         let shift = |p: u64| t.wrapping_add(p - s);
+        self.split_at(s);
+        self.split_at(e);
+        let aligned = t.wrapping_sub(s).is_multiple_of(BLOCK_PAGES);
+        if !aligned {
+            let huge: Vec<(u64, u64)> = self
+                .huge_zero
+                .clipped(s, e)
+                .chain(self.huge_anon.clipped(s, e))
+                .collect();
+            for (a, b) in huge {
+                self.huge_zero.remove(a, b);
+                self.huge_anon.remove(a, b);
+                self.tables.insert(block(a), block_up(b));
+            }
+        }
+        let huge_zero: Vec<(u64, u64)> = self.huge_zero.clipped(s, e).collect();
+        let huge_anon: Vec<(u64, u64)> = self.huge_anon.clipped(s, e).collect();
+        self.huge_zero.remove(s, e);
+        self.huge_anon.remove(s, e);
+        let tables: Vec<(u64, u64)> = self
+            .tables
+            .clipped(block(s), block_up(e))
+            .map(|(a, b)| (shift((a * BLOCK_PAGES).max(s)), shift((b * BLOCK_PAGES).min(e))))
+            .collect();
         let mut entries = Vec::new();
-        while let Some((&k, _)) = self.ptes.range(s..e.max(s)).next() {
+        while let Some((&k, _)) = self.ptes.range(s..e).next() {
             let pte = self.ptes.remove(&k).expect("just found");
             entries.push((shift(k), pte));
         }
         let guards: Vec<(u64, u64)> = self.guards.clipped(s, e).collect();
         self.guards.remove(s, e);
         let dest_end = t.wrapping_add(e - s);
-        self.zap_pages(addr_of(t), addr_of(dest_end));
+        self.zap_pages(addr_of(t), addr_of(dest_end), false);
         self.guards.remove(t, dest_end);
+        for (a, b) in huge_zero {
+            self.huge_zero.insert(shift(a), shift(b));
+        }
+        for (a, b) in huge_anon {
+            self.huge_anon.insert(shift(a), shift(b));
+        }
+        for (a, b) in tables {
+            self.tables.insert(block(a), block_up(b));
+        }
         for (k, pte) in entries {
-            self.ptes.insert(k, pte);
+            self.set(addr_of(k), pte);
         }
         for (a, b) in guards {
             self.guards.insert(shift(a), shift(b));
@@ -328,14 +492,78 @@ impl PageTable {
     }
     /// `unmap_page_range` with `ZAP_FLAG_DROP_MARKER` (munmap, `MAP_FIXED`): drops every entry
     /// and every guard marker in `[start, end)`.
+    /// Page tables stay until [`PageTable::free_tables`].
     pub fn zap(&self, start: VirtAddr, end: VirtAddr) {
         let mut t = self.inner.lock();
-        t.zap_pages(start, end);
+        t.zap_pages(start, end, false);
         t.guards.remove(vpn(start), vpn(end));
     }
-    /// Drops every entry in `[start, end)`; guard markers stay (`MADV_DONTNEED`).
-    pub fn zap_pages(&self, start: VirtAddr, end: VirtAddr) {
-        self.inner.lock().zap_pages(start, end)
+    /// Drops every entry in `[start, end)`; guard markers stay (`MADV_DONTNEED`). With
+    /// `reclaim`, frees the emptied page tables of blocks the range covers whole.
+    pub fn zap_pages(&self, start: VirtAddr, end: VirtAddr, reclaim: bool) {
+        self.inner.lock().zap_pages(start, end, reclaim)
+    }
+    /// `free_pgtables` after an unmap of `[start, end)` (already zapped): frees the page tables
+    /// of the blocks that meet the range and lie wholly inside `[floor, ceiling)`, the gap
+    /// between the VMAs left on either side (`free_pgd_range`'s floor and ceiling: a block that
+    /// a remaining VMA reaches into keeps its table).
+    pub fn free_tables(&self, start: VirtAddr, end: VirtAddr, floor: VirtAddr, ceiling: VirtAddr) {
+        let lo = block_up(vpn(floor)).max(block(vpn(start)));
+        let hi = block(vpn(ceiling)).min(block_up(vpn(end)));
+        if lo < hi {
+            self.inner.lock().tables.remove(lo, hi);
+        }
+    }
+    /// What maps the 2 MiB block holding `addr`.
+    pub fn pmd(&self, addr: VirtAddr) -> Pmd {
+        self.inner.lock().pmd(vpn(addr))
+    }
+    /// `do_huge_pmd_anonymous_page`'s install: maps the block holding `addr` by the huge zero
+    /// page (`zero`) or a huge anonymous page, if it is still `pmd_none` (a racing fault may
+    /// have set it up meanwhile: `pmd_none` is checked again under the lock). Returns whether
+    /// it did.
+    pub fn install_huge(&self, addr: VirtAddr, zero: bool) -> bool {
+        let mut t = self.inner.lock();
+        let v = vpn(addr);
+        if t.pmd(v) != Pmd::None {
+            return false;
+        }
+        let bs = block(v) * BLOCK_PAGES;
+        debug_assert!(t.ptes.range(bs..bs + BLOCK_PAGES).next().is_none());
+        if zero {
+            t.huge_zero.insert(bs, bs + BLOCK_PAGES);
+        } else {
+            t.huge_anon.insert(bs, bs + BLOCK_PAGES);
+        }
+        true
+    }
+    /// `pte_alloc` for `[start, end)`: the blocks it meets get page tables, as faults by the page
+    /// path in them would give them (small zero-page entries are not stored; the table is).
+    ///
+    /// # Preconditions
+    /// No block of the range is mapped huge.
+    pub fn alloc_tables(&self, start: VirtAddr, end: VirtAddr) {
+        let (s, e) = (vpn(start), vpn(end));
+        if s < e {
+            let mut t = self.inner.lock();
+            debug_assert!(t.huge_zero.first_overlap(s, e).is_none() && t.huge_anon.first_overlap(s, e).is_none());
+            t.tables.insert(block(s), block_up(e));
+        }
+    }
+    /// `split_huge_pmd_address`: a VMA boundary is about to be at `addr`; a huge block it cuts
+    /// becomes a page table of small entries.
+    pub fn split_huge_at(&self, addr: VirtAddr) {
+        self.inner.lock().split_at(vpn(addr))
+    }
+    /// The huge blocks, as runs of whole blocks `[start, end)` with whether it is the huge zero
+    /// page, lowest first.
+    pub fn huge_runs(&self) -> Vec<(VirtAddr, VirtAddr, bool)> {
+        let t = self.inner.lock();
+        let zero = t.huge_zero.0.iter().map(|(&a, &b)| (addr_of(a), addr_of(b), true));
+        let anon = t.huge_anon.0.iter().map(|(&a, &b)| (addr_of(a), addr_of(b), false));
+        let mut all: Vec<_> = zero.chain(anon).collect();
+        all.sort_by_key(|r| r.0);
+        all
     }
     /// Is the page containing `addr` a guard page?
     pub fn is_guard(&self, addr: VirtAddr) -> bool {
@@ -349,11 +577,17 @@ impl PageTable {
     /// `madvise_guard_install`'s walk: every page of `[start, end)` becomes a guard page; the
     /// entries there are dropped first (`zap_page_range_single`). Costs one step per entry
     /// dropped and per guard run joined, whatever the size of the range.
+    /// Huge blocks in the range are split or dropped first, and every block the range meets
+    /// gets a page table: markers are page-table entries.
     pub fn install_guards(&self, start: VirtAddr, end: VirtAddr) {
         let mut t = self.inner.lock();
-        t.zap_pages(start, end);
+        t.zap_pages(start, end, false);
         // INVARIANT: no entry is left in the range, so no page is both mapped and guarded.
-        t.guards.insert(vpn(start), vpn(end));
+        let (s, e) = (vpn(start), vpn(end));
+        t.guards.insert(s, e);
+        if s < e {
+            t.tables.insert(block(s), block_up(e));
+        }
     }
     /// `madvise_guard_remove`'s walk: the guard pages of `[start, end)` become empty pages.
     pub fn remove_guards(&self, start: VirtAddr, end: VirtAddr) {
@@ -366,8 +600,14 @@ impl PageTable {
     /// `copy_page_range` for `fork`: the entries and guard markers of `[start, end)` are copied
     /// into `child`, which maps the same frames. Anonymous entries stop being exclusive on both
     /// sides (`folio_try_dup_anon_rmap_pte`): from now on a write on either side copies the
-    /// page, unless the other side has let go of it.
-    pub fn fork_into(&self, child: &PageTable, start: VirtAddr, end: VirtAddr) {
+    /// page, unless the other side has let go of it. Huge entries are copied as they are
+    /// (`copy_huge_pmd`).
+    ///
+    /// `copy_tables` is `vma_needs_copy`: the kernel copies nothing of a VMA without an
+    /// anon_vma, PFN entries or guard markers, and the child faults its pages in again; the
+    /// engine still copies the entries (the child would fault in the same pages) but not the
+    /// page tables, so the child's blocks there are `pmd_none`.
+    pub fn fork_into(&self, child: &PageTable, start: VirtAddr, end: VirtAddr, copy_tables: bool) {
         let (s, e) = (vpn(start), vpn(end));
         let mut parent = self.inner.lock();
         let mut c = child.inner.lock();
@@ -379,11 +619,29 @@ impl PageTable {
         for (a, b) in runs {
             c.guards.insert(a, b);
         }
+        let runs: Vec<(u64, u64)> = parent.huge_zero.clipped(s, e).collect();
+        for (a, b) in runs {
+            c.huge_zero.insert(a, b);
+        }
+        let runs: Vec<(u64, u64)> = parent.huge_anon.clipped(s, e).collect();
+        for (a, b) in runs {
+            c.huge_anon.insert(a, b);
+        }
+        if copy_tables && s < e {
+            let runs: Vec<(u64, u64)> = parent.tables.clipped(block(s), block_up(e)).collect();
+            for (a, b) in runs {
+                c.tables.insert(a, b);
+            }
+        }
     }
-    /// Is there any entry in `[start, end)`?
+    /// Is there any entry or huge entry in `[start, end)`?
     pub fn any_in(&self, start: VirtAddr, end: VirtAddr) -> bool {
         let (s, e) = (vpn(start), vpn(end));
-        self.inner.lock().ptes.range(s..e.max(s)).next().is_some()
+        let t = self.inner.lock();
+        s < e
+            && (t.ptes.range(s..e).next().is_some()
+                || t.huge_zero.first_overlap(s, e).is_some()
+                || t.huge_anon.first_overlap(s, e).is_some())
     }
     /// Number of entries (guard markers are not entries).
     pub fn len(&self) -> usize {
@@ -446,7 +704,7 @@ mod tests {
         pt.remove_guards(VirtAddr(s.0 + (1 << 40)), VirtAddr(s.0 + (1 << 40) + 4096));
         assert_eq!(pt.guard_run_count(), 2);
         let child = PageTable::default();
-        pt.fork_into(&child, s, e);
+        pt.fork_into(&child, s, e, true);
         assert_eq!(child.guard_run_count(), 2);
         pt.zap(s, e);
         assert_eq!(pt.guard_run_count(), 0);

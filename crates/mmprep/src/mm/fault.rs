@@ -26,7 +26,8 @@ use crate::events::Event;
 use crate::file::same_file;
 use crate::flags::{ACCESS_FLAGS, VmaBit};
 use crate::mm::Mm;
-use crate::pagetable::{Pte, PteTarget, WpAnon};
+use crate::mm::huge_memory::huge_block;
+use crate::pagetable::{Pmd, Pte, PteTarget, WpAnon};
 use crate::phys::FrameRef;
 use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmFault, VmHooks, VmOps, Vma};
 use crate::vma_flags;
@@ -422,8 +423,38 @@ impl Mm {
                 continue;
             }
             if anonymous {
-                // do_anonymous_page: a read maps the zero page; a write needs an anon_vma.
+                match self.ptes.pmd(addr) {
+                    // A page of a huge block that has no entry of its own: a page of the huge
+                    // zero page, or a subpage of a huge page not written yet. Both read as
+                    // zeros; a write gets the page its own frame (do_huge_zero_wp_pmd turns
+                    // the huge zero page into a huge page first).
+                    Pmd::HugeZero | Pmd::HugeAnon if !write => return Ok(PageRef::Zero),
+                    Pmd::HugeZero | Pmd::HugeAnon => {
+                        need_anon()?;
+                        let frame = self.machine.alloc_frame();
+                        return Ok(self.install(addr, Pte::new_anon(frame)));
+                    }
+                    Pmd::None if self.thp_fault_huge(vma, addr) => {
+                        // do_huge_pmd_anonymous_page: the anon_vma first, for a read too;
+                        // then the huge zero page on a read, or a huge page.
+                        need_anon()?;
+                        let zero = !write && self.profile.thp_use_zero_page;
+                        if !self.ptes.install_huge(addr, zero) {
+                            continue;
+                        }
+                        if !write {
+                            return Ok(PageRef::Zero);
+                        }
+                        let frame = self.machine.alloc_frame();
+                        return Ok(self.install(addr, Pte::new_anon(frame)));
+                    }
+                    Pmd::None | Pmd::Table => {}
+                }
+                // do_anonymous_page: a read maps the zero page (the page table it needs is all
+                // that is stored); a write needs an anon_vma.
                 if !write {
+                    let page = VirtAddr(addr.0 & !(PAGE_SIZE - 1));
+                    self.ptes.alloc_tables(page, VirtAddr(page.0 + PAGE_SIZE));
                     return Ok(PageRef::Zero);
                 }
                 need_anon()?;
@@ -666,13 +697,20 @@ impl Mm {
     /// that cannot be (its signal is returned: `SIGSEGV` for a guard page, `SIGBUS` when the
     /// driver has no page).
     ///
-    /// Only what changes later behaviour is done page by page: the copies of a private file
-    /// mapping written (they keep the file's data as of now). Faulting in anonymous or shared
-    /// pages one by one would only install entries that read as they would anyway, so the
-    /// engine faults the first page (which creates the anon_vma where one is due) and then only
-    /// asks whether a later page would fail: a guard marker, or, for a file, the last page, on
-    /// the assumption that a driver that refuses a page refuses every page above it (the end of
-    /// the file). Which page failed is not visible, only that one did.
+    /// Every page goes through the fault path a touch takes, but the engine does in one step
+    /// what the same fault would do to many pages alike:
+    /// - in an anonymous VMA, block by block (2 MiB): the first page of the block's part of the
+    ///   range faults as a touch would - the huge path maps the whole block (the rest of its
+    ///   pages then find it mapped, `follow_page_mask`), the page path gives the block its page
+    ///   table and the anon_vma where one is due. The page path's other pages would only install
+    ///   small zero-page entries (read) or zero-filled private pages (write), which read as they
+    ///   would anyway; they are not stored. Without huge pages in the VMA, all blocks but the
+    ///   first get their tables in one step, so a large populate costs the same as a small one;
+    /// - in a private file mapping written, page by page (each copy keeps the file's data as of
+    ///   now);
+    /// - in any other file mapping, the first and the last page, on the assumption that a driver
+    ///   that refuses a page refuses every page above it (the end of the file). Which page failed
+    ///   is not visible, only that one did.
     pub(crate) fn faultin_pages(
         &mut self,
         key: VirtAddr,
@@ -683,8 +721,26 @@ impl Mm {
         let v = self.tree.get(key).expect("VMA in tree");
         debug_assert!(v.start <= start && end <= v.end && start <= end);
         let (anonymous, shared) = (v.is_anonymous(), v.test(VmaBit::Shared));
+        let huge = anonymous && self.thp_vma_allowable(v);
         let stop = self.ptes.first_guard(start, end).unwrap_or(end);
-        if write && !shared && !anonymous {
+        if anonymous && start < stop {
+            let mut a = start;
+            while a < stop {
+                let (_, block_end) = huge_block(a);
+                let seg_end = if block_end.0 == 0 { stop } else { block_end.min(stop) };
+                self.handle_page(key, a, write)?;
+                if self.ptes.pmd(a) == Pmd::Table {
+                    // The page path: the rest of the segment, and without huge pages in the
+                    // VMA the rest of the range, gets page tables as its faults would.
+                    let to = if huge { seg_end } else { stop };
+                    self.ptes.alloc_tables(a, to);
+                    if !huge {
+                        break;
+                    }
+                }
+                a = seg_end;
+            }
+        } else if write && !shared && !anonymous {
             let mut a = start;
             while a < stop {
                 self.handle_page(key, a, true)?;
@@ -693,7 +749,7 @@ impl Mm {
         } else if start < stop {
             self.handle_page(key, start, write)?;
             let last = VirtAddr(stop.0 - PAGE_SIZE);
-            if !anonymous && last > start {
+            if last > start {
                 self.handle_page(key, last, write)?;
             }
         }

@@ -369,8 +369,9 @@ impl Mm {
             }
             return Ok(());
         }
-        // zap_page_range_single: the entries go, guard markers stay.
-        self.ptes.zap_pages(start, end);
+        // zap_page_range_single: the entries go, guard markers stay; emptied page tables of
+        // whole blocks go too with CONFIG_PT_RECLAIM.
+        self.ptes.zap_pages(start, end, self.profile.pt_reclaim);
         Ok(())
     }
 
