@@ -539,15 +539,17 @@ impl PageTable {
     }
     /// `pte_alloc` for `[start, end)`: the blocks it meets get page tables, as faults by the page
     /// path in them would give them (small zero-page entries are not stored; the table is).
-    ///
-    /// # Preconditions
-    /// No block of the range is mapped huge.
+    /// Blocks mapped huge stay so: a fault there finds the huge entry.
     pub fn alloc_tables(&self, start: VirtAddr, end: VirtAddr) {
         let (s, e) = (vpn(start), vpn(end));
         if s < e {
             let mut t = self.inner.lock();
-            debug_assert!(t.huge_zero.first_overlap(s, e).is_none() && t.huge_anon.first_overlap(s, e).is_none());
             t.tables.insert(block(s), block_up(e));
+            let huge: Vec<(u64, u64)> = t.huge_zero.clipped(s, e).chain(t.huge_anon.clipped(s, e)).collect();
+            for (a, b) in huge {
+                // INVARIANT: a block is a table or huge, not both.
+                t.tables.remove(block(a), block_up(b));
+            }
         }
     }
     /// `split_huge_pmd_address`: a VMA boundary is about to be at `addr`; a huge block it cuts

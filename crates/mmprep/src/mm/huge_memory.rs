@@ -35,6 +35,17 @@ use crate::mm::Mm;
 use crate::pagetable::Pmd;
 use crate::profile::ThpMode;
 use crate::vma::Vma;
+use alloc::vec::Vec;
+
+/// What maps a 2 MiB block with one PMD entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HugeMapping {
+    /// The huge zero page (a read fault on the huge path): no memory of its own, so `smaps`
+    /// counts it in neither `Rss` nor `AnonHugePages` ([H]).
+    ZeroPage,
+    /// A huge anonymous page: `AnonHugePages` counts its 2 MiB.
+    Page,
+}
 
 /// The 2 MiB block holding `addr`: `[start, end)`.
 pub(crate) fn huge_block(addr: VirtAddr) -> (VirtAddr, VirtAddr) {
@@ -43,6 +54,16 @@ pub(crate) fn huge_block(addr: VirtAddr) -> (VirtAddr, VirtAddr) {
 }
 
 impl Mm {
+    /// The blocks mapped by one PMD entry, as runs `[start, end)` of whole 2 MiB blocks, lowest
+    /// first (what `smaps`' `AnonHugePages` sums, for [`HugeMapping::Page`]).
+    pub fn huge_mappings(&self) -> Vec<(VirtAddr, VirtAddr, HugeMapping)> {
+        self.ptes
+            .huge_runs()
+            .into_iter()
+            .map(|(s, e, zero)| (s, e, if zero { HugeMapping::ZeroPage } else { HugeMapping::Page }))
+            .collect()
+    }
+
     /// `thp_vma_allowable_order(vma, vm_flags, TVA_PAGEFAULT, PMD_ORDER)`: may this VMA be
     /// mapped by PMD-size pages on a fault, whatever the address?
     pub(crate) fn thp_vma_allowable(&self, vma: &Vma) -> bool {

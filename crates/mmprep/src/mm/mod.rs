@@ -43,6 +43,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub use fault::{Access, AccessFault, NeedsExclusive, Signal};
+pub use huge_memory::HugeMapping;
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
 use crate::errno::{Errno, Result, err};
