@@ -17,7 +17,11 @@
 //! ([H] 6.18).
 //!
 //! A read of never-written anonymous memory maps the shared zero page in the kernel; here it
-//! simply reads zeros and installs nothing, which is indistinguishable.
+//! reads zeros and stores no entry, which is indistinguishable, but the 2 MiB block gets its
+//! page table, which decides whether later faults there may take the huge path. In a VMA that
+//! may use transparent huge pages, a fault in a block without a page table takes that path
+//! (`mm/huge_memory.c:do_huge_pmd_anonymous_page`, see `mm/huge_memory.rs`): the huge zero page
+//! on a read, a huge page on a write, and an anon_vma either way.
 
 use crate::addr::Pfn;
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
