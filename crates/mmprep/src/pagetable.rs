@@ -552,6 +552,29 @@ impl PageTable {
             }
         }
     }
+    /// `hpage_collapse_scan_pmd` and `collapse_huge_page` for the anonymous block `[start,
+    /// start + 2 MiB)` (`MADV_COLLAPSE`): a block without a page table fails (`SCAN_PMD_NULL`);
+    /// one already mapped huge, the huge zero page included, is done (`SCAN_PMD_MAPPED`); a
+    /// guard marker fails it (`SCAN_PTE_NON_PRESENT`); otherwise its page table, whatever it
+    /// holds (empty or small zero-page entries too), becomes a huge page whose written subpages
+    /// keep their data. Returns whether the block is mapped huge now.
+    pub fn collapse_anon_block(&self, start: VirtAddr) -> bool {
+        let mut t = self.inner.lock();
+        let v = vpn(start);
+        debug_assert!(v.is_multiple_of(BLOCK_PAGES));
+        match t.pmd(v) {
+            Pmd::None => false,
+            Pmd::HugeZero | Pmd::HugeAnon => true,
+            Pmd::Table => {
+                if t.guards.first_overlap(v, v + BLOCK_PAGES).is_some() {
+                    return false;
+                }
+                t.tables.remove(block(v), block(v) + 1);
+                t.huge_anon.insert(v, v + BLOCK_PAGES);
+                true
+            }
+        }
+    }
     /// `split_huge_pmd_address`: a VMA boundary is about to be at `addr`; a huge block it cuts
     /// becomes a page table of small entries.
     pub fn split_huge_at(&self, addr: VirtAddr) {

@@ -264,3 +264,25 @@ fn mremap_moves_or_splits() {
     mm.read(VirtAddr(off.0 + 2 * MIB), &mut buf).unwrap();
     assert_eq!(buf, [0; 4]);
 }
+
+/// `MADV_COLLAPSE` ignores the sysfs mode (`madvise_collapse` asks
+/// `thp_vma_allowable_order` with `TVA_FORCED_COLLAPSE`; `Documentation/admin-guide/mm/
+/// transhuge.rst`: "independent of the sysfs THP settings"), engine only for `never`: a written
+/// block collapses into a huge page that keeps its data; a block without a page table fails
+/// ([H] `thp/collapse-anon.scn` for the rule under `madvise`).
+#[test]
+fn collapse_ignores_the_mode() {
+    let mut mm = mm_with(|p| p.thp = ThpMode::Never);
+    map(&mut mm, 0, 4, MapFlags(0), false);
+    mm.write(at(1), &[3; 2]).unwrap();
+    assert_eq!(mm.madvise(at(0), 2 * MIB, madv::COLLAPSE), Ok(()));
+    mm.check_invariants();
+    assert_eq!(huge(&mm), [(0, 2, HugeMapping::Page)]);
+    let mut buf = [0u8; 3];
+    mm.read(at(1), &mut buf).unwrap();
+    assert_eq!(buf, [3, 3, 0]);
+    assert_eq!(
+        mm.madvise(at(0), 4 * MIB, madv::COLLAPSE).map_err(|e| e.errno),
+        Err(mmprep::Errno::EINVAL)
+    );
+}

@@ -453,17 +453,22 @@ impl Mm {
 
     /// `madvise_collapse`: build 2 MiB transparent huge pages over `[start, end)`.
     ///
-    /// Only whether the call succeeds is visible (huge pages are not modelled; their contents
-    /// are the same). What decides it ([H] for each case):
+    /// Only whether the call succeeds is visible (contents stay the same). What decides it ([H]
+    /// for each case):
     /// - `thp_vma_allowable_order`: the VMA must be able to hold an aligned huge page (checked
     ///   at its end), not be `nh`, special or hugetlb; an anonymous VMA needs an anon_vma; a file
     ///   VMA must be shmem (memfd, shared anonymous) with a huge-page-aligned file offset;
     ///   otherwise `EINVAL`;
     /// - the range holds no whole aligned huge page: `EINVAL` if its rounded bounds cross,
     ///   success if they meet;
-    /// - each aligned huge page must have something to collapse: some page present (the
-    ///   kernel's page-table and page-cache scans fail on an empty block) — an approximation of
-    ///   `hpage_collapse_scan_pmd`/`_file`, exact for written and for never-touched blocks.
+    /// - anonymous memory, block by block (`hpage_collapse_scan_pmd`, [H]
+    ///   `thp/collapse-anon.scn`): a block without a page table fails, one mapped huge (the
+    ///   huge zero page too) is done, a guard marker fails it, any other page table collapses -
+    ///   even one holding only small zero-page entries or emptied by a partial `dontneed`. A
+    ///   collapsed block is a huge page afterwards;
+    /// - a file: each aligned huge page must have something to collapse: some page present
+    ///   (the page-cache scan fails on an empty block) — an approximation of
+    ///   `hpage_collapse_scan_file`, exact for written and for never-touched blocks.
     fn madvise_collapse(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr) -> Result<()> {
         let vma = self.tree.get(key).expect("VMA in tree");
         let no_thp = || err(Errno::EINVAL, "the mapping cannot hold a transparent huge page");
@@ -491,6 +496,23 @@ impl Mm {
         let hend = end.0 & !(PMD_SIZE - 1);
         if hend < hstart {
             return Err(err(Errno::EINVAL, "the range holds no whole huge page"));
+        }
+        if vma.is_anonymous() {
+            // Every block is tried (the failures here are ones madvise_collapse goes on after);
+            // one that fails makes the call fail (madvise_collapse_errno: EINVAL).
+            let mut failed = false;
+            let mut block = hstart;
+            while block < hend {
+                failed |= !self.ptes.collapse_anon_block(VirtAddr(block));
+                block += PMD_SIZE;
+            }
+            if failed {
+                return Err(err(
+                    Errno::EINVAL,
+                    "a block of the range has no page table or holds a guard marker",
+                ));
+            }
+            return Ok(());
         }
         let mut block = hstart;
         while block < hend {
