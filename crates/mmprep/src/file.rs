@@ -91,6 +91,10 @@ impl Inode {
             .or_insert_with(|| machine.alloc_frame())
             .clone()
     }
+    /// Does the page cache hold any page of file pages `[first, end)`?
+    pub fn has_pages_in(&self, first: u64, end: u64) -> bool {
+        first < end && self.pages.lock().range(first..end).next().is_some()
+    }
     /// Number of pages in the page cache.
     pub fn cached_pages(&self) -> usize {
         self.pages.lock().len()

@@ -659,14 +659,10 @@ impl PageTable {
             }
         }
     }
-    /// Is there any entry or huge entry in `[start, end)`?
-    pub fn any_in(&self, start: VirtAddr, end: VirtAddr) -> bool {
+    /// Is there an anonymous entry (a private copy) in `[start, end)`?
+    pub fn any_anon_in(&self, start: VirtAddr, end: VirtAddr) -> bool {
         let (s, e) = (vpn(start), vpn(end));
-        let t = self.inner.lock();
-        s < e
-            && (t.ptes.range(s..e).next().is_some()
-                || t.huge_zero.first_overlap(s, e).is_some()
-                || t.huge_anon.first_overlap(s, e).is_some())
+        s < e && self.inner.lock().ptes.range(s..e).any(|(_, p)| p.anon)
     }
     /// Number of entries (guard markers are not entries).
     pub fn len(&self) -> usize {

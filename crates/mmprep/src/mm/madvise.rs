@@ -466,9 +466,11 @@ impl Mm {
     ///   huge zero page too) is done, a guard marker fails it, any other page table collapses -
     ///   even one holding only small zero-page entries or emptied by a partial `dontneed`. A
     ///   collapsed block is a huge page afterwards;
-    /// - a file: each aligned huge page must have something to collapse: some page present
-    ///   (the page-cache scan fails on an empty block) — an approximation of
-    ///   `hpage_collapse_scan_file`, exact for written and for never-touched blocks.
+    /// - shmem (memfd, shared `/dev/zero` and anonymous), block by block
+    ///   (`hpage_collapse_scan_file`, [H] `thp/collapse-shmem.scn`): the file's page cache must
+    ///   hold some page of the block's file range - written or faulted through any mapping of
+    ///   the object, this one or another - and a private mapping must hold no private copy in
+    ///   the block.
     fn madvise_collapse(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr) -> Result<()> {
         let vma = self.tree.get(key).expect("VMA in tree");
         let no_thp = || err(Errno::EINVAL, "the mapping cannot hold a transparent huge page");
@@ -514,13 +516,27 @@ impl Mm {
             }
             return Ok(());
         }
+        // shmem (hpage_collapse_scan_file): the file's page cache decides, not this mapping's
+        // page table; a private copy in the block keeps the huge page from being mapped
+        // (collapse_pte_mapped_thp).
+        let vma = self.tree.get(key).expect("VMA in tree");
+        let inode = vma.file.as_ref().expect("a file VMA").inode().clone();
+        let private = !vma.test(VmaBit::Shared);
+        let mut failed = false;
         let mut block = hstart;
         while block < hend {
             let (b, e) = (VirtAddr(block), VirtAddr(block + PMD_SIZE));
-            if !self.ptes.any_in(b, e) {
-                return Err(err(Errno::EINVAL, "nothing to collapse in a huge page of the range"));
+            let first = vma.pgoff_at(b).get();
+            if !inode.has_pages_in(first, first + pmd_pages) || (private && self.ptes.any_anon_in(b, e)) {
+                failed = true;
             }
             block += PMD_SIZE;
+        }
+        if failed {
+            return Err(err(
+                Errno::EINVAL,
+                "a block of the range has no page in the file's cache, or a private copy",
+            ));
         }
         Ok(())
     }
