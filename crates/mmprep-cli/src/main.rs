@@ -112,6 +112,9 @@ enum Command {
         /// The first seed
         #[arg(long, value_name = "S", default_value_t = 0)]
         start: u64,
+        /// Generate scenarios biased to transparent huge pages: 2 MiB blocks, hugepage advice
+        #[arg(long)]
+        thp: bool,
     },
 }
 
@@ -156,7 +159,7 @@ fn main() -> ExitCode {
         Command::Tour => return tour(),
         Command::Drivers => return drivers(),
         Command::Bench { vmas, pairs } => return bench(&vmas, pairs),
-        Command::Fuzz { seeds, start } => return fuzz(start, seeds),
+        Command::Fuzz { seeds, start, thp } => return fuzz(start, seeds, thp),
         Command::Kernel { files } => (files, Mode::Kernel),
         Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
@@ -342,10 +345,12 @@ fn diff(input: &Input, script: &Script, profile: &Profile) -> Report {
     }
 }
 
-/// `fuzz`: the seeds `start..start + seeds` through `mmprep_host::fuzz`, until one differs.
-fn fuzz(start: u64, seeds: u64) -> ExitCode {
+/// `fuzz`: the seeds `start..start + seeds` through `mmprep_host::fuzz`, until one differs;
+/// `thp` picks the generator biased to transparent huge pages.
+fn fuzz(start: u64, seeds: u64, thp: bool) -> ExitCode {
+    use mmprep_scenario::generate::GenConfig;
     let profile = mmprep_host::host_profile();
-    let config = mmprep_scenario::generate::GenConfig::default();
+    let config = if thp { GenConfig::thp() } else { GenConfig::default() };
     let range = (0..seeds).map(|i| start.wrapping_add(i));
     match mmprep_host::fuzz::search(range, &config, &profile, 1).pop() {
         None => {

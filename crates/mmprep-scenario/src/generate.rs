@@ -18,7 +18,9 @@
 //!
 //! Which operations appear, and how often, is [`GenConfig::ops`]: the default,
 //! [`GenConfig::engine_today`], only uses what the engine runs today, which is now every
-//! operation of the format ([`GenConfig::all_ops`] is the same set).
+//! operation of the format ([`GenConfig::all_ops`] is the same set). [`GenConfig::thp`] works
+//! on 512 KiB cells instead of pages and gives `hugepage` advice often, for transparent huge
+//! pages (`mmprep fuzz --thp`).
 
 use alloc::format;
 use alloc::string::String;
@@ -90,6 +92,12 @@ pub struct GenConfig {
     /// Percentage of `mmap`, `munmap` and `mprotect` lines given a bad argument on purpose
     /// (unaligned address or offset, zero or huge length, a wrong flag combination...).
     pub bad_percent: u32,
+    /// The size of one grid cell in bytes: a page by default; [`GenConfig::thp`] makes it a
+    /// quarter of a 2 MiB block, so that ranges hold whole blocks, cut them, or miss them.
+    pub unit: u64,
+    /// Percentage of `mmap` lines followed by `hugepage` advice over the same range, and of
+    /// `madvise` lines that give that advice (0: advices are picked uniformly).
+    pub hugepage_percent: u32,
 }
 
 impl GenConfig {
@@ -123,7 +131,34 @@ impl GenConfig {
             max_forks: 2,
             max_files: 3,
             bad_percent: 8,
+            unit: PAGE,
+            hugepage_percent: 0,
         }
+    }
+
+    /// Biased to transparent huge pages (issue 11): the same operations on a grid of 32 cells
+    /// of 512 KiB (16 MiB, eight 2 MiB blocks), half the mappings advised `hugepage`, `madvise`
+    /// lines often `hugepage` again or one of the advices that act on huge pages, more touches
+    /// and mprotects, and a mapping now and then moved a few pages off the block boundaries so
+    /// that its blocks do not fit.
+    pub fn thp() -> GenConfig {
+        let mut config = GenConfig {
+            grid_pages: 32,
+            unit: 512 << 10,
+            hugepage_percent: 50,
+            ..GenConfig::engine_today()
+        };
+        // More reads and mprotects: a read fault is where the huge path shows (an anon_vma),
+        // and mprotect to read-only is where that shows (`ac` kept).
+        for (kind, weight) in &mut config.ops {
+            match kind {
+                OpKind::Touch => *weight = 30,
+                OpKind::Mprotect => *weight = 24,
+                OpKind::Madvise => *weight = 16,
+                _ => {}
+            }
+        }
+        config
     }
 
     /// Everything the scenario format has that the host kernel runs too: since the engine runs
@@ -193,6 +228,18 @@ const HUGE_OFFSETS: &[u64] = &[
     0x0010_0000_0000_0000,
 ];
 
+/// The advices that act on huge pages, which [`GenConfig::thp`] picks more often.
+const THP_ADVICE: &[&str] = &[
+    "collapse",
+    "collapse",
+    "nohugepage",
+    "dontneed",
+    "populate_read",
+    "populate_write",
+    "guard_install",
+    "guard_remove",
+];
+
 const PROTS: &[(&str, u32)] = &[
     ("rw-", 40),
     ("r--", 22),
@@ -216,12 +263,27 @@ struct Gen<'a> {
 }
 
 impl Gen<'_> {
+    /// Whether to give `hugepage` advice here (never draws from the generator when the config
+    /// gives none, so other configs' scripts stay what they were).
+    fn hugepage_roll(&mut self) -> bool {
+        self.config.hugepage_percent > 0 && self.rng.u32(0..100) < self.config.hugepage_percent
+    }
+
+    /// `cells` grid cells in bytes.
+    fn b(&self, cells: u64) -> u64 {
+        cells * self.config.unit
+    }
+
     fn script(&mut self) {
         let _ = writeln!(self.out, "# generated scenario");
-        match self.rng.u8(0..10) {
-            0..=5 => self.line("window 1M".into()),
-            6 => self.line(format!("window {}", self.grid * PAGE)),
-            7 => self.line("window 0x100000".into()),
+        // A window of 1 MiB, of the grid, or the default 1 GiB; with cells larger than a page,
+        // of the grid or 1 GiB.
+        let pick = self.rng.u8(0..10);
+        let grid = self.b(self.grid);
+        match pick {
+            0..=5 if self.config.unit == PAGE => self.line("window 1M".into()),
+            7 if self.config.unit == PAGE => self.line("window 0x100000".into()),
+            0..=7 => self.line(format!("window {grid}")),
             _ => {}
         }
         let files = self.rng.usize(0..=self.config.max_files);
@@ -284,7 +346,13 @@ impl Gen<'_> {
             OpKind::Smaps => self.line("smaps".into()),
             OpKind::Madvise => {
                 let (addr, len) = self.range_args(16, true);
-                let advice = MADVICE[self.rng.usize(..MADVICE.len())].0;
+                let advice = if self.hugepage_roll() {
+                    "hugepage"
+                } else if self.config.hugepage_percent > 0 && self.rng.bool() {
+                    THP_ADVICE[self.rng.usize(..THP_ADVICE.len())]
+                } else {
+                    MADVICE[self.rng.usize(..MADVICE.len())].0
+                };
                 self.line(format!("madvise {addr} {len} {advice}"));
             }
             OpKind::Mlock => {
@@ -306,13 +374,13 @@ impl Gen<'_> {
             OpKind::Mremap => self.mremap(),
             OpKind::Read => {
                 let (page, pages) = self.pick_range(4);
-                let len = pages * PAGE - self.rng.u64(0..PAGE);
-                let (addr, len) = (self.num(page * PAGE), self.num(len));
+                let len = self.b(pages) - self.rng.u64(0..PAGE);
+                let (addr, len) = (self.num(self.b(page)), self.num(len));
                 self.line(format!("read {addr} {len}"));
             }
             OpKind::Write => {
                 let (page, pages) = self.pick_range(8);
-                let (addr, len) = (self.num(page * PAGE), self.num(pages * PAGE));
+                let (addr, len) = (self.num(self.b(page)), self.num(self.b(pages)));
                 let byte = self.rng.u8(..);
                 self.line(format!("write {addr} {len} {byte}"));
             }
@@ -387,8 +455,8 @@ impl Gen<'_> {
     /// ADDR and LEN of a range call; `zero_ok`: a zero length is a valid (no-op) call there.
     fn range_args(&mut self, max: u64, zero_ok: bool) -> (String, String) {
         let (page, pages) = self.pick_range(max);
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
         if self.rng.u8(0..20) == 0 {
             addr += self.rng.u64(1..PAGE);
         } else if self.rng.u8(0..20) == 0 && zero_ok {
@@ -411,7 +479,7 @@ impl Gen<'_> {
             1..=5 => self.rng.u64(1..=16),
             _ => self.rng.u64(16..=self.grid.max(17)),
         };
-        let mut size = pages * PAGE;
+        let mut size = self.b(pages);
         if self.rng.u8(0..6) == 0 {
             size += self.rng.u64(1..PAGE);
         }
@@ -462,18 +530,21 @@ impl Gen<'_> {
         let pages = self.rng.u64(8..=self.grid.clamp(8, 32));
         let page = self.rng.u64(0..=self.grid.saturating_sub(pages));
         let prot = if self.rng.u8(0..4) == 0 { self.prot() } else { "rw-" };
-        let (addr, len) = (self.num(page * PAGE), self.num(pages * PAGE));
+        let (addr, len) = (self.num(self.b(page)), self.num(self.b(pages)));
         let file = self.pick_file(30);
         let text = match file {
             None => format!("mmap {addr} {len} {prot} private|anon|fixed"),
             Some(i) => {
                 let share = if self.rng.bool() { "private" } else { "shared" };
                 let name = self.files[i].name.clone();
-                let offset = self.num(page * PAGE);
+                let offset = self.num(self.b(page));
                 format!("mmap {addr} {len} {prot} {share}|fixed {name} {offset}")
             }
         };
         self.line(text);
+        if self.hugepage_roll() {
+            self.line(format!("madvise {addr} {len} hugepage"));
+        }
         self.remember(page, pages);
     }
 
@@ -515,8 +586,16 @@ impl Gen<'_> {
         } else {
             self.pick_range(16)
         };
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
+        if self.config.unit > PAGE && self.rng.u8(0..6) == 0 {
+            // A few pages off the grid: the mapping's blocks no longer fit in it.
+            let nudge = self.rng.u64(1..4) * PAGE;
+            if len > nudge {
+                addr += nudge;
+                len -= nudge;
+            }
+        }
         // Placement: fixed, fixed_noreplace, a hint in the window, or `any`.
         let placement = match self.rng.u8(0..20) {
             0..=11 => "fixed",
@@ -549,7 +628,7 @@ impl Gen<'_> {
         }
         let mut offset = file.map(|i| {
             let f = &self.files[i];
-            let file_pages = f.size.div_ceil(PAGE);
+            let file_cells = f.size.div_ceil(self.config.unit);
             if f.kind == GenFileKind::Zero {
                 // `/dev/zero` has no size: any offset maps zeroes.
                 return if self.rng.bool() { addr } else { 0 };
@@ -558,9 +637,9 @@ impl Gen<'_> {
                 // The identity offset: adjacent mappings of one file then have contiguous
                 // offsets.
                 0..=4 => addr,
-                5 | 6 => self.rng.u64(0..=file_pages) * PAGE,
+                5 | 6 => self.rng.u64(0..=file_cells) * self.config.unit,
                 // At or beyond the end of the file: touches raise SIGBUS.
-                7 | 8 => (file_pages + self.rng.u64(0..4)) * PAGE,
+                7 | 8 => (file_cells + self.rng.u64(0..4)) * self.config.unit,
                 _ => 0,
             }
         });
@@ -648,15 +727,19 @@ impl Gen<'_> {
             let _ = write!(text, " {} {off}", self.files[i].name);
         }
         self.line(text);
-        if addr.is_multiple_of(PAGE) && len != 0 && len <= self.grid * PAGE && placement != "any" {
+        let whole = addr == self.b(page) && len == self.b(pages);
+        if whole && placement != "any" && self.hugepage_roll() {
+            self.line(format!("madvise {addr_text} {len_text} hugepage"));
+        }
+        if addr.is_multiple_of(PAGE) && len != 0 && len <= self.b(self.grid) && placement != "any" {
             self.remember(page, pages);
         }
     }
 
     fn munmap(&mut self) {
         let (page, pages) = self.pick_range(8);
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
         if self.rng.u8(0..100) < self.config.bad_percent as u8 {
             match self.rng.u8(0..4) {
                 0 => addr += self.rng.u64(1..PAGE),
@@ -675,8 +758,8 @@ impl Gen<'_> {
 
     fn mprotect(&mut self) {
         let (page, pages) = self.pick_range(24);
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
         let mut prot = String::from(self.prot());
         match self.rng.u8(0..50) {
             0..=3 => prot.push_str("|growsdown"),
@@ -699,8 +782,8 @@ impl Gen<'_> {
     fn touch(&mut self) {
         let max = if self.rng.u8(0..5) == 0 { 64 } else { 8 };
         let (page, pages) = self.pick_range(max);
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
         if self.rng.u8(0..25) == 0 {
             addr += self.rng.u64(1..PAGE);
             len -= addr % PAGE;
@@ -716,20 +799,20 @@ impl Gen<'_> {
     /// now and then (a second mapping of a shared object), and a few refused flag combinations.
     fn mremap(&mut self) {
         let (page, pages) = self.pick_range(8);
-        let old = if self.rng.u8(0..20) == 0 { 0 } else { pages * PAGE };
+        let old = if self.rng.u8(0..20) == 0 { 0 } else { self.b(pages) };
         let new = match self.rng.u8(0..4) {
             0 => old.max(PAGE),
-            _ => self.rng.u64(1..=8) * PAGE,
+            _ => self.rng.u64(1..=8) * self.config.unit,
         };
-        let mut addr = page * PAGE;
+        let mut addr = self.b(page);
         if self.rng.u8(0..100) < self.config.bad_percent as u8 {
             addr += self.rng.u64(1..PAGE);
         }
         let (addr, old_t, new_t) = (self.num(addr), self.num(old), self.num(new));
         // A destination in the grid for `new` bytes (it may overlap the source: EINVAL).
         let to = |g: &mut Self, len: u64| {
-            let pages = (len / PAGE).min(g.grid);
-            let to = g.rng.u64(0..=g.grid - pages) * PAGE;
+            let cells = len.div_ceil(g.config.unit).min(g.grid);
+            let to = g.rng.u64(0..=g.grid - cells) * g.config.unit;
             g.num(to)
         };
         let line = match self.rng.u8(0..16) {
@@ -775,7 +858,7 @@ mod tests {
 
     #[test]
     fn generated_scripts_parse() {
-        for config in [GenConfig::engine_today(), GenConfig::all_ops()] {
+        for config in [GenConfig::engine_today(), GenConfig::all_ops(), GenConfig::thp()] {
             for seed in 0..2000 {
                 let text = generate(seed, &config);
                 let script = parse(&text);
@@ -823,10 +906,15 @@ mod tests {
     /// alone; `any` never gets a huge length.
     #[test]
     fn ranges_stay_in_the_window() {
+        for config in [GenConfig::engine_today(), GenConfig::thp()] {
+            ranges_stay_in_the_window_with(&config);
+        }
+    }
+
+    fn ranges_stay_in_the_window_with(config: &GenConfig) {
         const TASK_SIZE: u64 = 0x7fff_ffff_f000;
-        let config = GenConfig::engine_today();
         for seed in 0..2000 {
-            let text = generate(seed, &config);
+            let text = generate(seed, config);
             let script = parse(&text);
             let inside = |addr: u64, len: u64| addr.checked_add(len).is_some_and(|e| e <= script.window);
             for step in &script.steps {
@@ -835,7 +923,7 @@ mod tests {
                         addr: MmapAddr::Any,
                         len,
                         ..
-                    } => len <= config.grid_pages * PAGE,
+                    } => len <= config.grid_pages * config.unit,
                     Op::Mmap {
                         addr: MmapAddr::At(a),
                         len,
@@ -847,7 +935,7 @@ mod tests {
                         let aligned = (len.wrapping_add(PAGE - 1)) & !(PAGE - 1);
                         inside(addr, len) || addr % PAGE != 0 || abs.wrapping_add(aligned) <= abs
                     }
-                    Op::Touch { addr, len, .. } => inside(addr, len) && len <= 64 * PAGE,
+                    Op::Touch { addr, len, .. } => inside(addr, len) && len <= 64 * config.unit,
                     Op::Mremap {
                         addr,
                         old_len,
