@@ -163,6 +163,62 @@ impl Profile {
         }
     }
 
+    /// Sets one transparent-hugepage setting by its sysfs name under
+    /// `/sys/kernel/mm/transparent_hugepage/` (`thp.enabled`, `thp.defrag`,
+    /// `thp.use_zero_page`, `thp.shmem_enabled`) or `config.pt_reclaim` (`CONFIG_PT_RECLAIM`),
+    /// to a value as sysfs writes it (`always`, `madvise`, `never`, ...; `0` or `1`). This is
+    /// how an engine run covers settings the host does not have (`mmprep run --set`).
+    ///
+    /// # On failure
+    /// An unknown key or a value the setting does not take: nothing changes.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), &'static str> {
+        let flag = |v: &str| match v {
+            "0" => Ok(false),
+            "1" => Ok(true),
+            _ => Err("the value is 0 or 1"),
+        };
+        match key {
+            "thp.enabled" => {
+                self.thp = match value {
+                    "always" => ThpMode::Always,
+                    "madvise" => ThpMode::Madvise,
+                    "never" => ThpMode::Never,
+                    _ => return Err("thp.enabled is always, madvise or never"),
+                }
+            }
+            "thp.defrag" => {
+                self.thp_defrag = match value {
+                    "always" => ThpDefrag::Always,
+                    "defer" => ThpDefrag::Defer,
+                    "defer+madvise" => ThpDefrag::DeferMadvise,
+                    "madvise" => ThpDefrag::Madvise,
+                    "never" => ThpDefrag::Never,
+                    _ => return Err("thp.defrag is always, defer, defer+madvise, madvise or never"),
+                }
+            }
+            "thp.use_zero_page" => self.thp_use_zero_page = flag(value)?,
+            "thp.shmem_enabled" => {
+                self.thp_shmem = match value {
+                    "always" => ShmemThp::Always,
+                    "within_size" => ShmemThp::WithinSize,
+                    "advise" => ShmemThp::Advise,
+                    "never" => ShmemThp::Never,
+                    "deny" => ShmemThp::Deny,
+                    "force" => ShmemThp::Force,
+                    _ => return Err("thp.shmem_enabled is always, within_size, advise, never, deny or force"),
+                }
+            }
+            "config.pt_reclaim" => self.pt_reclaim = flag(value)?,
+            _ => {
+                return Err(
+                    "unknown setting (thp.enabled, thp.defrag, thp.use_zero_page, thp.shmem_enabled, \
+                     config.pt_reclaim)",
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// An unprivileged user on the reference host.
     pub fn reference_user() -> Profile {
         Profile {
@@ -176,5 +232,30 @@ impl Profile {
 impl Default for Profile {
     fn default() -> Profile {
         Profile::reference_host()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_takes_sysfs_words() {
+        let mut p = Profile::reference_host();
+        assert_eq!(p.set("thp.enabled", "always"), Ok(()));
+        assert_eq!(p.thp, ThpMode::Always);
+        assert_eq!(p.set("thp.use_zero_page", "0"), Ok(()));
+        assert!(!p.thp_use_zero_page);
+        assert_eq!(p.set("thp.defrag", "defer+madvise"), Ok(()));
+        assert_eq!(p.thp_defrag, ThpDefrag::DeferMadvise);
+        assert_eq!(p.set("thp.shmem_enabled", "within_size"), Ok(()));
+        assert_eq!(p.thp_shmem, ShmemThp::WithinSize);
+        assert_eq!(p.set("config.pt_reclaim", "0"), Ok(()));
+        assert!(!p.pt_reclaim);
+        let before = p.clone();
+        assert!(p.set("thp.enabled", "sometimes").is_err());
+        assert!(p.set("thp.use_zero_page", "yes").is_err());
+        assert!(p.set("thp.khugepaged", "1").is_err());
+        assert_eq!(p, before);
     }
 }
