@@ -714,6 +714,47 @@ mod tests {
         assert!(r.0.is_empty());
     }
 
+    /// Block state through the operations that cut, drop and move blocks.
+    #[test]
+    fn huge_blocks_split_zap_and_move() {
+        const MB2: u64 = 2 << 20;
+        let pt = PageTable::default();
+        let a = |blocks: u64| VirtAddr((1 << 30) + blocks * MB2);
+        let page = |blocks: u64, pages: u64| VirtAddr(a(blocks).0 + pages * 4096);
+        assert!(pt.install_huge(a(0), true));
+        assert!(pt.install_huge(a(1), true));
+        assert!(!pt.install_huge(page(1, 7), false), "the block is mapped already");
+        assert_eq!(pt.huge_runs(), [(a(0), a(2), true)]);
+        // A boundary inside block 1 splits it into a page table; block 0 stays huge.
+        pt.split_huge_at(page(1, 3));
+        assert_eq!(pt.pmd(a(1)), Pmd::Table);
+        assert_eq!(pt.huge_runs(), [(a(0), a(1), true)]);
+        // A write into the huge zero page makes it a huge page with one written subpage.
+        pt.set(page(0, 5), Pte::pfn(Pfn(9)));
+        assert_eq!(pt.pmd(a(0)), Pmd::HugeAnon);
+        assert_eq!(pt.len(), 1);
+        // A zap of part of it splits it; a zap of a whole huge block leaves it pmd_none.
+        assert!(pt.install_huge(a(2), false));
+        pt.zap_pages(page(0, 5), page(0, 6), true);
+        assert_eq!((pt.pmd(a(0)), pt.len()), (Pmd::Table, 0));
+        pt.zap_pages(a(2), a(3), false);
+        assert_eq!(pt.pmd(a(2)), Pmd::None);
+        // With reclaim, a whole-block zap frees an emptied table unless a guard marker is left.
+        pt.install_guards(page(1, 1), page(1, 2));
+        pt.zap_pages(a(0), a(2), true);
+        assert_eq!((pt.pmd(a(0)), pt.pmd(a(1))), (Pmd::None, Pmd::Table));
+        // An aligned move carries a huge block; a misaligned one splits it.
+        assert!(pt.install_huge(a(4), true));
+        pt.move_range(a(4), a(5), a(8));
+        assert_eq!((pt.pmd(a(4)), pt.pmd(a(8))), (Pmd::None, Pmd::HugeZero));
+        pt.move_range(a(8), a(9), page(16, 1));
+        assert_eq!((pt.pmd(a(16)), pt.pmd(a(17))), (Pmd::Table, Pmd::Table));
+        assert_eq!(pt.huge_runs(), []);
+        // free_tables frees the tables of blocks inside [floor, ceiling) only.
+        pt.free_tables(a(16), a(18), page(16, 1), a(20));
+        assert_eq!((pt.pmd(a(16)), pt.pmd(a(17))), (Pmd::Table, Pmd::None));
+    }
+
     #[test]
     fn a_huge_guard_region_is_one_run() {
         let pt = PageTable::default();
