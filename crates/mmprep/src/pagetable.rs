@@ -155,17 +155,17 @@ pub(crate) enum WpAnon {
 /// # Invariants
 /// Runs are non-empty, do not overlap and do not touch (adjacent runs are one run).
 #[derive(Clone, Debug, Default)]
-struct Runs(BTreeMap<u64, u64>);
+pub(crate) struct Runs(BTreeMap<u64, u64>);
 
 impl Runs {
     /// The run holding page `vpn`.
-    fn containing(&self, vpn: u64) -> Option<(u64, u64)> {
+    pub(crate) fn containing(&self, vpn: u64) -> Option<(u64, u64)> {
         let (&first, &end) = self.0.range(..=vpn).next_back()?;
         (vpn < end).then_some((first, end))
     }
 
     /// The lowest run overlapping `[s, e)`, whole.
-    fn first_overlap(&self, s: u64, e: u64) -> Option<(u64, u64)> {
+    pub(crate) fn first_overlap(&self, s: u64, e: u64) -> Option<(u64, u64)> {
         self.containing(s)
             .or_else(|| self.0.range(s..e).next().map(|(&a, &b)| (a, b)))
     }
@@ -180,7 +180,7 @@ impl Runs {
     }
 
     /// Adds `[s, e)`, joining the runs it overlaps or touches.
-    fn insert(&mut self, mut s: u64, mut e: u64) {
+    pub(crate) fn insert(&mut self, mut s: u64, mut e: u64) {
         if s >= e {
             return;
         }
@@ -198,7 +198,7 @@ impl Runs {
     }
 
     /// Removes `[s, e)`, cutting the runs that stick out of it.
-    fn remove(&mut self, s: u64, e: u64) {
+    pub(crate) fn remove(&mut self, s: u64, e: u64) {
         if s >= e {
             return;
         }
@@ -299,6 +299,31 @@ impl Inner {
             return;
         }
         self.tables.insert(b, b + 1);
+    }
+
+    /// The `pmd_none` blocks of the block-aligned page range `[s, e)`, as block runs, lowest
+    /// first. Costs one step per run met.
+    fn none_blocks(&self, s: u64, e: u64) -> Vec<(u64, u64)> {
+        let (bs, be) = (block(s), block(e));
+        if bs >= be {
+            return Vec::new();
+        }
+        let mut taken: Vec<(u64, u64)> = self.tables.clipped(bs, be).collect();
+        taken.extend(self.huge_zero.clipped(s, e).map(|(a, b)| (block(a), block_up(b))));
+        taken.extend(self.huge_anon.clipped(s, e).map(|(a, b)| (block(a), block_up(b))));
+        taken.sort_unstable();
+        let mut at = bs;
+        let mut none = Vec::new();
+        for (a, b) in taken {
+            if at < a {
+                none.push((at, a));
+            }
+            at = at.max(b);
+        }
+        if at < be {
+            none.push((at, be));
+        }
+        none
     }
 
     /// Splits the huge block that page boundary `v` cuts, if any.
@@ -536,6 +561,42 @@ impl PageTable {
             t.huge_anon.insert(bs, bs + BLOCK_PAGES);
         }
         true
+    }
+    /// Populate's huge faults over the whole blocks of `[start, end)` in one step: every block
+    /// there that is `pmd_none` gets the huge zero page (`zero`) or a huge page, as
+    /// `do_huge_pmd_anonymous_page` would give it at its first page; with `write`, blocks of the
+    /// huge zero page become huge pages (`do_huge_zero_wp_pmd`). Blocks with a page table keep
+    /// it. Costs one step per run met, whatever the number of blocks.
+    ///
+    /// # Preconditions
+    /// `start` and `end` are block-aligned, and the range lies in one VMA that may hold huge
+    /// pages and has an anon_vma.
+    pub fn populate_huge(&self, start: VirtAddr, end: VirtAddr, write: bool, zero: bool) {
+        let (s, e) = (vpn(start), vpn(end));
+        debug_assert!(s.is_multiple_of(BLOCK_PAGES) && e.is_multiple_of(BLOCK_PAGES));
+        if s >= e {
+            return;
+        }
+        let mut t = self.inner.lock();
+        for (a, b) in t.none_blocks(s, e) {
+            // INVARIANT: these blocks have no table, no huge entry and so no entry or marker.
+            if zero {
+                t.huge_zero.insert(a * BLOCK_PAGES, b * BLOCK_PAGES);
+            } else {
+                t.huge_anon.insert(a * BLOCK_PAGES, b * BLOCK_PAGES);
+            }
+        }
+        if write {
+            let zeros: Vec<(u64, u64)> = t.huge_zero.clipped(s, e).collect();
+            for (a, b) in zeros {
+                t.huge_zero.remove(a, b);
+                t.huge_anon.insert(a, b);
+            }
+        }
+    }
+    /// Is any whole block of the block-aligned `[start, end)` `pmd_none`?
+    pub fn any_pmd_none(&self, start: VirtAddr, end: VirtAddr) -> bool {
+        !self.inner.lock().none_blocks(vpn(start), vpn(end)).is_empty()
     }
     /// `pte_alloc` for `[start, end)`: the blocks it meets get page tables, as faults by the page
     /// path in them would give them (small zero-page entries are not stored; the table is).

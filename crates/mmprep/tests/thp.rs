@@ -213,6 +213,24 @@ fn populate_is_per_block_and_cheap() {
     // The first block is not wholly inside the VMA; nor is the last.
     let end = base + 1 + 16 * 1024;
     assert_eq!(huge(&mm), [(base + 2, end - 1, HugeMapping::ZeroPage)]);
+
+    // 1 TiB of advised read-only memory: 2^19 blocks, one run. A block read before through the
+    // page path keeps its page table (and stays out of the run).
+    let big = end + 3;
+    let flags = ANON;
+    assert_eq!(mm.mmap(at(big), 1 << 40, Prot::READ, flags, None, 0), Ok(at(big)));
+    read(&mut mm, at(big + 5));
+    mm.madvise(at(big), 1 << 40, madv::HUGEPAGE).unwrap();
+    mm.madvise(at(big), 1 << 40, madv::POPULATE_READ).unwrap();
+    mm.check_invariants();
+    let runs = huge(&mm);
+    assert_eq!(
+        runs[1..],
+        [
+            (big, big + 4, HugeMapping::ZeroPage),
+            (big + 6, big + (1 << 20), HugeMapping::ZeroPage)
+        ]
+    );
 }
 
 /// [H] `thp/fork-inherits.scn`, `thp/fork-no-table-copy.scn`: the child inherits the huge

@@ -24,7 +24,7 @@
 //! on a read, a huge page on a write, and an anon_vma either way.
 
 use crate::addr::Pfn;
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
 use crate::file::same_file;
@@ -33,6 +33,7 @@ use crate::mm::Mm;
 use crate::mm::huge_memory::huge_block;
 use crate::pagetable::{Pmd, Pte, PteTarget, WpAnon};
 use crate::phys::FrameRef;
+use crate::shmem::SHMEM_DEV;
 use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmFault, VmHooks, VmOps, Vma};
 use crate::vma_flags;
 
@@ -703,13 +704,16 @@ impl Mm {
     ///
     /// Every page goes through the fault path a touch takes, but the engine does in one step
     /// what the same fault would do to many pages alike:
-    /// - in an anonymous VMA, block by block (2 MiB): the first page of the block's part of the
-    ///   range faults as a touch would - the huge path maps the whole block (the rest of its
-    ///   pages then find it mapped, `follow_page_mask`), the page path gives the block its page
-    ///   table and the anon_vma where one is due. The page path's other pages would only install
-    ///   small zero-page entries (read) or zero-filled private pages (write), which read as they
-    ///   would anyway; they are not stored. Without huge pages in the VMA, all blocks but the
-    ///   first get their tables in one step, so a large populate costs the same as a small one;
+    /// - in an anonymous VMA without huge pages, the first page faults (giving the anon_vma
+    ///   where one is due) and the range gets its page tables: the other pages' faults would only
+    ///   install small zero-page entries (read) or zero-filled private pages (write), which read
+    ///   as they would anyway and are not stored;
+    /// - in an anonymous VMA that may hold huge pages, the part of the first block and the part
+    ///   of the last go through the fault path at their first page (the huge path maps a whole
+    ///   block, and the rest of its pages find it mapped, `follow_page_mask`; the page path
+    ///   gives the part its table); the whole blocks between take the huge path together where
+    ///   they are `pmd_none` (`PageTable::populate_huge`) and the page path where they have a
+    ///   table. So a populate costs runs, not pages or blocks;
     /// - in a private file mapping written, page by page (each copy keeps the file's data as of
     ///   now);
     /// - in any other file mapping, the first and the last page, on the assumption that a driver
@@ -727,22 +731,30 @@ impl Mm {
         let (anonymous, shared) = (v.is_anonymous(), v.test(VmaBit::Shared));
         let huge = anonymous && self.thp_vma_allowable(v);
         let stop = self.ptes.first_guard(start, end).unwrap_or(end);
-        if anonymous && start < stop {
-            let mut a = start;
-            while a < stop {
-                let (_, block_end) = huge_block(a);
-                let seg_end = if block_end.0 == 0 { stop } else { block_end.min(stop) };
-                self.handle_page(key, a, write)?;
-                if self.ptes.pmd(a) == Pmd::Table {
-                    // The page path: the rest of the segment, and without huge pages in the
-                    // VMA the rest of the range, gets page tables as its faults would.
-                    let to = if huge { seg_end } else { stop };
-                    self.ptes.alloc_tables(a, to);
-                    if !huge {
-                        break;
-                    }
+        if anonymous && start < stop && !huge {
+            // The page path everywhere: the first fault gives the anon_vma where one is due,
+            // the rest of the range gets its page tables (blocks still mapped huge stay so).
+            self.handle_page(key, start, write)?;
+            self.ptes.alloc_tables(start, stop);
+        } else if anonymous && start < stop {
+            // The first block's part and the last one's go through the fault path; the whole
+            // blocks between take the huge path (or find a page table: the page path) together.
+            let head_end = match huge_block(start).1 {
+                VirtAddr(0) => stop,
+                e => e.min(stop),
+            };
+            self.faultin_segment(key, start, head_end, write)?;
+            let mid_end = VirtAddr(stop.0 & !(PMD_SIZE - 1)).max(head_end);
+            if head_end < mid_end {
+                // do_huge_pmd_anonymous_page prepares the anon_vma, if any block goes huge.
+                if self.ptes.any_pmd_none(head_end, mid_end) {
+                    self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
                 }
-                a = seg_end;
+                let zero = !write && self.profile.thp_use_zero_page;
+                self.ptes.populate_huge(head_end, mid_end, write, zero);
+            }
+            if mid_end < stop {
+                self.faultin_segment(key, mid_end, stop, write)?;
             }
         } else if write && !shared && !anonymous {
             let mut a = start;
@@ -752,6 +764,14 @@ impl Mm {
             }
         } else if start < stop {
             self.handle_page(key, start, write)?;
+            // Every page between, up to the end of the file, is in a shmem object's page cache
+            // now, as the kernel's faults leave it (what MADV_COLLAPSE asks about).
+            let v = self.tree.get(key).expect("VMA in tree");
+            if let Some(file) = v.file.as_ref().filter(|f| f.inode().dev() == SHMEM_DEV) {
+                let eof = file.inode().size().div_ceil(PAGE_SIZE);
+                let (first, end) = (v.pgoff_at(start).get(), v.pgoff_at(stop).get());
+                file.inode().populated(first, end.min(eof));
+            }
             let last = VirtAddr(stop.0 - PAGE_SIZE);
             if last > start {
                 self.handle_page(key, last, write)?;
@@ -759,6 +779,26 @@ impl Mm {
         }
         if stop < end {
             return Err(Signal::Segv);
+        }
+        Ok(())
+    }
+}
+
+impl Mm {
+    /// Populate of `[start, end)`, part of one 2 MiB block of the anonymous VMA at `key`: the
+    /// first page faults as a touch would; if that took the page path, the rest of the part
+    /// gets its page table with it (its pages' small entries are not stored). A huge path maps
+    /// the whole block.
+    fn faultin_segment(
+        &mut self,
+        key: VirtAddr,
+        start: VirtAddr,
+        end: VirtAddr,
+        write: bool,
+    ) -> core::result::Result<(), Signal> {
+        self.handle_page(key, start, write)?;
+        if self.ptes.pmd(start) == Pmd::Table {
+            self.ptes.alloc_tables(start, end);
         }
         Ok(())
     }

@@ -41,7 +41,7 @@ use alloc::vec::Vec;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HugeMapping {
     /// The huge zero page (a read fault on the huge path): no memory of its own, so `smaps`
-    /// counts it in neither `Rss` nor `AnonHugePages` ([H]).
+    /// counts it in neither `Rss` nor `AnonHugePages` (on the host).
     ZeroPage,
     /// A huge anonymous page: `AnonHugePages` counts its 2 MiB.
     Page,
