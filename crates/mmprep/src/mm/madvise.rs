@@ -39,7 +39,7 @@
 //! | `remove` | `VM_LOCKED` or no file → `EINVAL`; not shared-writable → `EACCES`; the file refuses the hole punch (device → `ENODEV`) |
 //! | `cold`, `pageout` | `VM_LOCKED`, `VM_PFNMAP`, hugetlb → `EINVAL` |
 //! | `dontneed`, `free` | `VM_LOCKED` (`dontneed_locked`: allowed), `VM_PFNMAP`, hugetlb → `EINVAL`; `free` on a file or shared mapping → `EINVAL` |
-//! | `collapse` | no 2 MiB-aligned huge page fits the VMA, `nh`, no anon_vma, a file that is not shmem → `EINVAL`; a huge page that cannot be built → `EINVAL` |
+//! | `collapse` | no 2 MiB-aligned huge page fits the VMA, `nh`, no anon_vma, a file that is not shmem → `EINVAL`; a block that cannot be collapsed (anonymous: no page table, a guard marker; shmem: nothing cached, a private copy) → `EINVAL` |
 //! | `guard_install` | `VM_SPECIAL`, hugetlb, `VM_LOCKED` → `EINVAL` |
 //! | `guard_remove` | `VM_SPECIAL`, hugetlb → `EINVAL` |
 //! | `dofork` | `VM_IO` → `EINVAL` |
