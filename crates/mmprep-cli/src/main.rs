@@ -88,6 +88,10 @@ enum Command {
         /// The machine facts the engine assumes
         #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
         profile: ProfileChoice,
+        /// Change one setting of that profile, e.g. thp.enabled=always, thp.use_zero_page=0
+        /// (also thp.defrag, thp.shmem_enabled, config.pt_reclaim); may be repeated
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+        set: Vec<(String, String)>,
     },
     /// Run scenarios on the kernel and on the engine and show where the transcripts differ
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -132,6 +136,13 @@ enum Command {
         #[arg(long)]
         print: bool,
     },
+}
+
+/// A `--set KEY=VALUE` argument, checked against [`Profile::set`].
+fn parse_setting(arg: &str) -> Result<(String, String), String> {
+    let (key, value) = arg.split_once('=').ok_or("expected KEY=VALUE")?;
+    Profile::reference_host().set(key, value)?;
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// Which [`Profile`] the engine runs with.
@@ -183,7 +194,13 @@ fn main() -> ExitCode {
         } => return fuzz(start, seeds, thp, print),
         Command::Import { pid, flags } => return import(pid, flags),
         Command::Kernel { files } => (files, Mode::Kernel),
-        Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
+        Command::Run { files, profile, set } => {
+            let mut profile = profile.profile();
+            for (key, value) in &set {
+                profile.set(key, value).expect("checked by parse_setting");
+            }
+            (files, Mode::Engine(profile))
+        }
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
     };
     let mut status = exit::OK;

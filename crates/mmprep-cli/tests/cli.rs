@@ -359,3 +359,31 @@ fn import_a_live_process() {
         Some(1)
     );
 }
+
+/// `run --set`: an engine run under a THP setting the host may not have. With
+/// `thp.enabled=always` a read in an unadvised anonymous VMA takes the huge path (an anon_vma:
+/// `ac` survives `mprotect r--`); an unknown key or value is a usage error, exit 2.
+#[test]
+fn run_set_changes_the_profile() {
+    let scenario = b"window 64M\nmmap 0 4M rw- private|anon|fixed\ntouch 0 4K r\nmprotect 0 4M r--\nsmaps\n";
+    let out = mmprep_stdin(
+        &["run", "--profile", "reference", "--set", "thp.enabled=always", "-"],
+        scenario,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("r--p 00000000 | rd mr mw me ac\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = mmprep_stdin(&["run", "--profile", "reference", "-"], scenario);
+    assert!(
+        text(&out.stdout).contains("r--p 00000000 | rd mr mw me\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    for bad in ["thp.enabled=sometimes", "thp.nosuch=1", "thp.enabled"] {
+        let out = mmprep(&["run", "--set", bad, "/dev/null"], &[]);
+        assert_eq!(out.status.code(), Some(2), "--set {bad}");
+    }
+}

@@ -1,9 +1,10 @@
 //! Differential test: generated scenarios must print the same transcript on the host kernel and
 //! on the engine (with this machine's profile, as `mmprep diff` uses).
 //!
-//! By default seeds `0..300` (CI). `MMPREP_SEEDS=N` changes the count; `MMPREP_FRESH_SEEDS=1`
-//! starts from a time-based seed, printed so that a failure can be replayed with
-//! `mmprep fuzz --seeds 1 --start SEED`. On a difference the test prints the seed, the scenario,
+//! Two generators: the default one, and the one biased to transparent huge pages
+//! (`mmprep fuzz --thp`). By default seeds `0..300` of each (CI). `MMPREP_SEEDS=N` changes the
+//! count; `MMPREP_FRESH_SEEDS=1` starts from a time-based seed, printed so that a failure can be
+//! replayed with `mmprep fuzz --seeds 1 --start SEED` (with `--thp` for the second generator). On a difference the test prints the seed, the scenario,
 //! the differing entries (the first with its scenario line) and a shrunk reproducer, goes on up
 //! to 10 failing seeds, and panics with their list.
 
@@ -21,6 +22,19 @@ const LIMIT: usize = 6;
 
 #[test]
 fn generated_scenarios_agree_with_the_kernel() {
+    check_generated(GenConfig::default(), "");
+}
+
+/// The same with the generator biased to transparent huge pages (`GenConfig::thp`): 2 MiB
+/// blocks whole, cut and missed, `hugepage` advice on half the mappings.
+#[test]
+fn thp_biased_scenarios_agree_with_the_kernel() {
+    check_generated(GenConfig::thp(), " --thp");
+}
+
+/// Runs the seeds the environment asks for with `config`; `flag` is what `mmprep fuzz` needs
+/// to replay them.
+fn check_generated(config: GenConfig, flag: &str) {
     let count: u64 = match std::env::var("MMPREP_SEEDS") {
         Ok(n) => n.trim().parse().expect("MMPREP_SEEDS is a number"),
         Err(_) => 300,
@@ -39,7 +53,6 @@ fn generated_scenarios_agree_with_the_kernel() {
     };
     // Read once, before anything maps memory, as the CLI does.
     let profile = mmprep_host::host_profile();
-    let config = GenConfig::default();
     let began = Instant::now();
     let seeds = (0..count).map(|i| start.wrapping_add(i));
     let failures = fuzz::search(seeds, &config, &profile, MAX_FAILURES);
@@ -65,7 +78,7 @@ fn generated_scenarios_agree_with_the_kernel() {
         .collect();
     panic!(
         "{} generated scenarios differ between the kernel and the engine (seeds {}); replay one \
-         with `mmprep fuzz --seeds 1 --start SEED`",
+         with `mmprep fuzz --seeds 1 --start SEED{flag}`",
         failures.len(),
         seeds.join(" ")
     );

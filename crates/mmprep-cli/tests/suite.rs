@@ -2,8 +2,9 @@
 //!
 //! Every `NAME.scn` there has a `NAME.expected` next to it: the transcript the host kernel
 //! printed for it (`mmprep kernel NAME.scn > NAME.expected`), never written by hand and never
-//! taken from the engine. Two tests read the whole directory (not its subdirectories, such as
-//! `pending/`, which holds scenarios for operations the engine does not have yet):
+//! taken from the engine. Two tests read the whole directory and its subdirectories (such as
+//! `thp/`; a case is named by its path, `thp/split-after`), except `pending/`, which holds
+//! scenarios for operations the engine does not have yet:
 //!
 //! - [`engine_matches_the_kernel_transcripts`]: each scenario on the engine, with this machine's
 //!   profile as `mmprep run` uses it, must print its `.expected` byte for byte;
@@ -38,26 +39,9 @@ struct Case {
 /// that cannot be read) come back as failures.
 fn load_suite() -> (Vec<Case>, Vec<Failure>, usize) {
     let dir = scenario_dir();
-    let entries =
-        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read the suite directory {}: {e}", dir.display()));
     let mut scenarios = Vec::new();
     let mut transcripts = Vec::new();
-    for entry in entries {
-        let path = entry
-            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-            .path();
-        if !path.is_file() {
-            continue;
-        }
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-            continue;
-        };
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("scn") => scenarios.push(stem.to_string()),
-            Some("expected") => transcripts.push(stem.to_string()),
-            _ => {}
-        }
-    }
+    list_dir(&dir, "", &mut scenarios, &mut transcripts);
     scenarios.sort();
     transcripts.sort();
     assert!(!scenarios.is_empty(), "no scenario (*.scn) in {}", dir.display());
@@ -98,6 +82,35 @@ fn load_suite() -> (Vec<Case>, Vec<Failure>, usize) {
         cases.push(Case { name, text, expected });
     }
     (cases, failures, count)
+}
+
+/// Adds the stems of the `*.scn` and `*.expected` files of `dir` (its path in the suite is
+/// `prefix`) and of its subdirectories but `pending/`, named by their path from the suite's top.
+fn list_dir(dir: &std::path::Path, prefix: &str, scenarios: &mut Vec<String>, transcripts: &mut Vec<String>) {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read the suite directory {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+            .path();
+        let Some(name) = path.file_name().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if path.is_dir() {
+            if name != "pending" {
+                list_dir(&path, &format!("{prefix}{name}/"), scenarios, transcripts);
+            }
+            continue;
+        }
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("scn") => scenarios.push(format!("{prefix}{stem}")),
+            Some("expected") => transcripts.push(format!("{prefix}{stem}")),
+            _ => {}
+        }
+    }
 }
 
 /// Why one scenario failed, ready to print.

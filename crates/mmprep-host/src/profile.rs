@@ -12,12 +12,15 @@
 //! | `overcommit`, `overcommit_ratio`, `max_map_count` | `/proc/sys/vm/*` |
 //! | `dac_mmap_min_addr`, `mmap_min_addr` | `/proc/sys/vm/mmap_min_addr`; the internal one is at least 65536 (`CONFIG_LSM_MMAP_MIN_ADDR`) |
 //! | `total_ram_pages`, `total_swap_pages` | `MemTotal`, `SwapTotal` of `/proc/meminfo` |
-//! | `thp` | the `[bracketed]` word of `/sys/kernel/mm/transparent_hugepage/enabled` |
+//! | `thp` | the `[bracketed]` word of `/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled`, or of `enabled` when that says `inherit` (or is missing) |
+//! | `thp_defrag`, `thp_shmem` | the `[bracketed]` word of `transparent_hugepage/defrag`, `shmem_enabled` |
+//! | `thp_use_zero_page` | `transparent_hugepage/use_zero_page` (`0` or `1`) |
 //! | `tmpfile_fs` | `statfs` of the temporary directory |
 //! | `soft_dirty` | whether any VMA of this process shows `sd` in `/proc/self/smaps` |
 //! | `unmodelled_map_count` | the lines of `/proc/self/maps`, less the `[vsyscall]` gate |
 //!
-//! Kept from the reference host: `anon_vma_name` (detecting it would need a scratch mapping to
+//! Kept from the reference host: `pt_reclaim` (`CONFIG_PT_RECLAIM`, only in the compressed
+//! `/proc/config.gz`), `anon_vma_name` (detecting it would need a scratch mapping to
 //! name), `task_size` (4-level paging), `mmap_base` (randomised per process; only `mmap any`
 //! depends on it, and the transcript prints such addresses as `outside`) and `stack_guard_gap`
 //! (a boot parameter). A value that cannot be read also keeps the reference value.
@@ -30,7 +33,7 @@
 //! is exact for the CLI (which reads the profile right before it runs) and close otherwise.
 
 use mmprep::Profile;
-use mmprep::profile::{Overcommit, ThpMode, TmpfileFs};
+use mmprep::profile::{Overcommit, ShmemThp, ThpDefrag, ThpMode, TmpfileFs};
 
 /// `CAP_IPC_LOCK` (`include/uapi/linux/capability.h`).
 const CAP_IPC_LOCK: u32 = 14;
@@ -82,6 +85,17 @@ pub fn host_profile() -> Profile {
     }
     if let Some(thp) = thp_mode() {
         p.thp = thp;
+    }
+    if let Some(defrag) = thp_file("defrag").as_deref().and_then(parse_defrag) {
+        p.thp_defrag = defrag;
+    }
+    if let Some(shmem) = thp_file("shmem_enabled").as_deref().and_then(parse_shmem) {
+        p.thp_shmem = shmem;
+    }
+    match thp_file("use_zero_page").as_deref().map(str::trim) {
+        Some("0") => p.thp_use_zero_page = false,
+        Some("1") => p.thp_use_zero_page = true,
+        _ => {}
     }
     if let Some(fs) = tmpfile_fs() {
         p.tmpfile_fs = fs;
@@ -138,18 +152,54 @@ fn rlimit(resource: libc::__rlimit_resource_t) -> Option<u64> {
     })
 }
 
-/// The selected THP mode, the `[bracketed]` word.
+/// A file of `/sys/kernel/mm/transparent_hugepage/`.
+fn thp_file(name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/kernel/mm/transparent_hugepage/{name}")).ok()
+}
+
+/// The THP mode for 2 MiB pages: the PMD size's own setting unless it is `inherit`
+/// (`hugepage_pmd_enabled`), else the top-level one.
 fn thp_mode() -> Option<ThpMode> {
-    let text = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok()?;
-    parse_thp(&text)
+    let pmd = thp_file("hugepages-2048kB/enabled");
+    match pmd.as_deref().and_then(selected) {
+        Some("inherit") | None => parse_thp(&thp_file("enabled")?),
+        Some(_) => parse_thp(pmd.as_deref()?),
+    }
+}
+
+/// The `[bracketed]` word of a sysfs choice.
+fn selected(text: &str) -> Option<&str> {
+    Some(text.split_once('[')?.1.split_once(']')?.0)
 }
 
 fn parse_thp(text: &str) -> Option<ThpMode> {
-    let selected = text.split_once('[')?.1.split_once(']')?.0;
-    match selected {
+    match selected(text)? {
         "always" => Some(ThpMode::Always),
         "madvise" => Some(ThpMode::Madvise),
         "never" => Some(ThpMode::Never),
+        _ => None,
+    }
+}
+
+fn parse_defrag(text: &str) -> Option<ThpDefrag> {
+    match selected(text)? {
+        "always" => Some(ThpDefrag::Always),
+        "defer" => Some(ThpDefrag::Defer),
+        "defer+madvise" => Some(ThpDefrag::DeferMadvise),
+        "madvise" => Some(ThpDefrag::Madvise),
+        "never" => Some(ThpDefrag::Never),
+        _ => None,
+    }
+}
+
+fn parse_shmem(text: &str) -> Option<ShmemThp> {
+    match selected(text)? {
+        "always" => Some(ShmemThp::Always),
+        "within_size" => Some(ShmemThp::WithinSize),
+        "advise" => Some(ShmemThp::Advise),
+        "never" => Some(ShmemThp::Never),
+        "deny" => Some(ShmemThp::Deny),
+        "force" => Some(ShmemThp::Force),
         _ => None,
     }
 }
@@ -196,6 +246,19 @@ mod tests {
         assert_eq!(parse_thp("always [madvise] never\n"), Some(ThpMode::Madvise));
         assert_eq!(parse_thp("[always] madvise never\n"), Some(ThpMode::Always));
         assert_eq!(parse_thp("always madvise never\n"), None);
+        assert_eq!(
+            parse_defrag("always defer defer+madvise [madvise] never\n"),
+            Some(ThpDefrag::Madvise)
+        );
+        assert_eq!(
+            parse_defrag("always defer [defer+madvise] madvise never\n"),
+            Some(ThpDefrag::DeferMadvise)
+        );
+        assert_eq!(
+            parse_shmem("always within_size advise [never] deny force\n"),
+            Some(ShmemThp::Never)
+        );
+        assert_eq!(selected("always [inherit] madvise never\n"), Some("inherit"));
         assert_eq!(
             field("Name:\tx\nCapEff:\t000001fffeffffff\n", "CapEff"),
             Some("\t000001fffeffffff")

@@ -18,7 +18,9 @@
 //!
 //! Which operations appear, and how often, is [`GenConfig::ops`]: the default,
 //! [`GenConfig::engine_today`], only uses what the engine runs today, which is now every
-//! operation of the format ([`GenConfig::all_ops`] is the same set).
+//! operation of the format ([`GenConfig::all_ops`] is the same set). [`GenConfig::thp`] works
+//! on 512 KiB cells instead of pages and gives `hugepage` advice often, for transparent huge
+//! pages (`mmprep fuzz --thp`).
 
 use alloc::format;
 use alloc::string::String;
@@ -32,20 +34,6 @@ use crate::parse::MADVICE;
 
 /// The page size the generator works with.
 const PAGE: u64 = 4096;
-/// Pages in a 2 MiB transparent huge page (`HPAGE_PMD_NR`).
-const HUGE_PAGES: u64 = 512;
-
-/// The advice a huge-page-biased `madvise` line draws from.
-const HUGE_ADVICE: &[&str] = &[
-    "hugepage",
-    "hugepage",
-    "nohugepage",
-    "collapse",
-    "populate_read",
-    "populate_write",
-    "dontneed",
-    "guard_install",
-];
 
 /// One kind of generated line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,11 +92,12 @@ pub struct GenConfig {
     /// Percentage of `mmap`, `munmap` and `mprotect` lines given a bad argument on purpose
     /// (unaligned address or offset, zero or huge length, a wrong flag combination...).
     pub bad_percent: u32,
-    /// Percentage of ranges drawn around 2 MiB blocks (whole aligned blocks, or a block with a
-    /// few pages more or less at either end) and of `madvise` lines given a huge-page advice
-    /// (`hugepage`, `nohugepage`, `collapse`, `populate_*`, `dontneed`): the transparent
-    /// huge page rules (issue 11). 0 in the default mix.
-    pub huge_percent: u32,
+    /// The size of one grid cell in bytes: a page by default; [`GenConfig::thp`] makes it a
+    /// quarter of a 2 MiB block, so that ranges hold whole blocks, cut them, or miss them.
+    pub unit: u64,
+    /// Percentage of `mmap` lines followed by `hugepage` advice over the same range, and of
+    /// `madvise` lines that give that advice (0: advices are picked uniformly).
+    pub hugepage_percent: u32,
 }
 
 impl GenConfig {
@@ -142,37 +131,34 @@ impl GenConfig {
             max_forks: 2,
             max_files: 3,
             bad_percent: 8,
-            huge_percent: 0,
+            unit: PAGE,
+            hugepage_percent: 0,
         }
     }
 
-    /// The default mix over a grid of four 2 MiB blocks, with ranges and advice biased to
-    /// transparent huge pages: blocks that fit a VMA wholly or just miss it, `hugepage` and
-    /// `nohugepage` advice, read and write touches of whole blocks, populate, collapse, fork,
-    /// mremap and guard pages over them.
+    /// Biased to transparent huge pages (issue 11): the same operations on a grid of 32 cells
+    /// of 512 KiB (16 MiB, eight 2 MiB blocks), half the mappings advised `hugepage`, `madvise`
+    /// lines often `hugepage` again or one of the advices that act on huge pages, more touches
+    /// and mprotects, and a mapping now and then moved a few pages off the block boundaries so
+    /// that its blocks do not fit.
     pub fn thp() -> GenConfig {
-        GenConfig {
-            ops: vec![
-                (OpKind::Mmap, 20),
-                (OpKind::Madvise, 20),
-                (OpKind::Touch, 24),
-                (OpKind::Smaps, 10),
-                (OpKind::Mprotect, 10),
-                (OpKind::Munmap, 5),
-                (OpKind::Mremap, 5),
-                (OpKind::Fork, 3),
-                (OpKind::Read, 4),
-                (OpKind::Write, 3),
-                (OpKind::Mlock, 1),
-                (OpKind::Munlock, 1),
-                (OpKind::File, 1),
-                (OpKind::Close, 1),
-            ],
-            grid_pages: 4 * HUGE_PAGES,
-            huge_percent: 60,
-            bad_percent: 3,
+        let mut config = GenConfig {
+            grid_pages: 32,
+            unit: 512 << 10,
+            hugepage_percent: 50,
             ..GenConfig::engine_today()
+        };
+        // More reads and mprotects: a read fault is where the huge path shows (an anon_vma),
+        // and mprotect to read-only is where that shows (`ac` kept).
+        for (kind, weight) in &mut config.ops {
+            match kind {
+                OpKind::Touch => *weight = 30,
+                OpKind::Mprotect => *weight = 24,
+                OpKind::Madvise => *weight = 16,
+                _ => {}
+            }
         }
+        config
     }
 
     /// Everything the scenario format has that the host kernel runs too: since the engine runs
@@ -242,6 +228,18 @@ const HUGE_OFFSETS: &[u64] = &[
     0x0010_0000_0000_0000,
 ];
 
+/// The advices that act on huge pages, which [`GenConfig::thp`] picks more often.
+const THP_ADVICE: &[&str] = &[
+    "collapse",
+    "collapse",
+    "nohugepage",
+    "dontneed",
+    "populate_read",
+    "populate_write",
+    "guard_install",
+    "guard_remove",
+];
+
 const PROTS: &[(&str, u32)] = &[
     ("rw-", 40),
     ("r--", 22),
@@ -265,20 +263,28 @@ struct Gen<'a> {
 }
 
 impl Gen<'_> {
+    /// Whether to give `hugepage` advice here (never draws from the generator when the config
+    /// gives none, so other configs' scripts stay what they were).
+    fn hugepage_roll(&mut self) -> bool {
+        self.config.hugepage_percent > 0 && self.rng.u32(0..100) < self.config.hugepage_percent
+    }
+
+    /// `cells` grid cells in bytes.
+    fn b(&self, cells: u64) -> u64 {
+        cells * self.config.unit
+    }
+
     fn script(&mut self) {
         let _ = writeln!(self.out, "# generated scenario");
-        if self.config.huge_percent > 0 {
-            // The grid's blocks are 2 MiB aligned: the window is (`WINDOW_BASE`).
-            let window = self.grid * PAGE;
-            let window = self.num(window);
-            self.line(format!("window {window}"));
-        } else {
-            match self.rng.u8(0..10) {
-                0..=5 => self.line("window 1M".into()),
-                6 => self.line(format!("window {}", self.grid * PAGE)),
-                7 => self.line("window 0x100000".into()),
-                _ => {}
-            }
+        // A window of 1 MiB, of the grid, or the default 1 GiB; with cells larger than a page,
+        // of the grid or 1 GiB.
+        let pick = self.rng.u8(0..10);
+        let grid = self.b(self.grid);
+        match pick {
+            0..=5 if self.config.unit == PAGE => self.line("window 1M".into()),
+            7 if self.config.unit == PAGE => self.line("window 0x100000".into()),
+            0..=7 => self.line(format!("window {grid}")),
+            _ => {}
         }
         let files = self.rng.usize(0..=self.config.max_files);
         for _ in 0..files {
@@ -340,8 +346,10 @@ impl Gen<'_> {
             OpKind::Smaps => self.line("smaps".into()),
             OpKind::Madvise => {
                 let (addr, len) = self.range_args(16, true);
-                let advice = if self.huge() {
-                    HUGE_ADVICE[self.rng.usize(..HUGE_ADVICE.len())]
+                let advice = if self.hugepage_roll() {
+                    "hugepage"
+                } else if self.config.hugepage_percent > 0 && self.rng.bool() {
+                    THP_ADVICE[self.rng.usize(..THP_ADVICE.len())]
                 } else {
                     MADVICE[self.rng.usize(..MADVICE.len())].0
                 };
@@ -366,13 +374,13 @@ impl Gen<'_> {
             OpKind::Mremap => self.mremap(),
             OpKind::Read => {
                 let (page, pages) = self.pick_range(4);
-                let len = pages * PAGE - self.rng.u64(0..PAGE);
-                let (addr, len) = (self.num(page * PAGE), self.num(len));
+                let len = self.b(pages) - self.rng.u64(0..PAGE);
+                let (addr, len) = (self.num(self.b(page)), self.num(len));
                 self.line(format!("read {addr} {len}"));
             }
             OpKind::Write => {
                 let (page, pages) = self.pick_range(8);
-                let (addr, len) = (self.num(page * PAGE), self.num(pages * PAGE));
+                let (addr, len) = (self.num(self.b(page)), self.num(self.b(pages)));
                 let byte = self.rng.u8(..);
                 self.line(format!("write {addr} {len} {byte}"));
             }
@@ -390,43 +398,9 @@ impl Gen<'_> {
         }
     }
 
-    /// Draw the huge-page bias ([`GenConfig::huge_percent`]) this time?
-    fn huge(&mut self) -> bool {
-        self.config.huge_percent > 0 && self.rng.u32(0..100) < self.config.huge_percent
-    }
-
-    /// A range around 2 MiB blocks of the grid: one or two whole blocks, or such a range with
-    /// up to a few pages more or less at either end (so a block just fits, or just misses).
-    fn huge_range(&mut self) -> (u64, u64) {
-        let blocks = (self.grid / HUGE_PAGES).max(1);
-        let first = self.rng.u64(0..blocks);
-        let count = self.rng.u64(1..=(blocks - first).min(2));
-        let (mut page, mut pages) = (first * HUGE_PAGES, count * HUGE_PAGES);
-        match self.rng.u8(0..6) {
-            0 if page > 0 => {
-                let more = self.rng.u64(1..=4);
-                page -= more;
-                pages += more;
-            }
-            1 => {
-                let less = self.rng.u64(1..=4);
-                page += less;
-                pages -= less;
-            }
-            2 => pages -= self.rng.u64(1..=4),
-            3 => pages += self.rng.u64(1..=4),
-            _ => {}
-        }
-        let page = page.min(self.grid - 1);
-        (page, pages.clamp(1, self.grid - page))
-    }
-
-    /// A page range inside the grid, at most `max` pages (any size, with the huge-page bias):
-    /// around 2 MiB blocks, around an earlier mmap's range, or anywhere.
+    /// A page range inside the grid, at most `max` pages: around an earlier mmap's range, or
+    /// anywhere.
     fn pick_range(&mut self, max: u64) -> (u64, u64) {
-        if self.huge() {
-            return self.huge_range();
-        }
         let grid = self.grid;
         let max = max.clamp(1, grid);
         let (page, pages) = if !self.ranges.is_empty() && self.rng.u8(0..100) < 70 {
@@ -481,8 +455,8 @@ impl Gen<'_> {
     /// ADDR and LEN of a range call; `zero_ok`: a zero length is a valid (no-op) call there.
     fn range_args(&mut self, max: u64, zero_ok: bool) -> (String, String) {
         let (page, pages) = self.pick_range(max);
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
         if self.rng.u8(0..20) == 0 {
             addr += self.rng.u64(1..PAGE);
         } else if self.rng.u8(0..20) == 0 && zero_ok {
@@ -505,7 +479,7 @@ impl Gen<'_> {
             1..=5 => self.rng.u64(1..=16),
             _ => self.rng.u64(16..=self.grid.max(17)),
         };
-        let mut size = pages * PAGE;
+        let mut size = self.b(pages);
         if self.rng.u8(0..6) == 0 {
             size += self.rng.u64(1..PAGE);
         }
@@ -553,25 +527,24 @@ impl Gen<'_> {
 
     /// A large fixed mapping at the start of the script: private anonymous memory, mostly.
     fn prelude_mmap(&mut self) {
-        let (page, pages) = if self.huge() {
-            self.huge_range()
-        } else {
-            let pages = self.rng.u64(8..=self.grid.clamp(8, 32));
-            (self.rng.u64(0..=self.grid.saturating_sub(pages)), pages)
-        };
+        let pages = self.rng.u64(8..=self.grid.clamp(8, 32));
+        let page = self.rng.u64(0..=self.grid.saturating_sub(pages));
         let prot = if self.rng.u8(0..4) == 0 { self.prot() } else { "rw-" };
-        let (addr, len) = (self.num(page * PAGE), self.num(pages * PAGE));
+        let (addr, len) = (self.num(self.b(page)), self.num(self.b(pages)));
         let file = self.pick_file(30);
         let text = match file {
             None => format!("mmap {addr} {len} {prot} private|anon|fixed"),
             Some(i) => {
                 let share = if self.rng.bool() { "private" } else { "shared" };
                 let name = self.files[i].name.clone();
-                let offset = self.num(page * PAGE);
+                let offset = self.num(self.b(page));
                 format!("mmap {addr} {len} {prot} {share}|fixed {name} {offset}")
             }
         };
         self.line(text);
+        if self.hugepage_roll() {
+            self.line(format!("madvise {addr} {len} hugepage"));
+        }
         self.remember(page, pages);
     }
 
@@ -613,8 +586,16 @@ impl Gen<'_> {
         } else {
             self.pick_range(16)
         };
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
+        if self.config.unit > PAGE && self.rng.u8(0..6) == 0 {
+            // A few pages off the grid: the mapping's blocks no longer fit in it.
+            let nudge = self.rng.u64(1..4) * PAGE;
+            if len > nudge {
+                addr += nudge;
+                len -= nudge;
+            }
+        }
         // Placement: fixed, fixed_noreplace, a hint in the window, or `any`.
         let placement = match self.rng.u8(0..20) {
             0..=11 => "fixed",
@@ -647,7 +628,7 @@ impl Gen<'_> {
         }
         let mut offset = file.map(|i| {
             let f = &self.files[i];
-            let file_pages = f.size.div_ceil(PAGE);
+            let file_cells = f.size.div_ceil(self.config.unit);
             if f.kind == GenFileKind::Zero {
                 // `/dev/zero` has no size: any offset maps zeroes.
                 return if self.rng.bool() { addr } else { 0 };
@@ -656,9 +637,9 @@ impl Gen<'_> {
                 // The identity offset: adjacent mappings of one file then have contiguous
                 // offsets.
                 0..=4 => addr,
-                5 | 6 => self.rng.u64(0..=file_pages) * PAGE,
+                5 | 6 => self.rng.u64(0..=file_cells) * self.config.unit,
                 // At or beyond the end of the file: touches raise SIGBUS.
-                7 | 8 => (file_pages + self.rng.u64(0..4)) * PAGE,
+                7 | 8 => (file_cells + self.rng.u64(0..4)) * self.config.unit,
                 _ => 0,
             }
         });
@@ -746,20 +727,19 @@ impl Gen<'_> {
             let _ = write!(text, " {} {off}", self.files[i].name);
         }
         self.line(text);
-        if addr.is_multiple_of(PAGE) && len != 0 && len <= self.grid * PAGE && placement != "any" {
+        let whole = addr == self.b(page) && len == self.b(pages);
+        if whole && placement != "any" && self.hugepage_roll() {
+            self.line(format!("madvise {addr_text} {len_text} hugepage"));
+        }
+        if addr.is_multiple_of(PAGE) && len != 0 && len <= self.b(self.grid) && placement != "any" {
             self.remember(page, pages);
-            // Huge-page advice right after the mapping, before anything faults it in.
-            if pages >= HUGE_PAGES && self.huge() && self.rng.bool() {
-                let (addr, len) = (self.num(page * PAGE), self.num(pages * PAGE));
-                self.line(format!("madvise {addr} {len} hugepage"));
-            }
         }
     }
 
     fn munmap(&mut self) {
         let (page, pages) = self.pick_range(8);
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
         if self.rng.u8(0..100) < self.config.bad_percent as u8 {
             match self.rng.u8(0..4) {
                 0 => addr += self.rng.u64(1..PAGE),
@@ -778,8 +758,8 @@ impl Gen<'_> {
 
     fn mprotect(&mut self) {
         let (page, pages) = self.pick_range(24);
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
         let mut prot = String::from(self.prot());
         match self.rng.u8(0..50) {
             0..=3 => prot.push_str("|growsdown"),
@@ -802,18 +782,15 @@ impl Gen<'_> {
     fn touch(&mut self) {
         let max = if self.rng.u8(0..5) == 0 { 64 } else { 8 };
         let (page, pages) = self.pick_range(max);
-        let mut addr = page * PAGE;
-        let mut len = pages * PAGE;
+        let mut addr = self.b(page);
+        let mut len = self.b(pages);
         if self.rng.u8(0..25) == 0 {
             addr += self.rng.u64(1..PAGE);
             len -= addr % PAGE;
         } else if self.rng.u8(0..30) == 0 {
             len = 0;
         }
-        // Reads matter most for huge pages: a read fault of a whole block maps the huge zero
-        // page and gives the VMA its anon_vma.
-        let reads = if self.config.huge_percent > 0 { 7 } else { 5 };
-        let access = if self.rng.u8(0..10) < reads { "r" } else { "w" };
+        let access = if self.rng.bool() { "r" } else { "w" };
         let (addr, len) = (self.num(addr), self.num(len));
         self.line(format!("touch {addr} {len} {access}"));
     }
@@ -822,20 +799,20 @@ impl Gen<'_> {
     /// now and then (a second mapping of a shared object), and a few refused flag combinations.
     fn mremap(&mut self) {
         let (page, pages) = self.pick_range(8);
-        let old = if self.rng.u8(0..20) == 0 { 0 } else { pages * PAGE };
+        let old = if self.rng.u8(0..20) == 0 { 0 } else { self.b(pages) };
         let new = match self.rng.u8(0..4) {
             0 => old.max(PAGE),
-            _ => self.rng.u64(1..=8) * PAGE,
+            _ => self.rng.u64(1..=8) * self.config.unit,
         };
-        let mut addr = page * PAGE;
+        let mut addr = self.b(page);
         if self.rng.u8(0..100) < self.config.bad_percent as u8 {
             addr += self.rng.u64(1..PAGE);
         }
         let (addr, old_t, new_t) = (self.num(addr), self.num(old), self.num(new));
         // A destination in the grid for `new` bytes (it may overlap the source: EINVAL).
         let to = |g: &mut Self, len: u64| {
-            let pages = (len / PAGE).min(g.grid);
-            let to = g.rng.u64(0..=g.grid - pages) * PAGE;
+            let cells = len.div_ceil(g.config.unit).min(g.grid);
+            let to = g.rng.u64(0..=g.grid - cells) * g.config.unit;
             g.num(to)
         };
         let line = match self.rng.u8(0..16) {
@@ -929,52 +906,46 @@ mod tests {
     /// alone; `any` never gets a huge length.
     #[test]
     fn ranges_stay_in_the_window() {
-        const TASK_SIZE: u64 = 0x7fff_ffff_f000;
         for config in [GenConfig::engine_today(), GenConfig::thp()] {
-            // A touch covers at most 64 pages, or two huge blocks and a few pages with the bias.
-            let max_touch = if config.huge_percent > 0 {
-                2 * HUGE_PAGES + 4
-            } else {
-                64
-            };
-            for seed in 0..2000 {
-                let text = generate(seed, &config);
-                let script = parse(&text);
-                let inside = |addr: u64, len: u64| addr.checked_add(len).is_some_and(|e| e <= script.window);
-                for step in &script.steps {
-                    let ok = match step.op {
-                        Op::Mmap {
-                            addr: MmapAddr::Any,
-                            len,
-                            ..
-                        } => len <= config.grid_pages * PAGE,
-                        Op::Mmap {
-                            addr: MmapAddr::At(a),
-                            len,
-                            ..
-                        } => inside(a, len) || a % PAGE != 0 || len == 0 || len > TASK_SIZE,
-                        Op::Munmap { addr, len } => {
-                            inside(addr, len) || addr % PAGE != 0 || len == 0 || len > TASK_SIZE
-                        }
-                        Op::Mprotect { addr, len, .. } => {
-                            let abs = WINDOW_BASE + addr;
-                            let aligned = (len.wrapping_add(PAGE - 1)) & !(PAGE - 1);
-                            inside(addr, len) || addr % PAGE != 0 || abs.wrapping_add(aligned) <= abs
-                        }
-                        Op::Touch { addr, len, .. } => inside(addr, len) && len <= max_touch * PAGE,
-                        Op::Mremap {
-                            addr,
-                            old_len,
-                            new_len,
-                            new_addr,
-                            ..
-                        } => {
-                            (inside(addr, old_len) || addr % PAGE != 0) && new_addr.is_none_or(|to| inside(to, new_len))
-                        }
-                        _ => true,
-                    };
-                    assert!(ok, "seed {seed}, line {}: {:?}\n{text}", step.line, step.op);
-                }
+            ranges_stay_in_the_window_with(&config);
+        }
+    }
+
+    fn ranges_stay_in_the_window_with(config: &GenConfig) {
+        const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+        for seed in 0..2000 {
+            let text = generate(seed, config);
+            let script = parse(&text);
+            let inside = |addr: u64, len: u64| addr.checked_add(len).is_some_and(|e| e <= script.window);
+            for step in &script.steps {
+                let ok = match step.op {
+                    Op::Mmap {
+                        addr: MmapAddr::Any,
+                        len,
+                        ..
+                    } => len <= config.grid_pages * config.unit,
+                    Op::Mmap {
+                        addr: MmapAddr::At(a),
+                        len,
+                        ..
+                    } => inside(a, len) || a % PAGE != 0 || len == 0 || len > TASK_SIZE,
+                    Op::Munmap { addr, len } => inside(addr, len) || addr % PAGE != 0 || len == 0 || len > TASK_SIZE,
+                    Op::Mprotect { addr, len, .. } => {
+                        let abs = WINDOW_BASE + addr;
+                        let aligned = (len.wrapping_add(PAGE - 1)) & !(PAGE - 1);
+                        inside(addr, len) || addr % PAGE != 0 || abs.wrapping_add(aligned) <= abs
+                    }
+                    Op::Touch { addr, len, .. } => inside(addr, len) && len <= 64 * config.unit,
+                    Op::Mremap {
+                        addr,
+                        old_len,
+                        new_len,
+                        new_addr,
+                        ..
+                    } => (inside(addr, old_len) || addr % PAGE != 0) && new_addr.is_none_or(|to| inside(to, new_len)),
+                    _ => true,
+                };
+                assert!(ok, "seed {seed}, line {}: {:?}\n{text}", step.line, step.op);
             }
         }
     }

@@ -24,6 +24,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::desc::VmAreaDesc;
 use crate::errno::{Errno, Result, err};
 use crate::legacy::LegacyVma;
+use crate::pagetable::Runs;
 use crate::phys::{FrameRef, Machine};
 use crate::uapi::MapFlags;
 
@@ -57,6 +58,12 @@ pub struct Inode {
     append_only: bool,
     /// The page cache (`i_mapping`): file page index → frame.
     pages: spin::Mutex<BTreeMap<u64, FrameRef>>,
+    /// File pages a populate brought into the page cache without the engine making frames for
+    /// them (runs of page indexes; see [`Inode::populated`]).
+    populated: spin::Mutex<Runs>,
+    /// File pages a hole punch removed from the page cache while mappings may still reach
+    /// their (zeroed) frames; a page leaves this set when it is looked up again.
+    punched: spin::Mutex<Runs>,
 }
 
 impl Inode {
@@ -69,6 +76,8 @@ impl Inode {
             size: AtomicU64::new(size),
             append_only: false,
             pages: spin::Mutex::new(BTreeMap::new()),
+            populated: spin::Mutex::new(Runs::default()),
+            punched: spin::Mutex::new(Runs::default()),
         }
     }
     /// An append-only inode (`IS_APPEND`): shared writable mappings are refused.
@@ -80,16 +89,40 @@ impl Inode {
             size: AtomicU64::new(size),
             append_only: true,
             pages: spin::Mutex::new(BTreeMap::new()),
+            populated: spin::Mutex::new(Runs::default()),
+            punched: spin::Mutex::new(Runs::default()),
         }
     }
     /// The page cache page at file page `index`, created zero-filled if the file has none there
     /// yet (`filemap_get_folio` / `shmem_get_folio` with creation; new files read as zeros).
     pub fn find_or_create_page(&self, index: u64, machine: &Machine) -> FrameRef {
+        self.punched.lock().remove(index, index + 1);
         self.pages
             .lock()
             .entry(index)
             .or_insert_with(|| machine.alloc_frame())
             .clone()
+    }
+    /// Does the page cache hold any page of file pages `[first, end)`?
+    pub fn has_pages_in(&self, first: u64, end: u64) -> bool {
+        if first >= end {
+            return false;
+        }
+        let punched = self.punched.lock();
+        self.populated.lock().first_overlap(first, end).is_some()
+            || self
+                .pages
+                .lock()
+                .range(first..end)
+                .any(|(&i, _)| punched.containing(i).is_none())
+    }
+    /// A populate faulted file pages `[first, end)` in (`__mm_populate`, `MADV_POPULATE_*`):
+    /// they are in the page cache now. The engine makes no frames for them until they are
+    /// accessed (each reads as the file does, and a shmem page is created zero-filled), so a
+    /// populate of a large range costs one run; only [`Inode::has_pages_in`] (what
+    /// `MADV_COLLAPSE` of shmem asks) sees the difference.
+    pub fn populated(&self, first: u64, end: u64) {
+        self.populated.lock().insert(first, end)
     }
     /// Number of pages in the page cache.
     pub fn cached_pages(&self) -> usize {
@@ -99,11 +132,14 @@ impl Inode {
     /// there is gone and reads as zeros, through every mapping and every process. The kernel
     /// frees the pages and unmaps them everywhere (`unmap_mapping_range`, private copies
     /// excepted), so the next access finds a hole; here the cached frames are zeroed in place,
-    /// which every page-table entry still pointing at them sees at once.
+    /// which every page-table entry still pointing at them sees at once; the page cache counts
+    /// them as gone ([`Inode::has_pages_in`]) until they are looked up again.
     pub fn punch_hole(&self, first: u64, end: u64) {
         if first >= end {
             return;
         }
+        self.populated.lock().remove(first, end);
+        self.punched.lock().insert(first, end);
         for frame in self.pages.lock().range(first..end).map(|(_, f)| f) {
             frame.fill(0, crate::addr::PAGE_SIZE as usize, 0);
         }

@@ -203,6 +203,10 @@ impl Mm {
             .tree
             .remove(key)
             .expect("set_range of a VMA that is not in the tree");
+        // vma_adjust_trans_huge: a new boundary may cut a huge block (an old one cannot: no
+        // huge block straddles a VMA boundary).
+        self.ptes.split_huge_at(start);
+        self.ptes.split_huge_at(end);
         v.start = start;
         v.end = end;
         v.pgoff = pgoff;

@@ -20,12 +20,39 @@ pub enum Overcommit {
     Never,
 }
 
-/// `/sys/kernel/mm/transparent_hugepage/enabled`.
+/// `/sys/kernel/mm/transparent_hugepage/enabled` (`TRANSPARENT_HUGEPAGE_FLAG`,
+/// `TRANSPARENT_HUGEPAGE_REQ_MADV_FLAG`), as it applies to 2 MiB (PMD) pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThpMode {
+    /// Every suitable anonymous VMA not marked `nh` may get huge pages.
     Always,
+    /// Only VMAs with `hugepage` advice (`hg`, `VM_HUGEPAGE`).
+    Madvise,
+    /// None.
+    Never,
+}
+
+/// `/sys/kernel/mm/transparent_hugepage/defrag`: how hard a huge-page allocation tries. It only
+/// decides whether an allocation succeeds on a fragmented machine; the engine's allocations
+/// always succeed, so it is recorded, not consulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThpDefrag {
+    Always,
+    Defer,
+    DeferMadvise,
     Madvise,
     Never,
+}
+
+/// `/sys/kernel/mm/transparent_hugepage/shmem_enabled` (`mm/shmem.c:shmem_huge`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShmemThp {
+    Always,
+    WithinSize,
+    Advise,
+    Never,
+    Deny,
+    Force,
 }
 
 /// The filesystem behind the scenario's `tmpfile` files.
@@ -66,8 +93,21 @@ pub struct Profile {
     /// VMAs the process has that the engine does not model (the runner's own program, libraries,
     /// heap and stack). They count against `max_map_count` on the host.
     pub unmodelled_map_count: u64,
-    /// Transparent hugepages for anonymous memory.
+    /// Transparent hugepages of PMD size for anonymous memory: `enabled`, unless
+    /// `hugepages-2048kB/enabled` says something other than `inherit`
+    /// (`mm/huge_memory.c:__thp_vma_allowable_orders`, `hugepage_pmd_enabled`).
     pub thp: ThpMode,
+    /// `transparent_hugepage/defrag`.
+    pub thp_defrag: ThpDefrag,
+    /// `transparent_hugepage/use_zero_page`: a read fault on the huge path maps the huge zero
+    /// page (`mm/huge_memory.c:do_huge_pmd_anonymous_page`); without it, it allocates a huge page.
+    pub thp_use_zero_page: bool,
+    /// `transparent_hugepage/shmem_enabled`.
+    pub thp_shmem: ShmemThp,
+    /// `CONFIG_PT_RECLAIM`: `MADV_DONTNEED` frees a page table it empties over a whole 2 MiB
+    /// block (`mm/pt_reclaim.c:try_get_and_clear_pmd`), so a later fault there may take the
+    /// huge path again.
+    pub pt_reclaim: bool,
     /// `CONFIG_MEM_SOFT_DIRTY`: `VM_SOFTDIRTY` exists and `sd` is printed.
     pub soft_dirty: bool,
     /// `CONFIG_ANON_VMA_NAME`.
@@ -96,7 +136,8 @@ pub struct Profile {
 
 impl Profile {
     /// The reference host of `docs/reference/vma-rules.md` section 0: Linux 6.18 x86_64, root,
-    /// overcommit 0, 23 GiB RAM and no swap, `max_map_count` 65530, THP `madvise`, no soft-dirty,
+    /// overcommit 0, 23 GiB RAM and no swap, `max_map_count` 65530, THP `madvise` (defrag
+    /// `madvise`, `use_zero_page` 1, shmem `never`, `CONFIG_PT_RECLAIM`), no soft-dirty,
     /// no anon VMA names, ext4 `/tmp`, and an `mmap_base` as with `setarch -R` and an 8 MiB stack.
     pub fn reference_host() -> Profile {
         Profile {
@@ -113,6 +154,10 @@ impl Profile {
             max_map_count: 65530,
             unmodelled_map_count: 0,
             thp: ThpMode::Madvise,
+            thp_defrag: ThpDefrag::Madvise,
+            thp_use_zero_page: true,
+            thp_shmem: ShmemThp::Never,
+            pt_reclaim: true,
             soft_dirty: false,
             anon_vma_name: false,
             task_size: 0x7fff_ffff_f000,
@@ -148,6 +193,62 @@ impl Profile {
         p
     }
 
+    /// Sets one transparent-hugepage setting by its sysfs name under
+    /// `/sys/kernel/mm/transparent_hugepage/` (`thp.enabled`, `thp.defrag`,
+    /// `thp.use_zero_page`, `thp.shmem_enabled`) or `config.pt_reclaim` (`CONFIG_PT_RECLAIM`),
+    /// to a value as sysfs writes it (`always`, `madvise`, `never`, ...; `0` or `1`). This is
+    /// how an engine run covers settings the host does not have (`mmprep run --set`).
+    ///
+    /// # On failure
+    /// An unknown key or a value the setting does not take: nothing changes.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), &'static str> {
+        let flag = |v: &str| match v {
+            "0" => Ok(false),
+            "1" => Ok(true),
+            _ => Err("the value is 0 or 1"),
+        };
+        match key {
+            "thp.enabled" => {
+                self.thp = match value {
+                    "always" => ThpMode::Always,
+                    "madvise" => ThpMode::Madvise,
+                    "never" => ThpMode::Never,
+                    _ => return Err("thp.enabled is always, madvise or never"),
+                }
+            }
+            "thp.defrag" => {
+                self.thp_defrag = match value {
+                    "always" => ThpDefrag::Always,
+                    "defer" => ThpDefrag::Defer,
+                    "defer+madvise" => ThpDefrag::DeferMadvise,
+                    "madvise" => ThpDefrag::Madvise,
+                    "never" => ThpDefrag::Never,
+                    _ => return Err("thp.defrag is always, defer, defer+madvise, madvise or never"),
+                }
+            }
+            "thp.use_zero_page" => self.thp_use_zero_page = flag(value)?,
+            "thp.shmem_enabled" => {
+                self.thp_shmem = match value {
+                    "always" => ShmemThp::Always,
+                    "within_size" => ShmemThp::WithinSize,
+                    "advise" => ShmemThp::Advise,
+                    "never" => ShmemThp::Never,
+                    "deny" => ShmemThp::Deny,
+                    "force" => ShmemThp::Force,
+                    _ => return Err("thp.shmem_enabled is always, within_size, advise, never, deny or force"),
+                }
+            }
+            "config.pt_reclaim" => self.pt_reclaim = flag(value)?,
+            _ => {
+                return Err(
+                    "unknown setting (thp.enabled, thp.defrag, thp.use_zero_page, thp.shmem_enabled, \
+                     config.pt_reclaim)",
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// An unprivileged user on the reference host.
     pub fn reference_user() -> Profile {
         Profile {
@@ -161,5 +262,30 @@ impl Profile {
 impl Default for Profile {
     fn default() -> Profile {
         Profile::reference_host()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_takes_sysfs_words() {
+        let mut p = Profile::reference_host();
+        assert_eq!(p.set("thp.enabled", "always"), Ok(()));
+        assert_eq!(p.thp, ThpMode::Always);
+        assert_eq!(p.set("thp.use_zero_page", "0"), Ok(()));
+        assert!(!p.thp_use_zero_page);
+        assert_eq!(p.set("thp.defrag", "defer+madvise"), Ok(()));
+        assert_eq!(p.thp_defrag, ThpDefrag::DeferMadvise);
+        assert_eq!(p.set("thp.shmem_enabled", "within_size"), Ok(()));
+        assert_eq!(p.thp_shmem, ShmemThp::WithinSize);
+        assert_eq!(p.set("config.pt_reclaim", "0"), Ok(()));
+        assert!(!p.pt_reclaim);
+        let before = p.clone();
+        assert!(p.set("thp.enabled", "sometimes").is_err());
+        assert!(p.set("thp.use_zero_page", "yes").is_err());
+        assert!(p.set("thp.khugepaged", "1").is_err());
+        assert_eq!(p, before);
     }
 }

@@ -49,6 +49,8 @@ impl Mm {
         self.hook_may_split(key, addr)?;
         self.alloc()?; // vm_area_dup
         self.alloc()?; // vma_iter_prealloc
+        // vma_adjust_trans_huge: a huge block the new boundary cuts is split first.
+        self.ptes.split_huge_at(addr);
         let mut old = self.tree.remove(key).expect("VMA in tree");
         let mut new = old.clone();
         let below_pages = addr.pages_from(old.start);

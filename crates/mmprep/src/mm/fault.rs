@@ -17,17 +17,23 @@
 //! ([H] 6.18).
 //!
 //! A read of never-written anonymous memory maps the shared zero page in the kernel; here it
-//! simply reads zeros and installs nothing, which is indistinguishable.
+//! reads zeros and stores no entry, which is indistinguishable, but the 2 MiB block gets its
+//! page table, which decides whether later faults there may take the huge path. In a VMA that
+//! may use transparent huge pages, a fault in a block without a page table takes that path
+//! (`mm/huge_memory.c:do_huge_pmd_anonymous_page`, see `mm/huge_memory.rs`): the huge zero page
+//! on a read, a huge page on a write, and an anon_vma either way.
 
 use crate::addr::Pfn;
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
 use crate::file::same_file;
 use crate::flags::{ACCESS_FLAGS, VmaBit};
 use crate::mm::Mm;
-use crate::pagetable::{Pte, PteTarget, WpAnon};
+use crate::mm::huge_memory::huge_block;
+use crate::pagetable::{Pmd, Pte, PteTarget, WpAnon};
 use crate::phys::FrameRef;
+use crate::shmem::SHMEM_DEV;
 use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmFault, VmHooks, VmOps, Vma};
 use crate::vma_flags;
 
@@ -422,8 +428,38 @@ impl Mm {
                 continue;
             }
             if anonymous {
-                // do_anonymous_page: a read maps the zero page; a write needs an anon_vma.
+                match self.ptes.pmd(addr) {
+                    // A page of a huge block that has no entry of its own: a page of the huge
+                    // zero page, or a subpage of a huge page not written yet. Both read as
+                    // zeros; a write gets the page its own frame (do_huge_zero_wp_pmd turns
+                    // the huge zero page into a huge page first).
+                    Pmd::HugeZero | Pmd::HugeAnon if !write => return Ok(PageRef::Zero),
+                    Pmd::HugeZero | Pmd::HugeAnon => {
+                        need_anon()?;
+                        let frame = self.machine.alloc_frame();
+                        return Ok(self.install(addr, Pte::new_anon(frame)));
+                    }
+                    Pmd::None if self.thp_fault_huge(vma, addr) => {
+                        // do_huge_pmd_anonymous_page: the anon_vma first, for a read too;
+                        // then the huge zero page on a read, or a huge page.
+                        need_anon()?;
+                        let zero = !write && self.profile.thp_use_zero_page;
+                        if !self.ptes.install_huge(addr, zero) {
+                            continue;
+                        }
+                        if !write {
+                            return Ok(PageRef::Zero);
+                        }
+                        let frame = self.machine.alloc_frame();
+                        return Ok(self.install(addr, Pte::new_anon(frame)));
+                    }
+                    Pmd::None | Pmd::Table => {}
+                }
+                // do_anonymous_page: a read maps the zero page (the page table it needs is all
+                // that is stored); a write needs an anon_vma.
                 if !write {
+                    let page = VirtAddr(addr.0 & !(PAGE_SIZE - 1));
+                    self.ptes.alloc_tables(page, VirtAddr(page.0 + PAGE_SIZE));
                     return Ok(PageRef::Zero);
                 }
                 need_anon()?;
@@ -666,13 +702,23 @@ impl Mm {
     /// that cannot be (its signal is returned: `SIGSEGV` for a guard page, `SIGBUS` when the
     /// driver has no page).
     ///
-    /// Only what changes later behaviour is done page by page: the copies of a private file
-    /// mapping written (they keep the file's data as of now). Faulting in anonymous or shared
-    /// pages one by one would only install entries that read as they would anyway, so the
-    /// engine faults the first page (which creates the anon_vma where one is due) and then only
-    /// asks whether a later page would fail: a guard marker, or, for a file, the last page, on
-    /// the assumption that a driver that refuses a page refuses every page above it (the end of
-    /// the file). Which page failed is not visible, only that one did.
+    /// Every page goes through the fault path a touch takes, but the engine does in one step
+    /// what the same fault would do to many pages alike:
+    /// - in an anonymous VMA without huge pages, the first page faults (giving the anon_vma
+    ///   where one is due) and the range gets its page tables: the other pages' faults would only
+    ///   install small zero-page entries (read) or zero-filled private pages (write), which read
+    ///   as they would anyway and are not stored;
+    /// - in an anonymous VMA that may hold huge pages, the part of the first block and the part
+    ///   of the last go through the fault path at their first page (the huge path maps a whole
+    ///   block, and the rest of its pages find it mapped, `follow_page_mask`; the page path
+    ///   gives the part its table); the whole blocks between take the huge path together where
+    ///   they are `pmd_none` (`PageTable::populate_huge`) and the page path where they have a
+    ///   table. So a populate costs runs, not pages or blocks;
+    /// - in a private file mapping written, page by page (each copy keeps the file's data as of
+    ///   now);
+    /// - in any other file mapping, the first and the last page, on the assumption that a driver
+    ///   that refuses a page refuses every page above it (the end of the file). Which page failed
+    ///   is not visible, only that one did.
     pub(crate) fn faultin_pages(
         &mut self,
         key: VirtAddr,
@@ -683,8 +729,34 @@ impl Mm {
         let v = self.tree.get(key).expect("VMA in tree");
         debug_assert!(v.start <= start && end <= v.end && start <= end);
         let (anonymous, shared) = (v.is_anonymous(), v.test(VmaBit::Shared));
+        let huge = anonymous && self.thp_vma_allowable(v);
         let stop = self.ptes.first_guard(start, end).unwrap_or(end);
-        if write && !shared && !anonymous {
+        if anonymous && start < stop && !huge {
+            // The page path everywhere: the first fault gives the anon_vma where one is due,
+            // the rest of the range gets its page tables (blocks still mapped huge stay so).
+            self.handle_page(key, start, write)?;
+            self.ptes.alloc_tables(start, stop);
+        } else if anonymous && start < stop {
+            // The first block's part and the last one's go through the fault path; the whole
+            // blocks between take the huge path (or find a page table: the page path) together.
+            let head_end = match huge_block(start).1 {
+                VirtAddr(0) => stop,
+                e => e.min(stop),
+            };
+            self.faultin_segment(key, start, head_end, write)?;
+            let mid_end = VirtAddr(stop.0 & !(PMD_SIZE - 1)).max(head_end);
+            if head_end < mid_end {
+                // do_huge_pmd_anonymous_page prepares the anon_vma, if any block goes huge.
+                if self.ptes.any_pmd_none(head_end, mid_end) {
+                    self.anon_vma_prepare(key).map_err(|_| Signal::Bus)?;
+                }
+                let zero = !write && self.profile.thp_use_zero_page;
+                self.ptes.populate_huge(head_end, mid_end, write, zero);
+            }
+            if mid_end < stop {
+                self.faultin_segment(key, mid_end, stop, write)?;
+            }
+        } else if write && !shared && !anonymous {
             let mut a = start;
             while a < stop {
                 self.handle_page(key, a, true)?;
@@ -692,13 +764,41 @@ impl Mm {
             }
         } else if start < stop {
             self.handle_page(key, start, write)?;
+            // Every page between, up to the end of the file, is in a shmem object's page cache
+            // now, as the kernel's faults leave it (what MADV_COLLAPSE asks about).
+            let v = self.tree.get(key).expect("VMA in tree");
+            if let Some(file) = v.file.as_ref().filter(|f| f.inode().dev() == SHMEM_DEV) {
+                let eof = file.inode().size().div_ceil(PAGE_SIZE);
+                let (first, end) = (v.pgoff_at(start).get(), v.pgoff_at(stop).get());
+                file.inode().populated(first, end.min(eof));
+            }
             let last = VirtAddr(stop.0 - PAGE_SIZE);
-            if !anonymous && last > start {
+            if last > start {
                 self.handle_page(key, last, write)?;
             }
         }
         if stop < end {
             return Err(Signal::Segv);
+        }
+        Ok(())
+    }
+}
+
+impl Mm {
+    /// Populate of `[start, end)`, part of one 2 MiB block of the anonymous VMA at `key`: the
+    /// first page faults as a touch would; if that took the page path, the rest of the part
+    /// gets its page table with it (its pages' small entries are not stored). A huge path maps
+    /// the whole block.
+    fn faultin_segment(
+        &mut self,
+        key: VirtAddr,
+        start: VirtAddr,
+        end: VirtAddr,
+        write: bool,
+    ) -> core::result::Result<(), Signal> {
+        self.handle_page(key, start, write)?;
+        if self.ptes.pmd(start) == Pmd::Table {
+            self.ptes.alloc_tables(start, end);
         }
         Ok(())
     }

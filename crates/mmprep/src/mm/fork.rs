@@ -19,6 +19,7 @@ use crate::errno::Result;
 use crate::flags::{self, VmaBit};
 use crate::mm::Mm;
 use crate::vma::AnonVmaRef;
+use crate::vma_flags;
 
 impl Mm {
     /// `fork()`: the child's address space. The parent's VMAs are unchanged; its anonymous
@@ -72,7 +73,10 @@ impl Mm {
             // copy-on-write for both, since now two address spaces map them) and the same
             // guard markers. A VM_WIPEONFORK child starts empty.
             if !v.test(VmaBit::WipeOnFork) {
-                self.ptes.fork_into(&child.ptes, v.start, v.end);
+                // vma_needs_copy: page tables are copied for VMAs with an anon_vma, PFN
+                // entries or guard markers.
+                let needs_copy = v.anon.is_some() || v.flags.test_any(vma_flags![PfnMap, MixedMap, MaybeGuard]);
+                self.ptes.fork_into(&child.ptes, v.start, v.end, needs_copy);
             }
             child.tree.insert(c);
             child.vm_stat_account(flags, pages as i64);

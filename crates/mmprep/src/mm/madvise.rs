@@ -39,7 +39,7 @@
 //! | `remove` | `VM_LOCKED` or no file → `EINVAL`; not shared-writable → `EACCES`; the file refuses the hole punch (device → `ENODEV`) |
 //! | `cold`, `pageout` | `VM_LOCKED`, `VM_PFNMAP`, hugetlb → `EINVAL` |
 //! | `dontneed`, `free` | `VM_LOCKED` (`dontneed_locked`: allowed), `VM_PFNMAP`, hugetlb → `EINVAL`; `free` on a file or shared mapping → `EINVAL` |
-//! | `collapse` | no 2 MiB-aligned huge page fits the VMA, `nh`, no anon_vma, a file that is not shmem → `EINVAL`; a huge page that cannot be built → `EINVAL` |
+//! | `collapse` | no 2 MiB-aligned huge page fits the VMA, `nh`, no anon_vma, a file that is not shmem → `EINVAL`; a block that cannot be collapsed (anonymous: no page table, a guard marker; shmem: nothing cached, a private copy) → `EINVAL` |
 //! | `guard_install` | `VM_SPECIAL`, hugetlb, `VM_LOCKED` → `EINVAL` |
 //! | `guard_remove` | `VM_SPECIAL`, hugetlb → `EINVAL` |
 //! | `dofork` | `VM_IO` → `EINVAL` |
@@ -369,8 +369,9 @@ impl Mm {
             }
             return Ok(());
         }
-        // zap_page_range_single: the entries go, guard markers stay.
-        self.ptes.zap_pages(start, end);
+        // zap_page_range_single: the entries go, guard markers stay; emptied page tables of
+        // whole blocks go too with CONFIG_PT_RECLAIM.
+        self.ptes.zap_pages(start, end, self.profile.pt_reclaim);
         Ok(())
     }
 
@@ -452,17 +453,24 @@ impl Mm {
 
     /// `madvise_collapse`: build 2 MiB transparent huge pages over `[start, end)`.
     ///
-    /// Only whether the call succeeds is visible (huge pages are not modelled; their contents
-    /// are the same). What decides it ([H] for each case):
+    /// Only whether the call succeeds is visible (contents stay the same). What decides it ([H]
+    /// for each case):
     /// - `thp_vma_allowable_order`: the VMA must be able to hold an aligned huge page (checked
     ///   at its end), not be `nh`, special or hugetlb; an anonymous VMA needs an anon_vma; a file
     ///   VMA must be shmem (memfd, shared anonymous) with a huge-page-aligned file offset;
     ///   otherwise `EINVAL`;
     /// - the range holds no whole aligned huge page: `EINVAL` if its rounded bounds cross,
     ///   success if they meet;
-    /// - each aligned huge page must have something to collapse: some page present (the
-    ///   kernel's page-table and page-cache scans fail on an empty block) — an approximation of
-    ///   `hpage_collapse_scan_pmd`/`_file`, exact for written and for never-touched blocks.
+    /// - anonymous memory, block by block (`hpage_collapse_scan_pmd`, [H]
+    ///   `thp/collapse-anon.scn`): a block without a page table fails, one mapped huge (the
+    ///   huge zero page too) is done, a guard marker fails it, any other page table collapses -
+    ///   even one holding only small zero-page entries or emptied by a partial `dontneed`. A
+    ///   collapsed block is a huge page afterwards;
+    /// - shmem (memfd, shared `/dev/zero` and anonymous), block by block
+    ///   (`hpage_collapse_scan_file`, [H] `thp/collapse-shmem.scn`): the file's page cache must
+    ///   hold some page of the block's file range - written or faulted through any mapping of
+    ///   the object, this one or another - and a private mapping must hold no private copy in
+    ///   the block.
     fn madvise_collapse(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr) -> Result<()> {
         let vma = self.tree.get(key).expect("VMA in tree");
         let no_thp = || err(Errno::EINVAL, "the mapping cannot hold a transparent huge page");
@@ -491,13 +499,44 @@ impl Mm {
         if hend < hstart {
             return Err(err(Errno::EINVAL, "the range holds no whole huge page"));
         }
+        if vma.is_anonymous() {
+            // Every block is tried (the failures here are ones madvise_collapse goes on after);
+            // one that fails makes the call fail (madvise_collapse_errno: EINVAL).
+            let mut failed = false;
+            let mut block = hstart;
+            while block < hend {
+                failed |= !self.ptes.collapse_anon_block(VirtAddr(block));
+                block += PMD_SIZE;
+            }
+            if failed {
+                return Err(err(
+                    Errno::EINVAL,
+                    "a block of the range has no page table or holds a guard marker",
+                ));
+            }
+            return Ok(());
+        }
+        // shmem (hpage_collapse_scan_file): the file's page cache decides, not this mapping's
+        // page table; a private copy in the block keeps the huge page from being mapped
+        // (collapse_pte_mapped_thp).
+        let vma = self.tree.get(key).expect("VMA in tree");
+        let inode = vma.file.as_ref().expect("a file VMA").inode().clone();
+        let private = !vma.test(VmaBit::Shared);
+        let mut failed = false;
         let mut block = hstart;
         while block < hend {
             let (b, e) = (VirtAddr(block), VirtAddr(block + PMD_SIZE));
-            if !self.ptes.any_in(b, e) {
-                return Err(err(Errno::EINVAL, "nothing to collapse in a huge page of the range"));
+            let first = vma.pgoff_at(b).get();
+            if !inode.has_pages_in(first, first + pmd_pages) || (private && self.ptes.any_anon_in(b, e)) {
+                failed = true;
             }
             block += PMD_SIZE;
+        }
+        if failed {
+            return Err(err(
+                Errno::EINVAL,
+                "a block of the range has no page in the file's cache, or a private copy",
+            ));
         }
         Ok(())
     }

@@ -32,6 +32,7 @@ mod exit;
 mod fault;
 mod fork;
 mod import;
+mod huge_memory;
 mod layout;
 mod madvise;
 mod mlock;
@@ -51,6 +52,7 @@ pub use brk::{DATA_DEFAULT_FLAGS, MmBounds};
 pub use fault::{Access, AccessFault, NeedsExclusive, Signal};
 pub use import::{ImportAnon, ImportOps, ImportVma, flags_from_smaps_codes};
 pub use special::{SpecialMapping, VDSO_TEXT_FLAGS, VVAR_FLAGS, VdsoLayout};
+pub use huge_memory::HugeMapping;
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
 use crate::errno::{Errno, Result, err};
@@ -346,6 +348,23 @@ impl Mm {
             got, want,
             "counters (total, data, exec, stack, locked, committed): got {got:?} want {want:?}\n{self:?}"
         );
+        // A huge block lies wholly inside one anonymous VMA with an anon_vma
+        // (do_huge_pmd_anonymous_page prepared it; every boundary that cuts a block splits it).
+        // Runs of blocks may span VMAs whose boundaries are block-aligned.
+        for (start, end, _) in self.ptes.huge_runs() {
+            let mut a = start;
+            while a < end {
+                let v = self.tree.lookup(a);
+                assert!(
+                    v.is_some_and(|v| v.is_anonymous()
+                        && v.anon.is_some()
+                        && (v.end >= end || v.end.0.is_multiple_of(crate::addr::PMD_SIZE))),
+                    "huge block at {a:?} (run {start:?}-{end:?}) not inside one anonymous VMA \
+                     with an anon_vma\n{self:?}"
+                );
+                a = v.expect("checked").end;
+            }
+        }
     }
 
     /// The maps text of every VMA, in the kernel's format (`/proc/PID/maps`).
