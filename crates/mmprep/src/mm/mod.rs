@@ -31,8 +31,8 @@ mod brk;
 mod exit;
 mod fault;
 mod fork;
-mod import;
 mod huge_memory;
+mod import;
 mod layout;
 mod madvise;
 mod mlock;
@@ -50,9 +50,9 @@ use core::fmt;
 
 pub use brk::{DATA_DEFAULT_FLAGS, MmBounds};
 pub use fault::{Access, AccessFault, NeedsExclusive, Signal};
+pub use huge_memory::HugeMapping;
 pub use import::{ImportAnon, ImportOps, ImportVma, flags_from_smaps_codes};
 pub use special::{SpecialMapping, VDSO_TEXT_FLAGS, VVAR_FLAGS, VdsoLayout};
-pub use huge_memory::HugeMapping;
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
 use crate::errno::{Errno, Result, err};
