@@ -72,6 +72,7 @@ pub mod phys;
 pub mod procfs;
 pub mod profile;
 pub mod shmem;
+pub mod site;
 mod split;
 pub mod tree;
 pub mod uapi;
