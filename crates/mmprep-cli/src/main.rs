@@ -88,6 +88,24 @@ enum Command {
         /// The machine facts the engine assumes
         #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
         profile: ProfileChoice,
+        /// Follow each failed call with `  why: ERRNO: reason (kernel/file.c:function)`: the
+        /// engine's rule that failed and the kernel function that checks it
+        #[arg(long)]
+        why: bool,
+    },
+    /// Run a scenario on the engine up to one line and say why that line's call gave its result
+    ///
+    /// Prints the line, its transcript entry and, for a failed call, the engine's reason and
+    /// the kernel function behind it (as `run --why` does). Exit status 0 when the line ran,
+    /// 2 when it is not a line that runs a call, 3 for a bad scenario.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Explain {
+        /// The scenario file and the 1-based line (`examples/slots.scn:9`)
+        #[arg(value_name = "FILE:LINE")]
+        target: String,
+        /// The machine facts the engine assumes
+        #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
+        profile: ProfileChoice,
     },
     /// Run scenarios on the kernel and on the engine and show where the transcripts differ
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -149,6 +167,8 @@ impl ProfileChoice {
 enum Mode {
     Kernel,
     Engine(Profile),
+    /// `run --why`.
+    EngineWhy(Profile),
     Diff(Profile),
 }
 
@@ -158,6 +178,7 @@ impl Mode {
         match self {
             Mode::Kernel => print_run(input, mmprep_host::run(script)),
             Mode::Engine(profile) => print_run(input, mmprep_scenario::engine::run(script, profile)),
+            Mode::EngineWhy(profile) => print_run(input, mmprep_scenario::engine::run_why(script, profile)),
             Mode::Diff(profile) => diff(input, script, profile),
         }
     }
@@ -171,7 +192,9 @@ fn main() -> ExitCode {
         Command::Fuzz { seeds, start } => return fuzz(start, seeds),
         Command::Import { pid, flags } => return import(pid, flags),
         Command::Kernel { files } => (files, Mode::Kernel),
-        Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
+        Command::Explain { target, profile } => return explain(&target, &profile.profile()),
+        Command::Run { files, profile, why: false } => (files, Mode::Engine(profile.profile())),
+        Command::Run { files, profile, why: true } => (files, Mode::EngineWhy(profile.profile())),
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
     };
     let mut status = exit::OK;
@@ -488,4 +511,61 @@ fn drivers() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `explain FILE:LINE`: the scenario on the engine up to LINE, then that line, its entry and
+/// why.
+fn explain(target: &str, profile: &Profile) -> ExitCode {
+    use std::ops::ControlFlow;
+    let Some((file, line)) = target
+        .rsplit_once(':')
+        .and_then(|(f, l)| Some((f, l.parse::<usize>().ok().filter(|&l| l > 0)?)))
+    else {
+        eprintln!("mmprep explain: `{target}` is not FILE:LINE (a 1-based line number after the last `:`)");
+        return ExitCode::from(exit::USAGE);
+    };
+    let input = match Input::read(Path::new(file)) {
+        Ok(input) => input,
+        Err(report) => {
+            eprintln!("mmprep: {}", report.stderr.unwrap_or_default());
+            return ExitCode::from(report.status);
+        }
+    };
+    let script = mmprep_scenario::parse(&input.text);
+    let source = input.text.lines().nth(line - 1).unwrap_or_default().trim();
+    println!("{}:{line}: {source}", input.name);
+    if !script.steps.iter().any(|s| s.line == line) {
+        let before_error = script.error.as_ref().is_none_or(|e| e.line > line);
+        if before_error {
+            eprintln!(
+                "mmprep explain: line {line} of {} runs no call (a blank line, a comment, past the end)",
+                input.name
+            );
+            return ExitCode::from(exit::USAGE);
+        }
+    }
+    let mut shown = false;
+    let t = mmprep_scenario::engine::run_observed(&script, profile, |step, runner, outcome| {
+        if step.line < line {
+            return ControlFlow::Continue(None);
+        }
+        shown = true;
+        ControlFlow::Break(mmprep_scenario::engine::why_line(outcome, runner.last_error()))
+    });
+    match t.end {
+        RunEnd::Finished if shown => {
+            match t.entries.last() {
+                Some(entry) if entry.starts_with(&format!("L{line} ")) => println!("{entry}"),
+                _ => println!("(line {line} prints nothing: it declares or closes a file)"),
+            }
+            ExitCode::SUCCESS
+        }
+        end => {
+            if let Some(message) = input.message(&end) {
+                eprintln!("mmprep: {message}");
+            }
+            eprintln!("mmprep explain: the run ended before line {line}");
+            ExitCode::from(end.exit_code().max(exit::BAD_SCENARIO))
+        }
+    }
 }
