@@ -60,15 +60,20 @@ pub fn run(script: &Script, profile: &Profile) -> Transcript {
 
 /// Runs `script` like [`run`], calling `each` after every step that ran, with the step, the
 /// runner (its address space, [`EngineRunner::last_error`], [`EngineRunner::last_events`]) and
-/// the step's outcome (`None` for lines that print nothing). `each` returns the text to add to
+/// the step's outcome (`None` for lines that print nothing). With `record_events`, the runner
+/// keeps each step's hook calls ([`EngineRunner::record_events`]). `each` returns the text to add to
 /// the step's entry (`--why`'s line), in [`ControlFlow::Continue`] to go on or in
 /// [`ControlFlow::Break`] to end the run after this step, as if the script ended there.
 pub fn run_observed(
     script: &Script,
     profile: &Profile,
+    record_events: bool,
     mut each: impl FnMut(&Step, &EngineRunner, Option<&Outcome>) -> ControlFlow<Option<String>, Option<String>>,
 ) -> Transcript {
     let mut runner = EngineRunner::new(script, profile);
+    if record_events {
+        runner.record_events();
+    }
     let mut entries = Vec::new();
     for step in &script.steps {
         let outcome = match runner.step(script, &step.op) {
@@ -122,7 +127,7 @@ pub fn why_line(outcome: Option<&Outcome>, error: Option<&mmprep::Error>) -> Opt
 
 /// [`run`] with `--why`: each failed call's entry is followed by [`why_line`].
 pub fn run_why(script: &Script, profile: &Profile) -> Transcript {
-    run_observed(script, profile, |_, runner, outcome| {
+    run_observed(script, profile, false, |_, runner, outcome| {
         ControlFlow::Continue(why_line(outcome, runner.last_error()))
     })
 }
@@ -225,6 +230,12 @@ impl EngineRunner {
     /// The hook calls the last step made, when [`EngineRunner::record_events`] is on.
     pub fn last_events(&self) -> &[Event] {
         &self.last_events
+    }
+
+    /// The VMAs in the window as a `maps` line shows them (the NAME column resolved to the
+    /// scenario's file names).
+    pub fn window_maps(&self) -> Vec<MapsEntry> {
+        self.maps().into_iter().map(|(e, _)| e).collect()
     }
 
     /// The address space.

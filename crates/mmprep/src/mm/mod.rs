@@ -156,6 +156,12 @@ impl Mm {
         self.ptes.len()
     }
 
+    /// Does any page of `[start, end)` have a page-table entry (is resident)? Guard markers are
+    /// not entries. For pictures of the address space (`mmprep render`).
+    pub fn any_resident(&self, start: VirtAddr, end: VirtAddr) -> bool {
+        self.ptes.any_in(start, end)
+    }
+
     /// The shm mount, to create memfds that this address space can map.
     pub fn shmem(&self) -> &Arc<ShmemFs> {
         &self.shmem
