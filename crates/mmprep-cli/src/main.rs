@@ -107,6 +107,31 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
         profile: ProfileChoice,
     },
+    /// Draw the address space of a scenario after each step, as SVG or as a stepping HTML page
+    ///
+    /// The scenario runs on the engine. VMAs lie on an address axis (their widths and the gaps
+    /// between them log-scaled), coloured by kind (anonymous, file, shared, driver) and shaded
+    /// by permissions; the merges, splits, new and unmapped ranges of the step are outlined,
+    /// resident pages are a strip under each VMA, and the step's driver hook calls fill a side
+    /// lane. `-o FILE.html` writes one self-contained page with every step (buttons, arrow
+    /// keys, `#N` in the address); `-o FILE.svg` or no `-o` (SVG on standard output) draws one
+    /// step: the last, or `--step N`. Exit status 0, 2 for a wrong `--step` or output name,
+    /// 3 for a bad scenario, 4 when the output cannot be written.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Render {
+        /// The scenario file (`-` for standard input)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where to write the picture: a name ending in .svg or .html (default: SVG on stdout)
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// The 1-based step to draw in SVG (default: the last); steps are the lines that run
+        #[arg(long, value_name = "N")]
+        step: Option<usize>,
+        /// The machine facts the engine assumes
+        #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
+        profile: ProfileChoice,
+    },
     /// Run scenarios on the kernel and on the engine and show where the transcripts differ
     #[command(after_help = EXIT_STATUS_HELP)]
     Diff {
@@ -192,6 +217,12 @@ fn main() -> ExitCode {
         Command::Fuzz { seeds, start } => return fuzz(start, seeds),
         Command::Import { pid, flags } => return import(pid, flags),
         Command::Kernel { files } => (files, Mode::Kernel),
+        Command::Render {
+            file,
+            output,
+            step,
+            profile,
+        } => return render(&file, output.as_deref(), step, &profile.profile()),
         Command::Explain { target, profile } => return explain(&target, &profile.profile()),
         Command::Run { files, profile, why: false } => (files, Mode::Engine(profile.profile())),
         Command::Run { files, profile, why: true } => (files, Mode::EngineWhy(profile.profile())),
@@ -545,7 +576,7 @@ fn explain(target: &str, profile: &Profile) -> ExitCode {
         }
     }
     let mut shown = false;
-    let t = mmprep_scenario::engine::run_observed(&script, profile, |step, runner, outcome| {
+    let t = mmprep_scenario::engine::run_observed(&script, profile, false, |step, runner, outcome| {
         if step.line < line {
             return ControlFlow::Continue(None);
         }
@@ -568,4 +599,64 @@ fn explain(target: &str, profile: &Profile) -> ExitCode {
             ExitCode::from(end.exit_code().max(exit::BAD_SCENARIO))
         }
     }
+}
+
+/// `render FILE [-o OUT] [--step N]`: SVG of one step, or HTML of them all.
+fn render(path: &Path, output: Option<&Path>, step: Option<usize>, profile: &Profile) -> ExitCode {
+    use mmprep_scenario::render;
+    let html = match output.and_then(|o| o.extension()).and_then(|e| e.to_str()) {
+        None if output.is_none() => false,
+        Some("svg") => false,
+        Some("html" | "htm") => true,
+        _ => {
+            eprintln!("mmprep render: the output name must end in .svg or .html");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    if html && step.is_some() {
+        eprintln!("mmprep render: --step draws one SVG; the HTML page has every step");
+        return ExitCode::from(exit::USAGE);
+    }
+    let input = match Input::read(path) {
+        Ok(input) => input,
+        Err(report) => {
+            eprintln!("mmprep: {}", report.stderr.unwrap_or_default());
+            return ExitCode::from(report.status);
+        }
+    };
+    let script = mmprep_scenario::parse(&input.text);
+    let (frames, transcript) = render::frames(&script, &input.text, profile);
+    if let Some(message) = input.message(&transcript.end) {
+        eprintln!("mmprep: {message}");
+        return ExitCode::from(transcript.end.exit_code());
+    }
+    let title = Path::new(&input.name)
+        .file_name()
+        .map_or(input.name.clone(), |n| n.to_string_lossy().into_owned());
+    let text = if html {
+        render::html(&frames, &title, &input.text)
+    } else {
+        let index = match step {
+            None => frames.len().saturating_sub(1),
+            Some(n) if (1..=frames.len()).contains(&n) => n - 1,
+            Some(n) => {
+                eprintln!("mmprep render: --step {n}: the scenario has steps 1 to {}", frames.len());
+                return ExitCode::from(exit::USAGE);
+            }
+        };
+        let Some(frame) = frames.get(index) else {
+            eprintln!("mmprep render: {}: no step ran", input.name);
+            return ExitCode::from(exit::BAD_SCENARIO);
+        };
+        render::svg(frame, &title, index, frames.len())
+    };
+    let written = match output {
+        Some(out) => std::fs::write(out, text),
+        None => io::stdout().lock().write_all(text.as_bytes()),
+    };
+    if let Err(e) = written {
+        eprintln!("mmprep render: cannot write {}: {e}", output.map_or("stdout".into(), |o| o.display().to_string()));
+        return ExitCode::from(exit::HOST_FAILED);
+    }
+    ExitCode::SUCCESS
 }
