@@ -15,7 +15,8 @@ fn main() {
     let mut files = Vec::new();
     collect(&src, &mut files);
     files.sort();
-    let mut fns = String::from("/// (file under `src/`, first line, function) for every function, in file and line order.\n");
+    let mut fns =
+        String::from("/// (file under `src/`, first line, function) for every function, in file and line order.\n");
     fns.push_str("pub(crate) static FNS: &[(&str, u32, &str)] = &[\n");
     let mut errs = String::from("/// (file under `src/`, line) of every error the engine makes.\n");
     errs.push_str("#[cfg(test)]\npub(crate) static ERRS: &[(&str, u32)] = &[\n");
@@ -60,7 +61,14 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
 /// `NAME` when `t` (a trimmed line) starts a function `fn NAME`.
 fn fn_name(t: &str) -> Option<&str> {
     let mut t = t;
-    for prefix in ["pub(crate) ", "pub(super) ", "pub ", "const ", "unsafe ", "extern \"C\" "] {
+    for prefix in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "const ",
+        "unsafe ",
+        "extern \"C\" ",
+    ] {
         t = t.strip_prefix(prefix).unwrap_or(t);
     }
     let rest = t.strip_prefix("fn ")?;

@@ -224,8 +224,16 @@ fn main() -> ExitCode {
             profile,
         } => return render(&file, output.as_deref(), step, &profile.profile()),
         Command::Explain { target, profile } => return explain(&target, &profile.profile()),
-        Command::Run { files, profile, why: false } => (files, Mode::Engine(profile.profile())),
-        Command::Run { files, profile, why: true } => (files, Mode::EngineWhy(profile.profile())),
+        Command::Run {
+            files,
+            profile,
+            why: false,
+        } => (files, Mode::Engine(profile.profile())),
+        Command::Run {
+            files,
+            profile,
+            why: true,
+        } => (files, Mode::EngineWhy(profile.profile())),
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
     };
     let mut status = exit::OK;
@@ -640,7 +648,10 @@ fn render(path: &Path, output: Option<&Path>, step: Option<usize>, profile: &Pro
             None => frames.len().saturating_sub(1),
             Some(n) if (1..=frames.len()).contains(&n) => n - 1,
             Some(n) => {
-                eprintln!("mmprep render: --step {n}: the scenario has steps 1 to {}", frames.len());
+                eprintln!(
+                    "mmprep render: --step {n}: the scenario has steps 1 to {}",
+                    frames.len()
+                );
                 return ExitCode::from(exit::USAGE);
             }
         };
@@ -655,7 +666,10 @@ fn render(path: &Path, output: Option<&Path>, step: Option<usize>, profile: &Pro
         None => io::stdout().lock().write_all(text.as_bytes()),
     };
     if let Err(e) = written {
-        eprintln!("mmprep render: cannot write {}: {e}", output.map_or("stdout".into(), |o| o.display().to_string()));
+        eprintln!(
+            "mmprep render: cannot write {}: {e}",
+            output.map_or("stdout".into(), |o| o.display().to_string())
+        );
         return ExitCode::from(exit::HOST_FAILED);
     }
     ExitCode::SUCCESS

@@ -154,7 +154,12 @@ fn the_render_example_shows_its_vma_colours_in_chromium() {
     ];
     let counts: Vec<(&str, usize)> = expected.iter().map(|(name, c)| (*name, count(&pixels, *c))).collect();
     let shown = counts.iter().filter(|(_, n)| *n >= VMA_PIXELS).count();
-    assert_eq!(shown, expected.len(), "pixels per VMA colour: {counts:?} ({})", png.display());
+    assert_eq!(
+        shown,
+        expected.len(),
+        "pixels per VMA colour: {counts:?} ({})",
+        png.display()
+    );
     // The split outline, the resident-page cells and the unmapped outline are drawn too.
     for (what, c) in [
         ("split outline", (0xd0, 0x18, 0x7a)),
@@ -164,7 +169,10 @@ fn the_render_example_shows_its_vma_colours_in_chromium() {
         assert!(count(&pixels, c) >= 50, "{what}: {} pixels", count(&pixels, c));
     }
     // A copy where a person can look at it.
-    let _ = std::fs::copy(&png, Path::new(env!("CARGO_TARGET_TMPDIR")).join("render-screenshot.png"));
+    let _ = std::fs::copy(
+        &png,
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("render-screenshot.png"),
+    );
 }
 
 #[test]

@@ -40,9 +40,8 @@ fn why_follows_each_failed_call_with_its_reason_and_kernel_function() {
     let out = mmprep(&["run", "--why", "--profile", "reference", CONTRACT]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).ends_with(
-            "L10 munmap = -EINVAL\n  why: EINVAL: address is not page aligned (mm/vma.c:do_vmi_munmap)\n"
-        ),
+        stdout(&out)
+            .ends_with("L10 munmap = -EINVAL\n  why: EINVAL: address is not page aligned (mm/vma.c:do_vmi_munmap)\n"),
         "{}",
         stdout(&out)
     );
@@ -100,8 +99,15 @@ fn without_why_the_transcript_is_unchanged() {
             previous = line;
         }
         assert_eq!(kept, plain, "{file}");
-        let failed = plain.lines().filter(|l| l.starts_with('L') && l.contains(" = -E")).count();
-        assert_eq!(why.matches("\n  why: ").count(), failed, "{file}: one why line per failed call");
+        let failed = plain
+            .lines()
+            .filter(|l| l.starts_with('L') && l.contains(" = -E"))
+            .count();
+        assert_eq!(
+            why.matches("\n  why: ").count(),
+            failed,
+            "{file}: one why line per failed call"
+        );
     }
 }
 
@@ -124,7 +130,11 @@ fn explain_prints_the_line_its_entry_and_why() {
     );
     // The third mapping fails only because the two before it took the slots.
     let out = mmprep(&["explain", "examples/slots.scn:9"]);
-    assert!(stdout(&out).contains("L9 mmap = -EBUSY\n  why: EBUSY: every mapping slot"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("L9 mmap = -EBUSY\n  why: EBUSY: every mapping slot"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

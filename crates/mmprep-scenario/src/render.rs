@@ -301,7 +301,7 @@ pub fn escape(s: &str) -> String {
 pub fn size_text(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
     for (unit, suffix) in UNITS {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{}{suffix}", bytes / unit);
         }
     }
@@ -485,7 +485,11 @@ pub fn svg(frame: &Frame, title: &str, index: usize, count: usize) -> String {
                         size_text(e.end - e.start)
                     ))
                 );
-                let text_fill = if perm_class(&e.perms) >= 2 { "#ffffff" } else { "#111111" };
+                let text_fill = if perm_class(&e.perms) >= 2 {
+                    "#ffffff"
+                } else {
+                    "#111111"
+                };
                 let perms = core::str::from_utf8(&e.perms).unwrap_or("????");
                 let _ = writeln!(
                     o,
@@ -691,7 +695,11 @@ pub fn html(frames: &[Frame], title: &str, source: &str) -> String {
             o,
             "<li{}>{}</li>",
             step.map_or(String::new(), |s| format!(" data-step=\"{s}\"")),
-            if line.is_empty() { String::from("&#8203;") } else { escape(line) }
+            if line.is_empty() {
+                String::from("&#8203;")
+            } else {
+                escape(line)
+            }
         );
     }
     let _ = write!(o, "</ol>\n</main>\n<script>\n{JS}</script>\n</body>\n</html>\n");
@@ -792,11 +800,17 @@ mmap 0 0 rw- private|anon
         assert_eq!(f[5].vmas[3].kind, Kind::Shared);
         assert_eq!(f[5].vmas[0].kind, Kind::Anon);
         // Half of the shared mapping goes.
-        assert_eq!(f[6].unmapped, [(Script::absolute(0x100000), Script::absolute(0x101000))]);
+        assert_eq!(
+            f[6].unmapped,
+            [(Script::absolute(0x100000), Script::absolute(0x101000))]
+        );
         assert_eq!(f[6].vmas[3].change, Change::Split);
         // A failed call carries its why line.
         let last = f[7].entry.as_deref().unwrap();
-        assert!(last.contains("why: EINVAL: length is zero (mm/mmap.c:do_mmap)"), "{last}");
+        assert!(
+            last.contains("why: EINVAL: length is zero (mm/mmap.c:do_mmap)"),
+            "{last}"
+        );
     }
 
     #[test]
@@ -810,7 +824,10 @@ mmap 0 0 rw- private|anon
         let h = html(&f, "t", SCENARIO);
         assert_eq!(h.matches("<div class=\"frame\"").count(), 8);
         assert_eq!(h.matches("<svg ").count(), 8);
-        assert!(!h.contains("http://") || h.matches("http://").count() == h.matches("xmlns=\"http://www.w3.org/2000/svg\"").count());
+        assert!(
+            !h.contains("http://")
+                || h.matches("http://").count() == h.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+        );
         assert!(!h.contains("https://"));
     }
 

@@ -24,7 +24,11 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ("action.rs", "remap_prepare", "mm/memory.c:remap_pfn_range_prepare"),
     ("action.rs", "prepare", "mm/util.c:mmap_action_prepare"),
     ("action.rs", "install_ptes", "mm/memory.c:remap_pfn_range_complete"),
-    ("desc.rs", "try_clear_maywrite", "mmprep:VmaDesc::try_clear_maywrite (a driver's vm_flags_clear)"),
+    (
+        "desc.rs",
+        "try_clear_maywrite",
+        "mmprep:VmaDesc::try_clear_maywrite (a driver's vm_flags_clear)",
+    ),
     ("file.rs", "mmap_prepare", "mm/mmap.c:do_mmap"),
     ("file.rs", "mmap", "mm/mmap.c:do_mmap"),
     ("legacy.rs", "vm_insert_page", "mm/memory.c:vm_insert_page"),
@@ -35,10 +39,18 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ("mm/brk.rs", "do_brk_flags", "mm/vma.c:do_brk_flags"),
     ("mm/brk.rs", "check_data_rlimit", "include/linux/mm.h:check_data_rlimit"),
     ("mm/fault.rs", "expand_downwards", "mm/vma.c:expand_downwards"),
-    ("mm/fault.rs", "populate_vma_page_range", "mm/gup.c:populate_vma_page_range"),
+    (
+        "mm/fault.rs",
+        "populate_vma_page_range",
+        "mm/gup.c:populate_vma_page_range",
+    ),
     ("mm/import.rs", "import_vma", "mmprep:Mm::import_vma (no kernel call)"),
     ("mm/layout.rs", "get_unmapped_area", "mm/mmap.c:__get_unmapped_area"),
-    ("mm/layout.rs", "arch_get_unmapped_area", "arch/x86/kernel/sys_x86_64.c:arch_get_unmapped_area"),
+    (
+        "mm/layout.rs",
+        "arch_get_unmapped_area",
+        "arch/x86/kernel/sys_x86_64.c:arch_get_unmapped_area",
+    ),
     (
         "mm/layout.rs",
         "arch_get_unmapped_area_topdown",
@@ -46,11 +58,27 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ),
     ("mm/madvise.rs", "madvise", "mm/madvise.c:do_madvise"),
     ("mm/madvise.rs", "madvise_walk_vmas", "mm/madvise.c:madvise_walk_vmas"),
-    ("mm/madvise.rs", "madvise_vma_behavior", "mm/madvise.c:madvise_vma_behavior"),
-    ("mm/madvise.rs", "madvise_dontneed_free", "mm/madvise.c:madvise_dontneed_free"),
+    (
+        "mm/madvise.rs",
+        "madvise_vma_behavior",
+        "mm/madvise.c:madvise_vma_behavior",
+    ),
+    (
+        "mm/madvise.rs",
+        "madvise_dontneed_free",
+        "mm/madvise.c:madvise_dontneed_free",
+    ),
     ("mm/madvise.rs", "madvise_remove", "mm/madvise.c:madvise_remove"),
-    ("mm/madvise.rs", "madvise_guard_install", "mm/madvise.c:madvise_guard_install"),
-    ("mm/madvise.rs", "madvise_guard_remove", "mm/madvise.c:madvise_guard_remove"),
+    (
+        "mm/madvise.rs",
+        "madvise_guard_install",
+        "mm/madvise.c:madvise_guard_install",
+    ),
+    (
+        "mm/madvise.rs",
+        "madvise_guard_remove",
+        "mm/madvise.c:madvise_guard_remove",
+    ),
     ("mm/madvise.rs", "madvise_collapse", "mm/khugepaged.c:madvise_collapse"),
     ("mm/madvise.rs", "madvise_populate", "mm/madvise.c:madvise_populate"),
     ("mm/mlock.rs", "mlock2", "mm/mlock.c:sys_mlock2"),
@@ -84,7 +112,11 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ("mm/munmap.rs", "munmap", "mm/vma.c:do_vmi_munmap"),
     ("mm/munmap.rs", "gather_munmap_vmas", "mm/vma.c:vms_gather_munmap_vmas"),
     ("mm/special.rs", "may_split", "mm/mmap.c:special_mapping_split"),
-    ("mm/special.rs", "install_special_mapping", "mm/mmap.c:__install_special_mapping"),
+    (
+        "mm/special.rs",
+        "install_special_mapping",
+        "mm/mmap.c:__install_special_mapping",
+    ),
     ("mm/special.rs", "map_vdso", "arch/x86/entry/vdso/vma.c:map_vdso"),
     ("split.rs", "split_vma", "mm/vma.c:split_vma"),
 ];
@@ -107,8 +139,7 @@ fn engine_file(file: &str) -> Option<&'static str> {
 pub fn engine_function(file: &str, line: u32) -> Option<(&'static str, &'static str)> {
     let rel = engine_file(file)?;
     FNS.iter()
-        .filter(|(f, start, _)| *f == rel && *start <= line)
-        .last()
+        .rfind(|(f, start, _)| *f == rel && *start <= line)
         .map(|(f, _, name)| (*f, *name))
 }
 
@@ -144,7 +175,14 @@ mod tests {
     fn a_real_error_names_its_kernel_function() {
         let mut mm = Mm::new(Profile::reference_host());
         let e = mm
-            .mmap(VirtAddr(0), 0, Prot::READ, MapFlags::PRIVATE | MapFlags::ANONYMOUS, None, 0)
+            .mmap(
+                VirtAddr(0),
+                0,
+                Prot::READ,
+                MapFlags::PRIVATE | MapFlags::ANONYMOUS,
+                None,
+                0,
+            )
             .unwrap_err();
         assert_eq!(e.errno, Errno::EINVAL);
         assert_eq!(e.site(), Some("mm/mmap.c:do_mmap"));
