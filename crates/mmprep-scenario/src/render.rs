@@ -320,6 +320,8 @@ pub const HEIGHT: u32 = 500;
 /// The address lane: left edge and width.
 const LANE_X: f64 = 20.0;
 const LANE_W: f64 = 840.0;
+/// Characters of the step's result that fit left of the side lane.
+const RESULT_CHARS: usize = 104;
 /// The side lane of hook calls: left edge.
 const SIDE_X: f64 = 880.0;
 /// The VMA boxes: top and height.
@@ -429,16 +431,25 @@ pub fn svg(frame: &Frame, title: &str, index: usize, count: usize) -> String {
         escape(&frame.source)
     );
     let result = frame.entry.as_deref().unwrap_or("(prints nothing)");
-    for (i, line) in result.lines().take(5).enumerate() {
+    // Long lines (a why line naming a driver's source) wrap before the side lane, indented.
+    let mut shown: Vec<(String, bool)> = Vec::new();
+    for line in result.lines() {
+        let red = line.contains(" = -E") || line.starts_with("  why:");
+        let indent = line.len() - line.trim_start().len();
+        for (i, part) in wrap(line.trim_start(), RESULT_CHARS - indent - 2)
+            .into_iter()
+            .enumerate()
+        {
+            let pad = indent + if i == 0 { 0 } else { 2 };
+            shown.push((format!("{:pad$}{part}", ""), red));
+        }
+    }
+    for (i, (line, red)) in shown.iter().take(5).enumerate() {
         let _ = writeln!(
             o,
             "<text x=\"{LANE_X}\" y=\"{}\" fill=\"{}\" xml:space=\"preserve\">{}</text>",
             52 + 17 * i,
-            if line.contains(" = -E") || line.starts_with("  why:") {
-                "#b00020"
-            } else {
-                "#333333"
-            },
+            if *red { "#b00020" } else { "#333333" },
             escape(line)
         );
     }
