@@ -92,6 +92,49 @@ enum Command {
         /// (also thp.defrag, thp.shmem_enabled, config.pt_reclaim); may be repeated
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
         set: Vec<(String, String)>,
+        /// Follow each failed call with `  why: ERRNO: reason (kernel/file.c:function)`: the
+        /// engine's rule that failed and the kernel function that checks it
+        #[arg(long)]
+        why: bool,
+    },
+    /// Run a scenario on the engine up to one line and say why that line's call gave its result
+    ///
+    /// Prints the line, its transcript entry and, for a failed call, the engine's reason and
+    /// the kernel function behind it (as `run --why` does). Exit status 0 when the line ran,
+    /// 2 when it is not a line that runs a call, 3 for a bad scenario.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Explain {
+        /// The scenario file and the 1-based line (`examples/slots.scn:9`)
+        #[arg(value_name = "FILE:LINE")]
+        target: String,
+        /// The machine facts the engine assumes
+        #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
+        profile: ProfileChoice,
+    },
+    /// Draw the address space of a scenario after each step, as SVG or as a stepping HTML page
+    ///
+    /// The scenario runs on the engine. VMAs lie on an address axis (their widths and the gaps
+    /// between them log-scaled), coloured by kind (anonymous, file, shared, driver) and shaded
+    /// by permissions; the merges, splits, new and unmapped ranges of the step are outlined,
+    /// resident pages are a strip under each VMA, and the step's driver hook calls fill a side
+    /// lane. `-o FILE.html` writes one self-contained page with every step (buttons, arrow
+    /// keys, `#N` in the address); `-o FILE.svg` or no `-o` (SVG on standard output) draws one
+    /// step: the last, or `--step N`. Exit status 0, 2 for a wrong `--step` or output name,
+    /// 3 for a bad scenario, 4 when the output cannot be written.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Render {
+        /// The scenario file (`-` for standard input)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where to write the picture: a name ending in .svg or .html (default: SVG on stdout)
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// The 1-based step to draw in SVG (default: the last); steps are the lines that run
+        #[arg(long, value_name = "N")]
+        step: Option<usize>,
+        /// The machine facts the engine assumes
+        #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
+        profile: ProfileChoice,
     },
     /// Run scenarios on the kernel and on the engine and show where the transcripts differ
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -167,6 +210,8 @@ impl ProfileChoice {
 enum Mode {
     Kernel,
     Engine(Profile),
+    /// `run --why`.
+    EngineWhy(Profile),
     Diff(Profile),
 }
 
@@ -176,6 +221,7 @@ impl Mode {
         match self {
             Mode::Kernel => print_run(input, mmprep_host::run(script)),
             Mode::Engine(profile) => print_run(input, mmprep_scenario::engine::run(script, profile)),
+            Mode::EngineWhy(profile) => print_run(input, mmprep_scenario::engine::run_why(script, profile)),
             Mode::Diff(profile) => diff(input, script, profile),
         }
     }
@@ -194,12 +240,27 @@ fn main() -> ExitCode {
         } => return fuzz(start, seeds, thp, print),
         Command::Import { pid, flags } => return import(pid, flags),
         Command::Kernel { files } => (files, Mode::Kernel),
-        Command::Run { files, profile, set } => {
+        Command::Render {
+            file,
+            output,
+            step,
+            profile,
+        } => return render(&file, output.as_deref(), step, &profile.profile()),
+        Command::Explain { target, profile } => return explain(&target, &profile.profile()),
+        Command::Run {
+            files,
+            profile,
+            set,
+            why,
+        } => {
             let mut profile = profile.profile();
             for (key, value) in &set {
                 profile.set(key, value).expect("checked by parse_setting");
             }
-            (files, Mode::Engine(profile))
+            match why {
+                false => (files, Mode::Engine(profile)),
+                true => (files, Mode::EngineWhy(profile)),
+            }
         }
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
     };
@@ -522,6 +583,129 @@ fn drivers() -> ExitCode {
         for p in d.params {
             println!("{:<10}   {p}", "");
         }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `explain FILE:LINE`: the scenario on the engine up to LINE, then that line, its entry and
+/// why.
+fn explain(target: &str, profile: &Profile) -> ExitCode {
+    use std::ops::ControlFlow;
+    let Some((file, line)) = target
+        .rsplit_once(':')
+        .and_then(|(f, l)| Some((f, l.parse::<usize>().ok().filter(|&l| l > 0)?)))
+    else {
+        eprintln!("mmprep explain: `{target}` is not FILE:LINE (a 1-based line number after the last `:`)");
+        return ExitCode::from(exit::USAGE);
+    };
+    let input = match Input::read(Path::new(file)) {
+        Ok(input) => input,
+        Err(report) => {
+            eprintln!("mmprep: {}", report.stderr.unwrap_or_default());
+            return ExitCode::from(report.status);
+        }
+    };
+    let script = mmprep_scenario::parse(&input.text);
+    let source = input.text.lines().nth(line - 1).unwrap_or_default().trim();
+    println!("{}:{line}: {source}", input.name);
+    if !script.steps.iter().any(|s| s.line == line) {
+        let before_error = script.error.as_ref().is_none_or(|e| e.line > line);
+        if before_error {
+            eprintln!(
+                "mmprep explain: line {line} of {} runs no call (a blank line, a comment, past the end)",
+                input.name
+            );
+            return ExitCode::from(exit::USAGE);
+        }
+    }
+    let mut shown = false;
+    let t = mmprep_scenario::engine::run_observed(&script, profile, false, |step, runner, outcome| {
+        if step.line < line {
+            return ControlFlow::Continue(None);
+        }
+        shown = true;
+        ControlFlow::Break(mmprep_scenario::engine::why_line(outcome, runner.last_error()))
+    });
+    match t.end {
+        RunEnd::Finished if shown => {
+            match t.entries.last() {
+                Some(entry) if entry.starts_with(&format!("L{line} ")) => println!("{entry}"),
+                _ => println!("(line {line} prints nothing: it declares or closes a file)"),
+            }
+            ExitCode::SUCCESS
+        }
+        end => {
+            if let Some(message) = input.message(&end) {
+                eprintln!("mmprep: {message}");
+            }
+            eprintln!("mmprep explain: the run ended before line {line}");
+            ExitCode::from(end.exit_code().max(exit::BAD_SCENARIO))
+        }
+    }
+}
+
+/// `render FILE [-o OUT] [--step N]`: SVG of one step, or HTML of them all.
+fn render(path: &Path, output: Option<&Path>, step: Option<usize>, profile: &Profile) -> ExitCode {
+    use mmprep_scenario::render;
+    let html = match output.and_then(|o| o.extension()).and_then(|e| e.to_str()) {
+        None if output.is_none() => false,
+        Some("svg") => false,
+        Some("html" | "htm") => true,
+        _ => {
+            eprintln!("mmprep render: the output name must end in .svg or .html");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    if html && step.is_some() {
+        eprintln!("mmprep render: --step draws one SVG; the HTML page has every step");
+        return ExitCode::from(exit::USAGE);
+    }
+    let input = match Input::read(path) {
+        Ok(input) => input,
+        Err(report) => {
+            eprintln!("mmprep: {}", report.stderr.unwrap_or_default());
+            return ExitCode::from(report.status);
+        }
+    };
+    let script = mmprep_scenario::parse(&input.text);
+    let (frames, transcript) = render::frames(&script, &input.text, profile);
+    if let Some(message) = input.message(&transcript.end) {
+        eprintln!("mmprep: {message}");
+        return ExitCode::from(transcript.end.exit_code());
+    }
+    let title = Path::new(&input.name)
+        .file_name()
+        .map_or(input.name.clone(), |n| n.to_string_lossy().into_owned());
+    let text = if html {
+        render::html(&frames, &title, &input.text)
+    } else {
+        let index = match step {
+            None => frames.len().saturating_sub(1),
+            Some(n) if (1..=frames.len()).contains(&n) => n - 1,
+            Some(n) => {
+                eprintln!(
+                    "mmprep render: --step {n}: the scenario has steps 1 to {}",
+                    frames.len()
+                );
+                return ExitCode::from(exit::USAGE);
+            }
+        };
+        let Some(frame) = frames.get(index) else {
+            eprintln!("mmprep render: {}: no step ran", input.name);
+            return ExitCode::from(exit::BAD_SCENARIO);
+        };
+        render::svg(frame, &title, index, frames.len())
+    };
+    let written = match output {
+        Some(out) => std::fs::write(out, text),
+        None => io::stdout().lock().write_all(text.as_bytes()),
+    };
+    if let Err(e) = written {
+        eprintln!(
+            "mmprep render: cannot write {}: {e}",
+            output.map_or("stdout".into(), |o| o.display().to_string())
+        );
+        return ExitCode::from(exit::HOST_FAILED);
     }
     ExitCode::SUCCESS
 }

@@ -14,6 +14,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 
 use mmprep::events::Event;
 use mmprep::file::{File, FileMode};
@@ -24,7 +25,7 @@ use mmprep::{MapFlags, Profile, Prot, VirtAddr};
 use mmprep_drivers::registry::{self, DriverEnv, Params};
 use mmprep_drivers::{regular, zero};
 
-use crate::script::{Access, FileKind, MmapAddr, Op, ParseError, Script, page_chunks};
+use crate::script::{Access, FileKind, MmapAddr, Op, ParseError, Script, Step, page_chunks};
 use crate::transcript::{Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step, offset_hex, push_run};
 
 /// An open scenario file on the engine side.
@@ -55,6 +56,80 @@ pub fn run(script: &Script, profile: &Profile) -> Transcript {
         None => RunEnd::Finished,
     };
     Transcript { entries, end }
+}
+
+/// Runs `script` like [`run`], calling `each` after every step that ran, with the step, the
+/// runner (its address space, [`EngineRunner::last_error`], [`EngineRunner::last_events`]) and
+/// the step's outcome (`None` for lines that print nothing). With `record_events`, the runner
+/// keeps each step's hook calls ([`EngineRunner::record_events`]). `each` returns the text to add to
+/// the step's entry (`--why`'s line), in [`ControlFlow::Continue`] to go on or in
+/// [`ControlFlow::Break`] to end the run after this step, as if the script ended there.
+pub fn run_observed(
+    script: &Script,
+    profile: &Profile,
+    record_events: bool,
+    mut each: impl FnMut(&Step, &EngineRunner, Option<&Outcome>) -> ControlFlow<Option<String>, Option<String>>,
+) -> Transcript {
+    let mut runner = EngineRunner::new(script, profile);
+    if record_events {
+        runner.record_events();
+    }
+    let mut entries = Vec::new();
+    for step in &script.steps {
+        let outcome = match runner.step(script, &step.op) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                return Transcript {
+                    entries,
+                    end: e.end(step.line),
+                };
+            }
+        };
+        let flow = each(step, &runner, outcome.as_ref());
+        if let Some(outcome) = &outcome {
+            let mut entry = format_step(step.line, step.verb(), outcome, runner.window);
+            let (ControlFlow::Continue(extra) | ControlFlow::Break(extra)) = &flow;
+            if let Some(extra) = extra {
+                entry.push_str(extra);
+            }
+            entries.push(entry);
+        }
+        if flow.is_break() {
+            return Transcript {
+                entries,
+                end: RunEnd::Finished,
+            };
+        }
+    }
+    let end = match &script.error {
+        Some(e) => RunEnd::ParseError(e.clone()),
+        None => RunEnd::Finished,
+    };
+    Transcript { entries, end }
+}
+
+/// `--why`: the line that follows a failed call's entry, `\n  why: ERRNO: reason (site)`, from the
+/// engine's [`mmprep::Error`]; `None` when the step did not fail with an error number.
+pub fn why_line(outcome: Option<&Outcome>, error: Option<&mmprep::Error>) -> Option<String> {
+    let (Some(Outcome::Failed(_)), Some(e)) = (outcome, error) else {
+        return None;
+    };
+    let site = match e.site() {
+        Some(site) => String::from(site),
+        None => format!("a driver hook: {}:{}", e.at.file(), e.at.line()),
+    };
+    let driver = match e.driver {
+        Some(d) => format!(" [driver `{d}` broke an engine rule]"),
+        None => String::new(),
+    };
+    Some(format!("\n  why: {}: {}{driver} ({site})", e.errno, e.reason))
+}
+
+/// [`run`] with `--why`: each failed call's entry is followed by [`why_line`].
+pub fn run_why(script: &Script, profile: &Profile) -> Transcript {
+    run_observed(script, profile, false, |_, runner, outcome| {
+        ControlFlow::Continue(why_line(outcome, runner.last_error()))
+    })
 }
 
 /// Why a step did not run.
@@ -92,6 +167,12 @@ pub struct EngineRunner {
     /// child until the run ends, so its VMAs stay mapped; dropping its `Mm` at the `fork` line
     /// would run its drivers' `close` hooks (`Mm::exit`) while the kernel's parent still maps.
     parents: Vec<Mm>,
+    /// The error of the last step's call, if it failed with one (`--why`).
+    last_error: Option<mmprep::Error>,
+    /// Keep a copy of the hook calls of each step ([`EngineRunner::record_events`]).
+    record_events: bool,
+    /// The hook calls of the last step, when recording.
+    last_events: Vec<Event>,
 }
 
 fn signal(s: MmSignal) -> Signal {
@@ -105,10 +186,13 @@ fn addr(offset: u64) -> VirtAddr {
     VirtAddr(Script::absolute(offset))
 }
 
-fn errno_outcome<T>(r: mmprep::Result<T>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
+fn errno_outcome<T>(last: &mut Option<mmprep::Error>, r: mmprep::Result<T>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
     match r {
         Ok(v) => ok(v),
-        Err(e) => Outcome::Failed(e.errno),
+        Err(e) => {
+            *last = Some(e);
+            Outcome::Failed(e.errno)
+        }
     }
 }
 
@@ -124,7 +208,34 @@ impl EngineRunner {
             window: script.window_range(),
             pending_events: Vec::new(),
             parents: Vec::new(),
+            last_error: None,
+            record_events: false,
+            last_events: Vec::new(),
         }
+    }
+
+    /// The error the last step's call failed with (`None` if it did not fail, or failed
+    /// without an error number: a fault).
+    pub fn last_error(&self) -> Option<&mmprep::Error> {
+        self.last_error.as_ref()
+    }
+
+    /// Turns on the hook log and keeps a copy of each step's hook calls
+    /// ([`EngineRunner::last_events`]); `events` lines print the same as without it.
+    pub fn record_events(&mut self) {
+        self.record_events = true;
+        self.mm.set_event_log(true);
+    }
+
+    /// The hook calls the last step made, when [`EngineRunner::record_events`] is on.
+    pub fn last_events(&self) -> &[Event] {
+        &self.last_events
+    }
+
+    /// The VMAs in the window as a `maps` line shows them (the NAME column resolved to the
+    /// scenario's file names).
+    pub fn window_maps(&self) -> Vec<MapsEntry> {
+        self.maps().into_iter().map(|(e, _)| e).collect()
     }
 
     /// The address space.
@@ -139,7 +250,14 @@ impl EngineRunner {
 
     /// Runs one step: `Ok(None)` for lines that print nothing, `Err(reason)` for unsupported.
     pub fn step(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, StepError> {
+        self.last_error = None;
+        self.last_events.clear();
         let outcome = self.step_inner(script, op);
+        if self.record_events {
+            let logged = self.mm.take_events();
+            self.last_events.extend(logged.iter().cloned());
+            self.pending_events.extend(logged);
+        }
         // Every run in a debug build (tests, fuzzing) re-checks what the engine caches.
         #[cfg(debug_assertions)]
         self.mm.check_invariants();
@@ -213,11 +331,15 @@ impl EngineRunner {
                     None => (None, 0),
                 };
                 let r = self.mm.mmap(at, len, Prot(prot), MapFlags(flags), f.as_ref(), offset);
-                errno_outcome(r, |a| Outcome::Addr(a.get()))
+                errno_outcome(&mut self.last_error, r, |a| Outcome::Addr(a.get()))
             }
-            Op::Munmap { addr: a, len } => errno_outcome(self.mm.munmap(addr(a), len), |_| Outcome::Done),
+            Op::Munmap { addr: a, len } => {
+                errno_outcome(&mut self.last_error, self.mm.munmap(addr(a), len), |_| Outcome::Done)
+            }
             Op::Mprotect { addr: a, len, prot } => {
-                errno_outcome(self.mm.mprotect(addr(a), len, Prot(prot)), |_| Outcome::Done)
+                errno_outcome(&mut self.last_error, self.mm.mprotect(addr(a), len, Prot(prot)), |_| {
+                    Outcome::Done
+                })
             }
             Op::Touch { addr: a, len, access } => Outcome::Accessed(self.touch(addr(a), len, access)),
             Op::Fork => match self.mm.fork() {
@@ -228,16 +350,29 @@ impl EngineRunner {
                     self.parents.push(parent);
                     Outcome::Forked
                 }
-                Err(e) => Outcome::Failed(e.errno),
+                Err(e) => {
+                    self.last_error = Some(e);
+                    Outcome::Failed(e.errno)
+                }
             },
             Op::Maps => Outcome::Maps(self.maps().into_iter().map(|(e, _)| e).collect()),
             Op::Smaps => Outcome::Smaps(self.maps()),
             Op::Madvise { addr: a, len, advice } => {
-                errno_outcome(self.mm.madvise(addr(a), len, advice), |_| Outcome::Done)
+                errno_outcome(&mut self.last_error, self.mm.madvise(addr(a), len, advice), |_| {
+                    Outcome::Done
+                })
             }
-            Op::Mlock { addr: a, len } => errno_outcome(self.mm.mlock(addr(a), len), |_| Outcome::Done),
-            Op::Mlock2 { addr: a, len, flags } => errno_outcome(self.mm.mlock2(addr(a), len, flags), |_| Outcome::Done),
-            Op::Munlock { addr: a, len } => errno_outcome(self.mm.munlock(addr(a), len), |_| Outcome::Done),
+            Op::Mlock { addr: a, len } => {
+                errno_outcome(&mut self.last_error, self.mm.mlock(addr(a), len), |_| Outcome::Done)
+            }
+            Op::Mlock2 { addr: a, len, flags } => {
+                errno_outcome(&mut self.last_error, self.mm.mlock2(addr(a), len, flags), |_| {
+                    Outcome::Done
+                })
+            }
+            Op::Munlock { addr: a, len } => {
+                errno_outcome(&mut self.last_error, self.mm.munlock(addr(a), len), |_| Outcome::Done)
+            }
             Op::Mremap {
                 addr: a,
                 old_len,
@@ -247,9 +382,11 @@ impl EngineRunner {
             } => {
                 let to = new_addr.map_or(VirtAddr(0), addr);
                 let r = self.mm.mremap(addr(a), old_len, new_len, flags, to);
-                errno_outcome(r, |a| Outcome::Addr(a.get()))
+                errno_outcome(&mut self.last_error, r, |a| Outcome::Addr(a.get()))
             }
-            Op::Mseal { addr: a, len } => errno_outcome(self.mm.mseal(addr(a), len, 0), |_| Outcome::Done),
+            Op::Mseal { addr: a, len } => {
+                errno_outcome(&mut self.last_error, self.mm.mseal(addr(a), len, 0), |_| Outcome::Done)
+            }
             Op::Write { addr: a, len, byte } => Outcome::Accessed(self.write(addr(a), len, byte)),
             Op::Read { addr: a, len } => self.read(addr(a), len),
             Op::Events => {

@@ -8,6 +8,7 @@
 //! `include/uapi/asm-generic/errno.h` on x86_64, host kernel \[H\] 6.18.
 
 use core::fmt;
+use core::panic::Location;
 
 macro_rules! errnos {
     ($($name:ident = $num:literal, $text:literal;)*) => {
@@ -87,8 +88,12 @@ impl fmt::Display for Errno {
 ///
 /// Transcripts print only [`Error::errno`]; verbose output and test failures add
 /// [`Error::reason`]. The reason never names the syscall or the scenario line: the caller adds
-/// that context once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// that context once. [`Error::site`] names the kernel function that makes the same check
+/// (`mmprep run --why`).
+///
+/// Two errors are equal when their number, reason and driver are: where they were made
+/// ([`Error::at`]) is not part of their value.
+#[derive(Clone, Copy, Debug)]
 pub struct Error {
     /// What the kernel returns.
     pub errno: Errno,
@@ -98,16 +103,40 @@ pub struct Error {
     /// the error is that driver's fault rather than the caller's (`mm/mmap.rs`,
     /// `check_prepared_flags`). `None` for every other error.
     pub driver: Option<&'static str>,
+    /// Where in the Rust source the error was made: the call of [`Error::new`] (or of the
+    /// engine's `err`), recorded by `#[track_caller]`. [`Error::site`] turns it into a kernel
+    /// function.
+    pub at: &'static Location<'static>,
 }
 
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        (self.errno, self.reason, self.driver) == (other.errno, other.reason, other.driver)
+    }
+}
+
+impl Eq for Error {}
+
 impl Error {
-    /// An error with its reason.
+    /// An error with its reason, made here ([`Error::at`] is the caller's location).
+    #[track_caller]
     pub const fn new(errno: Errno, reason: &'static str) -> Error {
         Error {
             errno,
             reason,
             driver: None,
+            at: Location::caller(),
         }
+    }
+
+    /// The kernel function that makes the check this error comes from, as
+    /// `path/file.c:function` (`"mm/mmap.c:do_mmap"`), or `None` when the error was made
+    /// outside the engine (by a driver's hook: [`Error::at`] says where).
+    ///
+    /// Each engine function that fails has its kernel counterpart in one table
+    /// ([`crate::site`]); a unit test checks that every error the engine makes finds its entry.
+    pub fn site(&self) -> Option<&'static str> {
+        crate::site::kernel_function(self.at.file(), self.at.line())
     }
 
     /// The same error, blamed on the driver `name`.
@@ -136,7 +165,9 @@ impl From<Error> for Errno {
     }
 }
 
-/// Shorthand used all over the engine: `Err(err(EINVAL, "why"))`.
+/// Shorthand used all over the engine: `Err(err(EINVAL, "why"))`. The error records where it
+/// was called ([`Error::at`]).
+#[track_caller]
 pub(crate) const fn err(errno: Errno, reason: &'static str) -> Error {
     Error::new(errno, reason)
 }

@@ -75,6 +75,7 @@ pub mod phys;
 pub mod procfs;
 pub mod profile;
 pub mod shmem;
+pub mod site;
 mod split;
 mod sync;
 pub mod tree;

@@ -720,6 +720,12 @@ impl PageTable {
             }
         }
     }
+    /// Is there any entry in `[start, end)`? (Pages of a huge mapping count: see
+    /// [`PageTable::huge_runs`] for those.)
+    pub fn any_in(&self, start: VirtAddr, end: VirtAddr) -> bool {
+        let (s, e) = (vpn(start), vpn(end));
+        s < e && self.inner.lock().ptes.range(s..e).next().is_some()
+    }
     /// Is there an anonymous entry (a private copy) in `[start, end)`?
     pub fn any_anon_in(&self, start: VirtAddr, end: VirtAddr) -> bool {
         let (s, e) = (vpn(start), vpn(end));

@@ -158,6 +158,12 @@ impl Mm {
         self.ptes.len()
     }
 
+    /// Does any page of `[start, end)` have a page-table entry (is resident)? Guard markers are
+    /// not entries. For pictures of the address space (`mmprep render`).
+    pub fn any_resident(&self, start: VirtAddr, end: VirtAddr) -> bool {
+        self.ptes.any_in(start, end) || self.ptes.huge_runs().iter().any(|&(s, e, _)| s < end && start < e)
+    }
+
     /// The shm mount, to create memfds that this address space can map.
     pub fn shmem(&self) -> &Arc<ShmemFs> {
         &self.shmem
@@ -406,9 +412,11 @@ pub(crate) fn total_pages(vmas: &[Vma]) -> u64 {
     vmas.iter().map(Vma::pages).sum()
 }
 
-/// The range checks `madvise` and `mseal` share (`mm/madvise.c:check_input_range`,
+/// (`#[track_caller]`: its errors are located at the caller, `Error::site` names `madvise` or
+/// `mseal`.) The range checks `madvise` and `mseal` share (`mm/madvise.c:check_input_range`,
 /// `mm/mseal.c:do_mseal`): `start` page aligned, `len` rounded up to pages without wrapping to 0,
 /// the end not wrapping. Returns the end; a zero `len` gives `start`.
+#[track_caller]
 pub(crate) fn checked_range_end(start: VirtAddr, len: u64) -> Result<VirtAddr> {
     if !start.is_page_aligned() {
         return Err(err(Errno::EINVAL, "address is not page aligned"));
