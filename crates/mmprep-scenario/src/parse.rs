@@ -142,7 +142,7 @@ pub const VERBS: &[Verb] = &[
         name: "file",
         args: concat!(
             "NAME memfd SIZE | NAME tmpfile SIZE [ro] | NAME zero | ",
-            "NAME driver DRIVER [KEY=VALUE ...]"
+            "NAME driver DRIVER [KEY=VALUE ...] | NAME c PATH.c [fops=SYMBOL] [cflags=A,B] [ro] [KEY=VALUE ...]"
         ),
         summary: "open a file the scenario can map",
         parse: Parser::file,
@@ -541,10 +541,49 @@ impl Parser {
             ("driver", _) => {
                 return Err(format!("expected `file {name} driver DRIVER [KEY=VALUE ...]`").into());
             }
+            ("c", &[path, ref rest @ ..]) if path.ends_with(".c") => {
+                let mut fops = None;
+                let mut cflags = Vec::new();
+                let mut read_only = false;
+                let mut params = Vec::new();
+                for param in rest {
+                    match param.split_once('=') {
+                        _ if *param == "ro" => read_only = true,
+                        Some(("fops", symbol)) if is_word(symbol) => fops = Some(symbol.to_string()),
+                        Some(("fops", _)) => {
+                            return Err(at(param, format!("`{param}`: SYMBOL is a C name")));
+                        }
+                        Some(("cflags", flags)) => {
+                            cflags.extend(flags.split(',').filter(|f| !f.is_empty()).map(str::to_string));
+                        }
+                        Some((key, value)) if is_word(key) => {
+                            params.push((key.to_string(), value.to_string()));
+                        }
+                        _ => {
+                            return Err(at(
+                                param,
+                                format!("`{param}` is not KEY=VALUE (KEY is letters, digits, `_` and `-`)"),
+                            ));
+                        }
+                    }
+                }
+                FileKind::C {
+                    path: path.to_string(),
+                    fops,
+                    cflags,
+                    read_only,
+                    params,
+                }
+            }
+            ("c", _) => {
+                return Err(
+                    format!("expected `file {name} c PATH.c [fops=SYMBOL] [cflags=A,B] [ro] [KEY=VALUE ...]`").into(),
+                );
+            }
             (other, _) => {
                 return Err(at(
                     other,
-                    format!("unknown file kind `{other}` (one of: memfd tmpfile zero driver)"),
+                    format!("unknown file kind `{other}` (one of: memfd tmpfile zero driver c)"),
                 ));
             }
         };
