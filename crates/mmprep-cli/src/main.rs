@@ -145,7 +145,10 @@ impl Mode {
     fn run(&self, input: &Input, script: &Script) -> Report {
         match self {
             Mode::Kernel => print_run(input, mmprep_host::run(script)),
-            Mode::Engine(profile) => print_run(input, mmprep_scenario::engine::run(script, profile)),
+            Mode::Engine(profile) => print_run(
+                input,
+                mmprep_scenario::engine::run_with(script, profile, &input.run_options()),
+            ),
             Mode::Diff(profile) => diff(input, script, profile),
         }
     }
@@ -211,10 +214,12 @@ fn display_name(path: &Path) -> String {
     }
 }
 
-/// One scenario's source text, and the name messages give it.
+/// One scenario's source text, the name messages give it and its folder.
 struct Input {
     name: String,
     text: String,
+    /// The folder `c` lines' paths are relative to (`None` for standard input: the current one).
+    dir: Option<PathBuf>,
 }
 
 impl Input {
@@ -251,7 +256,16 @@ impl Input {
                 exit::BAD_SCENARIO,
             ));
         }
-        Ok(Input { name, text })
+        let dir = (path != Path::new("-")).then(|| path.parent().unwrap_or(Path::new("")).to_path_buf());
+        Ok(Input { name, text, dir })
+    }
+
+    /// The engine run's options: the scenario's folder, and `mmprep-c` for C drivers.
+    fn run_options(&self) -> mmprep_scenario::engine::RunOptions {
+        mmprep_scenario::engine::RunOptions {
+            dir: self.dir.clone(),
+            c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost)),
+        }
     }
 
     /// The stderr line for how a run ended (`None` for a normal end), with the file name in
@@ -321,7 +335,7 @@ fn diff(input: &Input, script: &Script, profile: &Profile) -> Report {
             kernel.end.exit_code(),
         );
     }
-    let engine = mmprep_scenario::engine::run(script, profile);
+    let engine = mmprep_scenario::engine::run_with(script, profile, &input.run_options());
     let comparison = mmprep_host::diff::compare(&kernel, &engine);
     if comparison.is_same() {
         Report {

@@ -47,7 +47,7 @@ fn parse_number(s: &str) -> Option<u64> {
 
 /// A fresh inode number for a driver's file, so that two opens of one driver are two files
 /// (and a scenario's maps names them apart).
-fn next_ino() -> u64 {
+pub fn next_ino() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(100);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }

@@ -1,0 +1,103 @@
+//! Runs C `mmap_prepare` drivers on the mmprep engine.
+//!
+//! A driver's mmap code, written for the kernel, compiles here unchanged or nearly: this crate
+//! ships the kernel headers it includes (`include/linux/*.h`, written from the mmap_prepare
+//! HOWTO and the kernel's documented names and shapes) and a small runtime, compiles the file
+//! with the system C compiler into a shared library (cached by content hash), loads it with
+//! `libloading`, and serves the engine's [`FileOperations`](mmprep::file::FileOperations) and
+//! [`VmOperations`](mmprep::vma::VmOperations) from the driver's C tables.
+//!
+//! - `compile`: finding the driver's `struct file_operations` (static in real drivers), the
+//!   generated unit that reaches it, the compiler run and the cache.
+//! - `ffi`: the plain structs shared with the C half of the runtime (`runtime/shim.c`), the
+//!   callbacks C makes (parameters, `printk`, pages, simulated hardware) and a loaded library.
+//! - `ops`: the engine traits over C: hook presence comes from which members are non-NULL.
+//!
+//! This is the one crate of the workspace with `unsafe`: calling into C and the one kind of
+//! memory C hands back (`kmalloc` memory mapped through `virt_to_phys`). Every block says why it
+//! is sound.
+//!
+//! [`CHost`] implements the driver registry's [`CDriverHost`], which the scenario runner takes
+//! for `file NAME c PATH.c` lines.
+
+mod compile;
+mod ffi;
+mod ops;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mmprep::file::{DevId, File, FileMode, Inode, InodeKind, MmapHook};
+use mmprep_drivers::registry::{self, CDriverHost, CDriverRequest, DriverEnv};
+
+/// The headers a driver compiles against, by path under `include/` (for documentation and
+/// tools: the compiler gets them written out beside each build).
+pub fn headers() -> impl Iterator<Item = (&'static str, &'static str)> {
+    compile::FILES
+        .iter()
+        .filter_map(|(path, text)| path.strip_prefix("include/").map(|p| (p, *text)))
+}
+
+/// Compiles, loads and opens C drivers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CHost;
+
+impl CHost {
+    /// Compiles `source` (or finds it in the cache) and reports the compiler's own message on
+    /// failure. Returns the `struct file_operations` it took.
+    pub fn check(&self, source: &Path, fops: Option<&str>, cflags: &[String]) -> Result<String, String> {
+        compile::build(source, fops, cflags).map(|b| b.fops)
+    }
+}
+
+impl CDriverHost for CHost {
+    fn open(&self, request: &CDriverRequest<'_>, env: &DriverEnv<'_>) -> Result<Arc<File>, String> {
+        let built = compile::build(request.source, request.fops, request.cflags)?;
+        let lib = ffi::Library::load(
+            &built.so,
+            request.params.clone(),
+            env.events.clone(),
+            env.machine.clone(),
+        )?;
+        let lib = Arc::new(lib);
+        let ino = registry::next_ino();
+        let mut err = 0;
+        // SAFETY: the shim allocates a struct inode and struct file and calls the driver's
+        // f_op->open if it has one; err is valid for the call.
+        let cfile = lib.call(|s| unsafe { (s.open)(i32::from(request.read_only), ino, &mut err) });
+        if cfile == 0 {
+            return Err("out of memory opening the file".into());
+        }
+        if err < 0 {
+            let name = mmprep::Errno::from_raw(-err).map_or_else(|| format!("{err}"), |e| format!("-{}", e.name()));
+            return Err(format!("f_op->open of `{}` failed: {name}", built.fops));
+        }
+        let name = request
+            .source
+            .file_stem()
+            .map_or_else(|| "c".to_string(), |s| s.to_string_lossy().into_owned());
+        let ops = ops::CFile {
+            lib,
+            cfile,
+            name: ffi::intern(&name),
+        };
+        if ops.hook() == MmapHook::Legacy {
+            return Err(format!(
+                "`{}` has only the legacy ->mmap, which this harness does not run yet: convert it to ->mmap_prepare",
+                built.fops
+            ));
+        }
+        let mode = if request.read_only {
+            FileMode::READ_ONLY
+        } else {
+            FileMode::READ_WRITE
+        };
+        let inode = Arc::new(Inode::new(
+            DevId { major: 0x1e, minor: 0 },
+            ino,
+            InodeKind::CharDevice,
+            0,
+        ));
+        Ok(File::new(inode, mode, Arc::new(ops), format!("/dev/{name}"), false))
+    }
+}
