@@ -1,0 +1,280 @@
+//! C drivers (`drivers/c/`, `crates/mmprep-c`) on the engine.
+//!
+//! 1. Each C example's scenario prints exactly the transcript of the Rust example driver it
+//!    mirrors (`examples/NAME.scn`), `events` included, and so its reviewed `.expected` too.
+//! 2. The harness's own behaviour: a compile error carries the compiler's message and the
+//!    scenario line; `pr_info` lands in `events`; the HOWTO's rules a driver breaks are named
+//!    there; parameters reach the driver.
+//!
+//! These need the system C compiler (`cc`), as CI has.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mmprep::Profile;
+use mmprep_scenario::engine::{self, RunOptions};
+use mmprep_scenario::{RunEnd, Transcript, parse};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn options(dir: &Path) -> RunOptions {
+    RunOptions {
+        dir: Some(dir.to_path_buf()),
+        c_drivers: Some(Arc::new(mmprep_c::CHost)),
+    }
+}
+
+fn run_in(dir: &Path, text: &str) -> Transcript {
+    engine::run_with(&parse(text), &Profile::reference_host(), &options(dir))
+}
+
+/// The C example scenarios, sorted.
+fn c_examples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("drivers/c"))
+        .expect("drivers/c exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "scn"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn c_examples_print_the_rust_drivers_transcripts() {
+    let examples = c_examples();
+    assert!(examples.len() >= 2, "drivers/c has at least hpet and slots");
+    let mut failures = Vec::new();
+    for c_scn in examples {
+        let stem = c_scn.file_stem().unwrap().to_string_lossy().into_owned();
+        let rust_scn = root().join("examples").join(format!("{stem}.scn"));
+        let c = run_in(&root().join("drivers/c"), &std::fs::read_to_string(&c_scn).unwrap());
+        assert_eq!(c.end, RunEnd::Finished, "{}: {:?}", c_scn.display(), c.end);
+        let rust = engine::run(
+            &parse(&std::fs::read_to_string(&rust_scn).unwrap()),
+            &Profile::reference_host(),
+        );
+        let expected = std::fs::read_to_string(rust_scn.with_extension("expected")).unwrap();
+        if c.text() != rust.text() || c.text() != expected {
+            failures.push(format!(
+                "{stem}:\n--- Rust driver\n{}--- C driver\n{}",
+                rust.text(),
+                c.text()
+            ));
+        }
+        assert!(
+            c.text().contains(" events = "),
+            "{stem}: the comparison covers the hooks"
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A scratch folder with `files` written into it.
+fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mmprep-c-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (f, text) in files {
+        std::fs::write(dir.join(f), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_compile_error_shows_the_compilers_message_and_the_line() {
+    let dir = scratch(
+        "broken",
+        &[(
+            "broken.c",
+            "#include <linux/fs.h>\n\
+             static int p(struct vm_area_desc *desc) { return desc->no_such_field; }\n\
+             static const struct file_operations broken_fops = { .mmap_prepare = p };\n",
+        )],
+    );
+    let t = run_in(&dir, "mmap 0 4K rw- private|anon\nfile b c broken.c\n");
+    let RunEnd::ParseError(e) = &t.end else {
+        panic!("expected a parse error, got {:?}", t.end)
+    };
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("the C compiler failed"), "{}", e.message);
+    assert!(
+        e.message.contains("no_such_field"),
+        "the compiler's own words: {}",
+        e.message
+    );
+    assert!(e.message.contains("broken.c:2"), "the driver's line: {}", e.message);
+}
+
+#[test]
+fn an_unknown_kernel_function_fails_at_compile_time() {
+    let dir = scratch(
+        "undef",
+        &[(
+            "undef.c",
+            "#include <linux/fs.h>\n\
+             int remap_vmalloc_range(void *vma, void *addr, unsigned long pgoff);\n\
+             static int p(struct vm_area_desc *desc) { return remap_vmalloc_range(0, 0, 0); }\n\
+             static const struct file_operations undef_fops = { .mmap_prepare = p };\n",
+        )],
+    );
+    let t = run_in(&dir, "file u c undef.c\n");
+    let RunEnd::ParseError(e) = &t.end else {
+        panic!("expected a parse error, got {:?}", t.end)
+    };
+    assert!(e.message.contains("remap_vmalloc_range"), "{}", e.message);
+}
+
+#[test]
+fn fops_picks_one_of_several_tables() {
+    let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
+               static int a(struct vm_area_desc *d) { pr_info(\"a %lu pages\", vma_desc_pages(d)); return 0; }\n\
+               static int b(struct vm_area_desc *d) { pr_info(\"b\"); return -ENODEV; }\n\
+               static const struct file_operations a_fops = { .mmap_prepare = a };\n\
+               static const struct file_operations b_fops = { .mmap_prepare = b };\n";
+    let dir = scratch("two", &[("two.c", src)]);
+    let t = run_in(&dir, "file t c two.c\n");
+    let RunEnd::ParseError(e) = &t.end else {
+        panic!("{:?}", t.end)
+    };
+    assert!(e.message.contains("fops=SYMBOL"), "{}", e.message);
+
+    let t = run_in(
+        &dir,
+        "file a c two.c fops=a_fops\nfile b c two.c fops=b_fops\n\
+         mmap 0 8K rw- shared|fixed a 0\nmmap 1M 4K rw- shared|fixed b 0\nevents\n",
+    );
+    assert_eq!(t.end, RunEnd::Finished);
+    let text = t.text();
+    assert!(text.contains("L3 mmap = 0x0"), "{text}");
+    assert!(text.contains("L4 mmap = -ENODEV"), "{text}");
+    assert!(text.contains("  pr_info a 2 pages\n"), "{text}");
+    assert!(text.contains("  pr_info b\n"), "{text}");
+}
+
+/// A driver that breaks the HOWTO's statelessness rule in every way the harness sees.
+const RULE_BREAKER: &str = r#"
+#include <linux/fs.h>
+#include <linux/kref.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+
+static struct kref dev_ref;
+static void *leak;
+
+static int breaker_mmap_prepare(struct vm_area_desc *desc)
+{
+	switch (mmprep_param_u64("break", 0)) {
+	case 1:
+		leak = kzalloc(64, GFP_KERNEL);
+		break;
+	case 2:
+		kref_get(&dev_ref);
+		break;
+	case 3:
+		get_file(desc->file);
+		break;
+	case 4:
+		desc->end += PAGE_SIZE;
+		break;
+	}
+	return 0;
+}
+
+static int breaker_open(struct inode *inode, struct file *file)
+{
+	kref_init(&dev_ref);
+	return 0;
+}
+
+static const struct file_operations breaker_fops = {
+	.open = breaker_open,
+	.mmap_prepare = breaker_mmap_prepare,
+};
+"#;
+
+#[test]
+fn broken_rules_are_named_in_events() {
+    let dir = scratch("rules", &[("breaker.c", RULE_BREAKER)]);
+    let cases = [
+        (1, "mmap_prepare allocated memory that outlives the call"),
+        (2, "mmap_prepare took a reference (refcount_inc)"),
+        (3, "mmap_prepare took a file reference (get_file)"),
+        (
+            4,
+            "mmap_prepare changed desc->start/end, which are immutable (the change is ignored)",
+        ),
+    ];
+    for (n, message) in cases {
+        let t = run_in(
+            &dir,
+            &format!("file d c breaker.c break={n}\nmmap 0 4K rw- shared|fixed d 0\nmaps\nevents\n"),
+        );
+        assert_eq!(t.end, RunEnd::Finished, "break={n}");
+        let text = t.text();
+        assert!(text.contains(&format!("  rule {message}")), "break={n}:\n{text}");
+        // The change to `end` is ignored: the mapping is the one page asked for.
+        assert!(text.contains("00000000-00001000 rw-s"), "break={n}:\n{text}");
+    }
+    let t = run_in(&dir, "file d c breaker.c\nmmap 0 4K rw- shared|fixed d 0\nevents\n");
+    assert!(!t.text().contains("rule"), "{}", t.text());
+}
+
+#[test]
+fn kmalloc_memory_mapped_through_virt_to_phys_is_the_same_memory() {
+    let src = r#"
+#include <linux/fs.h>
+#include <linux/io.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+
+static unsigned char *buf;
+
+static int shared_open(struct inode *inode, struct file *file)
+{
+	buf = kzalloc(2 * PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0x5a, PAGE_SIZE);
+	return 0;
+}
+
+static void shared_close(struct vm_area_struct *vma)
+{
+	pr_info("close sees %#x", buf[PAGE_SIZE]);
+}
+
+static const struct vm_operations_struct shared_vm_ops = { .close = shared_close };
+
+static int shared_mmap_prepare(struct vm_area_desc *desc)
+{
+	desc->vm_ops = &shared_vm_ops;
+	mmap_action_remap_full(desc, PHYS_PFN(virt_to_phys(buf)) + desc->pgoff);
+	return 0;
+}
+
+static const struct file_operations shared_fops = {
+	.open = shared_open,
+	.mmap_prepare = shared_mmap_prepare,
+};
+"#;
+    let dir = scratch("ram", &[("shared.c", src)]);
+    let t = run_in(
+        &dir,
+        "file s c shared.c\nmmap 0 8K rw- shared|fixed s 0\nread 0 2\nwrite 4K 1 0x77\nmunmap 0 8K\nevents\n",
+    );
+    assert_eq!(t.end, RunEnd::Finished, "{}", t.text());
+    let text = t.text();
+    assert!(text.contains("L3 read = 5ax2"), "{text}");
+    assert!(text.contains("  pr_info close sees 0x77"), "{text}");
+    assert!(text.contains("  close shared_vm_ops 0x0-0x2000"), "{text}");
+}
+
+#[test]
+fn c_lines_are_engine_only() {
+    let script = parse("file h c hpet.c ro\nmmap 0 4K r-- shared h 0\n");
+    assert!(script.engine_only().is_some());
+    // Without a C driver host the runner says so instead of guessing.
+    let t = engine::run(&script, &Profile::reference_host());
+    assert!(matches!(t.end, RunEnd::Unsupported { line: 1, .. }), "{:?}", t.end);
+}
