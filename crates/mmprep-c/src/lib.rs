@@ -19,6 +19,7 @@
 //!
 //! [`CHost`] implements the driver registry's [`CDriverHost`], which the scenario runner takes
 //! for `file NAME c PATH.c` lines.
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 mod compile;
 mod ffi;
