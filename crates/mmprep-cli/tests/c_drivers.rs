@@ -177,6 +177,9 @@ static int breaker_mmap_prepare(struct vm_area_desc *desc)
 	case 4:
 		desc->end += PAGE_SIZE;
 		break;
+	case 5:
+		kfree(&dev_ref);
+		break;
 	}
 	return 0;
 }
