@@ -162,6 +162,16 @@ phys_addr_t virt_to_phys(const volatile void *address)
 	return a->phys + (phys_addr_t)((const char *)address - (const char *)a->p);
 }
 
+int generic_access_phys(struct vm_area_struct *vma, unsigned long addr, void *buf, int len, int write)
+{
+	unsigned long offset = addr & ~PAGE_MASK;
+	phys_addr_t phys = ((phys_addr_t)(vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT)) << PAGE_SHIFT) + offset;
+
+	if ((unsigned long)len > PAGE_SIZE - offset)
+		len = (int)(PAGE_SIZE - offset);
+	return mmprep_rt.phys_access(mmprep_rt.ctx, phys, buf, (u64)len, write);
+}
+
 /* ---- files ---- */
 
 #define MMPREP_FOP_MMAP_PREPARE 1u
@@ -179,6 +189,11 @@ unsigned int mmprep_shim_fops_hooks(void)
 	if (mmprep_fops->get_unmapped_area)
 		hooks |= MMPREP_FOP_GET_UNMAPPED_AREA;
 	return hooks;
+}
+
+unsigned int mmprep_shim_fop_flags(void)
+{
+	return mmprep_fops->fop_flags;
 }
 
 /* A fresh inode INO opened once; *ERR is what f_op->open returned. */
@@ -349,6 +364,8 @@ unsigned int mmprep_shim_vm_hooks(u64 ops_ptr)
 		hooks |= 1u << 8;
 	if (ops->pfn_mkwrite)
 		hooks |= 1u << 9;
+	if (ops->access)
+		hooks |= 1u << 10;
 	return hooks;
 }
 
@@ -432,6 +449,13 @@ unsigned int mmprep_shim_vm_fault(struct mmprep_vma_io *io, int kind, u64 pgoff,
 		ret = OPS(io)->pfn_mkwrite(&vmf);
 	*page = (u64)(uintptr_t)vmf.page;
 	return ret;
+}
+
+int mmprep_shim_vm_access(struct mmprep_vma_io *io, u64 addr, void *buf, int len, int write)
+{
+	struct vm_area_struct vma = MAKE_VMA(io);
+
+	return OPS(io)->access(&vma, addr, buf, len, write);
 }
 
 /* ---- action hooks ---- */

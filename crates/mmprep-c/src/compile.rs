@@ -33,6 +33,7 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("include/linux/fs.h", include_str!("../include/linux/fs.h")),
     ("include/linux/slab.h", include_str!("../include/linux/slab.h")),
     ("include/linux/io.h", include_str!("../include/linux/io.h")),
+    ("include/linux/highmem.h", include_str!("../include/linux/highmem.h")),
     ("include/linux/refcount.h", include_str!("../include/linux/refcount.h")),
     ("include/linux/kref.h", include_str!("../include/linux/kref.h")),
     ("include/mmprep/runtime.h", include_str!("../include/mmprep/runtime.h")),

@@ -62,10 +62,12 @@ struct RtTable {
     param_u64: extern "C" fn(*mut c_void, *const c_char, u64) -> u64,
     param_str: extern "C" fn(*mut c_void, *const c_char, *const c_char) -> *const c_char,
     printk: extern "C" fn(*mut c_void, *const c_char, *const c_char),
-    attach_device: extern "C" fn(*mut c_void, *const c_char, u64, u64) -> c_int,
+    attach_device: extern "C" fn(*mut c_void, *const c_char, u64, u64, u64) -> c_int,
     alloc_page: extern "C" fn(*mut c_void) -> u64,
     put_page: extern "C" fn(*mut c_void, u64),
     register_ram: extern "C" fn(*mut c_void, *mut c_void, u64) -> u64,
+    phys_access: extern "C" fn(*mut c_void, u64, *mut c_void, u64, c_int) -> c_int,
+    page_copy: extern "C" fn(*mut c_void, u64, u64, *mut c_void, u64, c_int) -> c_int,
 }
 
 /// What C's callbacks reach: one per loaded library.
@@ -162,9 +164,8 @@ extern "C" fn cb_printk(ctx: *mut c_void, level: *const c_char, text: *const c_c
     rt.log(level, text.map(|t| t.into_owned()).unwrap_or_default());
 }
 
-extern "C" fn cb_attach_device(ctx: *mut c_void, model: *const c_char, phys: u64, size: u64) -> c_int {
+extern "C" fn cb_attach_device(ctx: *mut c_void, model: *const c_char, phys: u64, size: u64, arg: u64) -> c_int {
     const EBUSY: c_int = 16;
-    const EINVAL: c_int = 22;
     // SAFETY: ctx comes from our own table; model is a C string from the driver.
     let (rt, model) = unsafe { (rt(ctx), c_str(model)) };
     if !phys.is_multiple_of(PAGE_SIZE) || size == 0 {
@@ -175,7 +176,7 @@ extern "C" fn cb_attach_device(ctx: *mut c_void, model: *const c_char, phys: u64
         Some("hpet") => Arc::new(mmprep_drivers::hpet::Registers::new()),
         Some("ram") => Arc::new(mmprep_drivers::memory::MemoryRegion::new(
             (pages * PAGE_SIZE) as usize,
-            0,
+            arg as u8,
         )),
         _ => return -EINVAL,
     };
@@ -249,12 +250,84 @@ extern "C" fn cb_register_ram(ctx: *mut c_void, virt: *mut c_void, size: u64) ->
     rt.machine.add_device(pages, Arc::new(ram)).get() * PAGE_SIZE
 }
 
+const EINVAL: c_int = 22;
+
+/// A byte buffer of the driver's, as a slice.
+///
+/// # Safety
+/// `buf` points at `len` bytes the driver owns and does not touch during the borrow.
+unsafe fn driver_bytes<'a>(buf: *mut c_void, len: u64) -> Option<&'a mut [u8]> {
+    let len = usize::try_from(len).ok()?;
+    if buf.is_null() || len == 0 {
+        return None;
+    }
+    // SAFETY: as the caller guarantees.
+    Some(unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, len) })
+}
+
+/// `generic_access_phys`: LEN bytes at physical address PHYS (within one page).
+extern "C" fn cb_phys_access(ctx: *mut c_void, phys: u64, buf: *mut c_void, len: u64, write: c_int) -> c_int {
+    // SAFETY: ctx comes from our own table; the shim passes the driver's buffer of len bytes
+    // (the ->access caller's), clamped to the page.
+    let (rt, bytes) = unsafe { (rt(ctx), driver_bytes(buf, len)) };
+    let Some(bytes) = bytes else { return 0 };
+    let (pfn, offset) = (Pfn(phys / PAGE_SIZE), (phys % PAGE_SIZE) as usize);
+    if offset + bytes.len() > PAGE_SIZE as usize {
+        return -EINVAL;
+    }
+    if write != 0 {
+        rt.machine.write_phys(pfn, offset, bytes);
+    } else {
+        rt.machine.read_phys(pfn, offset, bytes);
+    }
+    bytes.len() as c_int
+}
+
+/// `memcpy_to_page` / `memcpy_from_page` on a page handle.
+extern "C" fn cb_page_copy(
+    ctx: *mut c_void,
+    page: u64,
+    offset: u64,
+    buf: *mut c_void,
+    len: u64,
+    write: c_int,
+) -> c_int {
+    // SAFETY: ctx comes from our own table; buf is the driver's buffer of len bytes.
+    let (rt, bytes) = unsafe { (rt(ctx), driver_bytes(buf, len)) };
+    let (Some(frame), Some(bytes)) = (rt.page(page), bytes) else {
+        return -EINVAL;
+    };
+    let Ok(offset) = usize::try_from(offset) else {
+        return -EINVAL;
+    };
+    if offset
+        .checked_add(bytes.len())
+        .is_none_or(|end| end > PAGE_SIZE as usize)
+    {
+        rt.log(
+            "rule",
+            format!(
+                "a page copy of {} bytes at offset {offset} leaves the page",
+                bytes.len()
+            ),
+        );
+        return -EINVAL;
+    }
+    if write != 0 {
+        frame.write(offset, bytes);
+    } else {
+        frame.read(offset, bytes);
+    }
+    0
+}
+
 type Fn0<R> = unsafe extern "C" fn() -> R;
 
 /// The shim's entry points, copied out of the library.
 #[derive(Clone, Copy)]
 pub(crate) struct Shim {
     pub fops_hooks: Fn0<u32>,
+    pub fop_flags: Fn0<u32>,
     pub open: unsafe extern "C" fn(c_int, u64, *mut c_int) -> u64,
     pub mmap_prepare: unsafe extern "C" fn(u64, *mut DescIo) -> c_int,
     pub page_at: unsafe extern "C" fn(u64, u64) -> u64,
@@ -267,6 +340,7 @@ pub(crate) struct Shim {
     pub vm_name: unsafe extern "C" fn(*mut VmaIo) -> *const c_char,
     pub vm_mapped: unsafe extern "C" fn(u64, u64, u64, u64, u64, *mut u64) -> c_int,
     pub vm_fault: unsafe extern "C" fn(*mut VmaIo, c_int, u64, u64, c_int, *mut u64) -> u32,
+    pub vm_access: unsafe extern "C" fn(*mut VmaIo, u64, *mut c_void, c_int, c_int) -> c_int,
     pub success_hook: unsafe extern "C" fn(u64, *mut VmaIo) -> c_int,
     pub error_hook: unsafe extern "C" fn(u64, c_int) -> c_int,
 }
@@ -309,6 +383,7 @@ impl Library {
         }
         let shim = Shim {
             fops_hooks: sym!("mmprep_shim_fops_hooks"),
+            fop_flags: sym!("mmprep_shim_fop_flags"),
             open: sym!("mmprep_shim_open"),
             mmap_prepare: sym!("mmprep_shim_mmap_prepare"),
             page_at: sym!("mmprep_shim_page_at"),
@@ -321,6 +396,7 @@ impl Library {
             vm_name: sym!("mmprep_shim_vm_name"),
             vm_mapped: sym!("mmprep_shim_vm_mapped"),
             vm_fault: sym!("mmprep_shim_vm_fault"),
+            vm_access: sym!("mmprep_shim_vm_access"),
             success_hook: sym!("mmprep_shim_success_hook"),
             error_hook: sym!("mmprep_shim_error_hook"),
         };
@@ -343,6 +419,8 @@ impl Library {
             alloc_page: cb_alloc_page,
             put_page: cb_put_page,
             register_ram: cb_register_ram,
+            phys_access: cb_phys_access,
+            page_copy: cb_page_copy,
         };
         // SAFETY: mmprep_shim_init copies the table; ctx points at the Runtime this Library
         // keeps alive for as long as C code can run.

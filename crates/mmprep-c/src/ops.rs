@@ -12,7 +12,7 @@ use std::sync::Arc;
 use mmprep::action::NewVma;
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{File, FileOperations, MmapHook};
+use mmprep::file::{File, FileOperations, FopFlags, MmapHook};
 use mmprep::flags::{VmaBit, VmaFlags};
 use mmprep::vma::{CacheMode, FaultResult, PageProt, PrivateData, VmFault, VmHooks, VmOperations, Vma};
 use mmprep::{Errno, Error, Pfn, Result, VirtAddr};
@@ -28,6 +28,10 @@ const PAGE_NX: u64 = 1 << 63;
 
 const VM_FAULT_OOM: u32 = 0x1;
 const VM_FAULT_SIGBUS: u32 = 0x2;
+
+/// `fop_flags` bits of `include/linux/fs.h`.
+const FOP_MMAP_SYNC_C: u32 = 1 << 2;
+const FOP_UNSIGNED_OFFSET_C: u32 = 1 << 5;
 
 const FOP_MMAP_PREPARE: u32 = 1;
 const FOP_MMAP: u32 = 2;
@@ -141,6 +145,19 @@ impl FileOperations for CFile {
 
     fn mmap_hook(&self) -> MmapHook {
         self.hook()
+    }
+
+    fn fop_flags(&self) -> FopFlags {
+        // SAFETY: fop_flags reads a member of the driver's static file_operations table.
+        let flags = self.lib.call(|s| unsafe { (s.fop_flags)() });
+        let mut out = FopFlags::default();
+        if flags & FOP_MMAP_SYNC_C != 0 {
+            out = FopFlags(out.0 | FopFlags::MMAP_SYNC.0);
+        }
+        if flags & FOP_UNSIGNED_OFFSET_C != 0 {
+            out = FopFlags(out.0 | FopFlags::UNSIGNED_OFFSET.0);
+        }
+        out
     }
 
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
@@ -409,5 +426,20 @@ impl VmOperations for CVmOps {
             return FaultResult::Ok;
         }
         self.fault_kind(vmf, 2)
+    }
+
+    fn access(&self, vma: &Vma, addr: VirtAddr, buf: &mut [u8], write: bool) -> Result<usize> {
+        if !self.hooks.contains(VmHooks::ACCESS) {
+            return Ok(0);
+        }
+        let mut io = self.io(vma);
+        let len = i32::try_from(buf.len()).unwrap_or(i32::MAX);
+        // SAFETY: access is non-NULL (the presence mask); buf is valid for len bytes and only
+        // used by the driver during the call.
+        let ret = self
+            .lib
+            .call(|s| unsafe { (s.vm_access)(&mut io, addr.get(), buf.as_mut_ptr().cast(), len, i32::from(write)) });
+        c_result(ret, "the C driver's vm_ops->access failed")?;
+        Ok(usize::try_from(ret).unwrap_or(0).min(buf.len()))
     }
 }

@@ -15,6 +15,10 @@ struct module;
 struct inode;
 struct poll_table_struct;
 
+/* fop_flags */
+#define FOP_MMAP_SYNC (1u << 2)
+#define FOP_UNSIGNED_OFFSET (1u << 5)
+
 #define FMODE_READ 0x1u
 #define FMODE_WRITE 0x2u
 

@@ -245,8 +245,13 @@ struct vm_operations_struct {
 	vm_fault_t (*fault)(struct vm_fault *vmf);
 	vm_fault_t (*page_mkwrite)(struct vm_fault *vmf);
 	vm_fault_t (*pfn_mkwrite)(struct vm_fault *vmf);
+	/* Another process (ptrace, /proc/PID/mem) reads or writes an I/O or PFN mapping. */
+	int (*access)(struct vm_area_struct *vma, unsigned long addr, void *buf, int len, int write);
 	const char *(*name)(struct vm_area_struct *vma);
 };
+
+/* ->access for PFN mappings of physical memory: reads or writes the physical page behind ADDR. */
+int generic_access_phys(struct vm_area_struct *vma, unsigned long addr, void *buf, int len, int write);
 
 /* ---- kernel pages (opaque handles on the harness's frames) ---- */
 
@@ -262,5 +267,29 @@ static inline void put_page(struct page *page)
 }
 
 #define __free_page(page) put_page(page)
+
+/* Copy LEN bytes into (or out of) a kernel page at OFFSET (<linux/highmem.h> has them too). */
+static inline void memcpy_to_page(struct page *page, size_t offset, const char *from, size_t len)
+{
+	mmprep_rt.page_copy(mmprep_rt.ctx, (u64)(uintptr_t)page, offset, (void *)from, len, 1);
+}
+
+static inline void memcpy_from_page(char *to, struct page *page, size_t offset, size_t len)
+{
+	mmprep_rt.page_copy(mmprep_rt.ctx, (u64)(uintptr_t)page, offset, to, len, 0);
+}
+
+static inline void memzero_page(struct page *page, size_t offset, size_t len)
+{
+	char zero[256] = { 0 };
+
+	while (len > 0) {
+		size_t n = len < sizeof(zero) ? len : sizeof(zero);
+
+		memcpy_to_page(page, offset, zero, n);
+		offset += n;
+		len -= n;
+	}
+}
 
 #endif

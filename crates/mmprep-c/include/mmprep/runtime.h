@@ -17,10 +17,12 @@ struct mmprep_rt {
 	u64 (*param_u64)(void *ctx, const char *key, u64 def);
 	const char *(*param_str)(void *ctx, const char *key, const char *def);
 	void (*printk)(void *ctx, const char *level, const char *text);
-	int (*attach_device)(void *ctx, const char *model, u64 phys, u64 size);
+	int (*attach_device)(void *ctx, const char *model, u64 phys, u64 size, u64 arg);
 	u64 (*alloc_page)(void *ctx);
 	void (*put_page)(void *ctx, u64 page);
 	u64 (*register_ram)(void *ctx, void *virt, u64 size);
+	int (*phys_access)(void *ctx, u64 phys, void *buf, u64 len, int write);
+	int (*page_copy)(void *ctx, u64 page, u64 offset, void *buf, u64 len, int write);
 };
 
 /* The vm_operations_struct tables of the driver file with their names (for `events`). */
@@ -50,11 +52,18 @@ static inline const char *mmprep_param_str(const char *key, const char *def)
 
 /*
  * Plugs in simulated hardware MODEL at physical address PHYS ("hpet": the HPET register block,
- * "ram": plain memory). 0, or -EBUSY if the range is taken, -EINVAL for an unknown model.
+ * "ram": plain memory, zero-filled). 0, or -EBUSY if the range is taken, -EINVAL for an unknown
+ * model or a PHYS that is not page aligned.
  */
 static inline int mmprep_attach_device(const char *model, phys_addr_t phys, unsigned long size)
 {
-	return mmprep_rt.attach_device(mmprep_rt.ctx, model, phys, size);
+	return mmprep_rt.attach_device(mmprep_rt.ctx, model, phys, size, 0);
+}
+
+/* Plugs in SIZE bytes of plain memory at PHYS, every byte FILL at first. */
+static inline int mmprep_attach_ram(phys_addr_t phys, unsigned long size, u8 fill)
+{
+	return mmprep_rt.attach_device(mmprep_rt.ctx, "ram", phys, size, fill);
 }
 
 #endif
