@@ -172,6 +172,16 @@ int generic_access_phys(struct vm_area_struct *vma, unsigned long addr, void *bu
 	return mmprep_rt.phys_access(mmprep_rt.ctx, phys, buf, (u64)len, write);
 }
 
+vm_fault_t filemap_fault(struct vm_fault *vmf)
+{
+	u64 page = mmprep_rt.filemap_page(mmprep_rt.ctx, vmf->pgoff);
+
+	if (!page)
+		return VM_FAULT_SIGBUS;
+	vmf->page = (struct page *)(uintptr_t)page;
+	return 0;
+}
+
 /* ---- files ---- */
 
 #define MMPREP_FOP_MMAP_PREPARE 1u
@@ -196,8 +206,11 @@ unsigned int mmprep_shim_fop_flags(void)
 	return mmprep_fops->fop_flags;
 }
 
-/* A fresh inode INO opened once; *ERR is what f_op->open returned. */
-struct file *mmprep_shim_open(int read_only, unsigned long ino, int *err)
+/*
+ * A fresh inode INO opened once; *ERR is what f_op->open returned, *SIZE and *MODE what it left
+ * in i_size and i_mode.
+ */
+struct file *mmprep_shim_open(int read_only, unsigned long ino, int *err, u64 *size, unsigned int *mode)
 {
 	struct inode *inode = calloc(1, sizeof(*inode));
 	struct address_space *mapping = calloc(1, sizeof(*mapping));
@@ -209,6 +222,7 @@ struct file *mmprep_shim_open(int read_only, unsigned long ino, int *err)
 		return NULL;
 	}
 	inode->i_ino = ino;
+	inode->i_mode = S_IFCHR | 0600;
 	inode->i_mapping = mapping;
 	mapping->host = inode;
 	file->f_mode = FMODE_READ | (read_only ? 0 : FMODE_WRITE);
@@ -218,6 +232,8 @@ struct file *mmprep_shim_open(int read_only, unsigned long ino, int *err)
 	file->f_count = 1;
 	if (mmprep_fops->open)
 		*err = mmprep_fops->open(inode, file);
+	*size = inode->i_size > 0 ? (u64)inode->i_size : 0;
+	*mode = inode->i_mode;
 	return file;
 }
 

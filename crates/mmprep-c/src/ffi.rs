@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use mmprep::events::{Event, EventSink};
+use mmprep::file::Inode;
 use mmprep::phys::{DeviceMemory, FrameRef, Machine};
 use mmprep::{PAGE_SIZE, Pfn};
 use mmprep_drivers::registry::Params;
@@ -65,6 +66,8 @@ struct RtTable {
     attach_device: extern "C" fn(*mut c_void, *const c_char, u64, u64, u64) -> c_int,
     alloc_page: extern "C" fn(*mut c_void) -> u64,
     put_page: extern "C" fn(*mut c_void, u64),
+    get_page: extern "C" fn(*mut c_void, u64),
+    filemap_page: extern "C" fn(*mut c_void, u64) -> u64,
     register_ram: extern "C" fn(*mut c_void, *mut c_void, u64) -> u64,
     phys_access: extern "C" fn(*mut c_void, u64, *mut c_void, u64, c_int) -> c_int,
     page_copy: extern "C" fn(*mut c_void, u64, u64, *mut c_void, u64, c_int) -> c_int,
@@ -77,15 +80,52 @@ pub(crate) struct Runtime {
     strings: Mutex<Vec<CString>>,
     sink: EventSink,
     machine: Arc<Machine>,
-    /// Kernel pages handed to C as `struct page *` handles.
-    pages: Mutex<BTreeMap<u64, FrameRef>>,
+    /// Kernel pages handed to C as `struct page *` handles, with their reference counts.
+    pages: Mutex<BTreeMap<u64, (FrameRef, u32)>>,
     next_page: AtomicU64,
+    /// The inode of the open file (its page cache, for `filemap_fault`).
+    inode: OnceLock<Arc<Inode>>,
 }
 
 impl Runtime {
     /// The frame behind a `struct page *` handle.
     pub(crate) fn page(&self, handle: u64) -> Option<FrameRef> {
-        self.pages.lock().ok()?.get(&handle).cloned()
+        self.pages.lock().ok()?.get(&handle).map(|(f, _)| f.clone())
+    }
+
+    /// A new handle on `frame`, holding one reference.
+    fn add_page(&self, frame: FrameRef) -> u64 {
+        // Handles are small odd numbers: never a real pointer, never NULL.
+        let handle = self.next_page.fetch_add(2, Ordering::Relaxed);
+        if let Ok(mut p) = self.pages.lock() {
+            p.insert(handle, (frame, 1));
+        }
+        handle
+    }
+
+    /// `put_page`: drops one reference; the handle goes with the last.
+    fn put_page(&self, handle: u64) {
+        if let Ok(mut p) = self.pages.lock()
+            && let Some((_, refs)) = p.get_mut(&handle)
+        {
+            *refs -= 1;
+            if *refs == 0 {
+                p.remove(&handle);
+            }
+        }
+    }
+
+    /// A fault handler's `vmf->page`: the frame, and the reference it carried is the mapping's
+    /// now.
+    pub(crate) fn take_page(&self, handle: u64) -> Option<FrameRef> {
+        let frame = self.page(handle)?;
+        self.put_page(handle);
+        Some(frame)
+    }
+
+    /// Sets the open file's inode (once, right after `f_op->open`).
+    pub(crate) fn set_inode(&self, inode: Arc<Inode>) {
+        let _ = self.inode.set(inode);
     }
 
     /// Logs a message in the scenario's `events`.
@@ -189,23 +229,37 @@ extern "C" fn cb_attach_device(ctx: *mut c_void, model: *const c_char, phys: u64
 extern "C" fn cb_alloc_page(ctx: *mut c_void) -> u64 {
     // SAFETY: ctx comes from our own table.
     let rt = unsafe { rt(ctx) };
-    let Some(frame) = rt.machine.alloc_kernel_pages(1).pop() else {
-        return 0;
-    };
-    // Handles are small odd numbers: never a real pointer, never NULL.
-    let handle = rt.next_page.fetch_add(2, Ordering::Relaxed);
-    if let Ok(mut p) = rt.pages.lock() {
-        p.insert(handle, frame);
+    match rt.machine.alloc_kernel_pages(1).pop() {
+        Some(frame) => rt.add_page(frame),
+        None => 0,
     }
-    handle
 }
 
 extern "C" fn cb_put_page(ctx: *mut c_void, handle: u64) {
     // SAFETY: ctx comes from our own table.
+    unsafe { rt(ctx) }.put_page(handle);
+}
+
+extern "C" fn cb_get_page(ctx: *mut c_void, handle: u64) {
+    // SAFETY: ctx comes from our own table.
     let rt = unsafe { rt(ctx) };
-    if let Ok(mut p) = rt.pages.lock() {
-        p.remove(&handle);
+    if let Ok(mut p) = rt.pages.lock()
+        && let Some((_, refs)) = p.get_mut(&handle)
+    {
+        *refs += 1;
     }
+}
+
+/// `filemap_fault`'s page: the page-cache page `pgoff` of the open file, created zero-filled;
+/// 0 (SIGBUS) at or past the end of the file.
+extern "C" fn cb_filemap_page(ctx: *mut c_void, pgoff: u64) -> u64 {
+    // SAFETY: ctx comes from our own table.
+    let rt = unsafe { rt(ctx) };
+    let Some(inode) = rt.inode.get() else { return 0 };
+    if pgoff >= inode.size().div_ceil(PAGE_SIZE) {
+        return 0;
+    }
+    rt.add_page(inode.find_or_create_page(pgoff, &rt.machine))
 }
 
 /// Memory from the driver's `kmalloc`, given physical pages by `virt_to_phys`.
@@ -328,7 +382,7 @@ type Fn0<R> = unsafe extern "C" fn() -> R;
 pub(crate) struct Shim {
     pub fops_hooks: Fn0<u32>,
     pub fop_flags: Fn0<u32>,
-    pub open: unsafe extern "C" fn(c_int, u64, *mut c_int) -> u64,
+    pub open: unsafe extern "C" fn(c_int, u64, *mut c_int, *mut u64, *mut u32) -> u64,
     pub mmap_prepare: unsafe extern "C" fn(u64, *mut DescIo) -> c_int,
     pub page_at: unsafe extern "C" fn(u64, u64) -> u64,
     pub vm_hooks: unsafe extern "C" fn(u64) -> u32,
@@ -409,6 +463,7 @@ impl Library {
             machine,
             pages: Mutex::new(BTreeMap::new()),
             next_page: AtomicU64::new(1),
+            inode: OnceLock::new(),
         });
         let table = RtTable {
             ctx: Arc::as_ptr(&runtime) as *mut c_void,
@@ -418,6 +473,8 @@ impl Library {
             attach_device: cb_attach_device,
             alloc_page: cb_alloc_page,
             put_page: cb_put_page,
+            get_page: cb_get_page,
+            filemap_page: cb_filemap_page,
             register_ram: cb_register_ram,
             phys_access: cb_phys_access,
             page_copy: cb_page_copy,

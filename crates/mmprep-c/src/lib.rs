@@ -62,10 +62,11 @@ impl CDriverHost for CHost {
         )?;
         let lib = Arc::new(lib);
         let ino = registry::next_ino();
-        let mut err = 0;
+        let (mut err, mut size, mut mode) = (0, 0u64, 0u32);
         // SAFETY: the shim allocates a struct inode and struct file and calls the driver's
-        // f_op->open if it has one; err is valid for the call.
-        let cfile = lib.call(|s| unsafe { (s.open)(i32::from(request.read_only), ino, &mut err) });
+        // f_op->open if it has one; err, size and mode are valid for the call.
+        let cfile =
+            lib.call(|s| unsafe { (s.open)(i32::from(request.read_only), ino, &mut err, &mut size, &mut mode) });
         if cfile == 0 {
             return Err("out of memory opening the file".into());
         }
@@ -88,17 +89,22 @@ impl CDriverHost for CHost {
                 built.fops
             ));
         }
-        let mode = if request.read_only {
+        let file_mode = if request.read_only {
             FileMode::READ_ONLY
         } else {
             FileMode::READ_WRITE
         };
-        let inode = Arc::new(Inode::new(
-            DevId { major: 0x1e, minor: 0 },
-            ino,
-            InodeKind::CharDevice,
-            0,
-        ));
-        Ok(File::new(inode, mode, Arc::new(ops), format!("/dev/{name}"), false))
+        // What the driver's open left in i_mode and i_size: a character device unless it made
+        // the inode a regular file (a filesystem).
+        const S_IFMT: u32 = 0o170000;
+        const S_IFREG: u32 = 0o100000;
+        let (kind, path) = if mode & S_IFMT == S_IFREG {
+            (InodeKind::Regular, format!("/mnt/{name}"))
+        } else {
+            (InodeKind::CharDevice, format!("/dev/{name}"))
+        };
+        let inode = Arc::new(Inode::new(DevId { major: 0x1e, minor: 0 }, ino, kind, size));
+        ops.lib.runtime().set_inode(inode.clone());
+        Ok(File::new(inode, file_mode, Arc::new(ops), path, false))
     }
 }

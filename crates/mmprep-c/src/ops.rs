@@ -320,7 +320,7 @@ impl CVmOps {
         if kind != 0 {
             return FaultResult::Ok;
         }
-        match self.lib.runtime().page(page) {
+        match self.lib.runtime().take_page(page) {
             Some(frame) => {
                 vmf.set_page(frame);
                 FaultResult::Ok

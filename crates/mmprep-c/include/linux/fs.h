@@ -22,6 +22,14 @@ struct poll_table_struct;
 #define FMODE_READ 0x1u
 #define FMODE_WRITE 0x2u
 
+#ifndef S_IFMT
+#define S_IFMT 0170000
+#define S_IFREG 0100000
+#define S_IFCHR 0020000
+#define S_ISREG(m) (((m) & S_IFMT) == S_IFREG)
+#define S_ISCHR(m) (((m) & S_IFMT) == S_IFCHR)
+#endif
+
 #define S_DAX 8192u
 #define IS_DAX(inode) (((inode)->i_flags & S_DAX) != 0)
 

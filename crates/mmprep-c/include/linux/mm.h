@@ -266,7 +266,19 @@ static inline void put_page(struct page *page)
 	mmprep_rt.put_page(mmprep_rt.ctx, (u64)(uintptr_t)page);
 }
 
+static inline void get_page(struct page *page)
+{
+	mmprep_rt.get_page(mmprep_rt.ctx, (u64)(uintptr_t)page);
+}
+
 #define __free_page(page) put_page(page)
+
+/*
+ * ->fault of a file in the page cache: the page at vmf->pgoff of the file's inode, created
+ * zero-filled; SIGBUS at or past i_size (set it in f_op->open). Shared by every mapping of the
+ * file, as the kernel's page cache is.
+ */
+vm_fault_t filemap_fault(struct vm_fault *vmf);
 
 /* Copy LEN bytes into (or out of) a kernel page at OFFSET (<linux/highmem.h> has them too). */
 static inline void memcpy_to_page(struct page *page, size_t offset, const char *from, size_t len)

@@ -20,6 +20,8 @@ struct mmprep_rt {
 	int (*attach_device)(void *ctx, const char *model, u64 phys, u64 size, u64 arg);
 	u64 (*alloc_page)(void *ctx);
 	void (*put_page)(void *ctx, u64 page);
+	void (*get_page)(void *ctx, u64 page);
+	u64 (*filemap_page)(void *ctx, u64 pgoff);
 	u64 (*register_ram)(void *ctx, void *virt, u64 size);
 	int (*phys_access)(void *ctx, u64 phys, void *buf, u64 len, int write);
 	int (*page_copy)(void *ctx, u64 page, u64 offset, void *buf, u64 len, int write);
