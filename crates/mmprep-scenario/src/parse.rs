@@ -1054,6 +1054,19 @@ mod tests {
             ]
         );
         assert!(script.engine_only().is_some(), "a driver file is engine only");
+        let c = parse("file k c ../drivers/c/slots.c fops=slots_fops cflags=-DX=1,-O2 ro slots=3\n");
+        assert_eq!(c.error, None);
+        assert_eq!(
+            c.files[0].kind,
+            FileKind::C {
+                path: "../drivers/c/slots.c".into(),
+                fops: Some("slots_fops".into()),
+                cflags: vec!["-DX=1".into(), "-O2".into()],
+                read_only: true,
+                params: vec![("slots".into(), "3".into())],
+            }
+        );
+        assert!(c.engine_only().is_some(), "a C driver file is engine only");
         assert!(!Op::File { id: 0 }.prints() && !Op::Close { id: 0 }.prints());
 
         fails("file", "got 0 arguments");
@@ -1070,6 +1083,11 @@ mod tests {
         fails("file data driver cd pages", "`pages` is not KEY=VALUE");
         fails("file data driver cd =4", "`=4` is not KEY=VALUE");
         fails("file data socket", "unknown file kind `socket`");
+        fails("file data c", "expected `file data c PATH.c");
+        fails("file data c drv.o", "expected `file data c PATH.c");
+        fails("file data c drv.c fops=a.b", "SYMBOL is a C name");
+        fails("file data c drv.c =1", "`=1` is not KEY=VALUE");
+        fails("file data c drv.c pages", "`pages` is not KEY=VALUE");
         assert!(error("file a zero\nfile a memfd 4K", 2).contains("already defined (line 1)"));
         assert!(error("file a zero\nclose a\nfile a zero", 3).contains("already defined"));
 
