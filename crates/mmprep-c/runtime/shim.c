@@ -7,6 +7,7 @@
  * struct vm_area_desc / struct vm_area_struct the driver expects, call the driver, and copy back
  * only what the kernel copies back. The HOWTO's rules that C can see are checked here too.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,22 @@ void mmprep_shim_init(const struct mmprep_rt *rt)
 {
 	mmprep_rt = *rt;
 }
+
+/*
+ * Every call into driver code runs under the crash guard: a SIGSEGV, SIGBUS, SIGFPE or SIGILL
+ * there jumps back here, the harness reports the crash with HOOK, and the shim function returns
+ * FAIL (nothing for a void one).
+ */
+#define GUARD_BEGIN(hook, fail)                                  \
+	sigjmp_buf guard_jb;                                     \
+	if (sigsetjmp(guard_jb, 1)) {                            \
+		mmprep_in_mmap_prepare = 0;                      \
+		mmprep_rt.guard_set(NULL);                       \
+		mmprep_rt.crashed(mmprep_rt.ctx, hook);          \
+		return fail;                                     \
+	}                                                        \
+	mmprep_rt.guard_set(&guard_jb)
+#define GUARD_END() mmprep_rt.guard_set(NULL)
 
 /* ---- printk ---- */
 
@@ -230,8 +247,14 @@ struct file *mmprep_shim_open(int read_only, unsigned long ino, int *err, u64 *s
 	file->f_mapping = mapping;
 	file->f_op = mmprep_fops;
 	file->f_count = 1;
-	if (mmprep_fops->open)
+	*size = 0;
+	*mode = 0;
+	if (mmprep_fops->open) {
+		*err = -EFAULT; /* what a crash in ->open leaves */
+		GUARD_BEGIN("open", file);
 		*err = mmprep_fops->open(inode, file);
+		GUARD_END();
+	}
 	*size = inode->i_size > 0 ? (u64)inode->i_size : 0;
 	*mode = inode->i_mode;
 	return file;
@@ -268,9 +291,11 @@ int mmprep_shim_mmap_prepare(struct file *file, struct mmprep_desc_io *io)
 	};
 	int ret;
 
+	GUARD_BEGIN("mmap_prepare", -EFAULT);
 	mmprep_in_mmap_prepare = 1;
 	ret = mmprep_fops->mmap_prepare(&desc);
 	mmprep_in_mmap_prepare = 0;
+	GUARD_END();
 
 	/* The immutable fields: the kernel ignores a change; say that it happened. */
 	if (desc.mm != &mmprep_mm)
@@ -399,7 +424,9 @@ void mmprep_shim_vm_open(struct mmprep_vma_io *io)
 {
 	struct vm_area_struct vma = MAKE_VMA(io);
 
+	GUARD_BEGIN("open", );
 	OPS(io)->open(&vma);
+	GUARD_END();
 	io->private_data = (u64)(uintptr_t)vma.vm_private_data;
 }
 
@@ -407,28 +434,45 @@ void mmprep_shim_vm_close(struct mmprep_vma_io *io)
 {
 	struct vm_area_struct vma = MAKE_VMA(io);
 
+	GUARD_BEGIN("close", );
 	OPS(io)->close(&vma);
+	GUARD_END();
 }
 
 int mmprep_shim_vm_may_split(struct mmprep_vma_io *io, u64 addr)
 {
 	struct vm_area_struct vma = MAKE_VMA(io);
 
-	return OPS(io)->may_split(&vma, addr);
+	int ret;
+
+	GUARD_BEGIN("may_split", -EFAULT);
+	ret = OPS(io)->may_split(&vma, addr);
+	GUARD_END();
+	return ret;
 }
 
 int mmprep_shim_vm_mremap(struct mmprep_vma_io *io)
 {
 	struct vm_area_struct vma = MAKE_VMA(io);
 
-	return OPS(io)->mremap(&vma);
+	int ret;
+
+	GUARD_BEGIN("mremap", -EFAULT);
+	ret = OPS(io)->mremap(&vma);
+	GUARD_END();
+	return ret;
 }
 
 const char *mmprep_shim_vm_name(struct mmprep_vma_io *io)
 {
 	struct vm_area_struct vma = MAKE_VMA(io);
 
-	return OPS(io)->name(&vma);
+	const char *name;
+
+	GUARD_BEGIN("name", NULL);
+	name = OPS(io)->name(&vma);
+	GUARD_END();
+	return name;
 }
 
 int mmprep_shim_vm_mapped(u64 ops_ptr, u64 start, u64 end, u64 pgoff, u64 file, u64 *private_data)
@@ -437,7 +481,9 @@ int mmprep_shim_vm_mapped(u64 ops_ptr, u64 start, u64 end, u64 pgoff, u64 file, 
 	void *priv = (void *)(uintptr_t)*private_data;
 	int ret;
 
+	GUARD_BEGIN("mapped", -EFAULT);
 	ret = ops->mapped(start, end, pgoff, (const struct file *)(uintptr_t)file, &priv);
+	GUARD_END();
 	*private_data = (u64)(uintptr_t)priv;
 	return ret;
 }
@@ -457,12 +503,15 @@ unsigned int mmprep_shim_vm_fault(struct mmprep_vma_io *io, int kind, u64 pgoff,
 	};
 	vm_fault_t ret;
 
+	*page = 0;
+	GUARD_BEGIN(kind == 0 ? "fault" : kind == 1 ? "page_mkwrite" : "pfn_mkwrite", VM_FAULT_SIGBUS);
 	if (kind == 0)
 		ret = OPS(io)->fault(&vmf);
 	else if (kind == 1)
 		ret = OPS(io)->page_mkwrite(&vmf);
 	else
 		ret = OPS(io)->pfn_mkwrite(&vmf);
+	GUARD_END();
 	*page = (u64)(uintptr_t)vmf.page;
 	return ret;
 }
@@ -471,7 +520,12 @@ int mmprep_shim_vm_access(struct mmprep_vma_io *io, u64 addr, void *buf, int len
 {
 	struct vm_area_struct vma = MAKE_VMA(io);
 
-	return OPS(io)->access(&vma, addr, buf, len, write);
+	int ret;
+
+	GUARD_BEGIN("access", -EFAULT);
+	ret = OPS(io)->access(&vma, addr, buf, len, write);
+	GUARD_END();
+	return ret;
 }
 
 /* ---- action hooks ---- */
@@ -480,13 +534,21 @@ int mmprep_shim_success_hook(u64 hook, struct mmprep_vma_io *io)
 {
 	int (*fn)(const struct vm_area_struct *) = (void *)(uintptr_t)hook;
 	struct vm_area_struct vma = MAKE_VMA(io);
+	int ret;
 
-	return fn(&vma);
+	GUARD_BEGIN("success_hook", -EFAULT);
+	ret = fn(&vma);
+	GUARD_END();
+	return ret;
 }
 
 int mmprep_shim_error_hook(u64 hook, int err)
 {
 	int (*fn)(int) = (void *)(uintptr_t)hook;
+	int ret;
 
-	return fn(err);
+	GUARD_BEGIN("error_hook", err);
+	ret = fn(err);
+	GUARD_END();
+	return ret;
 }

@@ -38,6 +38,7 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("include/linux/kref.h", include_str!("../include/linux/kref.h")),
     ("include/mmprep/runtime.h", include_str!("../include/mmprep/runtime.h")),
     ("runtime/shim.c", include_str!("../runtime/shim.c")),
+    ("runtime/guard.c", include_str!("../runtime/guard.c")),
 ];
 
 /// A compiled driver library in the cache.
@@ -167,11 +168,30 @@ pub(crate) fn build(source_path: &Path, fops: Option<&str>, cflags: &[String]) -
     let mut h = DefaultHasher::new();
     (&source, &unit, cflags, FILES, compiler()).hash(&mut h);
     let key = format!("{:016x}", h.finish());
+    let mut args: Vec<String> = cflags.to_vec();
+    args.extend(["-Wl,-z,defs", "-o", "driver.so", "unit.c", "runtime/shim.c"].map(String::from));
+    let so = compile_cached(&key, &unit, &args, "driver.so")?;
+    Ok(Built { so, fops })
+}
+
+/// The crash guard library (`runtime/guard.c`), compiled once and cached like a driver.
+pub(crate) fn build_guard() -> Result<PathBuf, String> {
+    let mut h = DefaultHasher::new();
+    ("guard", FILES, compiler()).hash(&mut h);
+    let key = format!("guard-{:016x}", h.finish());
+    let args = ["-Wl,-z,defs", "-o", "guard.so", "runtime/guard.c"].map(String::from);
+    compile_cached(&key, "", &args, "guard.so")
+}
+
+/// Runs the compiler in a fresh folder holding the shipped files and `unit` (as `unit.c`), with
+/// the common flags and then `args`, and keeps the folder as `key` in the cache: the path of
+/// `output` in it. An existing `key` is reused without compiling.
+fn compile_cached(key: &str, unit: &str, args: &[String], output: &str) -> Result<PathBuf, String> {
     let root = cache_root();
-    let dir = root.join(&key);
-    let so = dir.join("driver.so");
-    if so.exists() {
-        return Ok(Built { so, fops });
+    let dir = root.join(key);
+    let out_path = dir.join(output);
+    if out_path.exists() {
+        return Ok(out_path);
     }
 
     // Build in a private folder, then rename it into place: parallel runs of the same driver
@@ -189,7 +209,7 @@ pub(crate) fn build(source_path: &Path, fops: Option<&str>, cflags: &[String]) -
     for (name, text) in FILES {
         std::fs::write(tmp.join(name), text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     }
-    std::fs::write(tmp.join("unit.c"), &unit).map_err(|e| format!("cannot write the unit: {e}"))?;
+    std::fs::write(tmp.join("unit.c"), unit).map_err(|e| format!("cannot write the unit: {e}"))?;
     let out = Command::new(compiler())
         .current_dir(&tmp)
         .args([
@@ -200,10 +220,9 @@ pub(crate) fn build(source_path: &Path, fops: Option<&str>, cflags: &[String]) -
             "-std=gnu11",
             "-Wall",
             "-Werror=implicit-function-declaration",
+            "-Iinclude",
         ])
-        .arg("-Iinclude")
-        .args(cflags)
-        .args(["-Wl,-z,defs", "-o", "driver.so", "unit.c", "runtime/shim.c"])
+        .args(args)
         .output()
         .map_err(|e| format!("cannot run the C compiler `{}`: {e}", compiler()))?;
     if !out.status.success() {
@@ -215,7 +234,7 @@ pub(crate) fn build(source_path: &Path, fops: Option<&str>, cflags: &[String]) -
         // Another run built it first.
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    Ok(Built { so, fops })
+    Ok(out_path)
 }
 
 #[cfg(test)]

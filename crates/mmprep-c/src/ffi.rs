@@ -71,6 +71,8 @@ struct RtTable {
     register_ram: extern "C" fn(*mut c_void, *mut c_void, u64) -> u64,
     phys_access: extern "C" fn(*mut c_void, u64, *mut c_void, u64, c_int) -> c_int,
     page_copy: extern "C" fn(*mut c_void, u64, u64, *mut c_void, u64, c_int) -> c_int,
+    guard_set: unsafe extern "C" fn(*mut c_void),
+    crashed: extern "C" fn(*mut c_void, *const c_char),
 }
 
 /// What C's callbacks reach: one per loaded library.
@@ -85,6 +87,10 @@ pub(crate) struct Runtime {
     next_page: AtomicU64,
     /// The inode of the open file (its page cache, for `filemap_fault`).
     inode: OnceLock<Arc<Inode>>,
+    /// The driver file's name, for messages.
+    name: String,
+    /// How the driver crashed, once it has: it is not called again.
+    crash: OnceLock<String>,
 }
 
 impl Runtime {
@@ -121,6 +127,11 @@ impl Runtime {
         let frame = self.page(handle)?;
         self.put_page(handle);
         Some(frame)
+    }
+
+    /// How the driver crashed, if it has (`crashed in mmap_prepare: SIGSEGV at address 0x0`).
+    pub(crate) fn crash(&self) -> Option<&str> {
+        self.crash.get().map(String::as_str)
     }
 
     /// Sets the open file's inode (once, right after `f_op->open`).
@@ -375,6 +386,76 @@ extern "C" fn cb_page_copy(
     0
 }
 
+/// The crash guard (`runtime/guard.c`): loaded once, never unloaded, its signal handlers
+/// installed for the life of the process.
+struct Guard {
+    set: unsafe extern "C" fn(*mut c_void),
+    last: unsafe extern "C" fn(*mut *mut c_void) -> c_int,
+}
+
+fn guard() -> Result<&'static Guard, String> {
+    static GUARD: OnceLock<Result<Guard, String>> = OnceLock::new();
+    GUARD
+        .get_or_init(|| {
+            let so = crate::compile::build_guard()?;
+            // SAFETY: the library is runtime/guard.c, compiled by this crate; loading it runs no
+            // code. It is leaked below: its handlers stay installed as long as the process.
+            let lib =
+                unsafe { libloading::Library::new(&so) }.map_err(|e| format!("cannot load the crash guard: {e}"))?;
+            // SAFETY: guard.c defines these with exactly these signatures; the library is never
+            // unloaded, so the pointers stay valid.
+            let (install, set, last) = unsafe {
+                let install: unsafe extern "C" fn() = *lib
+                    .get(b"mmprep_guard_install\0")
+                    .map_err(|e| format!("crash guard: {e}"))?;
+                let set: unsafe extern "C" fn(*mut c_void) = *lib
+                    .get(b"mmprep_guard_set\0")
+                    .map_err(|e| format!("crash guard: {e}"))?;
+                let last: unsafe extern "C" fn(*mut *mut c_void) -> c_int = *lib
+                    .get(b"mmprep_guard_last\0")
+                    .map_err(|e| format!("crash guard: {e}"))?;
+                (install, set, last)
+            };
+            std::mem::forget(lib);
+            // SAFETY: installs the guard's handlers, chaining to the ones there before (Rust's
+            // stack-overflow handler): a fault outside driver code behaves as before.
+            unsafe { install() };
+            Ok(Guard { set, last })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn signal_name(sig: c_int) -> String {
+    match sig {
+        4 => "SIGILL (a trap: BUG() or an invalid instruction)".into(),
+        7 => "SIGBUS".into(),
+        8 => "SIGFPE".into(),
+        11 => "SIGSEGV".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+extern "C" fn cb_crashed(ctx: *mut c_void, hook: *const c_char) {
+    // SAFETY: ctx comes from our own table; hook is a string literal of the shim.
+    let (rt, hook) = unsafe { (rt(ctx), c_str(hook)) };
+    let hook = hook.map(|h| h.into_owned()).unwrap_or_default();
+    let mut address: *mut c_void = std::ptr::null_mut();
+    let sig = match guard() {
+        // SAFETY: reads this thread's last caught crash into `address`.
+        Ok(g) => unsafe { (g.last)(&mut address) },
+        Err(_) => 0,
+    };
+    // The event has no address, so that a transcript does not change from run to run.
+    rt.log("crash", format!("in {hook}: {}", signal_name(sig)));
+    let text = format!("in {hook}: {} at address {:#x}", signal_name(sig), address as usize);
+    eprintln!(
+        "mmprep: the C driver {} crashed {text}; it is not called again",
+        rt.name
+    );
+    let _ = rt.crash.set(format!("crashed {text}"));
+}
+
 type Fn0<R> = unsafe extern "C" fn() -> R;
 
 /// The shim's entry points, copied out of the library.
@@ -412,7 +493,14 @@ pub(crate) struct Library {
 impl Library {
     /// Loads a private copy of `so` (each `file` line is a device of its own, with its own
     /// static state) and hands it its runtime.
-    pub(crate) fn load(so: &Path, params: Params, sink: EventSink, machine: Arc<Machine>) -> Result<Library, String> {
+    pub(crate) fn load(
+        so: &Path,
+        name: &str,
+        params: Params,
+        sink: EventSink,
+        machine: Arc<Machine>,
+    ) -> Result<Library, String> {
+        let guard = guard()?;
         static N: AtomicU64 = AtomicU64::new(0);
         let copy = so.with_file_name(format!(
             "instance-{}-{}.so",
@@ -464,6 +552,8 @@ impl Library {
             pages: Mutex::new(BTreeMap::new()),
             next_page: AtomicU64::new(1),
             inode: OnceLock::new(),
+            name: name.to_string(),
+            crash: OnceLock::new(),
         });
         let table = RtTable {
             ctx: Arc::as_ptr(&runtime) as *mut c_void,
@@ -478,6 +568,8 @@ impl Library {
             register_ram: cb_register_ram,
             phys_access: cb_phys_access,
             page_copy: cb_page_copy,
+            guard_set: guard.set,
+            crashed: cb_crashed,
         };
         // SAFETY: mmprep_shim_init copies the table; ctx points at the Runtime this Library
         // keeps alive for as long as C code can run.
@@ -490,9 +582,13 @@ impl Library {
         })
     }
 
-    /// Runs `f` with the shim's entry points, holding the call lock.
-    pub(crate) fn call<R>(&self, f: impl FnOnce(&Shim) -> R) -> R {
+    /// Runs `f` with the shim's entry points, holding the call lock; `dead` instead once the
+    /// driver has crashed (its state cannot be trusted: it is not called again).
+    pub(crate) fn call<R>(&self, dead: R, f: impl FnOnce(&Shim) -> R) -> R {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.runtime.crash().is_some() {
+            return dead;
+        }
         f(&self.shim)
     }
 

@@ -54,8 +54,13 @@ impl CHost {
 impl CDriverHost for CHost {
     fn open(&self, request: &CDriverRequest<'_>, env: &DriverEnv<'_>) -> Result<Arc<File>, String> {
         let built = compile::build(request.source, request.fops, request.cflags)?;
+        let shown = request.source.file_name().map_or_else(
+            || request.source.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let lib = ffi::Library::load(
             &built.so,
+            &shown,
             request.params.clone(),
             env.events.clone(),
             env.machine.clone(),
@@ -65,8 +70,12 @@ impl CDriverHost for CHost {
         let (mut err, mut size, mut mode) = (0, 0u64, 0u32);
         // SAFETY: the shim allocates a struct inode and struct file and calls the driver's
         // f_op->open if it has one; err, size and mode are valid for the call.
-        let cfile =
-            lib.call(|s| unsafe { (s.open)(i32::from(request.read_only), ino, &mut err, &mut size, &mut mode) });
+        let cfile = lib.call(0, |s| unsafe {
+            (s.open)(i32::from(request.read_only), ino, &mut err, &mut size, &mut mode)
+        });
+        if let Some(crash) = lib.runtime().crash() {
+            return Err(format!("f_op->open of `{}` {crash}", built.fops));
+        }
         if cfile == 0 {
             return Err("out of memory opening the file".into());
         }

@@ -26,6 +26,9 @@ const PAGE_PWT: u64 = 0x8;
 const PAGE_PCD: u64 = 0x10;
 const PAGE_NX: u64 = 1 << 63;
 
+const ENODEV: i32 = 19;
+const EFAULT: i32 = 14;
+
 const VM_FAULT_OOM: u32 = 0x1;
 const VM_FAULT_SIGBUS: u32 = 0x2;
 
@@ -128,7 +131,7 @@ impl CFile {
     pub(crate) fn hook(&self) -> MmapHook {
         // SAFETY: fops_hooks reads the driver's file_operations table, which is static data of
         // the loaded library.
-        let hooks = self.lib.call(|s| unsafe { (s.fops_hooks)() });
+        let hooks = self.lib.call(FOP_MMAP_PREPARE, |s| unsafe { (s.fops_hooks)() });
         match (hooks & FOP_MMAP_PREPARE != 0, hooks & FOP_MMAP != 0) {
             (true, true) => MmapHook::Both,
             (true, false) => MmapHook::Prepare,
@@ -149,7 +152,7 @@ impl FileOperations for CFile {
 
     fn fop_flags(&self) -> FopFlags {
         // SAFETY: fop_flags reads a member of the driver's static file_operations table.
-        let flags = self.lib.call(|s| unsafe { (s.fop_flags)() });
+        let flags = self.lib.call(0, |s| unsafe { (s.fop_flags)() });
         let mut out = FopFlags::default();
         if flags & FOP_MMAP_SYNC_C != 0 {
             out = FopFlags(out.0 | FopFlags::MMAP_SYNC.0);
@@ -171,7 +174,16 @@ impl FileOperations for CFile {
         };
         // SAFETY: cfile is the struct file * this library's shim made; io is a valid, exclusive
         // DescIo for the call.
-        let ret = self.lib.call(|s| unsafe { (s.mmap_prepare)(self.cfile, &mut io) });
+        let ret = self
+            .lib
+            .call(-ENODEV, |s| unsafe { (s.mmap_prepare)(self.cfile, &mut io) });
+        if self.lib.runtime().crash().is_some() {
+            // The crash is in `events` and on stderr; the mapping fails.
+            return Err(Error::new(
+                if ret == -EFAULT { Errno::EFAULT } else { Errno::ENODEV },
+                "the C driver crashed",
+            ));
+        }
         c_result(ret, "the C driver's mmap_prepare failed")?;
 
         // What call_mmap_prepare copies back: the mutable and write-only fields.
@@ -210,7 +222,7 @@ impl FileOperations for CFile {
                 for i in 0..io.a_nr {
                     // SAFETY: a_pages is the driver's struct page * array, which the action
                     // says holds a_nr entries; the driver keeps it alive across the call.
-                    let handle = self.lib.call(|s| unsafe { (s.page_at)(io.a_pages, i) });
+                    let handle = self.lib.call(0, |s| unsafe { (s.page_at)(io.a_pages, i) });
                     match rt.page(handle) {
                         Some(f) => pages.push(f),
                         None => {
@@ -232,7 +244,7 @@ impl FileOperations for CFile {
             desc.set_success_hook(Arc::new(move |new: &mut NewVma<'_>| {
                 let mut vio = vma_io(new.vma(), cfile, ops);
                 // SAFETY: hook is the driver's success_hook function pointer, from this library.
-                let ret = lib.call(|s| unsafe { (s.success_hook)(hook, &mut vio) });
+                let ret = lib.call(-EFAULT, |s| unsafe { (s.success_hook)(hook, &mut vio) });
                 c_result(ret, "the C driver's success_hook failed")
             }));
         }
@@ -240,7 +252,7 @@ impl FileOperations for CFile {
             let (lib, hook) = (self.lib.clone(), io.error_hook);
             desc.set_error_hook(Arc::new(move |e: Errno| {
                 // SAFETY: hook is the driver's error_hook function pointer, from this library.
-                let ret = lib.call(|s| unsafe { (s.error_hook)(hook, -e.raw()) });
+                let ret = lib.call(-e.raw(), |s| unsafe { (s.error_hook)(hook, -e.raw()) });
                 Errno::from_raw(ret.checked_neg().unwrap_or(0)).unwrap_or(e)
             }));
         } else if io.error_override != 0 {
@@ -280,7 +292,9 @@ impl CVmOps {
     fn new(lib: Arc<Library>, ops: u64, cfile: u64) -> CVmOps {
         // SAFETY: ops is the vm_operations_struct pointer the driver stored in desc->vm_ops;
         // the shim only reads its members.
-        let (hooks, name) = lib.call(|s| unsafe { ((s.vm_hooks)(ops), intern_c((s.vm_ops_name)(ops))) });
+        let (hooks, name) = lib.call((0, None), |s| unsafe {
+            ((s.vm_hooks)(ops), intern_c((s.vm_ops_name)(ops)))
+        });
         CVmOps {
             lib,
             ops,
@@ -301,7 +315,7 @@ impl CVmOps {
         let mut page = 0u64;
         // SAFETY: io and page are valid for the call; the shim calls the hook the presence mask
         // says is non-NULL.
-        let ret = self.lib.call(|s| unsafe {
+        let ret = self.lib.call(VM_FAULT_SIGBUS, |s| unsafe {
             (s.vm_fault)(
                 &mut io,
                 kind,
@@ -343,7 +357,7 @@ impl VmOperations for CVmOps {
         if self.hooks.contains(VmHooks::OPEN) {
             let mut io = self.io(vma);
             // SAFETY: open is non-NULL (the presence mask); io is valid for the call.
-            self.lib.call(|s| unsafe { (s.vm_open)(&mut io) });
+            self.lib.call((), |s| unsafe { (s.vm_open)(&mut io) });
         }
     }
 
@@ -351,7 +365,7 @@ impl VmOperations for CVmOps {
         if self.hooks.contains(VmHooks::CLOSE) {
             let mut io = self.io(vma);
             // SAFETY: close is non-NULL (the presence mask); io is valid for the call.
-            self.lib.call(|s| unsafe { (s.vm_close)(&mut io) });
+            self.lib.call((), |s| unsafe { (s.vm_close)(&mut io) });
         }
     }
 
@@ -369,9 +383,9 @@ impl VmOperations for CVmOps {
         let mut p = private_to_c(private.as_ref());
         let cfile = if file.is_some() { self.cfile } else { 0 };
         // SAFETY: mapped is non-NULL (the presence mask); p is valid for the call.
-        let ret = self
-            .lib
-            .call(|s| unsafe { (s.vm_mapped)(self.ops, start.get(), end.get(), pgoff.get(), cfile, &mut p) });
+        let ret = self.lib.call(-EFAULT, |s| unsafe {
+            (s.vm_mapped)(self.ops, start.get(), end.get(), pgoff.get(), cfile, &mut p)
+        });
         c_result(ret, "the C driver's vm_ops->mapped failed")?;
         *private = private_from_c(p);
         Ok(())
@@ -383,7 +397,7 @@ impl VmOperations for CVmOps {
         }
         let mut io = self.io(vma);
         // SAFETY: may_split is non-NULL (the presence mask); io is valid for the call.
-        let ret = self.lib.call(|s| unsafe { (s.vm_may_split)(&mut io, addr.get()) });
+        let ret = self.lib.call(0, |s| unsafe { (s.vm_may_split)(&mut io, addr.get()) });
         c_result(ret, "the C driver's vm_ops->may_split refused")
     }
 
@@ -393,7 +407,7 @@ impl VmOperations for CVmOps {
         }
         let mut io = self.io(new_vma);
         // SAFETY: mremap is non-NULL (the presence mask); io is valid for the call.
-        let ret = self.lib.call(|s| unsafe { (s.vm_mremap)(&mut io) });
+        let ret = self.lib.call(0, |s| unsafe { (s.vm_mremap)(&mut io) });
         c_result(ret, "the C driver's vm_ops->mremap refused")
     }
 
@@ -404,7 +418,7 @@ impl VmOperations for CVmOps {
         let mut io = self.io(vma);
         // SAFETY: name is non-NULL (the presence mask); the string it returns is the driver's,
         // read before the call lock is released.
-        self.lib.call(|s| unsafe { intern_c((s.vm_name)(&mut io)) })
+        self.lib.call(None, |s| unsafe { intern_c((s.vm_name)(&mut io)) })
     }
 
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
@@ -436,9 +450,9 @@ impl VmOperations for CVmOps {
         let len = i32::try_from(buf.len()).unwrap_or(i32::MAX);
         // SAFETY: access is non-NULL (the presence mask); buf is valid for len bytes and only
         // used by the driver during the call.
-        let ret = self
-            .lib
-            .call(|s| unsafe { (s.vm_access)(&mut io, addr.get(), buf.as_mut_ptr().cast(), len, i32::from(write)) });
+        let ret = self.lib.call(-EFAULT, |s| unsafe {
+            (s.vm_access)(&mut io, addr.get(), buf.as_mut_ptr().cast(), len, i32::from(write))
+        });
         c_result(ret, "the C driver's vm_ops->access failed")?;
         Ok(usize::try_from(ret).unwrap_or(0).min(buf.len()))
     }

@@ -292,6 +292,100 @@ static const struct file_operations shared_fops = {
     assert!(text.contains("  close shared_vm_ops 0x0-0x2000"), "{text}");
 }
 
+/// A driver that crashes where `at=` says: 1 mmap_prepare (NULL), 2 mapped (BUG_ON), 3 close,
+/// 4 open.
+const CRASHY: &str = r#"
+#include <linux/fs.h>
+#include <linux/mm.h>
+
+static int where;
+
+static int crashy_mapped(unsigned long start, unsigned long end, pgoff_t pgoff,
+			 const struct file *file, void **priv)
+{
+	BUG_ON(where == 2);
+	return 0;
+}
+
+static void crashy_close(struct vm_area_struct *vma)
+{
+	if (where == 3)
+		*(volatile int *)vma->vm_private_data = 1;
+}
+
+static const struct vm_operations_struct crashy_vm_ops = {
+	.mapped = crashy_mapped,
+	.close = crashy_close,
+};
+
+static int crashy_mmap_prepare(struct vm_area_desc *desc)
+{
+	if (where == 1)
+		return *(volatile int *)desc->private_data;
+	desc->vm_ops = &crashy_vm_ops;
+	return 0;
+}
+
+static int crashy_open(struct inode *inode, struct file *file)
+{
+	where = mmprep_param_u64("at", 0);
+	if (where == 4)
+		return *(volatile int *)0x10;
+	return 0;
+}
+
+static const struct file_operations crashy_fops = {
+	.open = crashy_open,
+	.mmap_prepare = crashy_mmap_prepare,
+};
+"#;
+
+#[test]
+fn a_crash_in_driver_code_is_the_drivers_with_its_hook() {
+    let dir = scratch("crash", &[("crashy.c", CRASHY)]);
+    let run = |at: u32| {
+        run_in(
+            &dir,
+            &format!(
+                "file d c crashy.c at={at}\nmmap 0 4K rw- shared|fixed d 0\n\
+                 mmap 1M 4K rw- shared|fixed d 0\nmunmap 0 2M\nevents\n"
+            ),
+        )
+    };
+    let t = run(1);
+    assert_eq!(t.end, RunEnd::Finished);
+    let text = t.text();
+    assert!(text.contains("L2 mmap = -EFAULT"), "{text}");
+    assert!(text.contains("  crash in mmap_prepare: SIGSEGV\n"), "{text}");
+    // Not called again: its state cannot be trusted.
+    assert!(text.contains("L3 mmap = -ENODEV"), "{text}");
+
+    let text = run(2).text();
+    assert!(
+        text.contains("mapped crashy_vm_ops 0x0-0x1000 pgoff=0x0 = -EFAULT"),
+        "{text}"
+    );
+    assert!(text.contains("  crash in mapped: SIGILL"), "{text}");
+
+    let text = run(3).text();
+    assert!(text.contains("L3 mmap = 0x100000"), "{text}");
+    assert!(
+        text.contains("  close crashy_vm_ops 0x0-0x1000\n  crash in close: SIGSEGV\n"),
+        "{text}"
+    );
+
+    let t = run(4);
+    let RunEnd::ParseError(e) = &t.end else {
+        panic!("{:?}", t.end)
+    };
+    assert_eq!(e.line, 1);
+    assert!(
+        e.message.contains("crashed in open: SIGSEGV at address 0x10"),
+        "{}",
+        e.message
+    );
+}
+
 #[test]
 fn c_lines_are_engine_only() {
     let script = parse("file h c hpet.c ro\nmmap 0 4K r-- shared h 0\n");

@@ -25,6 +25,10 @@ struct mmprep_rt {
 	u64 (*register_ram)(void *ctx, void *virt, u64 size);
 	int (*phys_access)(void *ctx, u64 phys, void *buf, u64 len, int write);
 	int (*page_copy)(void *ctx, u64 page, u64 offset, void *buf, u64 len, int write);
+	/* The crash guard: driver code starts (a sigjmp_buf *) or ends (NULL) on this thread. */
+	void (*guard_set)(void *jb);
+	/* Driver code crashed in HOOK (the guard jumped back to the shim). */
+	void (*crashed)(void *ctx, const char *hook);
 };
 
 /* The vm_operations_struct tables of the driver file with their names (for `events`). */
