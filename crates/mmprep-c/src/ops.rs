@@ -206,6 +206,24 @@ impl FileOperations for CFile {
         // The action, re-recorded through the engine's helpers with the protection it was
         // recorded with.
         let final_prot = prot_from_c(io.prot);
+        // The HOWTO's rule the engine enforces with an errno: say which rule it was.
+        let range = match io.kind {
+            1 | 2 => Some((io.a_start, io.a_size)),
+            4 => Some((io.a_start, io.a_nr.saturating_mul(mmprep::PAGE_SIZE))),
+            _ => None,
+        };
+        if let Some((start, size)) = range
+            && (start < io.start || start.checked_add(size).is_none_or(|end| end > io.end))
+        {
+            let helper = if io.kind == 4 { "map_kernel_pages" } else { "remap" };
+            rt.log(
+                "rule",
+                format!(
+                    "mmap_action_{helper}: {size:#x} bytes at {start:#x} reach outside the mapping {:#x}-{:#x}",
+                    io.start, io.end
+                ),
+            );
+        }
         match io.kind {
             0 => {}
             1 | 2 => {

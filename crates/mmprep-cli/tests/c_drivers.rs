@@ -199,6 +199,9 @@ static int breaker_mmap_prepare(struct vm_area_desc *desc)
 	case 5:
 		kfree(&dev_ref);
 		break;
+	case 6:
+		mmap_action_remap(desc, desc->start, 0x100, 2 * vma_desc_size(desc));
+		break;
 	}
 	return 0;
 }
@@ -226,6 +229,11 @@ fn broken_rules_are_named_in_events() {
             4,
             "mmap_prepare changed desc->start/end, which are immutable (the change is ignored)",
         ),
+        (5, "kfree of 0x"),
+        (
+            6,
+            "mmap_action_remap: 0x2000 bytes at 0x200000000000 reach outside the mapping",
+        ),
     ];
     for (n, message) in cases {
         let t = run_in(
@@ -235,8 +243,13 @@ fn broken_rules_are_named_in_events() {
         assert_eq!(t.end, RunEnd::Finished, "break={n}");
         let text = t.text();
         assert!(text.contains(&format!("  rule {message}")), "break={n}:\n{text}");
-        // The change to `end` is ignored: the mapping is the one page asked for.
-        assert!(text.contains("00000000-00001000 rw-s"), "break={n}:\n{text}");
+        if n == 6 {
+            // The engine refuses the action as the kernel does; the rule says why.
+            assert!(text.contains("L2 mmap = -EFAULT"), "break={n}:\n{text}");
+        } else {
+            // The change to `end` is ignored: the mapping is the one page asked for.
+            assert!(text.contains("00000000-00001000 rw-s"), "break={n}:\n{text}");
+        }
     }
     let t = run_in(&dir, "file d c breaker.c\nmmap 0 4K rw- shared|fixed d 0\nevents\n");
     assert!(!t.text().contains("rule"), "{}", t.text());
