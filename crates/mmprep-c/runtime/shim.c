@@ -528,6 +528,71 @@ int mmprep_shim_vm_access(struct mmprep_vma_io *io, u64 addr, void *buf, int len
 	return ret;
 }
 
+/* ---- the legacy ->mmap hook ---- */
+
+static void vma_to_io(const struct vm_area_struct *vma, struct mmprep_vma_io *io)
+{
+	io->start = vma->vm_start;
+	io->end = vma->vm_end;
+	io->pgoff = vma->vm_pgoff;
+	io->flags[0] = vma->flags.__vma_flags[0];
+	io->flags[1] = vma->flags.__vma_flags[1];
+	io->prot = vma->vm_page_prot.pgprot;
+	io->file = (u64)(uintptr_t)vma->vm_file;
+	io->private_data = (u64)(uintptr_t)vma->vm_private_data;
+	io->vm_ops = (u64)(uintptr_t)vma->vm_ops;
+}
+
+/* What the harness changed on the VMA (a remap sets flags, a private one the pgoff). */
+static void io_to_vma(const struct mmprep_vma_io *io, struct vm_area_struct *vma)
+{
+	vma->flags.__vma_flags[0] = io->flags[0];
+	vma->flags.__vma_flags[1] = io->flags[1];
+	vma->vm_pgoff = io->pgoff;
+}
+
+int remap_pfn_range(struct vm_area_struct *vma, unsigned long addr, unsigned long pfn,
+		    unsigned long size, pgprot_t prot)
+{
+	struct mmprep_vma_io io;
+	int ret;
+
+	vma_to_io(vma, &io);
+	ret = mmprep_rt.legacy_remap(mmprep_rt.ctx, &io, addr, pfn, size, prot.pgprot);
+	io_to_vma(&io, vma);
+	return ret;
+}
+
+int io_remap_pfn_range(struct vm_area_struct *vma, unsigned long addr, unsigned long pfn,
+		       unsigned long size, pgprot_t prot)
+{
+	return remap_pfn_range(vma, addr, pfn, size, prot);
+}
+
+int vm_insert_page(struct vm_area_struct *vma, unsigned long addr, struct page *page)
+{
+	struct mmprep_vma_io io;
+	int ret;
+
+	vma_to_io(vma, &io);
+	ret = mmprep_rt.legacy_insert_page(mmprep_rt.ctx, &io, addr, (u64)(uintptr_t)page);
+	io_to_vma(&io, vma);
+	return ret;
+}
+
+/* f_op->mmap(file, vma) on the VMA in IO; what the driver set comes back in IO. */
+int mmprep_shim_legacy_mmap(struct file *file, struct mmprep_vma_io *io)
+{
+	struct vm_area_struct vma = MAKE_VMA(io);
+	int ret;
+
+	GUARD_BEGIN("mmap", -EFAULT);
+	ret = mmprep_fops->mmap(file, &vma);
+	GUARD_END();
+	vma_to_io(&vma, io);
+	return ret;
+}
+
 /* ---- action hooks ---- */
 
 int mmprep_shim_success_hook(u64 hook, struct mmprep_vma_io *io)

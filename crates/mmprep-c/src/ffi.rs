@@ -73,6 +73,8 @@ struct RtTable {
     page_copy: extern "C" fn(*mut c_void, u64, u64, *mut c_void, u64, c_int) -> c_int,
     guard_set: unsafe extern "C" fn(*mut c_void),
     crashed: extern "C" fn(*mut c_void, *const c_char),
+    legacy_remap: extern "C" fn(*mut c_void, *mut VmaIo, u64, u64, u64, u64) -> c_int,
+    legacy_insert_page: extern "C" fn(*mut c_void, *mut VmaIo, u64, u64) -> c_int,
 }
 
 /// What C's callbacks reach: one per loaded library.
@@ -161,7 +163,7 @@ unsafe fn c_str<'a>(p: *const c_char) -> Option<std::borrow::Cow<'a, str>> {
 ///
 /// # Safety
 /// `ctx` is the pointer [`Library::load`] put in the table: a `Runtime` the library keeps alive.
-unsafe fn rt<'a>(ctx: *mut c_void) -> &'a Runtime {
+pub(crate) unsafe fn rt<'a>(ctx: *mut c_void) -> &'a Runtime {
     // SAFETY: the table's ctx is `Arc::as_ptr` of the Runtime that the Library (and so every
     // caller into C) holds, and it is only read through shared references.
     unsafe { &*(ctx as *const Runtime) }
@@ -476,6 +478,7 @@ pub(crate) struct Shim {
     pub vm_mapped: unsafe extern "C" fn(u64, u64, u64, u64, u64, *mut u64) -> c_int,
     pub vm_fault: unsafe extern "C" fn(*mut VmaIo, c_int, u64, u64, c_int, *mut u64) -> u32,
     pub vm_access: unsafe extern "C" fn(*mut VmaIo, u64, *mut c_void, c_int, c_int) -> c_int,
+    pub legacy_mmap: unsafe extern "C" fn(u64, *mut VmaIo) -> c_int,
     pub success_hook: unsafe extern "C" fn(u64, *mut VmaIo) -> c_int,
     pub error_hook: unsafe extern "C" fn(u64, c_int) -> c_int,
 }
@@ -539,6 +542,7 @@ impl Library {
             vm_mapped: sym!("mmprep_shim_vm_mapped"),
             vm_fault: sym!("mmprep_shim_vm_fault"),
             vm_access: sym!("mmprep_shim_vm_access"),
+            legacy_mmap: sym!("mmprep_shim_legacy_mmap"),
             success_hook: sym!("mmprep_shim_success_hook"),
             error_hook: sym!("mmprep_shim_error_hook"),
         };
@@ -570,6 +574,8 @@ impl Library {
             page_copy: cb_page_copy,
             guard_set: guard.set,
             crashed: cb_crashed,
+            legacy_remap: crate::ops::cb_legacy_remap,
+            legacy_insert_page: crate::ops::cb_legacy_insert_page,
         };
         // SAFETY: mmprep_shim_init copies the table; ctx points at the Runtime this Library
         // keeps alive for as long as C code can run.

@@ -28,7 +28,7 @@ mod ops;
 use std::path::Path;
 use std::sync::Arc;
 
-use mmprep::file::{DevId, File, FileMode, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, Inode, InodeKind};
 use mmprep_drivers::registry::{self, CDriverHost, CDriverRequest, DriverEnv};
 
 /// The headers a driver compiles against, by path under `include/` (for documentation and
@@ -92,12 +92,6 @@ impl CDriverHost for CHost {
             cfile,
             name: ffi::intern(&name),
         };
-        if ops.hook() == MmapHook::Legacy {
-            return Err(format!(
-                "`{}` has only the legacy ->mmap, which this harness does not run yet: convert it to ->mmap_prepare",
-                built.fops
-            ));
-        }
         let file_mode = if request.read_only {
             FileMode::READ_ONLY
         } else {

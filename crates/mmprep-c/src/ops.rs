@@ -14,8 +14,12 @@ use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
 use mmprep::file::{File, FileOperations, FopFlags, MmapHook};
 use mmprep::flags::{VmaBit, VmaFlags};
+use mmprep::legacy::LegacyVma;
 use mmprep::vma::{CacheMode, FaultResult, PageProt, PrivateData, VmFault, VmHooks, VmOperations, Vma};
 use mmprep::{Errno, Error, Pfn, Result, VirtAddr};
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
 
 use crate::ffi::{DescIo, Library, VmaIo, intern_c};
 
@@ -161,6 +165,32 @@ impl FileOperations for CFile {
             out = FopFlags(out.0 | FopFlags::UNSIGNED_OFFSET.0);
         }
         out
+    }
+
+    fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<()> {
+        let mut io = vma_io(vma.vma(), self.cfile, 0);
+        let lib = &self.lib;
+        let ret = with_legacy(vma, || {
+            // SAFETY: cfile is this library's struct file *; io is valid for the call. The
+            // driver's remap_pfn_range / vm_insert_page reach `vma` through LEGACY, set for
+            // exactly this call on this thread.
+            lib.call(-ENODEV, |s| unsafe { (s.legacy_mmap)(self.cfile, &mut io) })
+        });
+        if self.lib.runtime().crash().is_some() {
+            return Err(Error::new(Errno::EFAULT, "the C driver crashed"));
+        }
+        c_result(ret, "the C driver's mmap failed")?;
+        // What the driver left in the VMA.
+        apply_flags(vma, flags_from_c(io.flags));
+        vma.set_pgoff(PgOff(io.pgoff));
+        vma.set_page_prot(prot_from_c(io.prot));
+        if io.vm_ops != 0 {
+            vma.set_vm_ops(Arc::new(CVmOps::new(self.lib.clone(), io.vm_ops, self.cfile)));
+        }
+        if let Some(p) = private_from_c(io.private_data) {
+            vma.set_private_data(p);
+        }
+        Ok(())
     }
 
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
@@ -474,4 +504,73 @@ impl VmOperations for CVmOps {
         c_result(ret, "the C driver's vm_ops->access failed")?;
         Ok(usize::try_from(ret).unwrap_or(0).min(buf.len()))
     }
+}
+
+thread_local! {
+    /// The VMA a legacy `->mmap` on this thread is setting up, while it runs.
+    static LEGACY: Cell<*mut c_void> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Runs `f` with `vma` reachable from the driver's `remap_pfn_range` / `vm_insert_page`.
+fn with_legacy<R>(vma: &mut LegacyVma<'_>, f: impl FnOnce() -> R) -> R {
+    let previous = LEGACY.with(|l| l.replace(vma as *mut LegacyVma<'_> as *mut c_void));
+    let r = f();
+    LEGACY.with(|l| l.set(previous));
+    r
+}
+
+/// Sets exactly `flags` on a legacy VMA.
+fn apply_flags(vma: &mut LegacyVma<'_>, flags: VmaFlags) {
+    let old = vma.vma().flags();
+    vma.clear_flags(old);
+    vma.set_flags(flags);
+}
+
+/// Runs `f` on the legacy VMA being set up, with the driver's changes so far (`io`) applied
+/// first and the harness's changes (flags, a private remap's pgoff) copied back after.
+fn on_legacy(io: *mut VmaIo, f: impl FnOnce(&mut LegacyVma<'_>) -> Result<()>) -> c_int {
+    let p = LEGACY.with(Cell::get);
+    if p.is_null() || io.is_null() {
+        // Called outside ->mmap (from mmap_prepare, say): the HOWTO's way is an action.
+        return -(Errno::EINVAL.raw());
+    }
+    // SAFETY: `p` was set by `with_legacy` from a `&mut LegacyVma` that outlives the driver's
+    // ->mmap call this callback runs inside, on this thread, and nothing else uses it meanwhile
+    // (the Rust frame that holds it is waiting for that call). `io` is the shim's local.
+    let (vma, io) = unsafe { (&mut *(p as *mut LegacyVma<'_>), &mut *io) };
+    apply_flags(vma, flags_from_c(io.flags));
+    vma.set_pgoff(PgOff(io.pgoff));
+    let r = f(vma);
+    io.flags = flags_to_c(vma.vma().flags());
+    io.pgoff = vma.vma().pgoff().get();
+    match r {
+        Ok(()) => 0,
+        Err(e) => -e.errno.raw(),
+    }
+}
+
+pub(crate) extern "C" fn cb_legacy_remap(
+    ctx: *mut c_void,
+    io: *mut VmaIo,
+    addr: u64,
+    pfn: u64,
+    size: u64,
+    prot: u64,
+) -> c_int {
+    let _ = ctx;
+    on_legacy(io, |vma| {
+        let cache = prot_from_c(prot).cache;
+        let now = vma.vma().page_prot();
+        vma.set_page_prot(PageProt { cache, ..now });
+        vma.remap_pfn_range(VirtAddr(addr), Pfn(pfn), size)
+    })
+}
+
+pub(crate) extern "C" fn cb_legacy_insert_page(ctx: *mut c_void, io: *mut VmaIo, addr: u64, page: u64) -> c_int {
+    // SAFETY: ctx comes from the library's own table.
+    let rt = unsafe { crate::ffi::rt(ctx) };
+    let Some(frame) = rt.page(page) else {
+        return -(Errno::EINVAL.raw());
+    };
+    on_legacy(io, |vma| vma.vm_insert_page(VirtAddr(addr), frame))
 }

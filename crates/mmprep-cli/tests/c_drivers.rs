@@ -400,6 +400,57 @@ fn a_crash_in_driver_code_is_the_drivers_with_its_hook() {
 }
 
 #[test]
+fn a_legacy_mmap_remaps_on_the_vma() {
+    let src = r#"
+#include <linux/fs.h>
+#include <linux/io.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+
+static unsigned char *buf;
+
+static int old_open(struct inode *inode, struct file *file)
+{
+	buf = kzalloc(PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	buf[0] = 0x7e;
+	return 0;
+}
+
+static int old_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	unsigned long size = vma->vm_end - vma->vm_start;
+
+	if (size > PAGE_SIZE)
+		return -EINVAL;
+	vm_flags_set(vma, VM_DONTCOPY);
+	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
+	return remap_pfn_range(vma, vma->vm_start, PHYS_PFN(virt_to_phys(buf)), size, vma->vm_page_prot);
+}
+
+static const struct file_operations old_fops = {
+	.open = old_open,
+	.mmap = old_mmap,
+};
+"#;
+    let dir = scratch("legacy", &[("old.c", src)]);
+    let t = run_in(
+        &dir,
+        "file o c old.c\nmmap 0 4K rw- shared|fixed o 0\nmmap 1M 8K rw- shared|fixed o 0\nread 0 1\nsmaps\nevents\n",
+    );
+    assert_eq!(t.end, RunEnd::Finished, "{}", t.text());
+    let text = t.text();
+    assert!(text.contains("L3 mmap = -EINVAL"), "{text}");
+    assert!(text.contains("L4 read = 7ex1"), "{text}");
+    assert!(
+        text.contains("rw-s 00000000 o | rd wr sh mr mw me ms pf io dc de dd"),
+        "{text}"
+    );
+    assert!(text.contains("  mmap old 0x0-0x1000 pgoff=0x0 = 0"), "{text}");
+}
+
+#[test]
 fn c_lines_are_engine_only() {
     let script = parse("file h c hpet.c ro\nmmap 0 4K r-- shared h 0\n");
     assert!(script.engine_only().is_some());

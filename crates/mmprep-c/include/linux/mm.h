@@ -253,6 +253,48 @@ struct vm_operations_struct {
 /* ->access for PFN mappings of physical memory: reads or writes the physical page behind ADDR. */
 int generic_access_phys(struct vm_area_struct *vma, unsigned long addr, void *buf, int len, int write);
 
+/* ---- the legacy ->mmap hook's view of the VMA ---- */
+
+static inline void vm_flags_init(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->flags.__vma_flags[0] = flags;
+}
+
+static inline void vm_flags_reset(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->flags.__vma_flags[0] = flags;
+}
+
+static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->flags.__vma_flags[0] |= flags;
+}
+
+static inline void vm_flags_clear(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->flags.__vma_flags[0] &= ~flags;
+}
+
+static inline void vm_flags_mod(struct vm_area_struct *vma, vm_flags_t set, vm_flags_t clear)
+{
+	vma->flags.__vma_flags[0] = (vma->flags.__vma_flags[0] | set) & ~clear;
+}
+
+static inline bool is_cow_mapping(vm_flags_t flags)
+{
+	return (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
+}
+
+/*
+ * Legacy ->mmap only: map SIZE bytes of physical memory from PFN at ADDR now (sets VM_IO,
+ * VM_PFNMAP, VM_DONTEXPAND, VM_DONTDUMP); insert one kernel page (sets VM_MIXEDMAP).
+ */
+int remap_pfn_range(struct vm_area_struct *vma, unsigned long addr, unsigned long pfn,
+		    unsigned long size, pgprot_t prot);
+int io_remap_pfn_range(struct vm_area_struct *vma, unsigned long addr, unsigned long pfn,
+		       unsigned long size, pgprot_t prot);
+int vm_insert_page(struct vm_area_struct *vma, unsigned long addr, struct page *page);
+
 /* ---- kernel pages (opaque handles on the harness's frames) ---- */
 
 static inline struct page *alloc_page(gfp_t gfp)

@@ -29,6 +29,9 @@ struct mmprep_rt {
 	void (*guard_set)(void *jb);
 	/* Driver code crashed in HOOK (the guard jumped back to the shim). */
 	void (*crashed)(void *ctx, const char *hook);
+	/* Legacy ->mmap: remap_pfn_range and vm_insert_page on the VMA being set up. */
+	int (*legacy_remap)(void *ctx, void *vma_io, u64 addr, u64 pfn, u64 size, u64 prot);
+	int (*legacy_insert_page)(void *ctx, void *vma_io, u64 addr, u64 page);
 };
 
 /* The vm_operations_struct tables of the driver file with their names (for `events`). */
