@@ -458,3 +458,36 @@ fn c_lines_are_engine_only() {
     let t = engine::run(&script, &Profile::reference_host());
     assert!(matches!(t.end, RunEnd::Unsupported { line: 1, .. }), "{:?}", t.end);
 }
+
+/// `mmprep driver-diff` of the legacy/prepare pair: the merge it gains, and nothing else.
+#[test]
+fn driver_diff_of_the_conversion_shows_the_merge_and_nothing_else() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmprep"))
+        .current_dir(root())
+        .args(["driver-diff", "drivers/c/dumpless_legacy.c", "drivers/c/dumpless.c"])
+        .output()
+        .expect("mmprep runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("10 scenarios: 1 merge differences (expected), 0 hook differences, 0 regressions"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a mapping continuing the previous one:\n  expected, merges now:\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    +   00000000-00004000 rw-s 00000000 d | rd wr sh mr mw me ms dd\n"),
+        "{text}"
+    );
+
+    // A real change is a regression, and the exit status says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmprep"))
+        .current_dir(root())
+        .args(["driver-diff", "drivers/c/slots.c", "drivers/c/ring.c"])
+        .output()
+        .expect("mmprep runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REGRESSION"));
+}
