@@ -13,6 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef MMPREP_SANITIZE
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#endif
+
 #include <linux/fs.h>
 #include <linux/io.h>
 #include <linux/mm.h>
@@ -118,6 +125,8 @@ void *kmalloc(size_t size, gfp_t flags)
 	}
 	if (flags & __GFP_ZERO)
 		memset(p, 0, rounded);
+	/* Under AddressSanitizer the slack after SIZE is off limits, as past a kmalloc's end. */
+	ASAN_POISON_MEMORY_REGION((char *)p + size, rounded - size);
 	a->p = p;
 	a->size = rounded;
 	a->next = allocations;
@@ -162,6 +171,7 @@ void kfree(const void *p)
 		return;
 	}
 	*link = a->next;
+	ASAN_UNPOISON_MEMORY_REGION(a->p, a->size);
 	free(a->p);
 	free(a);
 }

@@ -498,6 +498,7 @@ impl Library {
     /// static state) and hands it its runtime.
     pub(crate) fn load(
         so: &Path,
+        keep_copy: bool,
         name: &str,
         params: Params,
         sink: EventSink,
@@ -512,9 +513,12 @@ impl Library {
         ));
         std::fs::copy(so, &copy).map_err(|e| format!("cannot copy {}: {e}", so.display()))?;
         // SAFETY: the library is one this crate compiled from the driver and the shim; loading
-        // runs no constructors beyond the C runtime's. The copy is removed once mapped.
+        // runs no constructors beyond the C runtime's (and the sanitizers'). The copy is removed
+        // once mapped, unless a sanitizer may need to read its symbols for a report.
         let lib = unsafe { libloading::Library::new(&copy) };
-        let _ = std::fs::remove_file(&copy);
+        if !keep_copy {
+            let _ = std::fs::remove_file(&copy);
+        }
         let lib = lib.map_err(|e| format!("cannot load the compiled driver: {e}"))?;
 
         macro_rules! sym {

@@ -41,25 +41,60 @@ pub fn headers() -> impl Iterator<Item = (&'static str, &'static str)> {
 
 /// Compiles, loads and opens C drivers.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CHost;
+pub struct CHost {
+    /// Build drivers with AddressSanitizer and UBSan. The process must have the sanitizer
+    /// runtime loaded first (`LD_PRELOAD`): [`sanitizer_runtime`] finds it, and `mmprep run
+    /// --sanitize` restarts itself with it.
+    pub sanitize: bool,
+}
+
+/// The compiler flags of a sanitized build.
+pub const SANITIZE_FLAGS: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-DMMPREP_SANITIZE",
+];
+
+/// The AddressSanitizer runtime of the system C compiler (`cc -print-file-name=libasan.so`), if
+/// it has one.
+pub fn sanitizer_runtime() -> Option<std::path::PathBuf> {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = std::process::Command::new(cc)
+        .arg("-print-file-name=libasan.so")
+        .output()
+        .ok()?;
+    let path = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    // A compiler without it prints the bare name back.
+    (path.is_absolute() && path.exists()).then_some(path)
+}
 
 impl CHost {
     /// Compiles `source` (or finds it in the cache) and reports the compiler's own message on
     /// failure. Returns the `struct file_operations` it took.
     pub fn check(&self, source: &Path, fops: Option<&str>, cflags: &[String]) -> Result<String, String> {
-        compile::build(source, fops, cflags).map(|b| b.fops)
+        compile::build(source, fops, &self.cflags(cflags)).map(|b| b.fops)
+    }
+
+    /// The scenario's flags, and the sanitizers' if asked for.
+    fn cflags(&self, cflags: &[String]) -> Vec<String> {
+        let mut all = cflags.to_vec();
+        if self.sanitize {
+            all.extend(SANITIZE_FLAGS.iter().map(|f| f.to_string()));
+        }
+        all
     }
 }
 
 impl CDriverHost for CHost {
     fn open(&self, request: &CDriverRequest<'_>, env: &DriverEnv<'_>) -> Result<Arc<File>, String> {
-        let built = compile::build(request.source, request.fops, request.cflags)?;
+        let built = compile::build(request.source, request.fops, &self.cflags(request.cflags))?;
         let shown = request.source.file_name().map_or_else(
             || request.source.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
         let lib = ffi::Library::load(
             &built.so,
+            self.sanitize,
             &shown,
             request.params.clone(),
             env.events.clone(),

@@ -88,6 +88,9 @@ enum Command {
         /// The machine facts the engine assumes
         #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
         profile: ProfileChoice,
+        /// Build C drivers with AddressSanitizer and UBSan (restarts mmprep with the sanitizer runtime)
+        #[arg(long)]
+        sanitize: bool,
     },
     /// Run scenarios on the kernel and on the engine and show where the transcripts differ
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -153,7 +156,8 @@ impl ProfileChoice {
 /// What to do with each scenario file.
 enum Mode {
     Kernel,
-    Engine(Profile),
+    /// The profile, and whether C drivers are built with the sanitizers.
+    Engine(Profile, bool),
     Diff(Profile),
 }
 
@@ -162,9 +166,9 @@ impl Mode {
     fn run(&self, input: &Input, script: &Script) -> Report {
         match self {
             Mode::Kernel => print_run(input, mmprep_host::run(script)),
-            Mode::Engine(profile) => print_run(
+            Mode::Engine(profile, sanitize) => print_run(
                 input,
-                mmprep_scenario::engine::run_with(script, profile, &input.run_options()),
+                mmprep_scenario::engine::run_with(script, profile, &input.run_options(*sanitize)),
             ),
             Mode::Diff(profile) => diff(input, script, profile),
         }
@@ -179,7 +183,16 @@ fn main() -> ExitCode {
         Command::Fuzz { seeds, start } => return fuzz(start, seeds),
         Command::DriverDiff { old, new, fops, param } => return driver_diff(&old, &new, &fops, &param),
         Command::Kernel { files } => (files, Mode::Kernel),
-        Command::Run { files, profile } => (files, Mode::Engine(profile.profile())),
+        Command::Run {
+            files,
+            profile,
+            sanitize,
+        } => {
+            if sanitize && let Err(status) = with_sanitizer_runtime() {
+                return status;
+            }
+            (files, Mode::Engine(profile.profile(), sanitize))
+        }
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
     };
     let mut status = exit::OK;
@@ -278,11 +291,12 @@ impl Input {
         Ok(Input { name, text, dir })
     }
 
-    /// The engine run's options: the scenario's folder, and `mmprep-c` for C drivers.
-    fn run_options(&self) -> mmprep_scenario::engine::RunOptions {
+    /// The engine run's options: the scenario's folder, and `mmprep-c` for C drivers (built
+    /// with the sanitizers if `sanitize`).
+    fn run_options(&self, sanitize: bool) -> mmprep_scenario::engine::RunOptions {
         mmprep_scenario::engine::RunOptions {
             dir: self.dir.clone(),
-            c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost)),
+            c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost { sanitize })),
         }
     }
 
@@ -353,7 +367,7 @@ fn diff(input: &Input, script: &Script, profile: &Profile) -> Report {
             kernel.end.exit_code(),
         );
     }
-    let engine = mmprep_scenario::engine::run_with(script, profile, &input.run_options());
+    let engine = mmprep_scenario::engine::run_with(script, profile, &input.run_options(false));
     let comparison = mmprep_host::diff::compare(&kernel, &engine);
     if comparison.is_same() {
         Report {
@@ -485,7 +499,7 @@ fn driver_diff(old: &Path, new: &Path, fops: &[String], params: &[String]) -> Ex
     }
     let options = mmprep_scenario::engine::RunOptions {
         dir: None,
-        c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost)),
+        c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost::default())),
     };
     let sides = [(old, fo), (new, fn_)].map(|(p, f)| (std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()), f));
     let old_side = Side {
@@ -510,4 +524,47 @@ fn driver_diff(old: &Path, new: &Path, fops: &[String], params: &[String]) -> Ex
             ExitCode::from(exit::BAD_SCENARIO)
         }
     }
+}
+
+/// `run --sanitize`: a sanitized driver needs the AddressSanitizer runtime loaded before anything
+/// else, so mmprep restarts itself once with it in `LD_PRELOAD` (leak checking off: the harness
+/// keeps some things for the life of the process on purpose). Returns only when the runtime is
+/// there, or with the exit status to end with.
+fn with_sanitizer_runtime() -> Result<(), ExitCode> {
+    use std::os::unix::process::CommandExt;
+    const MARK: &str = "MMPREP_SANITIZER_LOADED";
+    if std::env::var_os(MARK).is_some() {
+        return Ok(());
+    }
+    let Some(runtime) = mmprep_c::sanitizer_runtime() else {
+        eprintln!(
+            "mmprep: --sanitize needs the C compiler's AddressSanitizer runtime (libasan), which `cc` does not have"
+        );
+        return Err(ExitCode::from(exit::HOST_FAILED));
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("mmprep: --sanitize: cannot find the mmprep binary to restart: {e}");
+            return Err(ExitCode::from(exit::HOST_FAILED));
+        }
+    };
+    let mut preload = runtime.into_os_string();
+    if let Some(old) = std::env::var_os("LD_PRELOAD") {
+        preload.push(" ");
+        preload.push(old);
+    }
+    let mut options = std::ffi::OsString::from("detect_leaks=0");
+    if let Some(old) = std::env::var_os("ASAN_OPTIONS") {
+        options.push(":");
+        options.push(old);
+    }
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(MARK, "1")
+        .env("LD_PRELOAD", preload)
+        .env("ASAN_OPTIONS", options)
+        .exec();
+    eprintln!("mmprep: --sanitize: cannot restart with the sanitizer runtime: {err}");
+    Err(ExitCode::from(exit::HOST_FAILED))
 }

@@ -22,7 +22,7 @@ fn root() -> PathBuf {
 fn options(dir: &Path) -> RunOptions {
     RunOptions {
         dir: Some(dir.to_path_buf()),
-        c_drivers: Some(Arc::new(mmprep_c::CHost)),
+        c_drivers: Some(Arc::new(mmprep_c::CHost::default())),
     }
 }
 
@@ -490,4 +490,64 @@ fn driver_diff_of_the_conversion_shows_the_merge_and_nothing_else() {
         .expect("mmprep runs");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("REGRESSION"));
+}
+
+/// `mmprep run --sanitize`: the driver built with AddressSanitizer and UBSan, whose reports
+/// name the driver's own line.
+#[test]
+fn sanitize_reports_the_drivers_own_bugs() {
+    if mmprep_c::sanitizer_runtime().is_none() {
+        eprintln!("skipped: the C compiler has no AddressSanitizer runtime");
+        return;
+    }
+    let src = r#"#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+
+static int bad_mmap_prepare(struct vm_area_desc *desc)
+{
+	int n = (int)mmprep_param_u64("n", 0);
+
+	if (n == 1) {
+		char *p = kmalloc(16, GFP_KERNEL);
+
+		p[16] = 1;
+		kfree(p);
+	}
+	if (n == 2) {
+		int big = 0x7fffffff;
+
+		big += (int)vma_desc_pages(desc);
+		pr_info("big %d", big);
+	}
+	return 0;
+}
+
+static const struct file_operations bad_fops = { .mmap_prepare = bad_mmap_prepare };
+"#;
+    let dir = scratch("sanitize", &[("bad.c", src)]);
+    let run = |n: u32| {
+        let scn = dir.join(format!("bad{n}.scn"));
+        std::fs::write(&scn, format!("file b c bad.c n={n}\nmmap 0 4K rw- shared|fixed b 0\n")).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_mmprep"))
+            .args(["run", "--sanitize"])
+            .arg(&scn)
+            .output()
+            .expect("mmprep runs")
+    };
+    // A write one past a kmalloc's end: AddressSanitizer stops the run at the driver's line.
+    let out = run(1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("ERROR: AddressSanitizer"), "{err}");
+    assert!(err.contains("in bad_mmap_prepare") && err.contains("bad.c:12"), "{err}");
+    // A signed overflow: UBSan says where, and the run goes on.
+    let out = run(2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("bad.c:18") && err.contains("signed integer overflow"),
+        "{err}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "L2 mmap = 0x0\n");
 }

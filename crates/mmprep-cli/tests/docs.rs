@@ -109,7 +109,7 @@ fn check_example(scenario: &Block, transcript: Option<&Block>, dir: &Path) -> Re
     let profile = mmprep_host::host_profile();
     let options = mmprep_scenario::engine::RunOptions {
         dir: Some(dir.to_path_buf()),
-        c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost)),
+        c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost::default())),
     };
     let engine = mmprep_scenario::engine::run_with(&script, &profile, &options);
     let finished = |who: &str, t: &Transcript| {
