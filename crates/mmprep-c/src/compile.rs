@@ -103,6 +103,104 @@ fn strip_comments(source: &str) -> String {
     }
 }
 
+/// The HOWTO's write-only fields of `struct vm_area_desc`.
+const WRITE_ONLY: &[&str] = &["vm_ops", "private_data"];
+
+/// Reads of a write-only descriptor field before the function set it, found in the source:
+/// `(line, field)`. A function that takes `struct vm_area_desc *NAME` may assign
+/// `NAME->vm_ops` and `NAME->private_data`; any other use of them before such an assignment in
+/// that function reads a field the kernel leaves NULL (comparing it, dereferencing it, passing
+/// it on). Taking its address (`&NAME->private_data`) is not counted.
+pub(crate) fn write_only_reads(source: &str) -> Vec<(usize, &'static str)> {
+    let text = strip_comments_keep_lines(source);
+    let mut out = Vec::new();
+    let needle = "struct vm_area_desc";
+    // Each function with a descriptor parameter: its name for the descriptor, from where.
+    let mut starts: Vec<(usize, String)> = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(needle) {
+        let at = from + i + needle.len();
+        from = at;
+        let rest = text[at..].trim_start();
+        let Some(rest) = rest.strip_prefix('*') else { continue };
+        let name: String = rest
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            starts.push((at, name));
+        }
+    }
+    for (k, (start, name)) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(text.len(), |(s, _)| *s);
+        let body = &text[*start..end];
+        for field in WRITE_ONLY {
+            let access = format!("{name}->{field}");
+            let mut written = false;
+            let mut pos = 0;
+            while let Some(i) = body[pos..].find(&access) {
+                let at = pos + i;
+                pos = at + access.len();
+                // Not a longer identifier (`desc->vm_ops_x`), not another variable (`xdesc`).
+                let after = &body[pos..];
+                if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let before = body[..at].chars().next_back();
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+                    continue;
+                }
+                let after = after.trim_start();
+                let assigned = after.starts_with('=') && !after.starts_with("==");
+                let address_taken = body[..at].trim_end().ends_with('&');
+                if assigned {
+                    written = true;
+                } else if !written && !address_taken {
+                    let line = text[..start + at].matches('\n').count() + 1;
+                    out.push((line, *field));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `source` with comments blanked out, line breaks kept (for line numbers).
+fn strip_comments_keep_lines(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut chars = source.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('/', Some('*')) => {
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        out.push('\n');
+                    }
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+                out.push(' ');
+            }
+            ('/', Some('/')) => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Which `struct file_operations` to take: `wanted`, or the only one.
 fn choose_fops(source: &str, wanted: Option<&str>) -> Result<String, String> {
     let all = tables(source, "file_operations");
@@ -252,5 +350,19 @@ mod tests {
         assert_eq!(tables(src, "vm_operations_struct"), vec!["v"]);
         assert_eq!(choose_fops(src, None).unwrap(), "a_fops");
         assert!(choose_fops(src, Some("b")).unwrap_err().contains("a_fops"));
+    }
+
+    #[test]
+    fn finds_reads_of_write_only_fields() {
+        let src = "static int p(struct vm_area_desc *d)\n{\n\
+                   \tif (!d->vm_ops)\n\
+                   \t\td->vm_ops = &x;\n\
+                   \td->private_data = d->vm_ops; /* d->private_data */\n\
+                   \treturn d->private_data != 0;\n}\n\
+                   static int q(struct vm_area_desc *desc)\n{\n\
+                   \tfoo(&desc->private_data);\n\
+                   \tdesc->vm_ops = &y;\n\
+                   \treturn desc->vm_ops == &y;\n}\n";
+        assert_eq!(write_only_reads(src), vec![(3, "vm_ops")]);
     }
 }

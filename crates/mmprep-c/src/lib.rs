@@ -88,6 +88,20 @@ impl CHost {
 impl CDriverHost for CHost {
     fn open(&self, request: &CDriverRequest<'_>, env: &DriverEnv<'_>) -> Result<Arc<File>, String> {
         let built = compile::build(request.source, request.fops, &self.cflags(request.cflags))?;
+        // The HOWTO's write-only fields, read before they were set: said once per file line,
+        // in the scenario's events.
+        if let Ok(source) = std::fs::read_to_string(request.source) {
+            let file = request.source.file_name().map(|n| n.to_string_lossy().into_owned());
+            for (line, field) in compile::write_only_reads(&source) {
+                env.events.push(mmprep::events::Event::Printk {
+                    level: "rule",
+                    text: format!(
+                        "{}:{line}: reads desc->{field} before setting it: it is write-only (NULL until the driver sets it)",
+                        file.as_deref().unwrap_or("driver")
+                    ),
+                });
+            }
+        }
         let shown = request.source.file_name().map_or_else(
             || request.source.display().to_string(),
             |n| n.to_string_lossy().into_owned(),

@@ -451,6 +451,24 @@ static const struct file_operations old_fops = {
 }
 
 #[test]
+fn reading_a_write_only_field_is_named() {
+    let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
+               static const struct vm_operations_struct peek_vm_ops = { };\n\
+               static int peek_mmap_prepare(struct vm_area_desc *desc)\n{\n\
+               \tif (desc->vm_ops)\n\t\treturn -EBUSY;\n\
+               \tdesc->vm_ops = &peek_vm_ops;\n\treturn 0;\n}\n\
+               static const struct file_operations peek_fops = { .mmap_prepare = peek_mmap_prepare };\n";
+    let dir = scratch("peek", &[("peek.c", src)]);
+    let t = run_in(&dir, "file p c peek.c\nmmap 0 4K rw- shared|fixed p 0\nevents\n");
+    let text = t.text();
+    assert!(text.contains("L2 mmap = 0x0"), "{text}");
+    assert!(
+        text.contains("  rule peek.c:6: reads desc->vm_ops before setting it: it is write-only"),
+        "{text}"
+    );
+}
+
+#[test]
 fn c_lines_are_engine_only() {
     let script = parse("file h c hpet.c ro\nmmap 0 4K r-- shared h 0\n");
     assert!(script.engine_only().is_some());
