@@ -69,7 +69,14 @@ pub(crate) fn tables(source: &str, ty: &str) -> Vec<String> {
         if name.is_empty() {
             continue;
         }
-        let tail = after[name.len()..].trim_start();
+        // Attributes may stand between the name and `=` (`__maybe_unused`, `__read_mostly`).
+        let mut tail = after[name.len()..].trim_start();
+        while tail.starts_with("__") {
+            let word = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            tail = tail[word..].trim_start();
+        }
         if tail.starts_with('=') && !out.contains(&name) {
             out.push(name);
         }
@@ -263,8 +270,18 @@ pub(crate) fn build(source_path: &Path, fops: Option<&str>, cflags: &[String]) -
     let vm_ops = tables(&source, "vm_operations_struct");
     let unit = unit(&source_path, &fops, &vm_ops);
 
+    // The driver's own headers beside it are part of what is compiled.
+    let mut local: Vec<(String, String)> = std::fs::read_dir(source_path.parent().unwrap_or(Path::new(".")))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "h"))
+        .filter_map(|p| Some((p.display().to_string(), std::fs::read_to_string(&p).ok()?)))
+        .collect();
+    local.sort();
     let mut h = DefaultHasher::new();
-    (&source, &unit, cflags, FILES, compiler()).hash(&mut h);
+    (&source, &local, &unit, cflags, FILES, compiler()).hash(&mut h);
     let key = format!("{:016x}", h.finish());
     let mut args: Vec<String> = cflags.to_vec();
     args.extend(["-Wl,-z,defs", "-o", "driver.so", "unit.c", "runtime/shim.c"].map(String::from));
@@ -345,9 +362,10 @@ mod tests {
                    static const struct file_operations a_fops = {\n};\n\
                    // struct file_operations b = {\n\
                    int f(struct file_operations *p);\n\
-                   const struct vm_operations_struct v = { };\n";
+                   const struct vm_operations_struct v = { };\n\
+                   static const struct vm_operations_struct w __maybe_unused = { };\n";
         assert_eq!(tables(src, "file_operations"), vec!["a_fops"]);
-        assert_eq!(tables(src, "vm_operations_struct"), vec!["v"]);
+        assert_eq!(tables(src, "vm_operations_struct"), vec!["v", "w"]);
         assert_eq!(choose_fops(src, None).unwrap(), "a_fops");
         assert!(choose_fops(src, Some("b")).unwrap_err().contains("a_fops"));
     }
