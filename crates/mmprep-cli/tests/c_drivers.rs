@@ -468,6 +468,49 @@ fn reading_a_write_only_field_is_named() {
     );
 }
 
+/// Both forms of the action's error filter: `error_hook` (mainline) and, behind
+/// `MMPREP_MMAP_ACTION_ERROR_OVERRIDE`, `error_override`.
+#[test]
+fn error_hook_and_error_override_filter_a_failed_remap() {
+    let src = r#"#include <linux/fs.h>
+#include <linux/mm.h>
+
+#ifndef MMPREP_MMAP_ACTION_ERROR_OVERRIDE
+static int wrap_error_hook(int err)
+{
+	pr_info("error_hook saw %d", err);
+	return -EAGAIN;
+}
+#endif
+
+static int wrap_mmap_prepare(struct vm_area_desc *desc)
+{
+	/* A physical range that wraps: refused when the action completes. */
+	mmap_action_remap_full(desc, ~0UL >> PAGE_SHIFT);
+#ifdef MMPREP_MMAP_ACTION_ERROR_OVERRIDE
+	desc->action.error_override = -EAGAIN;
+#else
+	desc->action.error_hook = wrap_error_hook;
+#endif
+	return 0;
+}
+
+static const struct file_operations wrap_fops = { .mmap_prepare = wrap_mmap_prepare };
+"#;
+    let dir = scratch("wrap", &[("wrap.c", src)]);
+    for cflags in ["", " cflags=-DMMPREP_MMAP_ACTION_ERROR_OVERRIDE"] {
+        let t = run_in(
+            &dir,
+            &format!("file w c wrap.c{cflags}\nmmap 0 4K rw- shared|fixed w 0\nmaps\nevents\n"),
+        );
+        let text = t.text();
+        assert!(text.contains("L2 mmap = -EAGAIN"), "{cflags}: {text}");
+        assert!(text.contains("L3 maps = 0"), "{cflags}: {text}");
+        assert!(text.contains("  error_hook -EINVAL = -EAGAIN"), "{cflags}: {text}");
+        assert_eq!(text.contains("pr_info error_hook saw -22"), cflags.is_empty(), "{text}");
+    }
+}
+
 #[test]
 fn c_lines_are_engine_only() {
     let script = parse("file h c hpet.c ro\nmmap 0 4K r-- shared h 0\n");
