@@ -512,6 +512,24 @@ static const struct file_operations wrap_fops = { .mmap_prepare = wrap_mmap_prep
 }
 
 #[test]
+fn parameters_reach_the_driver() {
+    let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
+               static int p(struct vm_area_desc *d)\n{\n\
+               \tpr_info(\"%s %llu %llu %s\", mmprep_param_str(\"label\", \"none\"),\n\
+               \t\t(unsigned long long)mmprep_param_u64(\"size\", 1),\n\
+               \t\t(unsigned long long)mmprep_param_u64(\"missing\", 7),\n\
+               \t\tmmprep_param_str(\"other\", \"default\"));\n\
+               \treturn 0;\n}\n\
+               static const struct file_operations p_fops = { .mmap_prepare = p };\n";
+    let dir = scratch("params", &[("params.c", src)]);
+    let t = run_in(
+        &dir,
+        "file p c params.c label=ring-0 size=0x2K\nmmap 0 4K rw- shared|fixed p 0\nevents\n",
+    );
+    assert!(t.text().contains("  pr_info ring-0 2048 7 default\n"), "{}", t.text());
+}
+
+#[test]
 fn c_lines_are_engine_only() {
     let script = parse("file h c hpet.c ro\nmmap 0 4K r-- shared h 0\n");
     assert!(script.engine_only().is_some());
