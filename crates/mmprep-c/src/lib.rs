@@ -13,9 +13,10 @@
 //!   callbacks C makes (parameters, `printk`, pages, simulated hardware) and a loaded library.
 //! - `ops`: the engine traits over C: hook presence comes from which members are non-NULL.
 //!
-//! This is the one crate of the workspace with `unsafe`: calling into C and the one kind of
-//! memory C hands back (`kmalloc` memory mapped through `virt_to_phys`). Every block says why it
-//! is sound.
+//! Beside `mmprep-host`'s system calls, this is the one crate of the workspace with `unsafe`:
+//! calling into C and the one kind of memory C hands back (`kmalloc` memory mapped through
+//! `virt_to_phys`). Every block says why it is sound (`clippy::undocumented_unsafe_blocks` is
+//! denied).
 //!
 //! [`CHost`] implements the driver registry's [`CDriverHost`], which the scenario runner takes
 //! for `file NAME c PATH.c` lines.
