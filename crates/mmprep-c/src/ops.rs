@@ -185,7 +185,17 @@ impl FileOperations for CFile {
         vma.set_pgoff(PgOff(io.pgoff));
         vma.set_page_prot(prot_from_c(io.prot));
         if io.vm_ops != 0 {
-            vma.set_vm_ops(Arc::new(CVmOps::new(self.lib.clone(), io.vm_ops, self.cfile)));
+            let ops = CVmOps::new(self.lib.clone(), io.vm_ops, self.cfile);
+            if ops.hooks.contains(VmHooks::MAPPED) {
+                self.lib.runtime().log(
+                    "rule",
+                    format!(
+                        "->mmap installed {} with ->mapped, which only the mmap_prepare path calls (refused: EINVAL)",
+                        ops.name
+                    ),
+                );
+            }
+            vma.set_vm_ops(Arc::new(ops));
         }
         if let Some(p) = private_from_c(io.private_data) {
             vma.set_private_data(p);

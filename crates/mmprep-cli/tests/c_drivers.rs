@@ -448,6 +448,21 @@ static const struct file_operations old_fops = {
         "{text}"
     );
     assert!(text.contains("  mmap old 0x0-0x1000 pgoff=0x0 = 0"), "{text}");
+
+    // `mapped` belongs to the mmap_prepare model: a legacy hook that installs it is refused.
+    let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
+               static int m(unsigned long s, unsigned long e, pgoff_t p, const struct file *f, void **d) { return 0; }\n\
+               static const struct vm_operations_struct mixed_vm_ops = { .mapped = m };\n\
+               static int mixed_mmap(struct file *file, struct vm_area_struct *vma)\n\
+               { vma->vm_ops = &mixed_vm_ops; return 0; }\n\
+               static const struct file_operations mixed_fops = { .mmap = mixed_mmap };\n";
+    let dir = scratch("mixed", &[("mixed.c", src)]);
+    let text = run_in(&dir, "file m c mixed.c\nmmap 0 4K rw- shared|fixed m 0\nevents\n").text();
+    assert!(text.contains("L2 mmap = -EINVAL"), "{text}");
+    assert!(
+        text.contains("  rule ->mmap installed mixed_vm_ops with ->mapped, which only the mmap_prepare path calls"),
+        "{text}"
+    );
 }
 
 #[test]
