@@ -228,6 +228,26 @@ unsigned int mmprep_shim_fops_hooks(void)
 	return hooks;
 }
 
+unsigned long thp_get_unmapped_area(struct file *filp, unsigned long addr, unsigned long len,
+				    unsigned long pgoff, unsigned long flags)
+{
+	/* Never called: the engine places the mapping (mmprep_shim_area_policy says how). */
+	(void)filp;
+	(void)len;
+	(void)pgoff;
+	(void)flags;
+	return addr;
+}
+
+/* How f_op->get_unmapped_area places mappings: 0 the default, 1 thp_get_unmapped_area, 2 the
+ * driver's own (not run: the default). */
+unsigned int mmprep_shim_area_policy(void)
+{
+	if (!mmprep_fops->get_unmapped_area)
+		return 0;
+	return mmprep_fops->get_unmapped_area == thp_get_unmapped_area ? 1 : 2;
+}
+
 unsigned int mmprep_shim_fop_flags(void)
 {
 	return mmprep_fops->fop_flags;

@@ -75,6 +75,7 @@ struct RtTable {
     crashed: extern "C" fn(*mut c_void, *const c_char),
     legacy_remap: extern "C" fn(*mut c_void, *mut VmaIo, u64, u64, u64, u64) -> c_int,
     legacy_insert_page: extern "C" fn(*mut c_void, *mut VmaIo, u64, u64) -> c_int,
+    place_device: extern "C" fn(*mut c_void, *const c_char, u64, u64) -> u64,
 }
 
 /// What C's callbacks reach: one per loaded library.
@@ -217,6 +218,31 @@ extern "C" fn cb_printk(ctx: *mut c_void, level: *const c_char, text: *const c_c
     rt.log(level, text.map(|t| t.into_owned()).unwrap_or_default());
 }
 
+/// The simulated hardware `model` of `size` bytes (`arg`: the fill byte of `ram`).
+fn device_model(model: Option<&str>, size: u64, arg: u64) -> Option<Arc<dyn DeviceMemory>> {
+    let pages = size.div_ceil(PAGE_SIZE);
+    match model {
+        Some("hpet") => Some(Arc::new(mmprep_drivers::hpet::Registers::new())),
+        Some("ram") => Some(Arc::new(mmprep_drivers::memory::MemoryRegion::new(
+            (pages * PAGE_SIZE) as usize,
+            arg as u8,
+        ))),
+        _ => None,
+    }
+}
+
+extern "C" fn cb_place_device(ctx: *mut c_void, model: *const c_char, size: u64, arg: u64) -> u64 {
+    // SAFETY: ctx comes from our own table; model is a C string from the driver.
+    let (rt, model) = unsafe { (rt(ctx), c_str(model)) };
+    if size == 0 {
+        return 0;
+    }
+    let Some(mem) = device_model(model.as_deref(), size, arg) else {
+        return 0;
+    };
+    rt.machine.add_device(size.div_ceil(PAGE_SIZE), mem).get() * PAGE_SIZE
+}
+
 extern "C" fn cb_attach_device(ctx: *mut c_void, model: *const c_char, phys: u64, size: u64, arg: u64) -> c_int {
     const EBUSY: c_int = 16;
     // SAFETY: ctx comes from our own table; model is a C string from the driver.
@@ -225,13 +251,8 @@ extern "C" fn cb_attach_device(ctx: *mut c_void, model: *const c_char, phys: u64
         return -EINVAL;
     }
     let pages = size.div_ceil(PAGE_SIZE);
-    let mem: Arc<dyn DeviceMemory> = match model.as_deref() {
-        Some("hpet") => Arc::new(mmprep_drivers::hpet::Registers::new()),
-        Some("ram") => Arc::new(mmprep_drivers::memory::MemoryRegion::new(
-            (pages * PAGE_SIZE) as usize,
-            arg as u8,
-        )),
-        _ => return -EINVAL,
+    let Some(mem) = device_model(model.as_deref(), size, arg) else {
+        return -EINVAL;
     };
     match rt.machine.add_device_at(Pfn(phys / PAGE_SIZE), pages, mem) {
         Some(_) => 0,
@@ -465,6 +486,7 @@ type Fn0<R> = unsafe extern "C" fn() -> R;
 pub(crate) struct Shim {
     pub fops_hooks: Fn0<u32>,
     pub fop_flags: Fn0<u32>,
+    pub area_policy: Fn0<u32>,
     pub open: unsafe extern "C" fn(c_int, u64, *mut c_int, *mut u64, *mut u32) -> u64,
     pub mmap_prepare: unsafe extern "C" fn(u64, *mut DescIo) -> c_int,
     pub page_at: unsafe extern "C" fn(u64, u64) -> u64,
@@ -533,6 +555,7 @@ impl Library {
         let shim = Shim {
             fops_hooks: sym!("mmprep_shim_fops_hooks"),
             fop_flags: sym!("mmprep_shim_fop_flags"),
+            area_policy: sym!("mmprep_shim_area_policy"),
             open: sym!("mmprep_shim_open"),
             mmap_prepare: sym!("mmprep_shim_mmap_prepare"),
             page_at: sym!("mmprep_shim_page_at"),
@@ -580,6 +603,7 @@ impl Library {
             crashed: cb_crashed,
             legacy_remap: crate::ops::cb_legacy_remap,
             legacy_insert_page: crate::ops::cb_legacy_insert_page,
+            place_device: cb_place_device,
         };
         // SAFETY: mmprep_shim_init copies the table; ctx points at the Runtime this Library
         // keeps alive for as long as C code can run.

@@ -154,6 +154,15 @@ impl FileOperations for CFile {
         self.hook()
     }
 
+    fn area_policy(&self, flags: mmprep::MapFlags) -> mmprep::file::AreaPolicy {
+        let _ = flags;
+        // SAFETY: area_policy compares a member of the driver's static file_operations table.
+        match self.lib.call(0, |s| unsafe { (s.area_policy)() }) {
+            1 => mmprep::file::AreaPolicy::Thp,
+            _ => mmprep::file::AreaPolicy::Default,
+        }
+    }
+
     fn fop_flags(&self) -> FopFlags {
         // SAFETY: fop_flags reads a member of the driver's static file_operations table.
         let flags = self.lib.call(0, |s| unsafe { (s.fop_flags)() });

@@ -82,7 +82,10 @@ fn c_examples_print_the_rust_drivers_transcripts() {
             failures.push(format!("{stem}:\n--- expected\n{expected}--- C driver\n{}", c.text()));
         }
     }
-    assert!(twins >= 4, "C versions of hpet, mem, ring and slots");
+    assert!(
+        twins >= 8,
+        "C versions of dax, dumpless, fb, hpet, mem, ring, ro and slots"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -295,6 +295,13 @@ int io_remap_pfn_range(struct vm_area_struct *vma, unsigned long addr, unsigned 
 		       unsigned long size, pgprot_t prot);
 int vm_insert_page(struct vm_area_struct *vma, unsigned long addr, struct page *page);
 
+/*
+ * f_op->get_unmapped_area of files that like 2 MiB alignment (ext4, DAX): the harness places
+ * such mappings as the kernel's thp_get_unmapped_area does. Only its address is used.
+ */
+unsigned long thp_get_unmapped_area(struct file *filp, unsigned long addr, unsigned long len,
+				    unsigned long pgoff, unsigned long flags);
+
 /* ---- kernel pages (opaque handles on the harness's frames) ---- */
 
 static inline struct page *alloc_page(gfp_t gfp)

@@ -32,6 +32,7 @@ struct mmprep_rt {
 	/* Legacy ->mmap: remap_pfn_range and vm_insert_page on the VMA being set up. */
 	int (*legacy_remap)(void *ctx, void *vma_io, u64 addr, u64 pfn, u64 size, u64 prot);
 	int (*legacy_insert_page)(void *ctx, void *vma_io, u64 addr, u64 page);
+	u64 (*place_device)(void *ctx, const char *model, u64 size, u64 arg);
 };
 
 /* The vm_operations_struct tables of the driver file with their names (for `events`). */
@@ -67,6 +68,21 @@ static inline const char *mmprep_param_str(const char *key, const char *def)
 static inline int mmprep_attach_device(const char *model, phys_addr_t phys, unsigned long size)
 {
 	return mmprep_rt.attach_device(mmprep_rt.ctx, model, phys, size, 0);
+}
+
+/*
+ * Plugs in simulated hardware MODEL wherever the physical address map has room (a BAR the
+ * firmware placed): its physical address, or 0 for an unknown model.
+ */
+static inline phys_addr_t mmprep_place_device(const char *model, unsigned long size)
+{
+	return mmprep_rt.place_device(mmprep_rt.ctx, model, size, 0);
+}
+
+/* Plugs in SIZE bytes of plain memory wherever there is room, every byte FILL at first. */
+static inline phys_addr_t mmprep_place_ram(unsigned long size, u8 fill)
+{
+	return mmprep_rt.place_device(mmprep_rt.ctx, "ram", size, fill);
 }
 
 /* Plugs in SIZE bytes of plain memory at PHYS, every byte FILL at first. */
