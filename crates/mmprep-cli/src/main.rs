@@ -61,7 +61,7 @@ struct Cli {
 enum Command {
     /// A guided walk through merging, splitting and mmap_prepare, checked against the host kernel
     Tour,
-    /// List the example drivers that `file NAME driver DRIVER [KEY=VALUE ...]` lines can open
+    /// List the example drivers that `file NAME driver DRIVER [KEY=VALUE ...]` lines can open (and how to load a C one)
     Drivers,
     /// Time one identical stream of mmap/munmap/mprotect calls on the engine and on the host kernel
     Bench {
@@ -474,6 +474,9 @@ fn drivers() -> ExitCode {
             println!("{:<10}   {p}", "");
         }
     }
+    println!();
+    println!("C drivers: `file NAME c PATH.c [fops=SYMBOL] [ro] [KEY=VALUE ...]` compiles and maps one;");
+    println!("drivers/c/ has C versions of these (docs/c-drivers.md).");
     ExitCode::SUCCESS
 }
 
