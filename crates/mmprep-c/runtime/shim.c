@@ -22,6 +22,7 @@
 
 #include <linux/fs.h>
 #include <linux/io.h>
+#include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <mmprep/runtime.h>
@@ -29,8 +30,13 @@
 struct mmprep_rt mmprep_rt;
 int mmprep_in_mmap_prepare;
 
-/* From the generated unit that includes the driver file. */
+/* From the generated unit that includes the driver file (NULL: module_init registers one). */
 extern const struct file_operations *const mmprep_fops;
+/* The driver's module_init, if it has one. */
+extern int (*mmprep_module_init_fn)(void) __attribute__((weak));
+
+/* The table the file is served with: mmprep_fops, or the first misc_register()ed. */
+static const struct file_operations *fops;
 extern const struct mmprep_named_ops mmprep_vm_ops_names[];
 
 struct mm_struct {
@@ -58,6 +64,40 @@ void mmprep_shim_init(const struct mmprep_rt *rt)
 	}                                                        \
 	mmprep_rt.guard_set(&guard_jb)
 #define GUARD_END() mmprep_rt.guard_set(NULL)
+
+/* ---- module_init, misc_register ---- */
+
+int misc_register(struct miscdevice *misc)
+{
+	if (!fops)
+		fops = misc->fops;
+	return 0;
+}
+
+void misc_deregister(struct miscdevice *misc)
+{
+	(void)misc;
+}
+
+/*
+ * Runs the driver's module_init (if any) and picks the table to serve: 0, the errno module_init
+ * returned, or -ENODEV when there is no table.
+ */
+int mmprep_shim_start(void)
+{
+	int ret = 0;
+
+	fops = mmprep_fops;
+	if (&mmprep_module_init_fn && mmprep_module_init_fn) {
+		ret = -EFAULT;
+		GUARD_BEGIN("module_init", -EFAULT);
+		ret = mmprep_module_init_fn();
+		GUARD_END();
+	}
+	if (ret)
+		return ret;
+	return fops ? 0 : -ENODEV;
+}
 
 /* ---- printk ---- */
 
@@ -219,11 +259,11 @@ unsigned int mmprep_shim_fops_hooks(void)
 {
 	unsigned int hooks = 0;
 
-	if (mmprep_fops->mmap_prepare)
+	if (fops->mmap_prepare)
 		hooks |= MMPREP_FOP_MMAP_PREPARE;
-	if (mmprep_fops->mmap)
+	if (fops->mmap)
 		hooks |= MMPREP_FOP_MMAP;
-	if (mmprep_fops->get_unmapped_area)
+	if (fops->get_unmapped_area)
 		hooks |= MMPREP_FOP_GET_UNMAPPED_AREA;
 	return hooks;
 }
@@ -243,14 +283,14 @@ unsigned long thp_get_unmapped_area(struct file *filp, unsigned long addr, unsig
  * driver's own (not run: the default). */
 unsigned int mmprep_shim_area_policy(void)
 {
-	if (!mmprep_fops->get_unmapped_area)
+	if (!fops->get_unmapped_area)
 		return 0;
-	return mmprep_fops->get_unmapped_area == thp_get_unmapped_area ? 1 : 2;
+	return fops->get_unmapped_area == thp_get_unmapped_area ? 1 : 2;
 }
 
 unsigned int mmprep_shim_fop_flags(void)
 {
-	return mmprep_fops->fop_flags;
+	return fops->fop_flags;
 }
 
 /*
@@ -275,14 +315,14 @@ struct file *mmprep_shim_open(int read_only, unsigned long ino, int *err, u64 *s
 	file->f_mode = FMODE_READ | (read_only ? 0 : FMODE_WRITE);
 	file->f_inode = inode;
 	file->f_mapping = mapping;
-	file->f_op = mmprep_fops;
+	file->f_op = fops;
 	file->f_count = 1;
 	*size = 0;
 	*mode = 0;
-	if (mmprep_fops->open) {
+	if (fops->open) {
 		*err = -EFAULT; /* what a crash in ->open leaves */
 		GUARD_BEGIN("open", file);
-		*err = mmprep_fops->open(inode, file);
+		*err = fops->open(inode, file);
 		GUARD_END();
 	}
 	*size = inode->i_size > 0 ? (u64)inode->i_size : 0;
@@ -323,7 +363,7 @@ int mmprep_shim_mmap_prepare(struct file *file, struct mmprep_desc_io *io)
 
 	GUARD_BEGIN("mmap_prepare", -EFAULT);
 	mmprep_in_mmap_prepare = 1;
-	ret = mmprep_fops->mmap_prepare(&desc);
+	ret = fops->mmap_prepare(&desc);
 	mmprep_in_mmap_prepare = 0;
 	GUARD_END();
 
@@ -617,7 +657,7 @@ int mmprep_shim_legacy_mmap(struct file *file, struct mmprep_vma_io *io)
 	int ret;
 
 	GUARD_BEGIN("mmap", -EFAULT);
-	ret = mmprep_fops->mmap(file, &vma);
+	ret = fops->mmap(file, &vma);
 	GUARD_END();
 	vma_to_io(&vma, io);
 	return ret;

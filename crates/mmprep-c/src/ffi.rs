@@ -608,6 +608,22 @@ impl Library {
         // SAFETY: mmprep_shim_init copies the table; ctx points at the Runtime this Library
         // keeps alive for as long as C code can run.
         unsafe { init(&table) };
+        let start: unsafe extern "C" fn() -> c_int = sym!("mmprep_shim_start");
+        // SAFETY: runs the driver's module_init (under the crash guard) with the runtime in place.
+        let started = unsafe { start() };
+        if let Some(crash) = runtime.crash() {
+            return Err(format!("module_init {crash}"));
+        }
+        match started {
+            0 => {}
+            -19 => {
+                return Err("no struct file_operations: the file defines none and module_init registered none".into());
+            }
+            e => {
+                let name = mmprep::Errno::from_raw(-e).map_or_else(|| format!("{e}"), |e| format!("-{}", e.name()));
+                return Err(format!("module_init failed: {name}"));
+            }
+        }
         Ok(Library {
             lock: Mutex::new(()),
             shim,

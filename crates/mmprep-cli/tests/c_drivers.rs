@@ -547,6 +547,48 @@ fn parameters_reach_the_driver() {
     assert!(t.text().contains("  pr_info ring-0 2048 7 default\n"), "{}", t.text());
 }
 
+/// A table the source scan cannot name (made by a macro) is found through the driver's
+/// `module_init`, as the kernel finds it: `misc_register`.
+#[test]
+fn module_init_with_misc_register_serves_the_file() {
+    let src = r#"#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+
+static int gen_mmap_prepare(struct vm_area_desc *desc)
+{
+	vma_desc_set_flags(desc, VMA_DONTDUMP_BIT);
+	return 0;
+}
+
+#define DEFINE_FOPS(n) static const struct file_operations n##_fops = { .mmap_prepare = n##_mmap_prepare }
+DEFINE_FOPS(gen);
+
+static struct miscdevice gen_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "gen",
+	.fops = &gen_fops,
+};
+
+static int __init gen_init(void)
+{
+	pr_info("gen: registering");
+	return misc_register(&gen_misc);
+}
+module_init(gen_init);
+"#;
+    let dir = scratch("misc", &[("gen.c", src)]);
+    let t = run_in(&dir, "file g c gen.c\nmmap 0 4K rw- shared|fixed g 0\nsmaps\nevents\n");
+    assert_eq!(t.end, RunEnd::Finished, "{}", t.text());
+    let text = t.text();
+    assert!(text.contains("rw-s 00000000 g | rd wr sh mr mw me ms dd"), "{text}");
+    assert!(
+        text.contains("  pr_info gen: registering\n  mmap_prepare gen"),
+        "{text}"
+    );
+}
+
 #[test]
 fn c_lines_are_engine_only() {
     let script = parse("file h c hpet.c ro\nmmap 0 4K r-- shared h 0\n");

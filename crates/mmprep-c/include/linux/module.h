@@ -16,8 +16,11 @@ struct module;
 #define EXPORT_SYMBOL_GPL(sym)
 #define module_param(name, type, perm)
 #define MODULE_PARM_DESC(name, desc)
-/* The harness does not run init or exit code: a driver sets itself up in f_op->open. */
-#define module_init(fn) static int (*__mmprep_unused_init)(void) __attribute__((unused)) = fn;
+/*
+ * The harness runs module_init once when it loads the driver (for each `file` line), before
+ * f_op->open; module_exit never runs.
+ */
+#define module_init(fn) int (*mmprep_module_init_fn)(void) = fn;
 #define module_exit(fn) static void (*__mmprep_unused_exit)(void) __attribute__((unused)) = fn;
 
 #endif
