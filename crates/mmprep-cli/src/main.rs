@@ -61,7 +61,7 @@ struct Cli {
 enum Command {
     /// A guided walk through merging, splitting and mmap_prepare, checked against the host kernel
     Tour,
-    /// List the example drivers that `file NAME driver DRIVER [KEY=VALUE ...]` lines can open
+    /// List the example drivers that `file NAME driver DRIVER [KEY=VALUE ...]` lines can open (and how to load a C one)
     Drivers,
     /// Time one identical stream of mmap/munmap/mprotect calls on the engine and on the host kernel
     Bench {
@@ -96,6 +96,9 @@ enum Command {
         /// engine's rule that failed and the kernel function that checks it
         #[arg(long)]
         why: bool,
+        /// Build C drivers with AddressSanitizer and UBSan (restarts mmprep with the sanitizer runtime)
+        #[arg(long)]
+        sanitize: bool,
     },
     /// Run a scenario on the engine up to one line and say why that line's call gave its result
     ///
@@ -158,6 +161,23 @@ enum Command {
         #[arg(long)]
         flags: bool,
     },
+    /// Run one C driver before and after a change (->mmap to ->mmap_prepare) through a battery of scenarios and show every difference
+    ///
+    /// Differences that mmap_prepare is meant to cause (the same pages in fewer VMAs: a mapping
+    /// that now merges) are marked apart from regressions; hook calls that differ only in the
+    /// hook's and the driver's names are not shown. Exit status 1 if there is a regression.
+    DriverDiff {
+        /// The driver before the change (a C file)
+        old: PathBuf,
+        /// The driver after the change (a C file)
+        new: PathBuf,
+        /// The struct file_operations to take: once for both, or twice (OLD's, then NEW's)
+        #[arg(long, value_name = "SYMBOL")]
+        fops: Vec<String>,
+        /// A driver parameter KEY=VALUE, for both sides
+        #[arg(long, value_name = "KEY=VALUE")]
+        param: Vec<String>,
+    },
     /// Run generated scenarios on the kernel and on the engine and show the first that differs
     ///
     /// Each seed from S to S+N-1 gives one random scenario; the engine runs it with this
@@ -209,9 +229,12 @@ impl ProfileChoice {
 /// What to do with each scenario file.
 enum Mode {
     Kernel,
-    Engine(Profile),
-    /// `run --why`.
-    EngineWhy(Profile),
+    /// The profile, whether C drivers are built with the sanitizers, and `run --why`.
+    Engine {
+        profile: Profile,
+        sanitize: bool,
+        why: bool,
+    },
     Diff(Profile),
 }
 
@@ -220,8 +243,14 @@ impl Mode {
     fn run(&self, input: &Input, script: &Script) -> Report {
         match self {
             Mode::Kernel => print_run(input, mmprep_host::run(script)),
-            Mode::Engine(profile) => print_run(input, mmprep_scenario::engine::run(script, profile)),
-            Mode::EngineWhy(profile) => print_run(input, mmprep_scenario::engine::run_why(script, profile)),
+            Mode::Engine { profile, sanitize, why } => {
+                let options = input.run_options(*sanitize);
+                let t = match why {
+                    false => mmprep_scenario::engine::run_with(script, profile, &options),
+                    true => mmprep_scenario::engine::run_why(script, profile, &options),
+                };
+                print_run(input, t)
+            }
             Mode::Diff(profile) => diff(input, script, profile),
         }
     }
@@ -239,6 +268,7 @@ fn main() -> ExitCode {
             print,
         } => return fuzz(start, seeds, thp, print),
         Command::Import { pid, flags } => return import(pid, flags),
+        Command::DriverDiff { old, new, fops, param } => return driver_diff(&old, &new, &fops, &param),
         Command::Kernel { files } => (files, Mode::Kernel),
         Command::Render {
             file,
@@ -252,15 +282,16 @@ fn main() -> ExitCode {
             profile,
             set,
             why,
+            sanitize,
         } => {
+            if sanitize && let Err(status) = with_sanitizer_runtime() {
+                return status;
+            }
             let mut profile = profile.profile();
             for (key, value) in &set {
                 profile.set(key, value).expect("checked by parse_setting");
             }
-            match why {
-                false => (files, Mode::Engine(profile)),
-                true => (files, Mode::EngineWhy(profile)),
-            }
+            (files, Mode::Engine { profile, sanitize, why })
         }
         Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
     };
@@ -314,10 +345,12 @@ fn display_name(path: &Path) -> String {
     }
 }
 
-/// One scenario's source text, and the name messages give it.
+/// One scenario's source text, the name messages give it and its folder.
 struct Input {
     name: String,
     text: String,
+    /// The folder `c` lines' paths are relative to (`None` for standard input: the current one).
+    dir: Option<PathBuf>,
 }
 
 impl Input {
@@ -354,7 +387,17 @@ impl Input {
                 exit::BAD_SCENARIO,
             ));
         }
-        Ok(Input { name, text })
+        let dir = (path != Path::new("-")).then(|| path.parent().unwrap_or(Path::new("")).to_path_buf());
+        Ok(Input { name, text, dir })
+    }
+
+    /// The engine run's options: the scenario's folder, and `mmprep-c` for C drivers (built
+    /// with the sanitizers if `sanitize`).
+    fn run_options(&self, sanitize: bool) -> mmprep_scenario::engine::RunOptions {
+        mmprep_scenario::engine::RunOptions {
+            dir: self.dir.clone(),
+            c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost { sanitize })),
+        }
     }
 
     /// The stderr line for how a run ended (`None` for a normal end), with the file name in
@@ -424,7 +467,7 @@ fn diff(input: &Input, script: &Script, profile: &Profile) -> Report {
             kernel.end.exit_code(),
         );
     }
-    let engine = mmprep_scenario::engine::run(script, profile);
+    let engine = mmprep_scenario::engine::run_with(script, profile, &input.run_options(false));
     let comparison = mmprep_host::diff::compare(&kernel, &engine);
     if comparison.is_same() {
         Report {
@@ -584,6 +627,9 @@ fn drivers() -> ExitCode {
             println!("{:<10}   {p}", "");
         }
     }
+    println!();
+    println!("C drivers: `file NAME c PATH.c [fops=SYMBOL] [ro] [KEY=VALUE ...]` compiles and maps one;");
+    println!("drivers/c/ has C versions of these (docs/c-drivers.md).");
     ExitCode::SUCCESS
 }
 
@@ -619,13 +665,14 @@ fn explain(target: &str, profile: &Profile) -> ExitCode {
         }
     }
     let mut shown = false;
-    let t = mmprep_scenario::engine::run_observed(&script, profile, false, |step, runner, outcome| {
-        if step.line < line {
-            return ControlFlow::Continue(None);
-        }
-        shown = true;
-        ControlFlow::Break(mmprep_scenario::engine::why_line(outcome, runner.last_error()))
-    });
+    let t =
+        mmprep_scenario::engine::run_observed(&script, profile, &Default::default(), false, |step, runner, outcome| {
+            if step.line < line {
+                return ControlFlow::Continue(None);
+            }
+            shown = true;
+            ControlFlow::Break(mmprep_scenario::engine::why_line(outcome, runner.last_error()))
+        });
     match t.end {
         RunEnd::Finished if shown => {
             match t.entries.last() {
@@ -708,4 +755,96 @@ fn render(path: &Path, output: Option<&Path>, step: Option<usize>, profile: &Pro
         return ExitCode::from(exit::HOST_FAILED);
     }
     ExitCode::SUCCESS
+}
+
+/// `driver-diff`: the battery of `mmprep_scenario::driver_diff` on both drivers.
+fn driver_diff(old: &Path, new: &Path, fops: &[String], params: &[String]) -> ExitCode {
+    use mmprep_scenario::driver_diff::{self, Side};
+    let (fo, fn_) = match fops {
+        [] => (None, None),
+        [one] => (Some(one.as_str()), Some(one.as_str())),
+        [a, b] => (Some(a.as_str()), Some(b.as_str())),
+        _ => {
+            eprintln!("mmprep: driver-diff takes --fops once (both) or twice (OLD, then NEW)");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let mut pairs = Vec::new();
+    for p in params {
+        let Some((k, v)) = p.split_once('=') else {
+            eprintln!("mmprep: --param {p}: expected KEY=VALUE");
+            return ExitCode::from(exit::USAGE);
+        };
+        pairs.push((k.to_string(), v.to_string()));
+    }
+    let options = mmprep_scenario::engine::RunOptions {
+        dir: None,
+        c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost::default())),
+    };
+    let sides = [(old, fo), (new, fn_)].map(|(p, f)| (std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()), f));
+    let old_side = Side {
+        source: &sides[0].0,
+        fops: sides[0].1,
+    };
+    let new_side = Side {
+        source: &sides[1].0,
+        fops: sides[1].1,
+    };
+    match driver_diff::run(&old_side, &new_side, &pairs, &Profile::reference_host(), &options) {
+        Ok(report) => {
+            print!("{}", report.text(&display_name(old), &display_name(new)));
+            if report.regressions() > 0 {
+                ExitCode::from(exit::DIFFERS)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("mmprep: driver-diff: {e}");
+            ExitCode::from(exit::BAD_SCENARIO)
+        }
+    }
+}
+
+/// `run --sanitize`: a sanitized driver needs the AddressSanitizer runtime loaded before anything
+/// else, so mmprep restarts itself once with it in `LD_PRELOAD` (leak checking off: the harness
+/// keeps some things for the life of the process on purpose). Returns only when the runtime is
+/// there, or with the exit status to end with.
+fn with_sanitizer_runtime() -> Result<(), ExitCode> {
+    use std::os::unix::process::CommandExt;
+    const MARK: &str = "MMPREP_SANITIZER_LOADED";
+    if std::env::var_os(MARK).is_some() {
+        return Ok(());
+    }
+    let Some(runtime) = mmprep_c::sanitizer_runtime() else {
+        eprintln!(
+            "mmprep: --sanitize needs the C compiler's AddressSanitizer runtime (libasan), which `cc` does not have"
+        );
+        return Err(ExitCode::from(exit::HOST_FAILED));
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("mmprep: --sanitize: cannot find the mmprep binary to restart: {e}");
+            return Err(ExitCode::from(exit::HOST_FAILED));
+        }
+    };
+    let mut preload = runtime.into_os_string();
+    if let Some(old) = std::env::var_os("LD_PRELOAD") {
+        preload.push(" ");
+        preload.push(old);
+    }
+    let mut options = std::ffi::OsString::from("detect_leaks=0");
+    if let Some(old) = std::env::var_os("ASAN_OPTIONS") {
+        options.push(":");
+        options.push(old);
+    }
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(MARK, "1")
+        .env("LD_PRELOAD", preload)
+        .env("ASAN_OPTIONS", options)
+        .exec();
+    eprintln!("mmprep: --sanitize: cannot restart with the sanitizer runtime: {err}");
+    Err(ExitCode::from(exit::HOST_FAILED))
 }

@@ -100,13 +100,18 @@ fn blocks(markdown: &str) -> Vec<Block> {
 }
 
 /// Runs one `scenario` block and compares it with its `transcript` block; the problem, if any.
-fn check_example(scenario: &Block, transcript: Option<&Block>) -> Result<(), String> {
+/// A `c` line's path is relative to the Markdown file's folder, `dir`.
+fn check_example(scenario: &Block, transcript: Option<&Block>, dir: &Path) -> Result<(), String> {
     let script = mmprep_scenario::parse(&scenario.text);
     if let Some(e) = &script.error {
         return Err(format!("does not parse: {}:{}: {}", e.line, e.column, e.message));
     }
     let profile = mmprep_host::host_profile();
-    let engine = mmprep_scenario::engine::run(&script, &profile);
+    let options = mmprep_scenario::engine::RunOptions {
+        dir: Some(dir.to_path_buf()),
+        c_drivers: Some(std::sync::Arc::new(mmprep_c::CHost::default())),
+    };
+    let engine = mmprep_scenario::engine::run_with(&script, &profile, &options);
     let finished = |who: &str, t: &Transcript| {
         if t.end == RunEnd::Finished {
             Ok(())
@@ -158,7 +163,8 @@ fn scenario_examples_run_and_match() {
             }
             count += 1;
             let next = blocks.get(i + 1).filter(|b| b.info == "transcript");
-            if let Err(problem) = check_example(block, next) {
+            let dir = file.parent().expect("a file has a folder");
+            if let Err(problem) = check_example(block, next, dir) {
                 problems.push(format!("{}:{}: the scenario {problem}", shown(&file), block.line));
             }
         }

@@ -31,9 +31,25 @@ pub const INFO: DriverInfo = DriverInfo {
 const MAIN_COUNTER: u64 = 0xf0;
 
 /// The register block: the main counter, and bytes that read back what was written.
-struct Registers {
+pub struct Registers {
     counter: AtomicU64,
     other: Mutex<Vec<u8>>,
+}
+
+impl Registers {
+    /// A fresh register block (the counter at 0), one page.
+    pub fn new() -> Registers {
+        Registers {
+            counter: AtomicU64::new(0),
+            other: Mutex::new(vec![0; PAGE_SIZE as usize]),
+        }
+    }
+}
+
+impl Default for Registers {
+    fn default() -> Registers {
+        Registers::new()
+    }
 }
 
 impl DeviceMemory for Registers {
@@ -94,10 +110,7 @@ impl FileOperations for Hpet {
 
 fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, String> {
     let addr = params.number("addr", 0xfed0_0000)?;
-    let regs = Arc::new(Registers {
-        counter: AtomicU64::new(0),
-        other: Mutex::new(vec![0; PAGE_SIZE as usize]),
-    });
+    let regs = Arc::new(Registers::new());
     if addr.is_multiple_of(PAGE_SIZE) && env.machine.add_device_at(Pfn(addr / PAGE_SIZE), 1, regs).is_none() {
         return Err(format!("physical page {addr:#x} is already claimed"));
     }

@@ -5,9 +5,11 @@
 //! of the mmap_prepare API it exercises, lists the parameters it accepts, and opens a file
 //! served by it.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use mmprep::events::EventSink;
 use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::phys::Machine;
 use mmprep::shmem::ShmemFs;
@@ -45,7 +47,7 @@ fn parse_number(s: &str) -> Option<u64> {
 
 /// A fresh inode number for a driver's file, so that two opens of one driver are two files
 /// (and a scenario's maps names them apart).
-fn next_ino() -> u64 {
+pub fn next_ino() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(100);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
@@ -70,6 +72,33 @@ pub struct DriverEnv<'a> {
     pub machine: &'a Arc<Machine>,
     /// The shm mount (for drivers built on a memfd).
     pub shmem: &'a Arc<ShmemFs>,
+    /// The address space's hook log, for a driver's own messages (`pr_info`).
+    pub events: EventSink,
+}
+
+/// What a `file NAME c PATH.c [fops=SYMBOL] [ro] [KEY=VALUE ...]` line asks for.
+#[derive(Clone, Debug)]
+pub struct CDriverRequest<'a> {
+    /// The C file, already resolved against the scenario's folder.
+    pub source: &'a Path,
+    /// The `struct file_operations` to take (`fops=SYMBOL`); `None`: the only one in the file.
+    pub fops: Option<&'a str>,
+    /// Extra compiler flags (`cflags="..."`), split on spaces.
+    pub cflags: &'a [String],
+    /// Open the file read-only (`ro`).
+    pub read_only: bool,
+    /// The driver's parameters (`mmprep_param_u64`, `mmprep_param_str`).
+    pub params: &'a Params,
+}
+
+/// Opens files served by C drivers. The scenario runner reaches C drivers only through this
+/// trait, so that it needs neither a compiler nor `unsafe`; `mmprep-c` implements it, and the
+/// program that runs scenarios (the CLI, a test) hands one to the runner.
+pub trait CDriverHost: Send + Sync {
+    /// Compiles (or finds in the cache) and loads `request.source`, and opens a fresh file
+    /// served by its `struct file_operations`. The error is for a human: a compiler's message,
+    /// a missing symbol, a failing `f_op->open`.
+    fn open(&self, request: &CDriverRequest<'_>, env: &DriverEnv<'_>) -> Result<Arc<File>, String>;
 }
 
 /// One example driver.

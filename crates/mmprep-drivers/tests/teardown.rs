@@ -103,6 +103,7 @@ fn every_driver_closes_what_it_opened() {
         let env = DriverEnv {
             machine: mm.machine(),
             shmem: mm.shmem(),
+            events: mm.event_sink(),
         };
         let file = (info.open)(&Params(params), &env).unwrap();
         let mut events = Vec::new();
@@ -162,6 +163,7 @@ fn dropped_child_gives_its_slots_back() {
     let env = DriverEnv {
         machine: mm.machine(),
         shmem: mm.shmem(),
+        events: mm.event_sink(),
     };
     let params = Params(vec![("slots".into(), "3".into())]);
     let file = (registry::find("slots").unwrap().open)(&params, &env).unwrap();

@@ -296,7 +296,9 @@ impl Child<'_> {
                 .write(true)
                 .open("/dev/zero")
                 .map_err(|e| io("cannot open /dev/zero", e))?,
-            FileKind::Driver { .. } => return Err("driver files exist only in the engine".into()),
+            FileKind::Driver { .. } | FileKind::C { .. } => {
+                return Err("driver files exist only in the engine".into());
+            }
         };
         let meta = file.metadata().map_err(|e| io("fstat", e))?;
         if self.files.len() <= id {

@@ -71,6 +71,10 @@ fn unsupported_reason(script: &Script, step: &Step) -> String {
                     "file `{}` is served by driver `{driver}`, which only the engine has",
                     decl.name
                 ),
+                FileKind::C { path, .. } => format!(
+                    "file `{}` is served by the C driver `{path}`, which only the engine can load",
+                    decl.name
+                ),
                 _ => format!("file `{}` needs the engine", decl.name),
             },
             None => "a file that only the engine has".into(),

@@ -9,6 +9,8 @@
 //! (exit status 5), never with a made-up result (every operation of the format runs now).
 //! `file NAME driver DRIVER` opens one of `mmprep-drivers`' example
 //! drivers ([`registry`]); an unknown driver or parameter ends the run as a parse error.
+//! `file NAME c PATH.c` opens a C driver through the [`CDriverHost`] in [`RunOptions`] (the
+//! `mmprep` command gives it `mmprep-c`'s); without one, the line is unsupported.
 
 use alloc::format;
 use alloc::string::String;
@@ -22,8 +24,9 @@ use mmprep::mm::{Access as MmAccess, Mm, Signal as MmSignal};
 use mmprep::procfs;
 use mmprep::profile::TmpfileFs;
 use mmprep::{MapFlags, Profile, Prot, VirtAddr};
-use mmprep_drivers::registry::{self, DriverEnv, Params};
+use mmprep_drivers::registry::{self, CDriverHost, CDriverRequest, DriverEnv, Params};
 use mmprep_drivers::{regular, zero};
+use std::path::PathBuf;
 
 use crate::script::{Access, FileKind, MmapAddr, Op, ParseError, Script, Step, page_chunks};
 use crate::transcript::{Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step, offset_hex, push_run};
@@ -35,9 +38,24 @@ struct OpenFile {
     open: bool,
 }
 
+/// What a run needs beyond the script, for `c` file lines.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// The scenario's folder: a `c` line's PATH is relative to it (`None`: the current folder).
+    pub dir: Option<PathBuf>,
+    /// Compiles and loads C drivers (`None`: `c` lines are unsupported).
+    pub c_drivers: Option<Arc<dyn CDriverHost>>,
+}
+
 /// Runs `script` on a fresh engine address space built from `profile`.
 pub fn run(script: &Script, profile: &Profile) -> Transcript {
+    run_with(script, profile, &RunOptions::default())
+}
+
+/// [`run`], with a folder and a C driver host for `c` file lines.
+pub fn run_with(script: &Script, profile: &Profile, options: &RunOptions) -> Transcript {
     let mut runner = EngineRunner::new(script, profile);
+    runner.options = options.clone();
     let mut entries = Vec::new();
     for step in &script.steps {
         match runner.step(script, &step.op) {
@@ -67,10 +85,12 @@ pub fn run(script: &Script, profile: &Profile) -> Transcript {
 pub fn run_observed(
     script: &Script,
     profile: &Profile,
+    options: &RunOptions,
     record_events: bool,
     mut each: impl FnMut(&Step, &EngineRunner, Option<&Outcome>) -> ControlFlow<Option<String>, Option<String>>,
 ) -> Transcript {
     let mut runner = EngineRunner::new(script, profile);
+    runner.options = options.clone();
     if record_events {
         runner.record_events();
     }
@@ -126,8 +146,8 @@ pub fn why_line(outcome: Option<&Outcome>, error: Option<&mmprep::Error>) -> Opt
 }
 
 /// [`run`] with `--why`: each failed call's entry is followed by [`why_line`].
-pub fn run_why(script: &Script, profile: &Profile) -> Transcript {
-    run_observed(script, profile, false, |_, runner, outcome| {
+pub fn run_why(script: &Script, profile: &Profile, options: &RunOptions) -> Transcript {
+    run_observed(script, profile, options, false, |_, runner, outcome| {
         ControlFlow::Continue(why_line(outcome, runner.last_error()))
     })
 }
@@ -173,6 +193,8 @@ pub struct EngineRunner {
     record_events: bool,
     /// The hook calls of the last step, when recording.
     last_events: Vec<Event>,
+    /// The folder and C driver host for `c` lines.
+    options: RunOptions,
 }
 
 fn signal(s: MmSignal) -> Signal {
@@ -211,6 +233,7 @@ impl EngineRunner {
             last_error: None,
             record_events: false,
             last_events: Vec::new(),
+            options: RunOptions::default(),
         }
     }
 
@@ -296,8 +319,42 @@ impl EngineRunner {
                         let env = DriverEnv {
                             machine: self.mm.machine(),
                             shmem: self.mm.shmem(),
+                            events: self.mm.event_sink(),
                         };
                         (info.open)(&params, &env).map_err(|e| StepError::Invalid(format!("driver `{driver}`: {e}")))?
+                    }
+                    FileKind::C {
+                        path,
+                        fops,
+                        cflags,
+                        read_only,
+                        params,
+                    } => {
+                        let Some(host) = self.options.c_drivers.clone() else {
+                            return Err(StepError::Unsupported(format!(
+                                "file `{}`: this runner cannot load C drivers (run it with `mmprep run`)",
+                                decl.name
+                            )));
+                        };
+                        let source = match &self.options.dir {
+                            Some(dir) => dir.join(path),
+                            None => PathBuf::from(path),
+                        };
+                        let params = Params(params.clone());
+                        let request = CDriverRequest {
+                            source: &source,
+                            fops: fops.as_deref(),
+                            cflags,
+                            read_only: *read_only,
+                            params: &params,
+                        };
+                        let env = DriverEnv {
+                            machine: self.mm.machine(),
+                            shmem: self.mm.shmem(),
+                            events: self.mm.event_sink(),
+                        };
+                        host.open(&request, &env)
+                            .map_err(|e| StepError::Invalid(format!("C driver `{path}`: {e}")))?
                     }
                 };
                 debug_assert_eq!(self.files.len(), id, "file ids are in declaration order");

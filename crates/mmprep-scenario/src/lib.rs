@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod driver_diff;
 pub mod engine;
 pub mod generate;
 pub mod parse;

@@ -142,7 +142,7 @@ pub const VERBS: &[Verb] = &[
         name: "file",
         args: concat!(
             "NAME memfd SIZE | NAME tmpfile SIZE [ro] | NAME zero | ",
-            "NAME driver DRIVER [KEY=VALUE ...]"
+            "NAME driver DRIVER [KEY=VALUE ...] | NAME c PATH.c [fops=SYMBOL] [cflags=A,B] [ro] [KEY=VALUE ...]"
         ),
         summary: "open a file the scenario can map",
         parse: Parser::file,
@@ -541,10 +541,49 @@ impl Parser {
             ("driver", _) => {
                 return Err(format!("expected `file {name} driver DRIVER [KEY=VALUE ...]`").into());
             }
+            ("c", &[path, ref rest @ ..]) if path.ends_with(".c") => {
+                let mut fops = None;
+                let mut cflags = Vec::new();
+                let mut read_only = false;
+                let mut params = Vec::new();
+                for param in rest {
+                    match param.split_once('=') {
+                        _ if *param == "ro" => read_only = true,
+                        Some(("fops", symbol)) if is_word(symbol) => fops = Some(symbol.to_string()),
+                        Some(("fops", _)) => {
+                            return Err(at(param, format!("`{param}`: SYMBOL is a C name")));
+                        }
+                        Some(("cflags", flags)) => {
+                            cflags.extend(flags.split(',').filter(|f| !f.is_empty()).map(str::to_string));
+                        }
+                        Some((key, value)) if is_word(key) => {
+                            params.push((key.to_string(), value.to_string()));
+                        }
+                        _ => {
+                            return Err(at(
+                                param,
+                                format!("`{param}` is not KEY=VALUE (KEY is letters, digits, `_` and `-`)"),
+                            ));
+                        }
+                    }
+                }
+                FileKind::C {
+                    path: path.to_string(),
+                    fops,
+                    cflags,
+                    read_only,
+                    params,
+                }
+            }
+            ("c", _) => {
+                return Err(
+                    format!("expected `file {name} c PATH.c [fops=SYMBOL] [cflags=A,B] [ro] [KEY=VALUE ...]`").into(),
+                );
+            }
             (other, _) => {
                 return Err(at(
                     other,
-                    format!("unknown file kind `{other}` (one of: memfd tmpfile zero driver)"),
+                    format!("unknown file kind `{other}` (one of: memfd tmpfile zero driver c)"),
                 ));
             }
         };
@@ -1015,6 +1054,19 @@ mod tests {
             ]
         );
         assert!(script.engine_only().is_some(), "a driver file is engine only");
+        let c = parse("file k c ../drivers/c/slots.c fops=slots_fops cflags=-DX=1,-O2 ro slots=3\n");
+        assert_eq!(c.error, None);
+        assert_eq!(
+            c.files[0].kind,
+            FileKind::C {
+                path: "../drivers/c/slots.c".into(),
+                fops: Some("slots_fops".into()),
+                cflags: vec!["-DX=1".into(), "-O2".into()],
+                read_only: true,
+                params: vec![("slots".into(), "3".into())],
+            }
+        );
+        assert!(c.engine_only().is_some(), "a C driver file is engine only");
         assert!(!Op::File { id: 0 }.prints() && !Op::Close { id: 0 }.prints());
 
         fails("file", "got 0 arguments");
@@ -1031,6 +1083,11 @@ mod tests {
         fails("file data driver cd pages", "`pages` is not KEY=VALUE");
         fails("file data driver cd =4", "`=4` is not KEY=VALUE");
         fails("file data socket", "unknown file kind `socket`");
+        fails("file data c", "expected `file data c PATH.c");
+        fails("file data c drv.o", "expected `file data c PATH.c");
+        fails("file data c drv.c fops=a.b", "SYMBOL is a C name");
+        fails("file data c drv.c =1", "`=1` is not KEY=VALUE");
+        fails("file data c drv.c pages", "`pages` is not KEY=VALUE");
         assert!(error("file a zero\nfile a memfd 4K", 2).contains("already defined (line 1)"));
         assert!(error("file a zero\nclose a\nfile a zero", 3).contains("already defined"));
 

@@ -170,53 +170,59 @@ pub struct Frame {
 pub fn frames(script: &Script, text: &str, profile: &Profile) -> (Vec<Frame>, Transcript) {
     let mut frames: Vec<Frame> = Vec::new();
     let mut before: Vec<MapsEntry> = Vec::new();
-    let transcript = run_observed(script, profile, true, |step, runner, outcome| {
-        let why = why_line(outcome, runner.last_error());
-        let entry = outcome.map(|o| {
-            let mut e = format_step(step.line, step.verb(), o, runner.window());
-            if let Some(w) = &why {
-                e.push_str(w);
-            }
-            e
-        });
-        let now = runner.window_maps();
-        let vmas = now
-            .iter()
-            .map(|e| {
-                let kind = kind_of(script, e);
-                let change = change_of(e, &before);
-                let pages = (e.end - e.start) / mmprep::PAGE_SIZE;
-                let cells = pages.clamp(1, MAX_CELLS);
-                let resident = (0..cells)
-                    .map(|i| {
-                        let s = e.start + (e.end - e.start) * i / cells;
-                        let t = e.start + (e.end - e.start) * (i + 1) / cells;
-                        runner.mm().any_resident(VirtAddr(s), VirtAddr(t))
-                    })
-                    .collect();
-                VmaView {
-                    entry: e.clone(),
-                    kind,
-                    change,
-                    resident,
+    let transcript = run_observed(
+        script,
+        profile,
+        &crate::engine::RunOptions::default(),
+        true,
+        |step, runner, outcome| {
+            let why = why_line(outcome, runner.last_error());
+            let entry = outcome.map(|o| {
+                let mut e = format_step(step.line, step.verb(), o, runner.window());
+                if let Some(w) = &why {
+                    e.push_str(w);
                 }
-            })
-            .collect();
-        frames.push(Frame {
-            line: step.line,
-            source: String::from(text.lines().nth(step.line - 1).unwrap_or("").trim()),
-            entry,
-            vmas,
-            unmapped: uncovered(&before, &now),
-            events: runner
-                .last_events()
+                e
+            });
+            let now = runner.window_maps();
+            let vmas = now
                 .iter()
-                .map(|e| e.render(&|a| offset_hex(a.get())))
-                .collect(),
-        });
-        before = now;
-        ControlFlow::Continue(why)
-    });
+                .map(|e| {
+                    let kind = kind_of(script, e);
+                    let change = change_of(e, &before);
+                    let pages = (e.end - e.start) / mmprep::PAGE_SIZE;
+                    let cells = pages.clamp(1, MAX_CELLS);
+                    let resident = (0..cells)
+                        .map(|i| {
+                            let s = e.start + (e.end - e.start) * i / cells;
+                            let t = e.start + (e.end - e.start) * (i + 1) / cells;
+                            runner.mm().any_resident(VirtAddr(s), VirtAddr(t))
+                        })
+                        .collect();
+                    VmaView {
+                        entry: e.clone(),
+                        kind,
+                        change,
+                        resident,
+                    }
+                })
+                .collect();
+            frames.push(Frame {
+                line: step.line,
+                source: String::from(text.lines().nth(step.line - 1).unwrap_or("").trim()),
+                entry,
+                vmas,
+                unmapped: uncovered(&before, &now),
+                events: runner
+                    .last_events()
+                    .iter()
+                    .map(|e| e.render(&|a| offset_hex(a.get())))
+                    .collect(),
+            });
+            before = now;
+            ControlFlow::Continue(why)
+        },
+    );
     (frames, transcript)
 }
 

@@ -31,11 +31,11 @@ pub struct Script {
 }
 
 impl Script {
-    /// Does any step need the engine (a `driver` file or an `events` line)? The kernel runner
-    /// then prints `unsupported` and runs nothing.
+    /// Does any step need the engine (a `driver` or `c` file, or an `events` line)? The kernel
+    /// runner then prints `unsupported` and runs nothing.
     pub fn engine_only(&self) -> Option<&Step> {
         self.steps.iter().find(|s| match s.op {
-            Op::File { id } => matches!(self.files[id].kind, FileKind::Driver { .. }),
+            Op::File { id } => matches!(self.files[id].kind, FileKind::Driver { .. } | FileKind::C { .. }),
             ref op => op.engine_only(),
         })
     }
@@ -105,6 +105,20 @@ pub enum FileKind {
     /// `driver DRIVER [KEY=VALUE ...]`: engine only.
     Driver {
         driver: String,
+        params: Vec<(String, String)>,
+    },
+    /// `c PATH.c [fops=SYMBOL] [cflags=A,B] [ro] [KEY=VALUE ...]`: a C driver, compiled and
+    /// loaded; engine only.
+    C {
+        /// As written: relative to the scenario's folder.
+        path: String,
+        /// The `struct file_operations` to take; `None`: the only one in the file.
+        fops: Option<String>,
+        /// Extra compiler flags.
+        cflags: Vec<String>,
+        /// Open read-only.
+        read_only: bool,
+        /// The driver's parameters.
         params: Vec<(String, String)>,
     },
 }

@@ -12,6 +12,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::addr::{PgOff, VirtAddr};
@@ -122,6 +123,8 @@ pub enum Event {
         end: VirtAddr,
         result: Result<(), Errno>,
     },
+    /// A driver's own message (`pr_info`, `pr_warn`, `pr_err`), printed as `LEVEL TEXT`.
+    Printk { level: &'static str, text: String },
 }
 
 fn res(r: &Result<(), Errno>) -> String {
@@ -275,6 +278,7 @@ impl Event {
             } => {
                 format!("mremap {ops} {}-{} = {}", addr(*start), addr(*end), res(result))
             }
+            Event::Printk { level, text } => format!("{level} {text}"),
         }
     }
 }
@@ -283,10 +287,38 @@ impl Event {
 /// under a shared lock of the address space can log too.
 #[derive(Debug, Default)]
 pub(crate) struct EventLog {
-    events: spin::Mutex<Option<Vec<Event>>>,
+    events: Arc<spin::Mutex<Option<Vec<Event>>>>,
+}
+
+/// A handle on an address space's hook log that a driver keeps, to log its own messages
+/// ([`Event::Printk`]) in order with the engine's calls into it ([`crate::mm::Mm::event_sink`]).
+#[derive(Clone, Debug, Default)]
+pub struct EventSink {
+    events: Arc<spin::Mutex<Option<Vec<Event>>>>,
+}
+
+impl EventSink {
+    /// A sink that drops everything (for a driver opened outside any address space).
+    pub fn discard() -> EventSink {
+        EventSink::default()
+    }
+
+    /// Records an event, if the log it belongs to is on.
+    pub fn push(&self, event: Event) {
+        if let Some(v) = &mut *self.events.lock() {
+            v.push(event);
+        }
+    }
 }
 
 impl EventLog {
+    /// A handle drivers can log through.
+    pub fn sink(&self) -> EventSink {
+        EventSink {
+            events: self.events.clone(),
+        }
+    }
+
     /// Turns logging on or off (off drops what was logged).
     pub fn enable(&self, on: bool) {
         let mut e = self.events.lock();

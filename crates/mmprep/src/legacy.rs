@@ -130,9 +130,10 @@ impl LegacyVma<'_> {
         }
         desc.set_page_prot(v.page_prot);
         let (start, end, pgoff) = (v.start, v.end, v.pgoff);
+        let mark = self.events.mark();
         let result = inner.ops().mmap_prepare(&mut desc);
         let (driver, fl) = (inner.ops().name(), desc.flags());
-        self.events.push(|| Event::MmapPrepare {
+        self.events.insert_at(mark, || Event::MmapPrepare {
             driver,
             start,
             end,
@@ -183,9 +184,10 @@ impl LegacyVma<'_> {
             .cloned()
         {
             let mut private = vma.private_data.clone();
+            let mark = self.events.mark();
             let r = ops.mapped(vma.start, vma.end, vma.pgoff, vma.file.as_ref(), &mut private);
             let (name, pg) = (ops.ops_name(), vma.pgoff);
-            self.events.push(|| Event::Mapped {
+            self.events.insert_at(mark, || Event::Mapped {
                 ops: name,
                 start,
                 end,
@@ -196,8 +198,9 @@ impl LegacyVma<'_> {
             vma.private_data = private;
         }
         if let Some(hook) = &act.success_hook {
+            let mark = self.events.mark();
             let r = hook(&mut NewVma { vma: &mut *self.vma });
-            self.events.push(|| Event::SuccessHook {
+            self.events.insert_at(mark, || Event::SuccessHook {
                 start,
                 end,
                 result: r.map_err(|e| e.errno),

@@ -93,9 +93,10 @@ impl Mm {
     pub(crate) fn hook_open(&mut self, key: VirtAddr) {
         let vma = self.tree.get(key).expect("VMA in tree");
         if let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::OPEN)) {
+            let mark = self.events.mark();
             ops.open(vma);
             let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
-            self.events.push(|| Event::Open { ops: name, start, end });
+            self.events.insert_at(mark, || Event::Open { ops: name, start, end });
         }
     }
 
@@ -103,9 +104,10 @@ impl Mm {
     /// swaps in dummy ops so it cannot run twice; here the VMA is consumed by the caller.
     pub(crate) fn hook_close(&mut self, vma: &Vma) {
         if let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::CLOSE)) {
+            let mark = self.events.mark();
             ops.close(vma);
             let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
-            self.events.push(|| Event::Close { ops: name, start, end });
+            self.events.insert_at(mark, || Event::Close { ops: name, start, end });
         }
     }
 }

@@ -503,6 +503,7 @@ impl Mm {
         }
         let pgoff = vma.pgoff_at(addr);
         let mut vmf = VmFault::new(vma, pgoff, write, &self.machine);
+        let mark = self.events.mark();
         let result = ops.fault(&mut vmf);
         let page = vmf.take_page();
         let name = ops.ops_name();
@@ -512,7 +513,7 @@ impl Mm {
             (FaultResult::Sigbus, _) => "SIGBUS",
             (FaultResult::Oom, _) => "OOM",
         };
-        self.events.push(|| Event::Fault {
+        self.events.insert_at(mark, || Event::Fault {
             ops: name,
             addr: addr.page_down(),
             pgoff,

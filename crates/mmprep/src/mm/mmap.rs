@@ -406,9 +406,11 @@ impl Mm {
     fn call_mmap_prepare(&mut self, map: &mut MmapState, file: &Arc<File>) -> Result<()> {
         let shmem = self.shmem.clone();
         let mut desc = VmAreaDesc::new(file.clone(), map.addr, map.end, map.pgoff, map.flags, &shmem);
+        // The hook's line goes before anything the driver logs from inside it (`pr_info`).
+        let mark = self.events.mark();
         let result = file.ops().mmap_prepare(&mut desc);
         let (driver, flags) = (file.ops().name(), desc.flags());
-        self.events.push(|| Event::MmapPrepare {
+        self.events.insert_at(mark, || Event::MmapPrepare {
             driver,
             start: map.addr,
             end: map.end,
@@ -577,9 +579,10 @@ impl Mm {
         {
             let mut private = v.private_data.clone();
             let (vstart, vend, pgoff) = (v.start, v.end, v.pgoff);
+            let mark = self.events.mark();
             result = ops.mapped(vstart, vend, pgoff, v.file.as_ref(), &mut private);
             let name = ops.ops_name();
-            self.events.push(|| Event::Mapped {
+            self.events.insert_at(mark, || Event::Mapped {
                 ops: name,
                 start: vstart,
                 end: vend,
@@ -594,8 +597,9 @@ impl Mm {
             && let Some(hook) = &action.success_hook
         {
             let vma = self.tree.get_mut(start).expect("new VMA in tree");
+            let mark = self.events.mark();
             result = hook(&mut NewVma { vma });
-            self.events.push(|| Event::SuccessHook {
+            self.events.insert_at(mark, || Event::SuccessHook {
                 start,
                 end,
                 result: result.map_err(|e| e.errno),

@@ -142,6 +142,12 @@ impl Mm {
         self.events.take()
     }
 
+    /// A handle on the hook log for a driver's own messages (`pr_info`): they land among the
+    /// engine's calls into the driver, in the order they happen.
+    pub fn event_sink(&self) -> crate::events::EventSink {
+        self.events.sink()
+    }
+
     /// The host profile.
     pub fn profile(&self) -> &Profile {
         &self.profile
