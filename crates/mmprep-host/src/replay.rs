@@ -316,11 +316,11 @@ pub fn load(text: &str) -> Result<Vec<Event>, String> {
         let ev = match w[0] {
             "import" => {
                 let w: Vec<&str> = line.split(' ').collect();
-                if w.len() != 14 {
-                    return Err(bad("an import line has 13 fields"));
+                if w.len() != 13 {
+                    return Err(bad("an import line has 12 fields"));
                 }
                 let hex = |k: usize| u64::from_str_radix(w[k], 16).map_err(|_| bad("a bad hex number"));
-                let n: usize = w[13].parse().map_err(|_| bad("a bad line count"))?;
+                let n: usize = w[12].parse().map_err(|_| bad("a bad line count"))?;
                 let mut smaps = String::new();
                 for _ in 0..n {
                     let (_, l) = lines.next().ok_or_else(|| bad("the smaps text is cut short"))?;
