@@ -493,10 +493,12 @@ impl Tracer {
             self.progress();
         }
         if self.report.programs.is_empty() {
-            return Err(TraceError::Failed(format!(
-                "the program did not start (exit {:?})",
-                self.report.end
-            )));
+            return Err(TraceError::Failed(match self.report.end {
+                Some(ProgramEnd::Exited(CHILD_EXEC_FAILED)) => {
+                    "the program did not start: execvp failed (not found on PATH, or not executable)".into()
+                }
+                end => format!("the program did not start ({end:?})"),
+            }));
         }
         Ok(())
     }
