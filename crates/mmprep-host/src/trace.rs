@@ -24,6 +24,14 @@
 //! faults; `vfork` and a `clone` with `CLONE_VM` (threads, `posix_spawn`) share it; an `execve`
 //! starts the task afresh from an import.
 //!
+//! Threads: the engine must run the calls of one address space in the order the kernel ran
+//! them, and compare maps only when no call is half done. So only one task of an address space
+//! is let into a memory call at a time: another task that reaches the entry stop of one waits
+//! there, stopped, until the exit stop of the first (two threads' `mmap(NULL)` would otherwise
+//! race for `mmap_lock` in an order the tracer cannot see). Threads that are running meanwhile
+//! may still fault (a stack grows): a maps check reconciles from the same smaps snapshot it
+//! compares.
+//!
 //! ptrace itself may be refused (a seccomp filter, Yama, a container without `CAP_SYS_PTRACE`
 //! over the child): [`TraceError::Refused`] says so.
 
@@ -157,6 +165,9 @@ struct Tracer {
     tasks: HashMap<pid_t, Task>,
     /// New tasks that stopped before their parent's fork event told where they belong.
     held: HashSet<pid_t>,
+    /// Tasks stopped at the entry of a memory call until the call of another task of the same
+    /// address space has ended: (task, number, registers).
+    waiting: Vec<(pid_t, u64, [u64; 6])>,
     /// Tasks per address space.
     users: HashMap<usize, u64>,
     next_mm: usize,
@@ -203,6 +214,7 @@ pub fn trace(cmd: &[String], opts: TraceOptions) -> Result<TraceReport, TraceErr
         session: Session::new(),
         tasks: HashMap::new(),
         held: HashSet::new(),
+        waiting: Vec::new(),
         users: HashMap::new(),
         next_mm: 0,
         since_check: 0,
@@ -390,6 +402,15 @@ impl Tracer {
         }
     }
 
+    /// Is a task of `mm` other than `pid` inside a memory call (its entry seen, not its exit)?
+    /// Then the kernel's maps already hold that call's effect and the engine's do not yet:
+    /// reconciling or comparing now would compare two different moments.
+    fn busy(&self, mm: usize, pid: pid_t) -> bool {
+        self.tasks
+            .iter()
+            .any(|(&p, t)| p != pid && t.mm == mm && t.call.is_some())
+    }
+
     fn new_mm(&mut self) -> usize {
         let mm = self.next_mm;
         self.next_mm += 1;
@@ -462,6 +483,7 @@ impl Tracer {
                         ProgramEnd::Signaled(libc::WTERMSIG(status))
                     });
                 }
+                self.waiting.retain(|w| w.0 != pid);
                 if let Some(t) = self.tasks.remove(&pid) {
                     self.detach_user(t.mm).map_err(TraceError::Failed)?;
                 }
@@ -479,7 +501,9 @@ impl Tracer {
             }
             let mut inject = 0;
             if sig == libc::SIGTRAP | 0x80 {
-                self.syscall_stop(pid).map_err(TraceError::Failed)?;
+                if !self.syscall_stop(pid).map_err(TraceError::Failed)? {
+                    continue;
+                }
             } else if event != 0 {
                 self.event_stop(pid, event).map_err(TraceError::Failed)?;
             } else if sig == libc::SIGSTOP && self.tasks.get(&pid).is_some_and(|t| t.initial_stop) {
@@ -554,7 +578,9 @@ impl Tracer {
                     // dup_mmap copies the parent as it is now: its faults first.
                     let child_mm = self.new_mm();
                     if self.session.space(pmm).is_some() {
-                        self.reconcile(ptgid, pmm)?;
+                        if !self.busy(pmm, pid) {
+                            self.reconcile(ptgid, pmm)?;
+                        }
                         self.apply(Event::Fork {
                             parent: pmm,
                             child: child_mm,
@@ -583,10 +609,11 @@ impl Tracer {
                 }
             }
             libc::PTRACE_EVENT_EXIT => {
+                // A task killed while it waited to enter a memory call never makes it.
+                self.waiting.retain(|w| w.0 != pid);
                 let t = self.tasks.get(&pid).ok_or("exit of an unknown task")?;
                 let (tgid, mm) = (t.tgid, t.mm);
-                if self.users.get(&mm) == Some(&1) && self.session.space(mm).is_some() {
-                    self.reconcile(tgid, mm)?;
+                if self.users.get(&mm) == Some(&1) && self.session.space(mm).is_some() && !self.busy(mm, pid) {
                     self.check(tgid, mm)?;
                 }
             }
@@ -614,12 +641,14 @@ impl Tracer {
         Ok(())
     }
 
-    fn syscall_stop(&mut self, pid: pid_t) -> Result<(), String> {
+    /// A syscall stop of `pid`. Returns whether to resume it (a task waiting for another's
+    /// memory call stays stopped).
+    fn syscall_stop(&mut self, pid: pid_t) -> Result<bool, String> {
         let Some(entry) = syscall_stop_kind(pid) else {
-            return Ok(());
+            return Ok(true);
         };
         let Some(r) = regs(pid) else {
-            return Ok(());
+            return Ok(true);
         };
         let (tgid, mm) = {
             let t = self.tasks.get(&pid).ok_or("a syscall stop of an unknown task")?;
@@ -629,23 +658,52 @@ impl Tracer {
             let nr = r.orig_rax;
             let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
             if !abi::nr::is_memory(nr) || self.session.space(mm).is_none() {
-                return Ok(());
+                return Ok(true);
             }
-            self.reconcile(tgid, mm)?;
-            if nr == abi::nr::MMAP && args[3] & MAP_ANONYMOUS == 0 {
-                let fd = args[4] as u32;
-                let file = file_id(tgid, fd);
-                self.apply(Event::Fd { mm, fd, file })?;
+            if self.busy(mm, pid) {
+                // One memory call per address space at a time, so that the engine runs them
+                // in the kernel's order: this one waits at its entry stop.
+                self.waiting.push((pid, nr, args));
+                return Ok(false);
             }
-            if let Some(t) = self.tasks.get_mut(&pid) {
-                t.call = Some((nr, args));
-            }
-            return Ok(());
+            self.enter(pid, tgid, mm, nr, args)?;
+            return Ok(true);
         }
         let Some((nr, args)) = self.tasks.get_mut(&pid).and_then(|t| t.call.take()) else {
-            return Ok(());
+            return Ok(true);
         };
-        let kernel = r.rax;
+        self.exit(pid, tgid, mm, nr, args, r.rax)?;
+        // Let the next task that waits to enter a memory call of this address space go on.
+        if let Some(i) = self
+            .waiting
+            .iter()
+            .position(|w| self.tasks.get(&w.0).is_some_and(|t| t.mm == mm))
+        {
+            let (w, nr, args) = self.waiting.remove(i);
+            let wtgid = self.tasks.get(&w).map_or(w as u32, |t| t.tgid);
+            self.enter(w, wtgid, mm, nr, args)?;
+            resume(w, 0);
+        }
+        Ok(true)
+    }
+
+    /// The entry stop of memory call `nr` by `pid`, which no other call of `mm` is inside:
+    /// reconcile the faults, note the descriptor of a file mmap, remember the call.
+    fn enter(&mut self, pid: pid_t, tgid: u32, mm: usize, nr: u64, args: [u64; 6]) -> Result<(), String> {
+        self.reconcile(tgid, mm)?;
+        if nr == abi::nr::MMAP && args[3] & MAP_ANONYMOUS == 0 {
+            let fd = args[4] as u32;
+            let file = file_id(tgid, fd);
+            self.apply(Event::Fd { mm, fd, file })?;
+        }
+        if let Some(t) = self.tasks.get_mut(&pid) {
+            t.call = Some((nr, args));
+        }
+        Ok(())
+    }
+
+    /// The exit stop of memory call `nr`: run it on the engine and compare.
+    fn exit(&mut self, pid: pid_t, tgid: u32, mm: usize, nr: u64, args: [u64; 6], kernel: u64) -> Result<(), String> {
         let name = abi::nr::name(nr).unwrap_or("?");
         match self.apply(Event::Call {
             mm,
@@ -686,7 +744,7 @@ impl Tracer {
             _ => *self.report.not_modelled.entry(name).or_default() += 1,
         }
         self.since_check += 1;
-        if self.opts.check_every > 0 && self.since_check >= self.opts.check_every {
+        if self.opts.check_every > 0 && self.since_check >= self.opts.check_every && !self.busy(mm, pid) {
             self.since_check = 0;
             self.check(tgid, mm)?;
         }
@@ -698,7 +756,12 @@ impl Tracer {
         let Ok(smaps) = read_proc(tgid, "smaps") else {
             return Ok(());
         };
-        let kernel = smaps_vmas(&smaps)?;
+        self.reconcile_with(tgid, mm, &smaps)
+    }
+
+    /// [`Tracer::reconcile`] from an smaps snapshot already read.
+    fn reconcile_with(&mut self, tgid: u32, mm: usize, smaps: &str) -> Result<(), String> {
+        let kernel = smaps_vmas(smaps)?;
         let mut faults = Vec::new();
         {
             let Some(space) = self.session.space(mm) else {
@@ -750,11 +813,13 @@ impl Tracer {
         Ok(())
     }
 
-    /// Compares the whole maps and VmFlags of `mm` with the kernel's.
+    /// Compares the whole maps and VmFlags of `mm` with the kernel's, after reconciling the
+    /// faults in the same smaps snapshot (other threads may be running: a stack grows).
     fn check(&mut self, tgid: u32, mm: usize) -> Result<(), String> {
         let Ok(smaps) = read_proc(tgid, "smaps") else {
             return Ok(());
         };
+        self.reconcile_with(tgid, mm, &smaps)?;
         let Some(space) = self.session.space(mm) else {
             return Ok(());
         };

@@ -125,3 +125,22 @@ fn stack_growth_between_calls() {
         assert!(r.stack_growths > 0, "{}", render(&r));
     }
 }
+
+/// Threads: six python threads allocating at once; their calls are let through one at a time,
+/// so the engine runs them in the kernel's order.
+#[test]
+fn python_threads() {
+    let prog = "import threading\n\
+                t = [threading.Thread(target=lambda: [bytearray(1 << 20) for _ in range(20)]) for _ in range(6)]\n\
+                [x.start() for x in t]\n\
+                [x.join() for x in t]";
+    if let Some(r) = traced(&["python3", "-c", prog]) {
+        assert!(r.threads >= 6, "{}", render(&r));
+    }
+}
+
+/// A Rust program with threads (rustup's proxy, then rustc).
+#[test]
+fn rustc_version() {
+    traced(&["rustc", "--version"]);
+}
