@@ -18,7 +18,7 @@
 //! | 26 | `msync` | [`Mm::msync`] (the checks and the walk; writeback always succeeds) |
 //! | 28 | `madvise` | [`Mm::madvise`] |
 //! | 149, 150, 325 | `mlock`, `munlock`, `mlock2` | [`Mm::mlock`], [`Mm::munlock`], [`Mm::mlock2`] |
-//! | 329 | `pkey_mprotect` | [`Mm::mprotect`] for pkey `-1` and `0`; any other pkey is not allocated: `EINVAL` after `mprotect`'s own argument checks (`mm/mprotect.c:do_mprotect_pkey`) |
+//! | 329 | `pkey_mprotect` | [`Mm::mprotect`] for pkey `-1`, and for `0` where the CPU has protection keys ([`Profile::pkeys`](crate::Profile::pkeys)); any other pkey is not allocated (`pkey_alloc` is not modelled): `EINVAL` after `mprotect`'s own argument checks (`mm/mprotect.c:do_mprotect_pkey`, `mm_pkey_is_allocated`) |
 //! | 462 | `mseal` | [`Mm::mseal`] |
 //! | 27, 30, 67, 151, 152, 216, 330, 331, 440, 448, 453 | `mincore`, `shmat`, `shmdt`, `mlockall`, `munlockall`, `remap_file_pages`, `pkey_alloc`, `pkey_free`, `process_madvise`, `process_mrelease`, `map_shadow_stack` | not modelled: [`Outcome::NotModelled`] |
 //!
@@ -246,7 +246,8 @@ pub fn syscall(mm: &mut Mm, fds: &FdTable, nr: u64, args: [u64; 6]) -> Outcome {
         }
         nr::MPROTECT => unit(mm.mprotect(VirtAddr(a0), a1, prot_checked(a2))),
         nr::PKEY_MPROTECT => match a3 as i32 {
-            -1 | 0 => unit(mm.mprotect(VirtAddr(a0), a1, prot_checked(a2))),
+            -1 => unit(mm.mprotect(VirtAddr(a0), a1, prot_checked(a2))),
+            0 if mm.profile().pkeys => unit(mm.mprotect(VirtAddr(a0), a1, prot_checked(a2))),
             _ => pkey_mprotect_unallocated(a0, a1, a2),
         },
         nr::MUNMAP => unit(mm.munmap(VirtAddr(a0), a1)),
@@ -321,7 +322,12 @@ mod tests {
         // File mmap of a closed descriptor.
         let r = syscall(&mut mm, &fds, nr::MMAP, [0, 4096, 1, 2, 5, 0]);
         assert_eq!(r, Outcome::Return(neg(Errno::EBADF)));
-        // pkey 1 is not allocated; a zero length still succeeds first.
+        // pkey 1 is not allocated, nor 0 without protection keys; a zero length still
+        // succeeds first.
+        assert_eq!(
+            syscall(&mut mm, &fds, nr::PKEY_MPROTECT, [0x1000, 4096, 1, 0, 0, 0]),
+            Outcome::Return(neg(Errno::EINVAL))
+        );
         let a = syscall(&mut mm, &fds, nr::MMAP, [0, 4096, 3, 0x22, u64::MAX, 0])
             .value()
             .unwrap();
