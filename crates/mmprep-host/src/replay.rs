@@ -15,7 +15,7 @@
 //! mmprep-trace 1
 //! import MM PID START_STACK START_DATA END_DATA START_BRK STACK DATA AS MEMLOCK LEGACY NLINES
 //! ...NLINES lines of /proc/PID/smaps...
-//! fd MM FD MAJOR MINOR INODE SIZE WRITE NOEXEC PATH      (the file open as FD in MM)
+//! fd MM FD KIND MAJOR MINOR INODE SIZE RW NOEXEC PATH    (the file open as FD in MM)
 //! closed MM FD                                            (FD is not open)
 //! fault MM ADDR r|w                                       (an access between system calls)
 //! call MM NR A0 A1 A2 A3 A4 A5 RET                        (a memory system call and the kernel's rax)
@@ -39,9 +39,53 @@ use mmprep_drivers::regular::Ext4File;
 
 use crate::import::{ProcLimits, StatAddrs, import_text, profile_with};
 
+/// What kind of file a descriptor is, as far as `mmap` cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file on a disk filesystem: ext4's page cache and THP placement.
+    Regular,
+    /// A tmpfs or memfd file: shmem's operations and placement.
+    Shmem,
+    /// `/dev/zero`.
+    DevZero,
+    /// Anything without an mmap hook here (pipes, sockets, directories, other devices):
+    /// `ENODEV`.
+    NoMmap,
+}
+
+impl FileKind {
+    fn word(self) -> &'static str {
+        match self {
+            FileKind::Regular => "regular",
+            FileKind::Shmem => "shmem",
+            FileKind::DevZero => "zero",
+            FileKind::NoMmap => "nommap",
+        }
+    }
+
+    fn from_word(w: &str) -> Option<FileKind> {
+        [FileKind::Regular, FileKind::Shmem, FileKind::DevZero, FileKind::NoMmap]
+            .into_iter()
+            .find(|k| k.word() == w)
+    }
+}
+
+/// The file operations of a file that cannot be mapped (`can_mmap_file` is false: `ENODEV`).
+struct NoMmap;
+
+impl mmprep::file::FileOperations for NoMmap {
+    fn name(&self) -> &'static str {
+        "no_mmap"
+    }
+    fn mmap_hook(&self) -> mmprep::file::MmapHook {
+        mmprep::file::MmapHook::None
+    }
+}
+
 /// An open file's identity and mode, as `/proc/PID/fd/N`, `fdinfo` and `stat` show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileId {
+    pub kind: FileKind,
     pub dev: (u32, u32),
     pub ino: u64,
     pub size: u64,
@@ -87,8 +131,8 @@ pub struct Space {
     pub mm: Mm,
     /// The process's descriptors, as the `fd` events told them.
     pub fds: FdTable,
-    /// One open file per (device, inode, write): mappings of one file compare equal.
-    files: HashMap<(u32, u32, u64, bool), Arc<File>>,
+    /// One open file per (device, inode, read, write): mappings of one file compare equal.
+    files: HashMap<(u32, u32, u64, bool, bool), Arc<File>>,
 }
 
 impl Space {
@@ -98,7 +142,7 @@ impl Space {
             if let Some(f) = v.file() {
                 let d = f.inode().dev();
                 files
-                    .entry((d.major, d.minor, f.inode().ino(), f.mode().write))
+                    .entry((d.major, d.minor, f.inode().ino(), f.mode().read, f.mode().write))
                     .or_insert_with(|| f.clone());
             }
         }
@@ -112,10 +156,20 @@ impl Space {
     /// The engine file for `id`: the one already known for this identity and mode, a new open
     /// file on the known inode, or a new inode.
     fn file(&mut self, id: &FileId) -> Arc<File> {
-        let key = (id.dev.0, id.dev.1, id.ino, id.write);
+        let key = (id.dev.0, id.dev.1, id.ino, id.read, id.write);
         if let Some(f) = self.files.get(&key) {
             return f.clone();
         }
+        let ops: Arc<dyn mmprep::file::FileOperations> = match id.kind {
+            FileKind::Regular => Arc::new(Ext4File),
+            FileKind::Shmem => Arc::new(mmprep::shmem::ShmemFileOps),
+            FileKind::DevZero => Arc::new(mmprep_drivers::zero::DevZero),
+            FileKind::NoMmap => Arc::new(NoMmap),
+        };
+        let inode_kind = match id.kind {
+            FileKind::DevZero => InodeKind::CharDevice,
+            _ => InodeKind::Regular,
+        };
         let mode = FileMode {
             read: id.read,
             write: id.write,
@@ -123,7 +177,7 @@ impl Space {
         let inode = self
             .files
             .iter()
-            .find(|((ma, mi, ino, _), _)| (*ma, *mi, *ino) == (id.dev.0, id.dev.1, id.ino))
+            .find(|((ma, mi, ino, _, _), _)| (*ma, *mi, *ino) == (id.dev.0, id.dev.1, id.ino))
             .map(|(_, f)| f.inode().clone())
             .unwrap_or_else(|| {
                 Arc::new(Inode::new(
@@ -132,11 +186,11 @@ impl Space {
                         minor: id.dev.1,
                     },
                     id.ino,
-                    InodeKind::Regular,
+                    inode_kind,
                     id.size,
                 ))
             });
-        let f = File::new(inode, mode, Arc::new(Ext4File), id.path.clone(), id.noexec);
+        let f = File::new(inode, mode, ops, id.path.clone(), id.noexec);
         self.files.insert(key, f.clone());
         f
     }
@@ -265,7 +319,8 @@ pub fn save(events: &[Event]) -> String {
             Event::Fd { mm, fd, file: Some(f) } => {
                 let _ = writeln!(
                     out,
-                    "fd {mm} {fd} {} {} {} {:x} {}{} {} {}",
+                    "fd {mm} {fd} {} {} {} {} {:x} {}{} {} {}",
+                    f.kind.word(),
                     f.dev.0,
                     f.dev.1,
                     f.ino,
@@ -304,7 +359,7 @@ pub fn load(text: &str) -> Result<Vec<Event>, String> {
     let mut events = Vec::new();
     while let Some((i, line)) = lines.next() {
         let bad = |what: &str| format!("line {}: {what}: {line:?}", i + 1);
-        let w: Vec<&str> = line.splitn(10, ' ').collect();
+        let w: Vec<&str> = line.splitn(11, ' ').collect();
         let dec = |k: usize| -> Result<u64, String> {
             w.get(k).and_then(|s| s.parse().ok()).ok_or_else(|| bad("a bad number"))
         };
@@ -353,20 +408,21 @@ pub fn load(text: &str) -> Result<Vec<Event>, String> {
                 file: None,
             },
             "fd" => {
-                if w.len() != 10 {
-                    return Err(bad("an fd line has 9 fields"));
+                if w.len() != 11 {
+                    return Err(bad("an fd line has 10 fields"));
                 }
                 Event::Fd {
                     mm: dec(1)? as usize,
                     fd: dec(2)? as u32,
                     file: Some(FileId {
-                        dev: (dec(3)? as u32, dec(4)? as u32),
-                        ino: dec(5)?,
-                        size: hex(6)?,
-                        read: w[7].starts_with('r'),
-                        write: w[7].ends_with('w'),
-                        noexec: w[8] == "1",
-                        path: w[9].to_string(),
+                        kind: FileKind::from_word(w[3]).ok_or_else(|| bad("an unknown file kind"))?,
+                        dev: (dec(4)? as u32, dec(5)? as u32),
+                        ino: dec(6)?,
+                        size: hex(7)?,
+                        read: w[8].starts_with('r'),
+                        write: w[8].ends_with('w'),
+                        noexec: w[9] == "1",
+                        path: w[10].to_string(),
                     }),
                 }
             }
@@ -509,6 +565,7 @@ mod tests {
                 mm: 0,
                 fd: 3,
                 file: Some(FileId {
+                    kind: FileKind::Shmem,
                     dev: (254, 0),
                     ino: 42,
                     size: 0x1234,

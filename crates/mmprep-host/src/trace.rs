@@ -46,7 +46,7 @@ use mmprep::flags::VmaBit;
 use crate::import::{
     ProcLimits, engine_maps_with_flags, maps_of, maps_with_flags, parse_stat, read_limits, smaps_vmas,
 };
-use crate::replay::{Event, FileId, Session, call_text, ret_text};
+use crate::replay::{Event, FileId, FileKind, Session, call_text, ret_text};
 use crate::sys;
 
 /// `personality(2)`'s `ADDR_NO_RANDOMIZE`.
@@ -170,6 +170,8 @@ struct Tracer {
     waiting: Vec<(pid_t, u64, [u64; 6])>,
     /// Tasks per address space.
     users: HashMap<usize, u64>,
+    /// The first differing lines of the last maps check that differed, and whose.
+    last_maps_difference: Option<(u32, String, String)>,
     next_mm: usize,
     since_check: u64,
     report: TraceReport,
@@ -215,6 +217,7 @@ pub fn trace(cmd: &[String], opts: TraceOptions) -> Result<TraceReport, TraceErr
         tasks: HashMap::new(),
         held: HashSet::new(),
         waiting: Vec::new(),
+        last_maps_difference: None,
         users: HashMap::new(),
         next_mm: 0,
         since_check: 0,
@@ -321,7 +324,7 @@ fn read_proc(pid: u32, what: &str) -> Result<String, String> {
 
 /// The identity of descriptor `fd` of `pid`, or `None` if it is not open.
 fn file_id(pid: u32, fd: u32) -> Option<FileId> {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let link = format!("/proc/{pid}/fd/{fd}");
     let meta = std::fs::metadata(&link).ok()?;
     let path = std::fs::read_link(&link).ok()?.to_string_lossy().into_owned();
@@ -340,7 +343,22 @@ fn file_id(pid: u32, fd: u32) -> Option<FileId> {
         // SAFETY: `c` is NUL-terminated and `st` is writable.
         unsafe { libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_NOEXEC != 0 }
     });
+    let ft = meta.file_type();
+    let kind = if ft.is_file() {
+        let tmpfs = CString::new(format!("/proc/{pid}/fd/{fd}")).ok().is_some_and(|c| {
+            // SAFETY: statfs is plain data; all-zero is a valid value.
+            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+            // SAFETY: `c` is NUL-terminated and `st` is writable.
+            unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC }
+        });
+        if tmpfs { FileKind::Shmem } else { FileKind::Regular }
+    } else if ft.is_char_device() && sys::dev_major_minor(meta.rdev()) == (1, 5) {
+        FileKind::DevZero
+    } else {
+        FileKind::NoMmap
+    };
     Some(FileId {
+        kind,
         dev: sys::dev_major_minor(meta.dev()),
         ino: meta.ino(),
         size: meta.len(),
@@ -824,7 +842,10 @@ impl Tracer {
             return Ok(());
         };
         self.report.checks += 1;
-        let (kmaps, emaps) = (maps_of(&smaps), space.mm.maps());
+        let (kmaps, emaps) = (
+            shmem_inodes_hidden(&maps_of(&smaps)),
+            shmem_inodes_hidden(&space.mm.maps()),
+        );
         let (kflags, eflags) = (maps_with_flags(&smaps), engine_maps_with_flags(&space.mm));
         let diff = if kmaps != emaps {
             Some(("maps", first_difference(&kmaps, &emaps), kmaps, emaps))
@@ -834,6 +855,12 @@ impl Tracer {
             None
         };
         if let Some((what, (k, e), kt, et)) = diff {
+            // The same difference as the last check found is not a new divergence.
+            let seen = (tgid, k.clone(), e.clone());
+            if self.last_maps_difference.as_ref() == Some(&seen) {
+                return Ok(());
+            }
+            self.last_maps_difference = Some(seen);
             let first = self.report.divergence_count == 0;
             self.diverge(Divergence {
                 pid: tgid,
@@ -845,6 +872,23 @@ impl Tracer {
         }
         Ok(())
     }
+}
+
+/// Maps text with the inode of each shared anonymous mapping (`00:01 N /dev/zero (deleted)`)
+/// shown as `*`: the kernel numbers the shmem file it makes with `get_next_ino()`, a global
+/// counter no engine can know.
+fn shmem_inodes_hidden(maps: &str) -> String {
+    let mut out = String::with_capacity(maps.len());
+    for line in maps.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.len() >= 6 && w[3] == "00:01" && line.ends_with(" /dev/zero (deleted)") {
+            out.push_str(&format!("{} {} {} {} * {}", w[0], w[1], w[2], w[3], w[5..].join(" ")));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn indent(text: &str) -> String {

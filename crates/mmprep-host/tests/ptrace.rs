@@ -5,6 +5,8 @@
 //! The tracer waits for any child (`waitpid(-1)`), so the traces of this file run one at a
 //! time (`ONE_AT_A_TIME`) and this binary holds nothing else that forks.
 
+mod common;
+
 use std::sync::Mutex;
 
 use mmprep::abi;
@@ -22,11 +24,16 @@ fn present(prog: &str) -> bool {
 /// Returns `None` (and says so) when the program is not installed.
 #[track_caller]
 fn traced(cmd: &[&str]) -> Option<TraceReport> {
-    if !present(cmd[0]) {
+    if !cmd[0].starts_with('/') && !present(cmd[0]) {
         eprintln!("skipped: {} is not installed", cmd[0]);
         return None;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    traced_locked(cmd)
+}
+
+#[track_caller]
+fn traced_locked(cmd: &[&str]) -> Option<TraceReport> {
     let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
     let opts = TraceOptions {
         check_every: 20,
@@ -143,4 +150,35 @@ fn python_threads() {
 #[test]
 fn rustc_version() {
     traced(&["rustc", "--version"]);
+}
+
+/// `probes/abi_calls.c`: raw memory calls with odd arguments (an unaligned offset, a closed
+/// descriptor, a pipe, a write-only file, `/dev/zero` both ways, a memfd, `MAP_32BIT`,
+/// `MAP_FIXED_NOREPLACE`, high `prot` and `mremap` flag bits, pkeys 0, 1 and 16, `msync`'s
+/// errors, `mlock2` flags, `mseal` and what it refuses, `brk` below its start, a
+/// `MAP_GROWSDOWN` mapping grown by a fault, `mincore`). Every result must be the kernel's.
+#[test]
+fn abi_calls_probe() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = common::compile_c("abi_calls", include_str!("probes/abi_calls.c"));
+    let exe = exe.to_string_lossy().into_owned();
+    let r = traced_locked(&[&exe]).expect("the probe runs");
+    let text = render(&r);
+    let errnos: Vec<mmprep::Errno> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Call { ret, .. } => abi::errno_of(*ret),
+            _ => None,
+        })
+        .collect();
+    use mmprep::Errno::*;
+    for want in [EINVAL, EBADF, ENODEV, EACCES, EEXIST, EBUSY, EPERM, ENOMEM] {
+        assert!(errnos.contains(&want), "the probe never got {want:?}:\n{text}");
+    }
+    assert_eq!(r.not_modelled.get("mincore"), Some(&1), "{text}");
+    assert!(
+        r.stack_growths >= 1,
+        "the MAP_GROWSDOWN fault was not reconciled:\n{text}"
+    );
 }
