@@ -842,10 +842,7 @@ impl Tracer {
             return Ok(());
         };
         self.report.checks += 1;
-        let (kmaps, emaps) = (
-            shmem_inodes_hidden(&maps_of(&smaps)),
-            shmem_inodes_hidden(&space.mm.maps()),
-        );
+        let (kmaps, emaps) = (fs_facts_hidden(&maps_of(&smaps)), fs_facts_hidden(&space.mm.maps()));
         let (kflags, eflags) = (maps_with_flags(&smaps), engine_maps_with_flags(&space.mm));
         let diff = if kmaps != emaps {
             Some(("maps", first_difference(&kmaps, &emaps), kmaps, emaps))
@@ -874,14 +871,17 @@ impl Tracer {
     }
 }
 
-/// Maps text with the inode of each shared anonymous mapping (`00:01 N /dev/zero (deleted)`)
-/// shown as `*`: the kernel numbers the shmem file it makes with `get_next_ino()`, a global
-/// counter no engine can know.
-fn shmem_inodes_hidden(maps: &str) -> String {
+/// Maps text without what only the file system knows: the inode of each shared anonymous
+/// mapping (`00:01 N /dev/zero (deleted)`) is shown as `*` (the kernel numbers the shmem file
+/// it makes with `get_next_ino()`, a global counter no engine can know), and a ` (deleted)`
+/// suffix is dropped (the kernel prints the path as it is now: a file unlinked after it was
+/// mapped — Java's `hsperfdata` file — gains the suffix without any memory call).
+fn fs_facts_hidden(maps: &str) -> String {
     let mut out = String::with_capacity(maps.len());
     for line in maps.lines() {
         let w: Vec<&str> = line.split_whitespace().collect();
-        if w.len() >= 6 && w[3] == "00:01" && line.ends_with(" /dev/zero (deleted)") {
+        let line = line.strip_suffix(" (deleted)").unwrap_or(line);
+        if w.len() >= 6 && w[3] == "00:01" && line.ends_with(" /dev/zero") {
             out.push_str(&format!("{} {} {} {} * {}", w[0], w[1], w[2], w[3], w[5..].join(" ")));
         } else {
             out.push_str(line);

@@ -182,3 +182,10 @@ fn abi_calls_probe() {
         "the MAP_GROWSDOWN fault was not reconciled:\n{text}"
     );
 }
+
+/// The JVM: seventeen threads, a heap reserved with `MAP_NORESERVE` and committed piecewise,
+/// and a shared file it unlinks after mapping it (`hsperfdata`).
+#[test]
+fn java_version() {
+    traced(&["java", "-version"]);
+}
