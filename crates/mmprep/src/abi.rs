@@ -18,9 +18,10 @@
 //! | 26 | `msync` | [`Mm::msync`] (the checks and the walk; writeback always succeeds) |
 //! | 28 | `madvise` | [`Mm::madvise`] |
 //! | 149, 150, 325 | `mlock`, `munlock`, `mlock2` | [`Mm::mlock`], [`Mm::munlock`], [`Mm::mlock2`] |
+//! | 151, 152 | `mlockall`, `munlockall` | [`Mm::mlockall`], [`Mm::munlockall`] |
 //! | 329 | `pkey_mprotect` | [`Mm::mprotect`] for pkey `-1`, and for `0` where the CPU has protection keys ([`Profile::pkeys`](crate::Profile::pkeys)); any other pkey is not allocated (`pkey_alloc` is not modelled): `EINVAL` after `mprotect`'s own argument checks (`mm/mprotect.c:do_mprotect_pkey`, `mm_pkey_is_allocated`) |
 //! | 462 | `mseal` | [`Mm::mseal`] |
-//! | 27, 30, 67, 151, 152, 216, 330, 331, 440, 448, 453 | `mincore`, `shmat`, `shmdt`, `mlockall`, `munlockall`, `remap_file_pages`, `pkey_alloc`, `pkey_free`, `process_madvise`, `process_mrelease`, `map_shadow_stack` | not modelled: [`Outcome::NotModelled`] |
+//! | 27, 30, 67, 216, 330, 331, 440, 448, 453 | `mincore`, `shmat`, `shmdt`, `remap_file_pages`, `pkey_alloc`, `pkey_free`, `process_madvise`, `process_mrelease`, `map_shadow_stack` | not modelled: [`Outcome::NotModelled`] |
 //!
 //! # Not modelled is not an errno
 //! A memory call the engine lacks returns [`Outcome::NotModelled`], and any other system call
@@ -120,6 +121,8 @@ pub mod nr {
         MLOCK,
         MUNLOCK,
         MLOCK2,
+        MLOCKALL,
+        MUNLOCKALL,
         PKEY_MPROTECT,
         MSEAL,
     ];
@@ -129,8 +132,6 @@ pub mod nr {
         MINCORE,
         SHMAT,
         SHMDT,
-        MLOCKALL,
-        MUNLOCKALL,
         REMAP_FILE_PAGES,
         PKEY_ALLOC,
         PKEY_FREE,
@@ -181,7 +182,7 @@ pub enum Outcome {
     /// The call ran on the engine; this is the kernel's return value (`rax`): an address, a
     /// count, `0`, or `-errno` as a `u64` ([`errno_of`] tells which).
     Return(u64),
-    /// A memory call the engine does not model (`mincore`, `mlockall`...): nothing changed.
+    /// A memory call the engine does not model (`mincore`, `pkey_alloc`...): nothing changed.
     NotModelled,
     /// Not a memory call: nothing changed; the embedder answers it.
     NotMemory,
@@ -263,6 +264,8 @@ pub fn syscall(mm: &mut Mm, fds: &FdTable, nr: u64, args: [u64; 6]) -> Outcome {
         nr::MUNLOCK => unit(mm.munlock(VirtAddr(a0), a1)),
         nr::MLOCK2 => unit(mm.mlock2(VirtAddr(a0), a1, a2 as u32)),
         nr::MSEAL => unit(mm.mseal(VirtAddr(a0), a1, a2)),
+        nr::MLOCKALL => unit(mm.mlockall(a0 as i32)),
+        nr::MUNLOCKALL => unit(mm.munlockall()),
         n if nr::NOT_MODELLED.contains(&n) => return Outcome::NotModelled,
         _ => return Outcome::NotMemory,
     };

@@ -79,6 +79,17 @@ int main(void) {
     S(SYS_mremap, b, 64 * PAGE, 8 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, 0x200000000000L);
     S(SYS_mremap, 0x200000000000L, 8 * PAGE, 8 * PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
     S(SYS_mremap, b, PAGE, PAGE, 1L << 40, 0);
+    /* mlockall: bad flags, then future mappings locked, then everything (on fault, then at
+     * once), then nothing. */
+    S(SYS_mlockall, 0);
+    S(SYS_mlockall, MCL_ONFAULT);
+    S(SYS_mlockall, 8);
+    S(SYS_mlockall, MCL_FUTURE);
+    b = S(SYS_mmap, 0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    S(SYS_mlockall, MCL_CURRENT | MCL_ONFAULT);
+    S(SYS_munlockall);
+    S(SYS_mlockall, MCL_CURRENT);
+    S(SYS_munlockall);
     /* mseal, then what it refuses. */
     b = S(SYS_mmap, 0, 4 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     S(SYS_mseal, b, 4 * PAGE, 1);
