@@ -310,6 +310,16 @@ fn syscall_stop_kind(pid: pid_t) -> Option<bool> {
     }
 }
 
+/// Is `pid` in group-stop (`PTRACE_GETSIGINFO` fails with `EINVAL`) rather than in a
+/// signal-delivery-stop?
+fn in_group_stop(pid: pid_t) -> bool {
+    // SAFETY: siginfo_t is plain data; all-zero is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes one siginfo_t to the pointer.
+    let rc = unsafe { libc::ptrace(libc::PTRACE_GETSIGINFO, pid, 0, &mut info as *mut libc::siginfo_t) };
+    rc != 0 && sys::last_errno() == libc::EINVAL
+}
+
 /// `PTRACE_GETEVENTMSG`.
 fn event_msg(pid: pid_t) -> u64 {
     let mut msg: libc::c_ulong = 0;
@@ -528,6 +538,9 @@ impl Tracer {
                 if let Some(t) = self.tasks.get_mut(&pid) {
                     t.initial_stop = false;
                 }
+            } else if in_group_stop(pid) {
+                // A stopping signal already delivered: the task is in group-stop. Resuming it
+                // with no signal lets it go on (a shell's job control is not modelled).
             } else {
                 inject = sig;
             }
