@@ -21,6 +21,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mmprep::Profile;
 use mmprep_scenario::{RunEnd, Script, Transcript, exit};
 
+mod trace;
+
 /// How many differing entries `diff` shows per file.
 const DIFF_LIMIT: usize = 10;
 
@@ -178,6 +180,31 @@ enum Command {
         #[arg(long, value_name = "KEY=VALUE")]
         param: Vec<String>,
     },
+    /// Run a program under ptrace and answer each of its memory calls on the engine too
+    ///
+    /// Randomisation off; each process is imported after its execve; every memory call's
+    /// result is compared with the kernel's, and the whole maps every N calls and at each
+    /// process's end. Exit status 0 without divergence, 1 with one, 4 if the program could not
+    /// be traced, 6 if the kernel refuses ptrace.
+    Trace {
+        /// Print the report as one JSON object
+        #[arg(long)]
+        json: bool,
+        /// Save the trace for `mmprep replay`
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+        /// Compare the whole maps every N memory calls (0: only at each process's end)
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        check_every: u64,
+        /// The program and its arguments
+        #[arg(required = true, last = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// Run a saved trace again on the engine alone and check every recorded result
+    Replay {
+        /// A file written by `mmprep trace --save`
+        file: PathBuf,
+    },
     /// Run generated scenarios on the kernel and on the engine and show the first that differs
     ///
     /// Each seed from S to S+N-1 gives one random scenario; the engine runs it with this
@@ -269,6 +296,13 @@ fn main() -> ExitCode {
         } => return fuzz(start, seeds, thp, print),
         Command::Import { pid, flags } => return import(pid, flags),
         Command::DriverDiff { old, new, fops, param } => return driver_diff(&old, &new, &fops, &param),
+        Command::Trace {
+            json,
+            save,
+            check_every,
+            cmd,
+        } => return trace::trace(&cmd, json, save.as_deref(), check_every),
+        Command::Replay { file } => return trace::replay(&file),
         Command::Kernel { files } => (files, Mode::Kernel),
         Command::Render {
             file,

@@ -242,23 +242,27 @@ fn limit(limits: &str, name: &str) -> Option<u64> {
     }
 }
 
-/// The profile of process `pid`: this machine's ([`crate::host_profile`]) with the process's
-/// own limits and layout. Returns it and whether randomisation is on.
-pub fn process_profile(pid: u32) -> Result<(Profile, bool), String> {
+/// What a process's profile is made of beyond the machine's: its soft limits (bytes,
+/// `u64::MAX` for unlimited), whether it has the legacy layout and whether randomisation is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcLimits {
+    pub stack: u64,
+    pub data: u64,
+    pub address_space: u64,
+    pub memlock: u64,
+    /// `ADDR_COMPAT_LAYOUT` in the personality, or `vm.legacy_va_layout`.
+    pub legacy: bool,
+    /// Address randomisation is on: `mmap(NULL)` placement will not match.
+    pub randomized: bool,
+}
+
+/// Reads process `pid`'s [`ProcLimits`].
+pub fn read_limits(pid: u32) -> Result<ProcLimits, String> {
     let read =
         |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).map_err(|e| format!("/proc/{pid}/{f}: {e}"));
-    let mut p = crate::host_profile();
+    let base = crate::host_profile();
     let limits = read("limits")?;
-    for (name, field) in [
-        ("Max stack size", &mut p.rlimit_stack),
-        ("Max data size", &mut p.rlimit_data),
-        ("Max address space", &mut p.rlimit_as),
-        ("Max locked memory", &mut p.rlimit_memlock),
-    ] {
-        if let Some(v) = limit(&limits, name) {
-            *field = v;
-        }
-    }
+    let get = |name: &str, default: u64| limit(&limits, name).unwrap_or(default);
     // /proc/PID/personality needs ptrace access; without it, assume the default personality.
     let personality = read("personality")
         .ok()
@@ -272,11 +276,60 @@ pub fn process_profile(pid: u32) -> Result<(Profile, bool), String> {
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(2);
-    p.pick_mmap_layout(personality & ADDR_COMPAT_LAYOUT != 0 || sysctl_legacy != 0);
+    Ok(ProcLimits {
+        stack: get("Max stack size", base.rlimit_stack),
+        data: get("Max data size", base.rlimit_data),
+        address_space: get("Max address space", base.rlimit_as),
+        memlock: get("Max locked memory", base.rlimit_memlock),
+        legacy: personality & ADDR_COMPAT_LAYOUT != 0 || sysctl_legacy != 0,
+        randomized: personality & ADDR_NO_RANDOMIZE == 0 && randomize != 0,
+    })
+}
+
+/// This machine's profile ([`crate::host_profile`]) with a process's limits and layout.
+pub fn profile_with(l: &ProcLimits) -> Profile {
+    let mut p = crate::host_profile();
+    p.rlimit_stack = l.stack;
+    p.rlimit_data = l.data;
+    p.rlimit_as = l.address_space;
+    p.rlimit_memlock = l.memlock;
+    p.pick_mmap_layout(l.legacy);
     // Every VMA of the process is modelled ([vsyscall] is not a VMA).
     p.unmodelled_map_count = 0;
-    let randomized = personality & ADDR_NO_RANDOMIZE == 0 && randomize != 0;
-    Ok((p, randomized))
+    p
+}
+
+/// The profile of process `pid`: this machine's ([`crate::host_profile`]) with the process's
+/// own limits and layout. Returns it and whether randomisation is on.
+pub fn process_profile(pid: u32) -> Result<(Profile, bool), String> {
+    let l = read_limits(pid)?;
+    Ok((profile_with(&l), l.randomized))
+}
+
+/// One VMA as smaps shows it: the range, the name, the flags, whether it holds anonymous pages.
+#[derive(Clone, Debug)]
+pub struct SmapsVma {
+    pub start: u64,
+    pub end: u64,
+    pub name: String,
+    pub flags: mmprep::flags::VmaFlags,
+    /// `Anonymous:`, `AnonHugePages:` or `Swap:` above 0: the VMA has an anon_vma.
+    pub anon_pages: bool,
+}
+
+/// The VMAs of smaps text (without `[vsyscall]`).
+pub fn smaps_vmas(text: &str) -> Result<Vec<SmapsVma>, String> {
+    Ok(parse_smaps(text)?
+        .into_iter()
+        .filter(|b| b.vma.name != "[vsyscall]")
+        .map(|b| SmapsVma {
+            start: b.vma.start,
+            end: b.vma.end,
+            name: b.vma.name,
+            flags: b.flags,
+            anon_pages: b.anon_pages,
+        })
+        .collect())
 }
 
 /// Imports process `pid` as it is now. `brk` is its current break if the caller knows it.

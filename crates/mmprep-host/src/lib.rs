@@ -11,7 +11,9 @@
 //!
 //! [`host_profile`] reads the machine facts the engine needs to answer like this kernel,
 //! [`diff`] compares the two transcripts, and [`fuzz`] does both for generated scenarios.
-//! [`import`] builds an engine address space from a live process's `/proc/PID` files.
+//! [`import`] builds an engine address space from a live process's `/proc/PID` files;
+//! [`trace`] runs a real program under ptrace and answers each of its memory calls on the
+//! engine too; [`replay`] saves such a run and runs it again on the engine alone.
 //!
 //! Linux on x86_64 only: the probes are x86_64 instructions, and the rest is Linux's API.
 
@@ -26,7 +28,9 @@ pub mod import;
 mod probe;
 pub mod procfs;
 mod profile;
+pub mod replay;
 mod sys;
+pub mod trace;
 
 use std::fs::File;
 use std::io::Read;

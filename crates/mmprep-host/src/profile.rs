@@ -70,6 +70,11 @@ pub fn host_profile() -> Profile {
     if let Some(ratio) = sysctl("overcommit_ratio") {
         p.overcommit_ratio = ratio;
     }
+    p.pkeys = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
+        c.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "ospke"))
+    });
     if let Some(count) = sysctl("max_map_count") {
         p.max_map_count = count;
     }

@@ -16,6 +16,7 @@
 //! | `struct vma_merge_struct` | `merge::MergeState` (internal) |
 //! | `struct file`, `file_operations` | [`file::File`], [`file::FileOperations`] |
 //! | `vm_operations_struct` | [`vma::VmOperations`] |
+//! | the x86_64 syscall ABI (`syscall_64.tbl`) | [`abi::syscall`], [`abi::FdTable`] |
 //!
 //! The crate is `no_std` (with `alloc`), does no I/O and contains no `unsafe`. Facts about the
 //! host (limits, privileges, sysctls) come in as a [`Profile`].
@@ -59,6 +60,7 @@ extern crate alloc;
 #[cfg(loom)]
 extern crate std;
 
+pub mod abi;
 pub mod action;
 pub mod addr;
 pub mod desc;

@@ -132,13 +132,18 @@ pub struct Profile {
     pub stack_guard_gap: u64,
     /// The filesystem behind `tmpfile`.
     pub tmpfile_fs: TmpfileFs,
+    /// `X86_FEATURE_OSPKE`: memory protection keys are on, and pkey 0 is allocated in every mm
+    /// (`arch/x86/include/asm/mmu_context.h:init_new_context`). Without them no pkey is, and
+    /// `pkey_mprotect` accepts only -1.
+    pub pkeys: bool,
 }
 
 impl Profile {
     /// The reference host of `docs/reference/vma-rules.md` section 0: Linux 6.18 x86_64, root,
     /// overcommit 0, 23 GiB RAM and no swap, `max_map_count` 65530, THP `madvise` (defrag
     /// `madvise`, `use_zero_page` 1, shmem `never`, `CONFIG_PT_RECLAIM`), no soft-dirty,
-    /// no anon VMA names, ext4 `/tmp`, and an `mmap_base` as with `setarch -R` and an 8 MiB stack.
+    /// no anon VMA names, ext4 `/tmp`, no protection keys, and an `mmap_base` as with
+    /// `setarch -R` and an 8 MiB stack.
     pub fn reference_host() -> Profile {
         Profile {
             cap_sys_rawio: true,
@@ -168,6 +173,7 @@ impl Profile {
             topdown: true,
             stack_guard_gap: 256 << 12,
             tmpfile_fs: TmpfileFs::Ext4,
+            pkeys: false,
         }
     }
 

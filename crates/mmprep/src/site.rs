@@ -84,6 +84,8 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ("mm/mlock.rs", "mlock2", "mm/mlock.c:sys_mlock2"),
     ("mm/mlock.rs", "do_mlock", "mm/mlock.c:do_mlock"),
     ("mm/mlock.rs", "apply_vma_lock_flags", "mm/mlock.c:apply_vma_lock_flags"),
+    ("mm/mlock.rs", "mlockall", "mm/mlock.c:sys_mlockall"),
+    ("mm/msync.rs", "msync", "mm/msync.c:sys_msync"),
     ("mm/mmap.rs", "mmap", "arch/x86/kernel/sys_x86_64.c:sys_mmap"),
     ("mm/mmap.rs", "mmap_pgoff", "mm/mmap.c:ksys_mmap_pgoff"),
     ("mm/mmap.rs", "do_mmap", "mm/mmap.c:do_mmap"),

@@ -204,4 +204,8 @@ pub mod mremap {
 /// `mlock2` flags.
 pub mod mlock {
     pub const ONFAULT: u32 = 1;
+    /// `mlockall` flags (`arch/x86`: the generic values).
+    pub const MCL_CURRENT: i32 = 1;
+    pub const MCL_FUTURE: i32 = 2;
+    pub const MCL_ONFAULT: i32 = 4;
 }

@@ -2,7 +2,8 @@
 //!
 //! Without `MAP_FIXED` the kernel chooses the address. A hint that is free is taken as it is;
 //! otherwise the search runs top-down from `mmap_base` and takes the *highest* hole that fits,
-//! keeping a guard gap below grows-down VMAs. Large anonymous mappings and files whose
+//! keeping a guard gap below grows-down VMAs. `MAP_32BIT` searches bottom-up in
+//! `[1 GiB, 2 GiB)` instead. Large anonymous mappings and files whose
 //! `get_unmapped_area` is `thp_get_unmapped_area` are placed 2 MiB aligned where possible.
 //!
 //! Mirrors `mm/mmap.c:__get_unmapped_area`, `round_hint_to_min`,
@@ -23,6 +24,10 @@ use crate::file::{AreaPolicy, File};
 use crate::flags::VmaFlags;
 use crate::mm::Mm;
 use crate::uapi::MapFlags;
+
+/// The window of `MAP_32BIT` placement (`arch/x86/kernel/sys_x86_64.c:find_start_end`).
+const MAP_32BIT_BEGIN: u64 = 0x4000_0000;
+const MAP_32BIT_END: u64 = 0x8000_0000;
 
 impl Mm {
     /// `round_hint_to_min`: page-round a hint; a non-zero hint below `mmap_min_addr` is raised.
@@ -86,12 +91,13 @@ impl Mm {
 
     /// A free hint is taken as it is (`mmap_address_hint_valid` with 4-level paging, where
     /// `DEFAULT_MAP_WINDOW == TASK_SIZE`, then the `find_vma` / `vm_start_gap` test).
-    fn hint_fits(&self, addr: VirtAddr, len: u64) -> Option<VirtAddr> {
+    /// `end` is the top of the search window (`TASK_SIZE`, or 2 GiB for `MAP_32BIT`).
+    fn hint_fits(&self, addr: VirtAddr, len: u64, end: u64) -> Option<VirtAddr> {
         if addr.0 == 0 {
             return None;
         }
         let hint = addr.0 & PAGE_MASK;
-        if self.profile.task_size - len < hint {
+        if end - len < hint {
             return None;
         }
         let gap = self.profile.stack_guard_gap;
@@ -103,19 +109,24 @@ impl Mm {
     }
 
     /// `arch_get_unmapped_area` (x86_64, bottom-up): the lowest hole at or above
-    /// `mmap_legacy_base`.
+    /// `mmap_legacy_base`; for `MAP_32BIT`, the lowest in `[1 GiB, 2 GiB)` (`find_start_end`:
+    /// "Give it 1GB of playground for now", not randomised with randomisation off).
     fn arch_get_unmapped_area(&self, addr: VirtAddr, len: u64, flags: MapFlags) -> Result<VirtAddr> {
-        let task_size = self.profile.task_size;
         if flags.contains(MapFlags::FIXED) {
             return Ok(addr);
         }
-        if len > task_size {
+        let (begin, end) = if flags.contains(MapFlags::BIT32) {
+            (MAP_32BIT_BEGIN, MAP_32BIT_END)
+        } else {
+            (self.profile.mmap_legacy_base, self.profile.task_size)
+        };
+        if len > end {
             return Err(err(Errno::ENOMEM, "length is larger than the address space"));
         }
-        if let Some(hint) = self.hint_fits(addr, len) {
+        if let Some(hint) = self.hint_fits(addr, len, end) {
             return Ok(hint);
         }
-        self.unmapped_area_bottomup(len, self.profile.mmap_legacy_base, task_size)
+        self.unmapped_area_bottomup(len, begin, end)
             .map(VirtAddr)
             .ok_or(err(Errno::ENOMEM, "no free range is large enough"))
     }
@@ -135,7 +146,11 @@ impl Mm {
         if flags.contains(MapFlags::FIXED) {
             return Ok(addr);
         }
-        if let Some(hint) = self.hint_fits(addr, len) {
+        // "for MAP_32BIT mappings we force the legacy mmap base": the bottom-up search.
+        if flags.contains(MapFlags::BIT32) {
+            return self.arch_get_unmapped_area(addr, len, flags);
+        }
+        if let Some(hint) = self.hint_fits(addr, len, task_size) {
             return Ok(hint);
         }
         let low = PAGE_SIZE.max(self.profile.mmap_min_addr);

@@ -1,4 +1,4 @@
-//! `mlock(2)`, `mlock2(2)`, `munlock(2)`: keep the pages of a range in memory, or stop keeping them.
+//! `mlock(2)`, `mlock2(2)`, `munlock(2)`, `mlockall(2)`, `munlockall(2)`: keep the pages of a range in memory, or stop keeping them.
 //!
 //! A locked VMA (`VM_LOCKED`, `lo` in smaps) has its pages faulted in at once and never paged
 //! out; with `MLOCK_ONFAULT` (`VM_LOCKONFAULT`, `lf`) pages are locked as they are touched, and
@@ -7,6 +7,7 @@
 //! locked VMAs and is held to `RLIMIT_MEMLOCK` unless the process has `CAP_IPC_LOCK`.
 //!
 //! Mirrors `mm/mlock.c` ([H] 6.18): `do_mlock` (limits, then the walk, then populate),
+//! `SYSCALL_DEFINE1(mlockall)` and `apply_mlockall_flags` (`def_flags`, then every VMA),
 //! `apply_vma_lock_flags` (the walk), `mlock_fixup` (one VMA: skip, or split/merge through
 //! [`Mm::vma_modify`] and count), `count_mm_mlocked_page_nr`, `__mlock_posix_error_return`, and
 //! `mm/gup.c:__mm_populate` for the populate step.
@@ -77,6 +78,80 @@ impl Mm {
     pub fn munlock(&mut self, start: VirtAddr, len: u64) -> Result<()> {
         let (start, len) = lock_range(start, len);
         self.apply_vma_lock_flags(start, len, VmaFlags::EMPTY)
+    }
+
+    /// `mlockall(flags)`: `MCL_CURRENT` locks every VMA now (and faults them in), `MCL_FUTURE`
+    /// every VMA made from now on (`mm->def_flags`), `MCL_ONFAULT` makes either lock on fault.
+    ///
+    /// Checks, in the kernel's order: no flag, an unknown flag or `MCL_ONFAULT` alone →
+    /// `EINVAL`; `RLIMIT_MEMLOCK` 0 without `CAP_IPC_LOCK` → `EPERM`; with `MCL_CURRENT`,
+    /// `total_vm` above `RLIMIT_MEMLOCK` without `CAP_IPC_LOCK` → `ENOMEM`. The walk ignores a
+    /// VMA it cannot change (a split at the map limit) and goes on; so does the populate
+    /// (`mm/mlock.c:SYSCALL_DEFINE1(mlockall)`, `apply_mlockall_flags`).
+    pub fn mlockall(&mut self, flags: i32) -> Result<()> {
+        use crate::uapi::mlock::{MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT};
+        if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
+            return Err(err(
+                Errno::EINVAL,
+                "mlockall needs MCL_CURRENT or MCL_FUTURE, and no unknown flag",
+            ));
+        }
+        if !self.can_do_mlock() {
+            return Err(err(Errno::EPERM, "RLIMIT_MEMLOCK is 0 and there is no CAP_IPC_LOCK"));
+        }
+        let lock_limit = self.profile.rlimit_memlock >> PAGE_SHIFT;
+        if flags & MCL_CURRENT != 0 && self.total_vm > lock_limit && !self.profile.cap_ipc_lock {
+            return Err(err(Errno::ENOMEM, "the address space is larger than RLIMIT_MEMLOCK"));
+        }
+        self.apply_mlockall_flags(flags);
+        if flags & MCL_CURRENT != 0 {
+            self.mm_populate(VirtAddr(0), VirtAddr(self.profile.task_size));
+        }
+        Ok(())
+    }
+
+    /// `munlockall()`: unlocks every VMA and stops locking new ones. Never fails.
+    pub fn munlockall(&mut self) -> Result<()> {
+        self.apply_mlockall_flags(0);
+        Ok(())
+    }
+
+    /// `apply_mlockall_flags`: `def_flags`, then every VMA's lock bits (errors ignored).
+    fn apply_mlockall_flags(&mut self, flags: i32) {
+        use crate::uapi::mlock::{MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT};
+        let lock = if flags & MCL_ONFAULT != 0 {
+            vma_flags![Locked, LockOnFault]
+        } else {
+            vma_flags![Locked]
+        };
+        self.def_flags = self.def_flags.without(flags::LOCKED_MASK);
+        if flags & MCL_FUTURE != 0 {
+            self.def_flags = self.def_flags.with(lock);
+            if flags & MCL_CURRENT == 0 {
+                return;
+            }
+        }
+        let to_add = if flags & MCL_CURRENT != 0 {
+            lock
+        } else {
+            VmaFlags::EMPTY
+        };
+        let mut prev = None;
+        let mut next = self.tree.next_from(VirtAddr(0)).map(|v| v.start);
+        while let Some(key) = next {
+            let v = self.tree.get(key).expect("VMA in tree");
+            let (start, end) = (v.start, v.end);
+            let newflags = v.flags.without(flags::LOCKED_MASK).with(to_add);
+            let after = match self.mlock_fixup(key, &mut prev, start, end, newflags) {
+                Ok(covering) => self.tree.get(covering).expect("VMA in tree").end,
+                Err(_) => {
+                    // "Ignore errors, but prev needs fixing up."
+                    prev = Some(key);
+                    end
+                }
+            };
+            next = self.tree.next_from(after).map(|v| v.start);
+        }
     }
 
     /// `do_mlock`: limits, the walk, then populate.

@@ -12,6 +12,7 @@
 //! | `mremap.rs` | `mremap` | `mm/mremap.c:do_mremap`, `move_vma`; `mm/vma.c:copy_vma` |
 //! | `mlock.rs` | `mlock`, `mlock2`, `munlock` | `mm/mlock.c:do_mlock`, `apply_vma_lock_flags`, `mlock_fixup` |
 //! | `mseal.rs` | `mseal` | `mm/mseal.c:do_mseal`, `mseal_apply` |
+//! | `msync.rs` | `msync` | `mm/msync.c:SYSCALL_DEFINE3(msync)` (checks and walk) |
 //! | `madvise.rs` | `madvise` | `mm/madvise.c:do_madvise`, `madvise_walk_vmas`, `madvise_vma_behavior` |
 //! | `brk.rs` | `brk` | `mm/mmap.c:SYSCALL_DEFINE1(brk)`, `mm/vma.c:do_brk_flags` |
 //! | `special.rs` | `[vvar]`, `[vdso]` | `mm/vma.c:_install_special_mapping`, `arch/x86/entry/vdso/vma.c:map_vdso` |
@@ -40,6 +41,7 @@ mod mmap;
 mod mprotect;
 mod mremap;
 mod mseal;
+mod msync;
 mod munmap;
 mod special;
 
@@ -52,6 +54,7 @@ pub use brk::{DATA_DEFAULT_FLAGS, MmBounds};
 pub use fault::{Access, AccessFault, NeedsExclusive, Signal};
 pub use huge_memory::HugeMapping;
 pub use import::{ImportAnon, ImportOps, ImportVma, flags_from_smaps_codes};
+pub use msync::{MS_ASYNC, MS_INVALIDATE, MS_SYNC};
 pub use special::{SpecialMapping, VDSO_TEXT_FLAGS, VVAR_FLAGS, VdsoLayout};
 
 use crate::addr::{PAGE_SHIFT, VirtAddr};
