@@ -10,6 +10,7 @@ extern crate alloc;
 pub mod engine;
 pub mod generate;
 pub mod parse;
+pub mod perf;
 pub mod script;
 pub mod tour;
 pub mod transcript;
