@@ -233,7 +233,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "window 88K");
         assert_eq!(lines[1], "mmap 0 24K rw- private|anon|fixed|noreserve");
-        assert_eq!(&lines[2..5], ["mprotect 4K 4K r--", "mprotect 12K 4K r--", "mprotect 20K 4K r--"]);
+        assert_eq!(
+            &lines[2..5],
+            ["mprotect 4K 4K r--", "mprotect 12K 4K r--", "mprotect 20K 4K r--"]
+        );
         assert!(lines.len() >= 5 + 10 && lines.len() <= 5 + 20);
     }
 }
