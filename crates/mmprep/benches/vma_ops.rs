@@ -83,7 +83,7 @@ fn bench(c: &mut Criterion) {
             })
         });
         // An even index: page 2i of a `rw-` VMA, neighbours are holes.
-        let rw = BASE + 2 * (n / 2 & !1) * PAGE;
+        let rw = BASE + 2 * ((n / 2) & !1) * PAGE;
         let far = BASE + 4 * n * PAGE;
         g.bench_with_input(BenchmarkId::new("mremap move", n), &n, |b, _| {
             let flags = mremap::MAYMOVE | mremap::FIXED;
