@@ -37,7 +37,7 @@ struct OpenFile {
 /// Runs `script` on a fresh engine address space built from `profile`.
 pub fn run(script: &Script, profile: &Profile) -> Transcript {
     let mut runner = EngineRunner::new(script, profile);
-    let mut entries = Vec::new();
+    let mut entries = Vec::with_capacity(script.steps.len());
     for step in &script.steps {
         match runner.step(script, &step.op) {
             Ok(Some(outcome)) => entries.push(format_step(step.line, step.verb(), &outcome, runner.window)),
