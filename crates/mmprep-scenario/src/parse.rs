@@ -39,9 +39,11 @@ const PAGE_SIZE: u64 = 4096;
 pub fn parse(text: &str) -> Script {
     let mut parser = Parser::default();
     let mut error = None;
+    // One token buffer for every line: no allocation per line.
+    let mut tokens = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index.saturating_add(1);
-        if let Err(e) = parser.line(line, raw) {
+        if let Err(e) = parser.line(line, raw, &mut tokens) {
             error = Some(ParseError {
                 line,
                 column: column(raw, e.token),
@@ -436,13 +438,14 @@ struct Parser {
 }
 
 impl Parser {
-    /// Parses one line; on success, any step it makes is appended.
-    fn line(&mut self, line: usize, raw: &str) -> Result<(), LineError> {
+    /// Parses one line; on success, any step it makes is appended. `tokens` is scratch space.
+    fn line<'t>(&mut self, line: usize, raw: &'t str, tokens: &mut Vec<&'t str>) -> Result<(), LineError> {
         let content = match raw.split_once('#') {
             Some((before, _comment)) => before,
             None => raw,
         };
-        let tokens: Vec<&str> = content.split([' ', '\t']).filter(|t| !t.is_empty()).collect();
+        tokens.clear();
+        tokens.extend(content.split([' ', '\t']).filter(|t| !t.is_empty()));
         let Some((&verb, args)) = tokens.split_first() else {
             return Ok(());
         };
