@@ -412,6 +412,29 @@ fn lookup(word: &str, table: &[(&str, u32)], whole: &str) -> Result<u32, String>
     }
 }
 
+/// Splits `raw` into its tokens (runs of characters other than space and tab), up to a `#` that
+/// starts a comment. A byte loop rather than `split(..).filter(..)`: this runs once per line, and
+/// parsing is part of what users time. Space, tab and `#` are ASCII, so every cut is a character
+/// boundary.
+fn tokenize<'t>(raw: &'t str, tokens: &mut Vec<&'t str>) {
+    tokens.clear();
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if i == bytes.len() || bytes[i] == b'#' {
+            return;
+        }
+        let start = i;
+        while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'#') {
+            i += 1;
+        }
+        tokens.push(&raw[start..i]);
+    }
+}
+
 /// Is `name` a file NAME: letters, digits, `_` and `-`?
 fn is_word(name: &str) -> bool {
     !name.is_empty()
@@ -440,12 +463,7 @@ struct Parser {
 impl Parser {
     /// Parses one line; on success, any step it makes is appended. `tokens` is scratch space.
     fn line<'t>(&mut self, line: usize, raw: &'t str, tokens: &mut Vec<&'t str>) -> Result<(), LineError> {
-        let content = match raw.split_once('#') {
-            Some((before, _comment)) => before,
-            None => raw,
-        };
-        tokens.clear();
-        tokens.extend(content.split([' ', '\t']).filter(|t| !t.is_empty()));
+        tokenize(raw, tokens);
         let Some((&verb, args)) = tokens.split_first() else {
             return Ok(());
         };
@@ -876,6 +894,24 @@ mod tests {
     fn fails(line: &str, needle: &str) {
         let message = error(line, 1);
         assert!(message.contains(needle), "{line:?}: got {message:?}, wanted {needle:?}");
+    }
+
+    #[test]
+    fn tokens_stop_at_a_comment() {
+        let mut t = Vec::new();
+        for (raw, want) in [
+            ("", &[][..]),
+            ("  \t ", &[]),
+            ("# all comment", &[]),
+            ("mmap 0 4K", &["mmap", "0", "4K"]),
+            ("\tmunmap\t 0  4K  ", &["munmap", "0", "4K"]),
+            ("maps# here", &["maps"]),
+            ("maps #x y", &["maps"]),
+            ("caf\u{e9} \u{1f600}x", &["caf\u{e9}", "\u{1f600}x"]),
+        ] {
+            tokenize(raw, &mut t);
+            assert_eq!(t, want, "{raw:?}");
+        }
     }
 
     #[test]
