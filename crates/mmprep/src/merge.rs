@@ -197,8 +197,21 @@ impl Mm {
         anon_pair_compatible(prev.flatten(), next.anon)
     }
 
-    /// Moves the VMA at `key` to `[start, end)` with `pgoff` (re-keying the tree).
+    /// Moves the VMA at `key` to `[start, end)` with `pgoff` (re-keying the tree only when its
+    /// start changes: an end that moves is written in place, one descent and no move of the
+    /// `Vma` through the B-tree's nodes).
     fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> VirtAddr {
+        if start == key {
+            let v = self
+                .tree
+                .get_mut(key)
+                .expect("set_range of a VMA that is not in the tree");
+            v.end = end;
+            v.pgoff = pgoff;
+            // INVARIANT: the callers only grow a VMA over space a merge freed, or shrink it.
+            debug_assert!(start < end);
+            return start;
+        }
         let mut v = self
             .tree
             .remove(key)
