@@ -93,6 +93,9 @@ pub struct Mm {
     pub(crate) fail_alloc_in: Option<u32>,
     /// The hook log (off unless [`Mm::set_event_log`] turned it on).
     pub(crate) events: EventLog,
+    /// An empty vector with room, lent to each munmap gather for its detached VMAs and given
+    /// back when it completes, so that unmapping does not allocate (`munmap.rs`).
+    pub(crate) spare_detached: Vec<Vma>,
 }
 
 impl Mm {
@@ -114,6 +117,7 @@ impl Mm {
             next_anon_vma: 1,
             fail_alloc_in: None,
             events: EventLog::default(),
+            spare_detached: Vec::new(),
         }
     }
 
