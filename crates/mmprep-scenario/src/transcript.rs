@@ -214,8 +214,9 @@ fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    // Only ASCII digits were written.
-    out.push_str(core::str::from_utf8(&buf[at..]).unwrap_or_default());
+    for &digit in &buf[at..] {
+        out.push(char::from(digit));
+    }
 }
 
 fn push_fault(out: &mut String, f: &Fault) {
