@@ -40,6 +40,17 @@ pub enum MergeOutcome {
     ErrorNoMem,
 }
 
+/// What [`Mm::vma_modify`] read of the middle VMA, handed on so that the merge does not look it
+/// up again.
+#[derive(Clone, Copy)]
+struct MiddleVma {
+    start: VirtAddr,
+    end: VirtAddr,
+    pgoff: PgOff,
+    anon: Option<AnonVmaRef>,
+    has_close: bool,
+}
+
 /// One merge operation (`struct vma_merge_struct`).
 ///
 /// # Invariants
@@ -330,12 +341,22 @@ impl Mm {
     ///
     /// Returns the VMA now covering `[start, end)` (with its flags *not yet* rewritten: the
     /// caller does that), or `None`.
-    fn merge_existing_range(&mut self, vmg: &mut MergeState) -> Option<VirtAddr> {
+    ///
+    /// `middle` is what the caller read of the middle VMA (it looked it up already).
+    fn merge_existing_range(&mut self, vmg: &mut MergeState, middle: MiddleVma) -> Option<VirtAddr> {
         let middle_key = vmg.middle.expect("a modification has a middle VMA");
-        let (m_start, m_end, m_pgoff, m_anon, m_close) = {
-            let m = self.tree.get(middle_key).expect("middle in tree");
-            (m.start, m.end, m.pgoff, m.anon, m.ops.has_close())
-        };
+        let MiddleVma {
+            start: m_start,
+            end: m_end,
+            pgoff: m_pgoff,
+            anon: m_anon,
+            has_close: m_close,
+        } = middle;
+        debug_assert!(
+            self.tree
+                .get(middle_key)
+                .is_some_and(|m| m.start == m_start && m.end == m_end)
+        );
         debug_assert!(m_start <= vmg.start && vmg.end <= m_end && vmg.start < vmg.end);
         let left_side = vmg.start == m_start;
         let right_side = vmg.end == m_end;
@@ -440,13 +461,21 @@ impl Mm {
         end: VirtAddr,
         new_flags: VmaFlags,
     ) -> Result<VirtAddr> {
-        let (m_start, m_end, m_pgoff, m_file, m_anon) = {
+        let (m_file, m) = {
             let m = self
                 .tree
                 .get(middle)
                 .expect("vma_modify of a VMA that is not in the tree");
-            (m.start, m.end, m.pgoff, m.file.clone(), m.anon)
+            let info = MiddleVma {
+                start: m.start,
+                end: m.end,
+                pgoff: m.pgoff,
+                anon: m.anon,
+                has_close: m.ops.has_close(),
+            };
+            (m.file.clone(), info)
         };
+        let (m_start, m_end, m_pgoff, m_anon) = (m.start, m.end, m.pgoff, m.anon);
         let mut vmg = MergeState {
             start,
             end,
@@ -460,7 +489,7 @@ impl Mm {
             just_expand: false,
             outcome: MergeOutcome::Start,
         };
-        if let Some(target) = self.merge_existing_range(&mut vmg) {
+        if let Some(target) = self.merge_existing_range(&mut vmg, m) {
             return Ok(target);
         }
         if vmg.outcome == MergeOutcome::ErrorNoMem {
