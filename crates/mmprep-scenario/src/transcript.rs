@@ -245,9 +245,17 @@ fn maps_line(out: &mut String, e: &MapsEntry) {
 /// range `[start, end)`; multi-line results (`maps`, `smaps`, `events`) put their lines after
 /// the first, separated by `\n`.
 pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64)) -> String {
-    // Most entries are one short line (`L123 mprotect = 0`): room for it, so that writing it
-    // never grows the string, and no `format!` (parsing and printing are part of what users time).
-    let mut out = String::with_capacity(32 + verb.len());
+    // Most entries are one short line (`L123 mprotect = 0`): exactly the room it takes, so that
+    // writing it never grows the string and a long transcript keeps no slack, and no `format!`
+    // (parsing and printing are part of what users time).
+    let digits = (line.max(1).ilog10() + 1) as usize;
+    let result = match outcome {
+        Outcome::Addr(_) => 18,
+        Outcome::Done | Outcome::Forked | Outcome::Accessed(None) => 1,
+        Outcome::Failed(e) => 1 + e.name().len(),
+        _ => 32,
+    };
+    let mut out = String::with_capacity(1 + digits + 1 + verb.len() + 3 + result);
     out.push('L');
     push_decimal(&mut out, line as u64);
     out.push(' ');
