@@ -154,10 +154,12 @@ impl Mm {
         self.give_back(g.detached);
     }
 
-    /// Keeps an emptied `detached` vector for the next gather, unless a huge unmap made it big.
+    /// Keeps an emptied `detached` vector for the next gather, unless a huge unmap made it big
+    /// or it has less room than the spare already kept (mmap completes a gather that never
+    /// borrowed the spare: its vector has none).
     fn give_back(&mut self, detached: Vec<Vma>) {
         debug_assert!(detached.is_empty());
-        if detached.capacity() <= 64 {
+        if detached.capacity() <= 64 && detached.capacity() > self.spare_detached.capacity() {
             self.spare_detached = detached;
         }
     }
