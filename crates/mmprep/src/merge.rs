@@ -167,6 +167,43 @@ fn anon_pair_compatible(a: Option<AnonVmaRef>, b: Option<AnonVmaRef>) -> bool {
     }
 }
 
+/// `can_vma_merge_after` + `can_vma_merge_left`: may the proposal join `prev` on its left?
+/// The callers look `prev` and `next` up once and pass them to both checks.
+fn can_merge_left(prev: Option<&Vma>, vmg: &MergeState, sticky: VmaFlags) -> bool {
+    let Some(prev) = prev else {
+        return false;
+    };
+    prev.end == vmg.start
+        && attrs_compatible(prev, vmg, sticky)
+        && anon_compatible(vmg.anon, prev.anon)
+        && prev.pgoff.add(prev.pages()) == vmg.pgoff
+}
+
+/// `can_vma_merge_before` + `can_vma_merge_right`: may the proposal join `next` on its right?
+/// When it also joins `prev`, prev and next must be anon-compatible with each other.
+fn can_merge_right(
+    next: Option<&Vma>,
+    prev: Option<&Vma>,
+    vmg: &MergeState,
+    merge_left: bool,
+    sticky: VmaFlags,
+) -> bool {
+    let Some(next) = next else {
+        return false;
+    };
+    if next.start != vmg.end
+        || !attrs_compatible(next, vmg, sticky)
+        || !anon_compatible(vmg.anon, next.anon)
+        || next.pgoff != vmg.pgoff.add(vmg.pglen())
+    {
+        return false;
+    }
+    if !merge_left {
+        return true;
+    }
+    anon_pair_compatible(prev.and_then(|p| p.anon), next.anon)
+}
+
 /// `can_merge_remove_vma`: a VMA whose driver has `close` may not be deleted by a merge.
 fn can_remove(v: &Vma) -> bool {
     !v.ops.has_close()
@@ -175,37 +212,6 @@ fn can_remove(v: &Vma) -> bool {
 impl Mm {
     fn sticky(&self) -> VmaFlags {
         flags::sticky_flags(self.profile.soft_dirty)
-    }
-
-    /// `can_vma_merge_after` + `can_vma_merge_left`: may the proposal join `prev` on its left?
-    fn can_merge_left(&self, vmg: &MergeState) -> bool {
-        let Some(prev) = vmg.prev.and_then(|k| self.tree.get(k)) else {
-            return false;
-        };
-        prev.end == vmg.start
-            && attrs_compatible(prev, vmg, self.sticky())
-            && anon_compatible(vmg.anon, prev.anon)
-            && prev.pgoff.add(prev.pages()) == vmg.pgoff
-    }
-
-    /// `can_vma_merge_before` + `can_vma_merge_right`: may the proposal join `next` on its
-    /// right? When it also joins `prev`, prev and next must be anon-compatible with each other.
-    fn can_merge_right(&self, vmg: &MergeState, merge_left: bool) -> bool {
-        let Some(next) = vmg.next.and_then(|k| self.tree.get(k)) else {
-            return false;
-        };
-        if next.start != vmg.end
-            || !attrs_compatible(next, vmg, self.sticky())
-            || !anon_compatible(vmg.anon, next.anon)
-            || next.pgoff != vmg.pgoff.add(vmg.pglen())
-        {
-            return false;
-        }
-        if !merge_left {
-            return true;
-        }
-        let prev = vmg.prev.and_then(|k| self.tree.get(k)).map(|p| p.anon);
-        anon_pair_compatible(prev.flatten(), next.anon)
     }
 
     /// Moves the VMA at `key` to `[start, end)` with `pgoff` (re-keying the tree only when its
@@ -276,9 +282,12 @@ impl Mm {
         if vmg.flags.test_any(flags::SPECIAL) || (vmg.prev.is_none() && vmg.next.is_none()) {
             return None;
         }
-        let merge_left = self.can_merge_left(vmg);
-        let mut merge_right = !vmg.just_expand && self.can_merge_right(vmg, merge_left);
-        if merge_left && merge_right && !vmg.next.and_then(|k| self.tree.get(k)).is_some_and(can_remove) {
+        let sticky = self.sticky();
+        let prev_vma = vmg.prev.and_then(|k| self.tree.get(k));
+        let next_vma = vmg.next.and_then(|k| self.tree.get(k));
+        let merge_left = can_merge_left(prev_vma, vmg, sticky);
+        let mut merge_right = !vmg.just_expand && can_merge_right(next_vma, prev_vma, vmg, merge_left, sticky);
+        if merge_left && merge_right && !next_vma.is_some_and(can_remove) {
             merge_right = false;
         }
         if !merge_left && !merge_right {
@@ -364,12 +373,22 @@ impl Mm {
         if vmg.flags.test_any(flags::SPECIAL) || (!left_side && !right_side) {
             return None;
         }
-        let merge_left = left_side && self.can_merge_left(vmg);
+        let sticky = self.sticky();
+        // prev matters only when the range starts at middle's start.
+        let prev_vma = if left_side {
+            vmg.prev.and_then(|k| self.tree.get(k))
+        } else {
+            None
+        };
+        let merge_left = left_side && can_merge_left(prev_vma, vmg, sticky);
         let mut merge_right = false;
+        let mut next_removable = false;
         if right_side {
             // Only a VMA starting right at the end can merge.
-            vmg.next = self.tree.get(m_end).map(|v| v.start);
-            merge_right = self.can_merge_right(vmg, merge_left);
+            let next_vma = self.tree.get(m_end);
+            vmg.next = next_vma.map(|v| v.start);
+            merge_right = can_merge_right(next_vma, prev_vma, vmg, merge_left, sticky);
+            next_removable = next_vma.is_some_and(can_remove);
         }
         if !merge_left && !merge_right {
             return None;
@@ -379,7 +398,7 @@ impl Mm {
             return None;
         }
         let mut merge_both = merge_left && merge_right;
-        if merge_both && !vmg.next.and_then(|k| self.tree.get(k)).is_some_and(can_remove) {
+        if merge_both && !next_removable {
             merge_both = false;
             merge_right = false;
         }
