@@ -218,6 +218,10 @@ fn main() -> ExitCode {
             emit,
             set,
         } => {
+            if emit && stream != Stream::Perf {
+                eprintln!("mmprep: bench --emit prints the perf stream: add --stream perf");
+                return ExitCode::from(exit::USAGE);
+            }
             let profile = settings::apply_all(mmprep_host::host_profile(), &set);
             return match stream {
                 Stream::Pairs => bench(&vmas, pairs, &profile),

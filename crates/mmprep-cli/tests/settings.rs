@@ -136,6 +136,14 @@ fn bench_perf_emits_and_runs_the_stream() {
     assert!(row.trim_start().starts_with("50 ") && row.ends_with("same"), "{table}");
 }
 
+#[test]
+fn emit_needs_the_perf_stream() {
+    let out = mmprep(&["bench", "--emit"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--stream perf"), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+}
+
 /// Past the host's `max_map_count` the engine runs alone, and says so. Ignored by default: a
 /// debug build checks the engine's invariants after every operation, which takes minutes at
 /// 32K VMAs (`cargo test --release -p mmprep-cli --test settings -- --ignored`).
