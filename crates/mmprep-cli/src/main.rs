@@ -20,6 +20,9 @@ use std::sync::LazyLock;
 use clap::{Parser, Subcommand, ValueEnum};
 use mmprep::Profile;
 use mmprep_scenario::{RunEnd, Script, Transcript, exit};
+use settings::Setting;
+
+mod settings;
 
 mod trace;
 
@@ -65,14 +68,32 @@ enum Command {
     Tour,
     /// List the example drivers that `file NAME driver DRIVER [KEY=VALUE ...]` lines can open (and how to load a C one)
     Drivers,
-    /// Time one identical stream of mmap/munmap/mprotect calls on the engine and on the host kernel
+    /// Time one identical stream of operations on the engine and on the host kernel
+    #[command(after_help = BENCH_HELP)]
     Bench {
-        /// VMA counts to measure, comma separated (the kernel side needs vm.max_map_count above each)
+        /// Which stream to time
+        #[arg(long, value_enum, default_value_t = Stream::Pairs)]
+        stream: Stream,
+        /// VMA counts to measure, comma separated (the kernel side needs vm.max_map_count above
+        /// each for `pairs`, above twice each for `perf`)
         #[arg(long, value_delimiter = ',', default_value = "1000,64000")]
         vmas: Vec<u64>,
-        /// Pairs of calls in the stream (each pair leaves the layout as it was)
+        /// `pairs` stream: pairs of calls (each pair leaves the layout as it was)
         #[arg(long, default_value_t = 20_000)]
         pairs: u64,
+        /// `perf` stream: random operations after the layout
+        #[arg(long, default_value_t = 200_000)]
+        ops: u64,
+        /// `perf` stream: the seed of its random operations
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// `perf` stream: print the scenario for the first --vmas count and time nothing
+        /// (`mmprep bench --stream perf --vmas 1000 --emit > perf.scn`)
+        #[arg(long)]
+        emit: bool,
+        /// Engine-only change to the machine facts, repeatable (see `mmprep run --help`)
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = settings::parse)]
+        set: Vec<Setting>,
     },
     /// Run scenarios on the host kernel with real system calls and print their transcripts
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -90,10 +111,11 @@ enum Command {
         /// The machine facts the engine assumes
         #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
         profile: ProfileChoice,
-        /// Change one setting of that profile, e.g. thp.enabled=always, thp.use_zero_page=0
-        /// (also thp.defrag, thp.shmem_enabled, config.pt_reclaim); may be repeated
-        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
-        set: Vec<(String, String)>,
+        /// Change one machine fact for the engine only, repeatable: max_map_count=N,
+        /// rlimit_as/rlimit_data/rlimit_memlock/rlimit_stack=BYTES (K/M/G/T suffix or
+        /// `unlimited`), overcommit=guess|always|never
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = settings::parse)]
+        set: Vec<Setting>,
         /// Follow each failed call with `  why: ERRNO: reason (kernel/file.c:function)`: the
         /// engine's rule that failed and the kernel function that checks it
         #[arg(long)]
@@ -150,6 +172,11 @@ enum Command {
         /// The machine facts the engine assumes
         #[arg(long, value_enum, default_value_t = ProfileChoice::Host)]
         profile: ProfileChoice,
+        /// Change one machine fact for the engine only, repeatable: max_map_count=N,
+        /// rlimit_as/rlimit_data/rlimit_memlock/rlimit_stack=BYTES (K/M/G/T suffix or
+        /// `unlimited`), overcommit=guess|always|never
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = settings::parse)]
+        set: Vec<Setting>,
     },
     /// Import a live process from /proc/PID and print the engine's maps of it
     ///
@@ -228,12 +255,28 @@ enum Command {
     },
 }
 
-/// A `--set KEY=VALUE` argument, checked against [`Profile::set`].
-fn parse_setting(arg: &str) -> Result<(String, String), String> {
-    let (key, value) = arg.split_once('=').ok_or("expected KEY=VALUE")?;
-    Profile::reference_host().set(key, value)?;
-    Ok((key.to_string(), value.to_string()))
+/// Which stream `bench` times.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Stream {
+    /// Seeded pairs of mmap+munmap or mprotect+mprotect that keep N VMAs; the calls alone are timed
+    Pairs,
+    /// Issue 8's perf stream (2N VMAs, then --ops random mprotect toggles, munmap+mmap and
+    /// madvise pairs), run whole as `mmprep run` and `mmprep kernel` run a file
+    Perf,
 }
+
+/// The end of `bench --help`.
+const BENCH_HELP: &str = "\
+Streams:
+  pairs  the engine's Mm and the kernel's system calls on one seeded stream of call pairs; per-call
+         nanoseconds of the stream alone (the layout is not timed)
+  perf   the perf stream as a scenario: 2*VMAS one-page VMAs (every other page read-only), then
+         OPS random operations. Each side is timed whole, parsing and printing included: the
+         engine as `mmprep run FILE` runs it, the kernel as `mmprep kernel FILE` (in its child).
+         The transcripts must be identical. When 2*VMAS does not fit under this machine's
+         vm.max_map_count, the kernel side is skipped and the engine runs alone with a
+         max_map_count raised to fit (the output says so).
+         --emit prints the scenario instead, to run it with `mmprep run` / `mmprep kernel`.";
 
 /// Which [`Profile`] the engine runs with.
 #[derive(Clone, Copy, ValueEnum)]
@@ -287,7 +330,26 @@ fn main() -> ExitCode {
     let (files, mode) = match Cli::parse().command {
         Command::Tour => return tour(),
         Command::Drivers => return drivers(),
-        Command::Bench { vmas, pairs } => return bench(&vmas, pairs),
+        Command::Bench {
+            stream,
+            vmas,
+            pairs,
+            ops,
+            seed,
+            emit,
+            set,
+        } => {
+            if emit && stream != Stream::Perf {
+                eprintln!("mmprep: bench --emit prints the perf stream: add --stream perf");
+                return ExitCode::from(exit::USAGE);
+            }
+            let profile = settings::apply_all(mmprep_host::host_profile(), &set);
+            return match stream {
+                Stream::Pairs => bench(&vmas, pairs, &profile),
+                Stream::Perf if emit => emit_perf(&vmas, ops, seed),
+                Stream::Perf => bench_perf(&vmas, ops, seed, &profile, !set.is_empty()),
+            };
+        }
         Command::Fuzz {
             seeds,
             start,
@@ -321,13 +383,10 @@ fn main() -> ExitCode {
             if sanitize && let Err(status) = with_sanitizer_runtime() {
                 return status;
             }
-            let mut profile = profile.profile();
-            for (key, value) in &set {
-                profile.set(key, value).expect("checked by parse_setting");
-            }
+            let profile = settings::apply_all(profile.profile(), &set);
             (files, Mode::Engine { profile, sanitize, why })
         }
-        Command::Diff { files, profile } => (files, Mode::Diff(profile.profile())),
+        Command::Diff { files, profile, set } => (files, Mode::Diff(settings::apply_all(profile.profile(), &set))),
     };
     let mut status = exit::OK;
     for path in &files {
@@ -619,8 +678,7 @@ fn tour() -> ExitCode {
 }
 
 /// `bench`: the engine and the kernel on the same stream, as a ratio.
-fn bench(vmas: &[u64], pairs: u64) -> ExitCode {
-    let profile = mmprep_host::host_profile();
+fn bench(vmas: &[u64], pairs: u64, profile: &Profile) -> ExitCode {
     println!(
         "{:>8} {:>8} {:>14} {:>14} {:>14}",
         "VMAs", "calls", "engine ns/call", "kernel ns/call", "kernel/engine"
@@ -632,7 +690,7 @@ fn bench(vmas: &[u64], pairs: u64) -> ExitCode {
             seed: 1,
         };
         let (engine, kernel) = match (
-            mmprep_host::bench::run_engine(&w, &profile),
+            mmprep_host::bench::run_engine(&w, profile),
             mmprep_host::bench::run_kernel(&w),
         ) {
             (Ok(e), Ok(k)) => (e, k),
@@ -651,6 +709,94 @@ fn bench(vmas: &[u64], pairs: u64) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// `bench --stream perf --emit`: the scenario for the first VMA count, on stdout.
+fn emit_perf(vmas: &[u64], ops: u64, seed: u64) -> ExitCode {
+    let Some(&n) = vmas.first() else {
+        eprintln!("mmprep: bench --emit needs a --vmas count");
+        return ExitCode::from(exit::USAGE);
+    };
+    let text = mmprep_scenario::perf::perf_stream(n, ops, seed);
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mmprep: cannot write to stdout: {e}");
+            ExitCode::from(exit::HOST_FAILED)
+        }
+    }
+}
+
+/// `bench --stream perf`: each VMA count's scenario run whole on the engine and on the kernel.
+/// `overridden`: the user changed the engine's profile with `--set`, so a differing transcript
+/// is expected and not a failure.
+fn bench_perf(vmas: &[u64], ops: u64, seed: u64, profile: &Profile, overridden: bool) -> ExitCode {
+    use mmprep_host::bench::{run_whole_engine, run_whole_kernel};
+    println!(
+        "{:>8} {:>8} {:>10} {:>12} {:>12} {:>14}  transcripts",
+        "VMAs", "ops", "lines", "engine ms", "kernel ms", "kernel/engine"
+    );
+    let mut status = exit::OK;
+    for &n in vmas {
+        let text = mmprep_scenario::perf::perf_stream(n, ops, seed);
+        let lines = text.lines().count();
+        // The layout alone has 2n VMAs; the process's own VMAs count against the limit too.
+        let needed = 2 * n + profile.unmodelled_map_count + 16;
+        let host_limit = mmprep_host::host_profile().max_map_count;
+        if needed > host_limit {
+            let mut engine_profile = profile.clone();
+            let raised = engine_profile.max_map_count < needed;
+            if raised {
+                engine_profile.max_map_count = needed;
+            }
+            let engine = run_whole_engine(&text, &engine_profile);
+            println!(
+                "{n:>8} {ops:>8} {lines:>10} {:>12.1} {:>12} {:>14}  engine alone: {} VMAs exceed this host's vm.max_map_count {host_limit}{}",
+                ms(engine.wall),
+                "-",
+                "-",
+                2 * n,
+                if raised {
+                    format!("; the engine's max_map_count raised to {needed}")
+                } else {
+                    String::new()
+                }
+            );
+            if let Some(message) = engine.end.message() {
+                eprintln!("mmprep: bench with {n} VMAs: the engine run: {message}");
+                if status == exit::OK {
+                    status = engine.end.exit_code();
+                }
+            }
+            continue;
+        }
+        let engine = run_whole_engine(&text, profile);
+        let kernel = run_whole_kernel(&text);
+        let same = engine.text == kernel.text && engine.end == kernel.end;
+        println!(
+            "{n:>8} {ops:>8} {lines:>10} {:>12.1} {:>12.1} {:>14.2}  {}",
+            ms(engine.wall),
+            ms(kernel.wall),
+            kernel.wall.as_secs_f64() / engine.wall.as_secs_f64().max(1e-12),
+            if same { "same" } else { "DIFFER" }
+        );
+        if let Some(message) = kernel.end.message() {
+            eprintln!("mmprep: bench with {n} VMAs: the kernel run: {message}");
+            if status == exit::OK {
+                status = kernel.end.exit_code();
+            }
+        }
+        if !same && !overridden && status == exit::OK {
+            status = exit::DIFFERS;
+        }
+    }
+    ExitCode::from(status)
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// `drivers`: one line per example driver, then its parameters.

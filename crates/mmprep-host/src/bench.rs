@@ -11,6 +11,10 @@
 //! builds the layout with real system calls, times the stream with a monotonic clock, and
 //! reports the nanoseconds through a pipe. The engine side replays the stream on an
 //! [`mmprep::Mm`] with the host profile. Both times cover the stream only, not the layout.
+//!
+//! The perf stream of issue 8 ([`mmprep_scenario::perf`]) is timed differently: as a whole
+//! scenario, parse and transcript included, by [`run_whole_engine`] (what `mmprep run` does) and
+//! [`run_whole_kernel`] (what `mmprep kernel` does).
 
 use std::time::{Duration, Instant};
 
@@ -174,5 +178,43 @@ pub fn run_kernel(w: &Workload) -> Result<Duration, String> {
                 _ => Err("the benchmark child died".into()),
             }
         }
+    }
+}
+
+/// One side of a perf-stream run: how long the whole run took and what it printed.
+#[derive(Debug)]
+pub struct WholeRun {
+    /// Parse, run and transcript text, as `mmprep run` or `mmprep kernel` spends it.
+    pub wall: Duration,
+    /// The transcript text (what `mmprep run`/`mmprep kernel` would print).
+    pub text: String,
+    /// How the run ended.
+    pub end: mmprep_scenario::RunEnd,
+}
+
+/// Runs scenario `text` whole on the engine: parse, [`mmprep_scenario::engine::run`], print.
+pub fn run_whole_engine(text: &str, profile: &Profile) -> WholeRun {
+    let start = Instant::now();
+    let script = mmprep_scenario::parse(text);
+    let t = mmprep_scenario::engine::run(&script, profile);
+    let out = t.text();
+    WholeRun {
+        wall: start.elapsed(),
+        text: out,
+        end: t.end,
+    }
+}
+
+/// Runs scenario `text` whole on the host kernel: parse, [`crate::run`] (its forked child makes
+/// the calls and writes the lines into a pipe), print.
+pub fn run_whole_kernel(text: &str) -> WholeRun {
+    let start = Instant::now();
+    let script = mmprep_scenario::parse(text);
+    let t = crate::run(&script);
+    let out = t.text();
+    WholeRun {
+        wall: start.elapsed(),
+        text: out,
+        end: t.end,
     }
 }

@@ -56,7 +56,7 @@ pub fn run(script: &Script, profile: &Profile) -> Transcript {
 pub fn run_with(script: &Script, profile: &Profile, options: &RunOptions) -> Transcript {
     let mut runner = EngineRunner::new(script, profile);
     runner.options = options.clone();
-    let mut entries = Vec::new();
+    let mut entries = Vec::with_capacity(script.steps.len());
     for step in &script.steps {
         match runner.step(script, &step.op) {
             Ok(Some(outcome)) => entries.push(format_step(step.line, step.verb(), &outcome, runner.window)),

@@ -11,6 +11,7 @@ pub mod driver_diff;
 pub mod engine;
 pub mod generate;
 pub mod parse;
+pub mod perf;
 pub mod render;
 pub mod script;
 pub mod tour;

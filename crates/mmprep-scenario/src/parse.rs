@@ -39,9 +39,11 @@ const PAGE_SIZE: u64 = 4096;
 pub fn parse(text: &str) -> Script {
     let mut parser = Parser::default();
     let mut error = None;
-    for (index, raw) in text.lines().enumerate() {
+    // One token buffer for every line: no allocation per line.
+    let mut tokens = Vec::new();
+    for (index, raw) in lines(text).enumerate() {
         let line = index.saturating_add(1);
-        if let Err(e) = parser.line(line, raw) {
+        if let Err(e) = parser.line(line, raw, &mut tokens) {
             error = Some(ParseError {
                 line,
                 column: column(raw, e.token),
@@ -310,6 +312,14 @@ pub const MREMAP_FLAGS: &[(&str, u32)] = &[
 ///
 /// The error says what is wrong with the token; it does not name the argument.
 pub fn parse_number(token: &str) -> Result<u64, String> {
+    match plain_decimal(token) {
+        Some(value) => Ok(value),
+        None => parse_number_full(token),
+    }
+}
+
+/// [`parse_number`] for every token, with the message for each way it can be wrong.
+fn parse_number_full(token: &str) -> Result<u64, String> {
     if token == "any" {
         return Err("`any` is accepted only as the ADDR of `mmap`".into());
     }
@@ -343,6 +353,50 @@ pub fn parse_number(token: &str) -> Result<u64, String> {
     digits
         .checked_mul(multiplier)
         .ok_or_else(|| format!("`{token}` does not fit in 64 bits"))
+}
+
+/// The common case of [`parse_number`], taken first: decimal digits with an optional `K`, `M` or
+/// `G`, whose value fits. `None` for anything else (hex, an error...), which the full parser
+/// then handles and explains.
+fn plain_decimal(token: &str) -> Option<u64> {
+    let bytes = token.as_bytes();
+    let (digits, shift) = match bytes.last()? {
+        b'K' => (&bytes[..bytes.len() - 1], 10),
+        b'M' => (&bytes[..bytes.len() - 1], 20),
+        b'G' => (&bytes[..bytes.len() - 1], 30),
+        _ => (bytes, 0),
+    };
+    // 19 decimal digits always fit in 64 bits.
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(d - b'0');
+    }
+    value.checked_mul(1 << shift)
+}
+
+/// The words of a flag token (`private|anon|fixed`): `token.split('|')` as a byte loop, which
+/// costs less on tokens this short. `|` is ASCII, so every cut is a character boundary.
+fn words(token: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(token);
+    core::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == b'|') {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 enum DigitsError {
@@ -390,7 +444,7 @@ fn parse_flags(token: &str, table: &[(&str, u32)]) -> Result<u32, String> {
         return Ok(0);
     }
     let mut flags = 0;
-    for word in token.split('|') {
+    for word in words(token) {
         flags |= lookup(word, table, token)?;
     }
     Ok(flags)
@@ -407,6 +461,50 @@ fn lookup(word: &str, table: &[(&str, u32)], whole: &str) -> Result<u32, String>
             let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
             Err(format!("unknown word `{word}` (one of: {})", names.join(" ")))
         }
+    }
+}
+
+/// `text.lines()` (lines end with `\n` or `\r\n`; a last line may lack its end) as a plain
+/// byte loop: `str::lines` costs about twice as much on the short lines of a scenario.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match rest.bytes().position(|b| b == b'\n') {
+            // `\n` is ASCII: both cuts are character boundaries.
+            Some(i) => {
+                let line = &rest[..i];
+                rest = &rest[i + 1..];
+                Some(line.strip_suffix('\r').unwrap_or(line))
+            }
+            // A last line without `\n` keeps a `\r` it ends with, as `str::lines` does.
+            None => Some(core::mem::take(&mut rest)),
+        }
+    })
+}
+
+/// Splits `raw` into its tokens (runs of characters other than space and tab), up to a `#` that
+/// starts a comment. A byte loop rather than `split(..).filter(..)`: this runs once per line, and
+/// parsing is part of what users time. Space, tab and `#` are ASCII, so every cut is a character
+/// boundary.
+fn tokenize<'t>(raw: &'t str, tokens: &mut Vec<&'t str>) {
+    tokens.clear();
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if i == bytes.len() || bytes[i] == b'#' {
+            return;
+        }
+        let start = i;
+        while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'#') {
+            i += 1;
+        }
+        tokens.push(&raw[start..i]);
     }
 }
 
@@ -436,13 +534,9 @@ struct Parser {
 }
 
 impl Parser {
-    /// Parses one line; on success, any step it makes is appended.
-    fn line(&mut self, line: usize, raw: &str) -> Result<(), LineError> {
-        let content = match raw.split_once('#') {
-            Some((before, _comment)) => before,
-            None => raw,
-        };
-        let tokens: Vec<&str> = content.split([' ', '\t']).filter(|t| !t.is_empty()).collect();
+    /// Parses one line; on success, any step it makes is appended. `tokens` is scratch space.
+    fn line<'t>(&mut self, line: usize, raw: &'t str, tokens: &mut Vec<&'t str>) -> Result<(), LineError> {
+        tokenize(raw, tokens);
         let Some((&verb, args)) = tokens.split_first() else {
             return Ok(());
         };
@@ -660,7 +754,7 @@ impl Parser {
         let addr = arg("ADDR", addr, parse_number)?;
         let len = arg("LEN", len, parse_number)?;
         let prot = arg("PROT", prot, |token| {
-            let mut words = token.split('|');
+            let mut words = words(token);
             let mut bits = parse_prot(words.next().unwrap_or_default())?;
             for word in words {
                 let bit = lookup(word, MPROTECT_FLAGS, token)?;
@@ -912,6 +1006,90 @@ mod tests {
     fn fails(line: &str, needle: &str) {
         let message = error(line, 1);
         assert!(message.contains(needle), "{line:?}: got {message:?}, wanted {needle:?}");
+    }
+
+    #[test]
+    fn words_split_as_str_split_does() {
+        for token in ["", "|", "a", "a|b", "a||b", "|a|", "caf\u{e9}|x"] {
+            assert_eq!(
+                words(token).collect::<Vec<_>>(),
+                token.split('|').collect::<Vec<_>>(),
+                "{token:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fast_number_path_agrees_with_the_full_one() {
+        for token in [
+            "0",
+            "007",
+            "4K",
+            "12288",
+            "2M",
+            "1G",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9999999999999999999",
+            "17179869183G",
+            "17179869184G",
+            "0x10",
+            "K",
+            "4k",
+            "-1",
+            "1 ",
+        ] {
+            match plain_decimal(token) {
+                Some(v) => assert_eq!(parse_number_full(token), Ok(v), "{token}"),
+                None => assert_eq!(parse_number(token), parse_number_full(token), "{token}"),
+            }
+        }
+        assert_eq!(plain_decimal("4K"), Some(4096));
+        assert_eq!(plain_decimal("17179869184G"), None, "overflow goes to the full parser");
+        assert!(parse_number("17179869184G").unwrap_err().contains("does not fit"));
+        assert_eq!(plain_decimal("18446744073709551616"), None, "20 digits");
+        assert_eq!(plain_decimal("0x10"), None);
+    }
+
+    #[test]
+    fn lines_split_as_str_lines_does() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\r\nb",
+            "a\n\nb\n",
+            "\r\n\r\n",
+            "a\rb\n",
+            "a\r",
+            "a\n\r",
+            "caf\u{e9}\n\u{1f600}",
+        ] {
+            assert_eq!(
+                lines(text).collect::<Vec<_>>(),
+                text.lines().collect::<Vec<_>>(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_stop_at_a_comment() {
+        let mut t = Vec::new();
+        for (raw, want) in [
+            ("", &[][..]),
+            ("  \t ", &[]),
+            ("# all comment", &[]),
+            ("mmap 0 4K", &["mmap", "0", "4K"]),
+            ("\tmunmap\t 0  4K  ", &["munmap", "0", "4K"]),
+            ("maps# here", &["maps"]),
+            ("maps #x y", &["maps"]),
+            ("caf\u{e9} \u{1f600}x", &["caf\u{e9}", "\u{1f600}x"]),
+        ] {
+            tokenize(raw, &mut t);
+            assert_eq!(t, want, "{raw:?}");
+        }
     }
 
     #[test]

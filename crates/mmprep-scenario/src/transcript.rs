@@ -158,7 +158,8 @@ pub struct Transcript {
 impl Transcript {
     /// The transcript text as printed: every entry followed by a newline.
     pub fn text(&self) -> String {
-        let mut s = String::new();
+        let len = self.entries.iter().map(|e| e.len() + 1).sum();
+        let mut s = String::with_capacity(len);
         for e in &self.entries {
             s.push_str(e);
             s.push('\n');
@@ -181,11 +182,47 @@ pub fn push_run(runs: &mut Vec<(u8, u64)>, byte: u8, count: u64) {
 /// Formats an absolute address as the transcript does: `0x` + lower-case hex of `addr - W`,
 /// wrapping (an address below W prints as a 64-bit two's complement).
 pub fn offset_hex(addr: u64) -> String {
-    format!("{:#x}", addr.wrapping_sub(WINDOW_BASE))
+    let mut out = String::with_capacity(18);
+    push_offset_hex(&mut out, addr);
+    out
 }
 
-fn fault_text(f: &Fault) -> String {
-    format!("{}@{}", f.signal.name(), offset_hex(f.addr))
+/// Appends [`offset_hex`]`(addr)` to `out`.
+fn push_offset_hex(out: &mut String, addr: u64) {
+    let n = addr.wrapping_sub(WINDOW_BASE);
+    out.push_str("0x");
+    if n == 0 {
+        out.push('0');
+        return;
+    }
+    let digits = (64 - n.leading_zeros()).div_ceil(4);
+    for i in (0..digits).rev() {
+        out.push(char::from(b"0123456789abcdef"[((n >> (4 * i)) & 0xf) as usize]));
+    }
+}
+
+/// Appends `n` in decimal to `out` (what `write!(out, "{n}")` prints, without the formatting
+/// machinery: every transcript entry starts with its line number).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &buf[at..] {
+        out.push(char::from(digit));
+    }
+}
+
+fn push_fault(out: &mut String, f: &Fault) {
+    out.push_str(f.signal.name());
+    out.push('@');
+    push_offset_hex(out, f.addr);
 }
 
 fn maps_line(out: &mut String, e: &MapsEntry) {
@@ -208,11 +245,26 @@ fn maps_line(out: &mut String, e: &MapsEntry) {
 /// range `[start, end)`; multi-line results (`maps`, `smaps`, `events`) put their lines after
 /// the first, separated by `\n`.
 pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64)) -> String {
-    let mut out = format!("L{line} {verb} = ");
+    // Most entries are one short line (`L123 mprotect = 0`): exactly the room it takes, so that
+    // writing it never grows the string and a long transcript keeps no slack, and no `format!`
+    // (parsing and printing are part of what users time).
+    let digits = (line.max(1).ilog10() + 1) as usize;
+    let result = match outcome {
+        Outcome::Addr(_) => 18,
+        Outcome::Done | Outcome::Forked | Outcome::Accessed(None) => 1,
+        Outcome::Failed(e) => 1 + e.name().len(),
+        _ => 32,
+    };
+    let mut out = String::with_capacity(1 + digits + 1 + verb.len() + 3 + result);
+    out.push('L');
+    push_decimal(&mut out, line as u64);
+    out.push(' ');
+    out.push_str(verb);
+    out.push_str(" = ");
     match outcome {
         Outcome::Addr(a) => {
             if *a >= window.0 && *a < window.1 {
-                out.push_str(&offset_hex(*a));
+                push_offset_hex(&mut out, *a);
             } else {
                 out.push_str("outside");
             }
@@ -223,7 +275,7 @@ pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64
             out.push_str(e.name());
         }
         Outcome::Accessed(None) => out.push('0'),
-        Outcome::Accessed(Some(f)) => out.push_str(&fault_text(f)),
+        Outcome::Accessed(Some(f)) => push_fault(&mut out, f),
         Outcome::Read { len, runs, fault } => {
             if *len == 0 {
                 out.push('-');
@@ -240,7 +292,7 @@ pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64
                     if !first {
                         out.push(' ');
                     }
-                    out.push_str(&fault_text(f));
+                    push_fault(&mut out, f);
                 }
             }
         }
@@ -322,6 +374,16 @@ mod tests {
             format_step(8, "smaps", &smaps, WIN),
             "L8 smaps = 1\n  00100000-00102000 r--s 00001000 data | rd sh mr mw me ms"
         );
+    }
+
+    #[test]
+    fn numbers_print_as_format_does() {
+        for n in [0u64, 1, 9, 10, 4095, 4096, 0x1234_5678_9abc, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+            assert_eq!(offset_hex(WINDOW_BASE.wrapping_add(n)), format!("{n:#x}"));
+        }
     }
 
     #[test]

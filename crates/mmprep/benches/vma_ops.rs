@@ -1,5 +1,5 @@
-//! Engine benchmarks: lookup, mmap, munmap and mprotect in address spaces of 1K, 64K and 1M
-//! VMAs.
+//! Engine benchmarks: lookup, mmap, munmap, mprotect, mremap, fork and a page fault in address
+//! spaces of 1K, 64K and 1M VMAs.
 //!
 //! The layout is N one-page VMAs with a one-page hole after each (so nothing merges), starting at
 //! the scenario window base. Every measured step leaves the layout as it found it:
@@ -8,13 +8,22 @@
 //!   neighbours alternate protections to keep them apart), then unmap it;
 //! - `munmap+mmap`: unmap a mapped page, then map it again;
 //! - `mprotect split+merge`: make a page of a three-page VMA read-only (split in three), then
-//!   read-write again (merge back).
+//!   read-write again (merge back);
+//! - `mremap move`: move a one-page VMA from the middle to a free address past the layout, then
+//!   back (two moves, neither merges);
+//! - `fork+exit`: fork the whole space and drop the child (`dup_mmap` then `exit_mmap`);
+//! - `write fault+dontneed`: the first write to a page of an anonymous `rw-` VMA (a fresh zeroed
+//!   frame), then `MADV_DONTNEED` so the next write faults again.
+//!
+//! Sample counts are low (and `fork+exit` samples flat) so that `cargo bench -p mmprep` ends in a
+//! few minutes on a shared machine.
 //!
 //! Engine-versus-host ratios for one identical op stream: `mmprep bench`.
 
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
+use mmprep::uapi::{madv, mremap};
 use mmprep::{MapFlags, Mm, Profile, Prot, VirtAddr};
 
 const BASE: u64 = 0x2000_0000_0000;
@@ -73,12 +82,35 @@ fn bench(c: &mut Criterion) {
                 mm.mprotect(VirtAddr(last + PAGE), PAGE, prot).unwrap();
             })
         });
+        // An even index: page 2i of a `rw-` VMA, neighbours are holes.
+        let rw = BASE + 2 * ((n / 2) & !1) * PAGE;
+        let far = BASE + 4 * n * PAGE;
+        g.bench_with_input(BenchmarkId::new("mremap move", n), &n, |b, _| {
+            let flags = mremap::MAYMOVE | mremap::FIXED;
+            b.iter(|| {
+                mm.mremap(VirtAddr(rw), PAGE, PAGE, flags, VirtAddr(far)).unwrap();
+                mm.mremap(VirtAddr(far), PAGE, PAGE, flags, VirtAddr(rw)).unwrap();
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("write fault+dontneed", n), &n, |b, _| {
+            b.iter(|| {
+                mm.write(VirtAddr(rw + 8), &[1]).unwrap();
+                mm.madvise(VirtAddr(rw), PAGE, madv::DONTNEED).unwrap();
+            })
+        });
+        g.finish();
+        let mut g = c.benchmark_group("engine");
+        g.sampling_mode(SamplingMode::Flat).sample_size(10);
+        g.bench_with_input(BenchmarkId::new("fork+exit", n), &n, |b, _| {
+            b.iter(|| black_box(mm.fork().unwrap()))
+        });
         g.finish();
         assert_eq!(
             mm.vmas().count() as u64,
             n,
             "benchmarks leave the layout as they found it"
         );
+        assert_eq!(mm.resident_pages(), 0, "the fault bench leaves no page behind");
         mm.check_invariants();
     }
 }

@@ -40,6 +40,17 @@ pub enum MergeOutcome {
     ErrorNoMem,
 }
 
+/// What [`Mm::vma_modify`] read of the middle VMA, handed on so that the merge does not look it
+/// up again.
+#[derive(Clone, Copy)]
+struct MiddleVma {
+    start: VirtAddr,
+    end: VirtAddr,
+    pgoff: PgOff,
+    anon: Option<AnonVmaRef>,
+    has_close: bool,
+}
+
 /// One merge operation (`struct vma_merge_struct`).
 ///
 /// # Invariants
@@ -156,6 +167,43 @@ fn anon_pair_compatible(a: Option<AnonVmaRef>, b: Option<AnonVmaRef>) -> bool {
     }
 }
 
+/// `can_vma_merge_after` + `can_vma_merge_left`: may the proposal join `prev` on its left?
+/// The callers look `prev` and `next` up once and pass them to both checks.
+fn can_merge_left(prev: Option<&Vma>, vmg: &MergeState, sticky: VmaFlags) -> bool {
+    let Some(prev) = prev else {
+        return false;
+    };
+    prev.end == vmg.start
+        && attrs_compatible(prev, vmg, sticky)
+        && anon_compatible(vmg.anon, prev.anon)
+        && prev.pgoff.add(prev.pages()) == vmg.pgoff
+}
+
+/// `can_vma_merge_before` + `can_vma_merge_right`: may the proposal join `next` on its right?
+/// When it also joins `prev`, prev and next must be anon-compatible with each other.
+fn can_merge_right(
+    next: Option<&Vma>,
+    prev: Option<&Vma>,
+    vmg: &MergeState,
+    merge_left: bool,
+    sticky: VmaFlags,
+) -> bool {
+    let Some(next) = next else {
+        return false;
+    };
+    if next.start != vmg.end
+        || !attrs_compatible(next, vmg, sticky)
+        || !anon_compatible(vmg.anon, next.anon)
+        || next.pgoff != vmg.pgoff.add(vmg.pglen())
+    {
+        return false;
+    }
+    if !merge_left {
+        return true;
+    }
+    anon_pair_compatible(prev.and_then(|p| p.anon), next.anon)
+}
+
 /// `can_merge_remove_vma`: a VMA whose driver has `close` may not be deleted by a merge.
 fn can_remove(v: &Vma) -> bool {
     !v.ops.has_close()
@@ -166,39 +214,21 @@ impl Mm {
         flags::sticky_flags(self.profile.soft_dirty)
     }
 
-    /// `can_vma_merge_after` + `can_vma_merge_left`: may the proposal join `prev` on its left?
-    fn can_merge_left(&self, vmg: &MergeState) -> bool {
-        let Some(prev) = vmg.prev.and_then(|k| self.tree.get(k)) else {
-            return false;
-        };
-        prev.end == vmg.start
-            && attrs_compatible(prev, vmg, self.sticky())
-            && anon_compatible(vmg.anon, prev.anon)
-            && prev.pgoff.add(prev.pages()) == vmg.pgoff
-    }
-
-    /// `can_vma_merge_before` + `can_vma_merge_right`: may the proposal join `next` on its
-    /// right? When it also joins `prev`, prev and next must be anon-compatible with each other.
-    fn can_merge_right(&self, vmg: &MergeState, merge_left: bool) -> bool {
-        let Some(next) = vmg.next.and_then(|k| self.tree.get(k)) else {
-            return false;
-        };
-        if next.start != vmg.end
-            || !attrs_compatible(next, vmg, self.sticky())
-            || !anon_compatible(vmg.anon, next.anon)
-            || next.pgoff != vmg.pgoff.add(vmg.pglen())
-        {
-            return false;
-        }
-        if !merge_left {
-            return true;
-        }
-        let prev = vmg.prev.and_then(|k| self.tree.get(k)).map(|p| p.anon);
-        anon_pair_compatible(prev.flatten(), next.anon)
-    }
-
-    /// Moves the VMA at `key` to `[start, end)` with `pgoff` (re-keying the tree).
+    /// Moves the VMA at `key` to `[start, end)` with `pgoff` (re-keying the tree only when its
+    /// start changes: an end that moves is written in place, one descent and no move of the
+    /// `Vma` through the B-tree's nodes).
     fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> VirtAddr {
+        if start == key {
+            let v = self
+                .tree
+                .get_mut(key)
+                .expect("set_range of a VMA that is not in the tree");
+            v.end = end;
+            v.pgoff = pgoff;
+            // INVARIANT: the callers only grow a VMA over space a merge freed, or shrink it.
+            debug_assert!(start < end);
+            return start;
+        }
         let mut v = self
             .tree
             .remove(key)
@@ -256,9 +286,12 @@ impl Mm {
         if vmg.flags.test_any(flags::SPECIAL) || (vmg.prev.is_none() && vmg.next.is_none()) {
             return None;
         }
-        let merge_left = self.can_merge_left(vmg);
-        let mut merge_right = !vmg.just_expand && self.can_merge_right(vmg, merge_left);
-        if merge_left && merge_right && !vmg.next.and_then(|k| self.tree.get(k)).is_some_and(can_remove) {
+        let sticky = self.sticky();
+        let prev_vma = vmg.prev.and_then(|k| self.tree.get(k));
+        let next_vma = vmg.next.and_then(|k| self.tree.get(k));
+        let merge_left = can_merge_left(prev_vma, vmg, sticky);
+        let mut merge_right = !vmg.just_expand && can_merge_right(next_vma, prev_vma, vmg, merge_left, sticky);
+        if merge_left && merge_right && !next_vma.is_some_and(can_remove) {
             merge_right = false;
         }
         if !merge_left && !merge_right {
@@ -321,12 +354,22 @@ impl Mm {
     ///
     /// Returns the VMA now covering `[start, end)` (with its flags *not yet* rewritten: the
     /// caller does that), or `None`.
-    fn merge_existing_range(&mut self, vmg: &mut MergeState) -> Option<VirtAddr> {
+    ///
+    /// `middle` is what the caller read of the middle VMA (it looked it up already).
+    fn merge_existing_range(&mut self, vmg: &mut MergeState, middle: MiddleVma) -> Option<VirtAddr> {
         let middle_key = vmg.middle.expect("a modification has a middle VMA");
-        let (m_start, m_end, m_pgoff, m_anon, m_close) = {
-            let m = self.tree.get(middle_key).expect("middle in tree");
-            (m.start, m.end, m.pgoff, m.anon, m.ops.has_close())
-        };
+        let MiddleVma {
+            start: m_start,
+            end: m_end,
+            pgoff: m_pgoff,
+            anon: m_anon,
+            has_close: m_close,
+        } = middle;
+        debug_assert!(
+            self.tree
+                .get(middle_key)
+                .is_some_and(|m| m.start == m_start && m.end == m_end)
+        );
         debug_assert!(m_start <= vmg.start && vmg.end <= m_end && vmg.start < vmg.end);
         let left_side = vmg.start == m_start;
         let right_side = vmg.end == m_end;
@@ -334,12 +377,22 @@ impl Mm {
         if vmg.flags.test_any(flags::SPECIAL) || (!left_side && !right_side) {
             return None;
         }
-        let merge_left = left_side && self.can_merge_left(vmg);
+        let sticky = self.sticky();
+        // prev matters only when the range starts at middle's start.
+        let prev_vma = if left_side {
+            vmg.prev.and_then(|k| self.tree.get(k))
+        } else {
+            None
+        };
+        let merge_left = left_side && can_merge_left(prev_vma, vmg, sticky);
         let mut merge_right = false;
+        let mut next_removable = false;
         if right_side {
             // Only a VMA starting right at the end can merge.
-            vmg.next = self.tree.get(m_end).map(|v| v.start);
-            merge_right = self.can_merge_right(vmg, merge_left);
+            let next_vma = self.tree.get(m_end);
+            vmg.next = next_vma.map(|v| v.start);
+            merge_right = can_merge_right(next_vma, prev_vma, vmg, merge_left, sticky);
+            next_removable = next_vma.is_some_and(can_remove);
         }
         if !merge_left && !merge_right {
             return None;
@@ -349,7 +402,7 @@ impl Mm {
             return None;
         }
         let mut merge_both = merge_left && merge_right;
-        if merge_both && !vmg.next.and_then(|k| self.tree.get(k)).is_some_and(can_remove) {
+        if merge_both && !next_removable {
             merge_both = false;
             merge_right = false;
         }
@@ -431,13 +484,21 @@ impl Mm {
         end: VirtAddr,
         new_flags: VmaFlags,
     ) -> Result<VirtAddr> {
-        let (m_start, m_end, m_pgoff, m_file, m_anon) = {
+        let (m_file, m) = {
             let m = self
                 .tree
                 .get(middle)
                 .expect("vma_modify of a VMA that is not in the tree");
-            (m.start, m.end, m.pgoff, m.file.clone(), m.anon)
+            let info = MiddleVma {
+                start: m.start,
+                end: m.end,
+                pgoff: m.pgoff,
+                anon: m.anon,
+                has_close: m.ops.has_close(),
+            };
+            (m.file.clone(), info)
         };
+        let (m_start, m_end, m_pgoff, m_anon) = (m.start, m.end, m.pgoff, m.anon);
         let mut vmg = MergeState {
             start,
             end,
@@ -451,7 +512,7 @@ impl Mm {
             just_expand: false,
             outcome: MergeOutcome::Start,
         };
-        if let Some(target) = self.merge_existing_range(&mut vmg) {
+        if let Some(target) = self.merge_existing_range(&mut vmg, m) {
             return Ok(target);
         }
         if vmg.outcome == MergeOutcome::ErrorNoMem {

@@ -46,28 +46,30 @@ impl Mm {
             vma.start < addr && addr < vma.end && addr.is_page_aligned(),
             "split {vma:?} at {addr:?}"
         );
-        self.hook_may_split(key, addr)?;
+        // Anonymous memory has no driver: no hook to call, and no second look-up for one.
+        let hooks = vma.ops.driver().map(|o| o.hooks());
+        if hooks.is_some_and(|h| h.contains(VmHooks::MAY_SPLIT)) {
+            self.hook_may_split(key, addr)?;
+        }
         self.alloc()?; // vm_area_dup
         self.alloc()?; // vma_iter_prealloc
         // vma_adjust_trans_huge: a huge block the new boundary cuts is split first.
         self.ptes.split_huge_at(addr);
-        let mut old = self.tree.remove(key).expect("VMA in tree");
-        let mut new = old.clone();
-        let below_pages = addr.pages_from(old.start);
-        if new_below {
-            new.end = addr;
-            old.start = addr;
-            old.pgoff = old.pgoff.add(below_pages);
-        } else {
-            new.start = addr;
-            new.pgoff = new.pgoff.add(below_pages);
-            old.end = addr;
-        }
+        // The piece that keeps the start `key` is changed in place; the other piece is a copy
+        // inserted at `addr`. Both pieces are the same VMA but for their ranges, so which one
+        // "is" the original only decides where `open` is called.
+        let lower = self.tree.get_mut(key).expect("VMA in tree");
+        let mut upper = lower.clone();
+        let below_pages = addr.pages_from(lower.start);
+        lower.end = addr;
+        upper.start = addr;
+        upper.pgoff = upper.pgoff.add(below_pages);
         // INVARIANT: the two pieces cover exactly the old range and do not overlap.
-        self.tree.insert(old);
-        let new_key = new.start;
-        self.tree.insert(new);
-        self.hook_open(new_key);
+        self.tree.insert(upper);
+        let new_key = if new_below { key } else { addr };
+        if hooks.is_some_and(|h| h.contains(VmHooks::OPEN)) {
+            self.hook_open(new_key);
+        }
         Ok(())
     }
 

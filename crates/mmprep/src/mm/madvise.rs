@@ -69,6 +69,7 @@ use crate::flags::{self, VmaBit, VmaFlags};
 use crate::mm::Mm;
 use crate::shmem::SHMEM_DEV;
 use crate::uapi::madv;
+use crate::vma::Vma;
 use crate::vma_flags;
 
 /// The advices `madvise_behavior_valid` accepts on the reference host (KSM and transparent
@@ -146,6 +147,12 @@ impl Advice {
     }
 }
 
+/// `can_madvise_modify`: a sealed VMA refuses advices that discard data, but only where the
+/// program could not simply overwrite that data itself: anonymous memory it may not write.
+fn can_madvise_modify(vma: &Vma, advice: Advice) -> bool {
+    !vma.is_sealed() || !advice.is_discard() || !vma.is_anonymous() || vma.test(VmaBit::Write)
+}
+
 impl Mm {
     /// `madvise(start, len, advice)`; `advice` is a `MADV_*` number.
     pub fn madvise(&mut self, start: VirtAddr, len: u64, advice: u32) -> Result<()> {
@@ -170,20 +177,17 @@ impl Mm {
         let mut unmapped_error = Ok(());
         let mut range_start = start;
         // find_vma_prev
-        let mut vma = self.tree.find_vma(start).map(|v| v.start);
+        let mut vma = self.tree.find_vma(start).map(|v| (v.start, v.end));
         let mut prev = match vma {
-            Some(v) if start > v => Some(v),
-            Some(v) => self.tree.prev_before(v).map(|p| p.start),
+            Some((v, _)) if start > v => Some(v),
+            Some((v, _)) => self.tree.prev_before(v).map(|p| p.start),
             None => None,
         };
         loop {
-            let Some(key) = vma else {
+            let Some((v_start, v_end)) = vma else {
                 return Err(err(Errno::ENOMEM, "the range runs past the last mapping"));
             };
-            let (v_start, v_end) = {
-                let v = self.tree.get(key).expect("VMA in tree");
-                (v.start, v.end)
-            };
+            let key = v_start;
             if range_start < v_start {
                 // A hole: remembered, and the walk goes on.
                 unmapped_error = Err(err(Errno::ENOMEM, "the range has a hole"));
@@ -205,7 +209,7 @@ impl Mm {
             if range_end >= last_end {
                 break;
             }
-            vma = self.tree.find_vma(v_end).map(|v| v.start);
+            vma = self.tree.find_vma(v_end).map(|v| (v.start, v.end));
             range_start = range_end;
         }
         unmapped_error
@@ -222,13 +226,13 @@ impl Mm {
         end: VirtAddr,
     ) -> Result<VirtAddr> {
         use Advice::*;
-        if !self.can_madvise_modify(key, advice) {
+        let vma = self.tree.get(key).expect("VMA in tree");
+        if !can_madvise_modify(vma, advice) {
             return Err(err(
                 Errno::EPERM,
                 "discarding the data of a sealed read-only anonymous mapping",
             ));
         }
-        let vma = self.tree.get(key).expect("VMA in tree");
         let flags = vma.flags;
         let mut new_flags = flags;
         match advice {
@@ -307,6 +311,9 @@ impl Mm {
                 new_flags.set(VmaBit::NoHugePage);
             }
         }
+        if new_flags == flags {
+            return Ok(key);
+        }
         self.madvise_update_vma(key, prev, start, end, new_flags).map_err(|e| {
             // "madvise() returns EAGAIN if kernel resources, such as slab, are temporarily
             // unavailable": a refused split included.
@@ -316,13 +323,6 @@ impl Mm {
                 e
             }
         })
-    }
-
-    /// `can_madvise_modify`: a sealed VMA refuses advices that discard data, but only where the
-    /// program could not simply overwrite that data itself: anonymous memory it may not write.
-    fn can_madvise_modify(&self, key: VirtAddr, advice: Advice) -> bool {
-        let vma = self.tree.get(key).expect("VMA in tree");
-        !vma.is_sealed() || !advice.is_discard() || !vma.is_anonymous() || vma.test(VmaBit::Write)
     }
 
     /// `madvise_update_vma`: give `[start, end)` of the VMA at `key` the flags `new_flags`,
@@ -335,9 +335,11 @@ impl Mm {
         end: VirtAddr,
         new_flags: VmaFlags,
     ) -> Result<VirtAddr> {
-        if self.tree.get(key).expect("VMA in tree").flags == new_flags {
-            return Ok(key);
-        }
+        debug_assert_ne!(
+            self.tree.get(key).expect("VMA in tree").flags,
+            new_flags,
+            "the caller returns early when the flags stay"
+        );
         let target = self.vma_modify(prev, key, start, end, new_flags)?;
         // INVARIANT: the range has the new flags; the sticky bits a merge brought stay.
         let sticky = flags::sticky_flags(self.profile.soft_dirty);

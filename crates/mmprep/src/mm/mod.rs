@@ -109,6 +109,9 @@ pub struct Mm {
     pub(crate) events: EventLog,
     /// The program's data, heap and stack addresses (`start_brk`, `brk`...), once set.
     pub(crate) bounds: Option<MmBounds>,
+    /// An empty vector with room, lent to each munmap gather for its detached VMAs and given
+    /// back when it completes, so that unmapping does not allocate (`munmap.rs`).
+    pub(crate) spare_detached: Vec<Vma>,
 }
 
 impl Mm {
@@ -131,6 +134,7 @@ impl Mm {
             fail_alloc_in: None,
             events: EventLog::default(),
             bounds: None,
+            spare_detached: Vec::new(),
         }
     }
 

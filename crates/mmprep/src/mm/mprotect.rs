@@ -64,7 +64,7 @@ impl Mm {
         let Some(first) = self.tree.find_intersection(start, end) else {
             return Err(err(Errno::ENOMEM, "no mapping in the range"));
         };
-        let (f_start, f_flags) = (first.start, first.flags);
+        let (f_start, f_end, f_flags) = (first.start, first.end, first.flags);
         let mut start = start;
         if grows == Prot::GROWSDOWN.bits() {
             if f_start >= end {
@@ -92,14 +92,14 @@ impl Mm {
             self.tree.prev_before(f_start).map(|v| v.start)
         };
         let mut nstart = start;
-        let mut tmp = f_start;
-        let mut key = f_start;
+        // The VMA the walk is at: its start, end and flags, as the look-up that found it read
+        // them (each VMA is looked up once).
+        let (mut key, mut v_end, mut v_flags) = (f_start, f_end, f_flags);
         let new_access = calc_vm_prot_bits(prot);
         loop {
-            let vma = self.tree.get(key).expect("VMA in tree");
-            debug_assert_eq!(vma.start, tmp, "the walk only visits contiguous VMAs");
+            debug_assert!(self.tree.get(key).is_some_and(|v| v.end == v_end && v.flags == v_flags));
             // Each call passes all of r/w/x: what is not asked for is cleared.
-            let newflags = new_access.with(vma.flags.without(ACCESS_FLAGS));
+            let newflags = new_access.with(v_flags.without(ACCESS_FLAGS));
             let may = VmaFlags::from_legacy(newflags.to_legacy() >> 4);
             if !newflags.and(ACCESS_FLAGS).without(may).is_empty() {
                 return Err(err(
@@ -107,39 +107,39 @@ impl Mm {
                     "the mapping may not get that access (VM_MAY* missing)",
                 ));
             }
-            tmp = vma.end.min(end);
-            let result = self.mprotect_fixup(key, &mut prev, nstart, tmp, newflags)?;
-            tmp = self.tree.get(result).expect("VMA in tree").end;
-            nstart = tmp;
-            if tmp >= end {
+            let tmp = v_end.min(end);
+            let done_end = self.mprotect_fixup(key, v_flags, &mut prev, nstart, tmp, newflags)?;
+            nstart = done_end;
+            if done_end >= end {
                 return Ok(());
             }
             // The walk continues only with a VMA that starts where this one ended.
-            match self.tree.get(tmp) {
-                Some(n) => key = n.start,
+            match self.tree.get(done_end) {
+                Some(n) => (key, v_end, v_flags) = (n.start, n.end, n.flags),
                 None => return Err(err(Errno::ENOMEM, "the range has a hole or runs past the last mapping")),
             }
         }
     }
 
-    /// `mprotect_fixup`: give `[start, end)` of the VMA at `key` the flags `newflags`, splitting or
-    /// merging as needed. Returns the VMA now covering the range; `prev` becomes it.
+    /// `mprotect_fixup`: give `[start, end)` of the VMA at `key`, whose flags are `oldflags`, the
+    /// flags `newflags`, splitting or merging as needed. `prev` becomes the VMA now covering the
+    /// range; returns where that VMA ends.
     fn mprotect_fixup(
         &mut self,
         key: VirtAddr,
+        oldflags: VmaFlags,
         prev: &mut Option<VirtAddr>,
         start: VirtAddr,
         end: VirtAddr,
         mut newflags: VmaFlags,
     ) -> Result<VirtAddr> {
-        let vma = self.tree.get(key).expect("VMA in tree");
-        let oldflags = vma.flags;
-        if vma.is_sealed() {
+        // vma_is_sealed
+        if oldflags.test(VmaBit::Sealed) {
             return Err(err(Errno::EPERM, "the mapping is sealed"));
         }
         if newflags == oldflags {
             *prev = Some(key);
-            return Ok(key);
+            return Ok(self.tree.get(key).expect("VMA in tree").end);
         }
         let nrpages = end.pages_from(start);
         let mut charged = 0;
@@ -152,8 +152,11 @@ impl Mm {
                 charged = nrpages;
                 newflags.set(VmaBit::Account);
             }
-        } else if oldflags.test(VmaBit::Account) && vma.is_anonymous() && vma.anon.is_none() {
-            newflags.clear(VmaBit::Account);
+        } else if oldflags.test(VmaBit::Account) {
+            let vma = self.tree.get(key).expect("VMA in tree");
+            if vma.is_anonymous() && vma.anon.is_none() {
+                newflags.clear(VmaBit::Account);
+            }
         }
         let target = match self.vma_modify(*prev, key, start, end, newflags) {
             Ok(t) => t,
@@ -167,6 +170,7 @@ impl Mm {
         let v = self.tree.get_mut(target).expect("VMA in tree");
         v.flags = newflags.with(v.flags.and(sticky));
         v.page_prot = v.page_prot.recompute(v.flags);
+        let target_end = v.end;
         if oldflags.test(VmaBit::Account) && !newflags.test(VmaBit::Account) {
             self.uncharge(nrpages);
         }
@@ -176,6 +180,6 @@ impl Mm {
         if oldflags.and(vma_flags![Write, Shared, Locked]) == vma_flags![Locked] && newflags.test(VmaBit::Write) {
             self.populate_vma_range(target, start, end);
         }
-        Ok(target)
+        Ok(target_end)
     }
 }

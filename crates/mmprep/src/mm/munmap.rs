@@ -100,7 +100,10 @@ impl Mm {
             // `__split_vma`, unchecked: the munmap lowers the count again.
             self.split_vma_unchecked(f_start, start, true)?;
         }
-        let mut g = MunmapGather::default();
+        let mut g = MunmapGather {
+            detached: core::mem::take(&mut self.spare_detached),
+            ..MunmapGather::default()
+        };
         // The first VMA in the range; after a split at `start` it starts there.
         let mut key = f_start.max(start);
         loop {
@@ -143,10 +146,21 @@ impl Mm {
     }
 
     /// `reattach_vmas`: undo the detaching of a failed gather (its splits stay).
-    pub(crate) fn reattach(&mut self, g: MunmapGather) {
+    pub(crate) fn reattach(&mut self, mut g: MunmapGather) {
         debug_assert!(!g.closed, "reattaching VMAs whose close() already ran");
-        for v in g.detached {
+        for v in g.detached.drain(..) {
             self.tree.insert(v);
+        }
+        self.give_back(g.detached);
+    }
+
+    /// Keeps an emptied `detached` vector for the next gather, unless a huge unmap made it big
+    /// or it has less room than the spare already kept (mmap completes a gather that never
+    /// borrowed the spare: its vector has none).
+    fn give_back(&mut self, detached: Vec<Vma>) {
+        debug_assert!(detached.is_empty());
+        if detached.capacity() <= 64 && detached.capacity() > self.spare_detached.capacity() {
+            self.spare_detached = detached;
         }
     }
 
@@ -178,6 +192,9 @@ impl Mm {
         }
         self.uncharge(g.nr_accounted);
         debug_assert_eq!(g.nr_pages, super::total_pages(&g.detached));
-        // Dropping `g` drops the VMAs and their file references (`remove_vma`).
+        // Dropping the VMAs drops their file references (`remove_vma`); the emptied vector
+        // goes back for the next gather.
+        g.detached.clear();
+        self.give_back(g.detached);
     }
 }

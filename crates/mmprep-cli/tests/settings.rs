@@ -1,0 +1,168 @@
+//! `--set KEY=VALUE` on `run`, `diff` and `bench`, and `bench --stream perf`, run as a user would.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `mmprep ARGS...` with `input` on standard input.
+fn mmprep(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmprep"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run mmprep");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // A command that reads no scenario (`bench`) may exit before reading it: a broken pipe.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    child.wait_with_output().expect("cannot wait for mmprep")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Three one-page mappings with holes between them: three VMAs. The kernel refuses a new VMA
+/// only once `map_count > max_map_count` (`do_mmap`), so a limit of 1 lets two VMAs exist.
+const THREE_VMAS: &str = "\
+mmap 0 4K rw- private|anon|fixed
+mmap 8K 4K rw- private|anon|fixed
+mmap 16K 4K rw- private|anon|fixed
+";
+
+#[test]
+fn max_map_count_limits_the_engine() {
+    let out = mmprep(&["run", "--profile", "reference", "-"], THREE_VMAS);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "L1 mmap = 0x0\nL2 mmap = 0x2000\nL3 mmap = 0x4000\n");
+    let out = mmprep(
+        &["run", "--profile", "reference", "--set", "max_map_count=1", "-"],
+        THREE_VMAS,
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "L1 mmap = 0x0\nL2 mmap = 0x2000\nL3 mmap = -ENOMEM\n"
+    );
+}
+
+#[test]
+fn rlimits_and_overcommit_reach_the_engine() {
+    let eight_pages = "mmap 0 32K rw- private|anon|fixed\n";
+    for (set, want) in [
+        ("rlimit_as=16K", "L1 mmap = -ENOMEM\n"),
+        ("rlimit_as=unlimited", "L1 mmap = 0x0\n"),
+        ("overcommit=always", "L1 mmap = 0x0\n"),
+    ] {
+        let out = mmprep(&["run", "--profile", "reference", "--set", set, "-"], eight_pages);
+        assert_eq!(text(&out.stdout), want, "{set}: stderr {}", text(&out.stderr));
+    }
+    // A later setting of the same key wins.
+    let out = mmprep(
+        &["run", "--set", "rlimit_as=16K", "--set", "rlimit_as=1G", "-"],
+        eight_pages,
+    );
+    assert_eq!(text(&out.stdout), "L1 mmap = 0x0\n");
+}
+
+/// On `diff` a setting changes the engine side only, so the kernel's answer differs.
+#[test]
+fn diff_sets_the_engine_side_only() {
+    let out = mmprep(&["diff", "-"], THREE_VMAS);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "same: <stdin>\n");
+    let out = mmprep(&["diff", "--set", "rlimit_as=4K", "-"], THREE_VMAS);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("differs: <stdin>\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn a_bad_setting_is_a_usage_error_that_lists_the_keys() {
+    for (command, set) in [
+        ("run", "nosuchkey=1"),
+        ("run", "max_map_count=lots"),
+        ("diff", "rlimit_stack=-1"),
+        ("bench", "overcommit=sometimes"),
+        ("run", "max_map_count"),
+    ] {
+        let args: &[&str] = if command == "bench" {
+            &[command, "--set", set]
+        } else {
+            &[command, "--set", set, "-"]
+        };
+        let out = mmprep(args, THREE_VMAS);
+        assert_eq!(out.status.code(), Some(2), "{command} --set {set}");
+        let err = text(&out.stderr);
+        for key in [
+            "max_map_count",
+            "rlimit_as",
+            "rlimit_data",
+            "rlimit_memlock",
+            "rlimit_stack",
+            "overcommit",
+        ] {
+            assert!(err.contains(key), "{command} --set {set}: {err}");
+        }
+        assert_eq!(text(&out.stdout), "");
+    }
+}
+
+/// `--emit` prints the perf stream; `mmprep run` of it equals what `bench` ran.
+#[test]
+fn bench_perf_emits_and_runs_the_stream() {
+    let out = mmprep(
+        &[
+            "bench", "--stream", "perf", "--vmas", "3", "--ops", "10", "--seed", "7", "--emit",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let scenario = text(&out.stdout);
+    assert!(scenario.starts_with("window 88K\nmmap 0 24K rw- private|anon|fixed|noreserve\n"));
+    let run = mmprep(&["run", "-"], &scenario);
+    let kernel = mmprep(&["kernel", "-"], &scenario);
+    assert_eq!(run.status.code(), Some(0), "stderr: {}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), text(&kernel.stdout));
+
+    let out = mmprep(&["bench", "--stream", "perf", "--vmas", "50", "--ops", "300"], "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let row = table.lines().nth(1).expect("one row");
+    assert!(row.trim_start().starts_with("50 ") && row.ends_with("same"), "{table}");
+}
+
+#[test]
+fn emit_needs_the_perf_stream() {
+    let out = mmprep(&["bench", "--emit"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--stream perf"), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+}
+
+/// Past the host's `max_map_count` the engine runs alone, and says so. Ignored by default: a
+/// debug build checks the engine's invariants after every operation, which takes minutes at
+/// 32K VMAs (`cargo test --release -p mmprep-cli --test settings -- --ignored`).
+#[test]
+#[ignore = "minutes in a debug build; run with --release -- --ignored"]
+fn bench_perf_past_max_map_count_runs_the_engine_alone() {
+    let limit: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .expect("max_map_count")
+        .trim()
+        .parse()
+        .expect("a number");
+    if limit > 200_000 {
+        eprintln!("skipped: this host's max_map_count {limit} is too large to exceed cheaply");
+        return;
+    }
+    let vmas = (limit / 2 + 1).to_string();
+    let out = mmprep(&["bench", "--stream", "perf", "--vmas", &vmas, "--ops", "100"], "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.contains("engine alone"), "{table}");
+    assert!(table.contains("max_map_count raised"), "{table}");
+}
