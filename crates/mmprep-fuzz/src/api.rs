@@ -63,6 +63,10 @@ enum OnError {
     /// equal once split pieces are joined. The counters are not compared: the VMAs walked before
     /// the failure keep their change, and it shows in the counters.
     Outside(Vec<(u64, u64)>),
+    /// Like `Outside([lo, hi))`, and more: the walk went from `lo` up and stopped at the
+    /// failure, so there is a point `p` in the range with everything from `p` up unchanged
+    /// (split pieces joined).
+    Prefix(u64, u64),
 }
 
 struct World {
@@ -539,6 +543,12 @@ fn step(world: &mut World, input: &mut Input) {
                     let replaces = f.contains(MapFlags::FIXED) && !f.contains(MapFlags::FIXED_NOREPLACE);
                     failed = Some(if replaces {
                         OnError::Outside(vec![range(a, l)])
+                    } else if fail_alloc {
+                        // When the driver's completion fails, the new VMA is unmapped again and
+                        // the kernel ignores that munmap's result: with an allocation failure
+                        // armed it stays (mm/mmap.rs `mmap_action_complete`). Only in what was
+                        // a hole.
+                        OnError::Outside(holes(&before[mi]))
                     } else {
                         OnError::Exact
                     });
@@ -576,7 +586,7 @@ fn step(world: &mut World, input: &mut Input) {
             what = format!("mprotect({a:#x}, {l:#x}, {p:?})");
             if mm.mprotect(VirtAddr(a), l, p).is_err() {
                 // The VMAs walked keep their new protection (mm/mprotect.rs "On failure").
-                failed = Some(walked(mm, lo, range(a, l).1));
+                failed = Some(walked(&before[mi], lo, range(a, l).1, true));
             }
         }
         10 | 11 => {
@@ -590,7 +600,7 @@ fn step(world: &mut World, input: &mut Input) {
             what = format!("madvise({a:#x}, {l:#x}, {adv})");
             if mm.madvise(VirtAddr(a), l, adv).is_err() {
                 // VMAs walked before the failing one keep their change (mm/madvise.rs).
-                failed = Some(walked(mm, a, range(a, l).1));
+                failed = Some(walked(&before[mi], a, range(a, l).1, false));
             }
         }
         12 => {
@@ -613,7 +623,7 @@ fn step(world: &mut World, input: &mut Input) {
                 // The walk does not roll back (mm/mlock.rs "On failure"). mlock takes an
                 // unaligned start: the range is `len + offset_in_page(start)` from its page.
                 let (lo, hi) = range(a, l.saturating_add(a % PAGE));
-                failed = Some(walked(mm, lo, hi));
+                failed = Some(walked(&before[mi], lo, hi, true));
             }
         }
         13 | 14 => {
@@ -653,7 +663,7 @@ fn step(world: &mut World, input: &mut Input) {
             what = format!("mseal({a:#x}, {l:#x}, {flags:#x})");
             if mm.mseal(VirtAddr(a), l, flags).is_err() {
                 // A refused split stops the walk; the VMAs before it stay sealed (mm/mseal.rs).
-                failed = Some(walked(mm, a, range(a, l).1));
+                failed = Some(walked(&before[mi], a, range(a, l).1, true));
             }
         }
         // Memory: read, write (and read it back), fill, one access, another process's access.
@@ -852,12 +862,29 @@ fn disarm(world: &mut World, mi: usize) {
     }
 }
 
+/// The ranges no VMA covered.
+fn holes(s: &Snapshot) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for v in &s.vmas {
+        if at < v.start {
+            out.push((at, v.start));
+        }
+        at = v.end;
+    }
+    out.push((at, u64::MAX));
+    out
+}
+
 /// The contract of a call that walks the VMAs of `[lo, hi)` and does not roll back: if no VMA
-/// is in the range nothing can have changed; else only inside it.
-fn walked(mm: &Mm, lo: u64, hi: u64) -> OnError {
+/// was in the range nothing can have changed; else only inside it, and with `prefix` (a walk
+/// that stops at the first failure) only a prefix of it.
+fn walked(before: &Snapshot, lo: u64, hi: u64, prefix: bool) -> OnError {
     let lo = lo & !(PAGE - 1);
-    if lo >= hi || mm.vmas_in(VirtAddr(lo), VirtAddr(hi)).next().is_none() {
+    if lo >= hi || !before.vmas.iter().any(|v| v.start < hi && v.end > lo) {
         OnError::Exact
+    } else if prefix {
+        OnError::Prefix(lo, hi)
     } else {
         OnError::Outside(vec![(lo, hi)])
     }
@@ -891,24 +918,42 @@ fn check_unchanged(what: &str, contract: &OnError, before: &Snapshot, after: &Sn
             assert_eq!(s, before.stats, "{what} failed and changed the counters");
         }
         OnError::Outside(ranges) => {
-            // `VM_MAYBE_GUARD` is set on a whole VMA that a guard install reaches, without a
-            // split (mm/madvise.rs, 6.19's series): a piece outside the range may carry it.
-            let unguarded = |vmas: &[VmaView]| -> Vec<VmaView> {
-                let mut v = outside(vmas, ranges);
-                for x in &mut v {
-                    x.flags.clear(VmaBit::MaybeGuard);
-                }
-                joined(&v)
-            };
             assert_eq!(
-                unguarded(&after.vmas),
-                unguarded(&before.vmas),
+                unsticky(outside(&after.vmas, ranges)),
+                unsticky(outside(&before.vmas, ranges)),
                 "{what} failed and changed VMAs outside {ranges:x?}\nbefore:\n{}after:\n{}",
                 before.maps,
                 after.maps
             );
         }
+        OnError::Prefix(lo, hi) => {
+            // Candidate stopping points: the range's ends and every VMA edge inside it.
+            let mut points = vec![*lo, *hi];
+            for v in before.vmas.iter().chain(&after.vmas) {
+                points.extend([v.start, v.end].into_iter().filter(|p| lo < p && p < hi));
+            }
+            let fits =
+                |p: u64| unsticky(outside(&after.vmas, &[(*lo, p)])) == unsticky(outside(&before.vmas, &[(*lo, p)]));
+            assert!(
+                points.into_iter().any(fits),
+                "{what} failed and changed VMAs past the point where its walk over [{lo:#x}, {hi:#x}) stopped\nbefore:\n{}after:\n{}",
+                before.maps,
+                after.maps
+            );
+        }
     }
+}
+
+/// `vmas` without the sticky flags (`VM_MAYBE_GUARD`, `VM_SOFTDIRTY`), joined again. A merge
+/// gives the merged VMA the union of its parts' sticky flags (`VM_STICKY`, 6.19's series), so a
+/// change inside a range can reach a neighbour's sticky flags outside it; and a guard install
+/// sets `VM_MAYBE_GUARD` on a whole VMA without splitting it.
+fn unsticky(mut vmas: Vec<VmaView>) -> Vec<VmaView> {
+    let sticky = mmprep::flags::sticky_flags(true);
+    for v in &mut vmas {
+        v.flags = v.flags.without(sticky);
+    }
+    joined(&vmas)
 }
 
 /// A memory access changes no VMA, except that a fault below a grows-down VMA may grow it (the

@@ -98,6 +98,30 @@ fn scenario_input(rng: &mut Rng) -> Vec<u8> {
     text
 }
 
+/// The inputs kept in `fuzz/seeds/TARGET/` (past findings, each named for what it found), run
+/// first: a regression test for each, and a seed corpus for `cargo fuzz`.
+fn seeds(name: &str, target: fn(&[u8])) -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds")
+        .join(name);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return 0 };
+    let mut n = 0;
+    for entry in entries {
+        let path = entry.expect("read the seed directory").path();
+        let data = std::fs::read(&path).expect("read a seed");
+        if panic::catch_unwind(AssertUnwindSafe(|| target(&data))).is_err() {
+            panic!("{name}: seed {} failed (the panic is printed above)", path.display());
+        }
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn api_seeds() {
+    assert!(seeds("api", mmprep_fuzz::api) > 0, "fuzz/seeds/api is empty or missing");
+}
+
 #[test]
 fn api_bounded() {
     drive("api", 20_000, 0x6170_6900, mmprep_fuzz::api, api_input);
