@@ -18,9 +18,12 @@ fn open(mm: &Mm, driver: &str, params: &[(&str, &str)]) -> std::sync::Arc<mmprep
     (registry::find(driver).unwrap().open)(&params, &env).unwrap()
 }
 
+/// Driver, parameters, mmap offset (past 512 GiB), the byte unwritten memory reads as.
+type Case = (&'static str, &'static [(&'static str, &'static str)], u64, u8);
+
 #[test]
 fn a_terabyte_of_device_memory_opens_and_maps() {
-    let cases: [(&str, &[(&str, &str)], u64, u8); 2] = [
+    let cases: [Case; 2] = [
         (
             "mem",
             &[("base", "0x100000"), ("size", "1099511627776")],
