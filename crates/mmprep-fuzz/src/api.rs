@@ -389,25 +389,50 @@ fn range(start: u64, len: u64) -> (u64, u64) {
     (start, start.saturating_add(aligned))
 }
 
-/// How often each op comes, out of 256: `(op, weight)`; the rest are lookups (23).
-const OP_WEIGHTS: [(u8, u16); 14] = [
-    (0, 12),  // open a file
-    (2, 4),   // close one
-    (3, 50),  // mmap
-    (6, 18),  // munmap
-    (8, 24),  // mprotect
-    (10, 24), // madvise
-    (12, 14), // mlock, mlock2, munlock
-    (13, 24), // mremap
-    (15, 8),  // mseal
-    (16, 30), // read, write, fill, access, access_remote
-    (19, 8),  // try_read, try_write, try_access
-    (20, 8),  // fork
-    (21, 3),  // exit
-    (22, 4),  // drop an address space
+/// The calls the target makes.
+#[derive(Clone, Copy)]
+enum Op {
+    Open,
+    Close,
+    Mmap,
+    Munmap,
+    Mprotect,
+    Madvise,
+    /// `mlock`, `mlock2`, `munlock`.
+    Mlock,
+    Mremap,
+    Mseal,
+    /// `read`, `write`, `fill`, `access`, `access_remote`.
+    Memory,
+    /// `try_read`, `try_write`, `try_access`.
+    Shared,
+    Fork,
+    Exit,
+    /// Drop an address space.
+    Drop,
+    /// `vmas_in`, `vma_at`, `find_vma`.
+    Lookup,
+}
+
+/// How often each op comes, out of 256; the rest are lookups.
+const OP_WEIGHTS: [(Op, u16); 14] = [
+    (Op::Open, 12),
+    (Op::Close, 4),
+    (Op::Mmap, 50),
+    (Op::Munmap, 18),
+    (Op::Mprotect, 24),
+    (Op::Madvise, 24),
+    (Op::Mlock, 14),
+    (Op::Mremap, 24),
+    (Op::Mseal, 8),
+    (Op::Memory, 30),
+    (Op::Shared, 8),
+    (Op::Fork, 8),
+    (Op::Exit, 3),
+    (Op::Drop, 4),
 ];
 
-fn op_kind(byte: u8) -> u8 {
+fn op_kind(byte: u8) -> Op {
     let mut acc = 0;
     for (op, weight) in OP_WEIGHTS {
         acc += weight;
@@ -415,7 +440,7 @@ fn op_kind(byte: u8) -> u8 {
             return op;
         }
     }
-    23
+    Op::Lookup
 }
 
 fn step(world: &mut World, input: &mut Input) {
@@ -433,11 +458,8 @@ fn step(world: &mut World, input: &mut Input) {
     let mut failed: Option<OnError> = None;
     // The call, for the messages.
     let mut what = String::new();
-    // The address spaces whose change is checked by the op itself (others must be unchanged).
-    let mut changed_elsewhere = false;
     match op_kind(op) {
-        // Open a file.
-        0 | 1 => {
+        Op::Open => {
             if world.files.len() >= MAX_FILES {
                 world.files.remove(0);
             }
@@ -488,15 +510,15 @@ fn step(world: &mut World, input: &mut Input) {
                 world.files.push(f);
             }
         }
-        // Close a descriptor: the VMAs keep their references.
-        2 => {
+        // The VMAs keep their references.
+        Op::Close => {
             if !world.files.is_empty() {
                 let i = input.below(world.files.len());
                 what = format!("close file {i}");
                 world.files.remove(i);
             }
         }
-        3..=5 => {
+        Op::Mmap => {
             let a = addr(input, world, mi);
             let mut l = len(input, world, mi, a);
             let p = prot(input);
@@ -555,7 +577,7 @@ fn step(world: &mut World, input: &mut Input) {
                 }
             }
         }
-        6 | 7 => {
+        Op::Munmap => {
             let a = addr(input, world, mi);
             let l = len(input, world, mi, a);
             let mm = &mut world.mms[mi];
@@ -572,7 +594,7 @@ fn step(world: &mut World, input: &mut Input) {
                 Err(_) => failed = Some(OnError::Splits),
             }
         }
-        8 | 9 => {
+        Op::Mprotect => {
             let a = addr(input, world, mi);
             let l = len(input, world, mi, a);
             let p = prot(input);
@@ -589,7 +611,7 @@ fn step(world: &mut World, input: &mut Input) {
                 failed = Some(walked(&before[mi], lo, range(a, l).1, true));
             }
         }
-        10 | 11 => {
+        Op::Madvise => {
             let a = addr(input, world, mi);
             let adv = advice(input);
             let mut l = len(input, world, mi, a);
@@ -603,7 +625,7 @@ fn step(world: &mut World, input: &mut Input) {
                 failed = Some(walked(&before[mi], a, range(a, l).1, false));
             }
         }
-        12 => {
+        Op::Mlock => {
             let a = addr(input, world, mi);
             let l = len(input, world, mi, a);
             let which = input.below(3);
@@ -626,7 +648,7 @@ fn step(world: &mut World, input: &mut Input) {
                 failed = Some(walked(&before[mi], lo, hi, true));
             }
         }
-        13 | 14 => {
+        Op::Mremap => {
             let a = addr(input, world, mi);
             let old_len = len(input, world, mi, a);
             let new_len = len(input, world, mi, a);
@@ -655,7 +677,7 @@ fn step(world: &mut World, input: &mut Input) {
                 }
             }
         }
-        15 => {
+        Op::Mseal => {
             let a = addr(input, world, mi);
             let l = len(input, world, mi, a);
             let flags = if input.u8() < 32 { input.u64() } else { 0 };
@@ -667,7 +689,7 @@ fn step(world: &mut World, input: &mut Input) {
             }
         }
         // Memory: read, write (and read it back), fill, one access, another process's access.
-        16..=18 => {
+        Op::Memory => {
             let a = addr(input, world, mi);
             let n = usize::from(input.u16()) % (2 * PAGE as usize + 64);
             let byte = input.u8();
@@ -703,10 +725,9 @@ fn step(world: &mut World, input: &mut Input) {
                 }
             }
             check_access(&before[mi], &Snapshot::of(&world.mms[mi]));
-            changed_elsewhere = true;
         }
         // The same under the shared lock: `&self`, so nothing may change at all.
-        19 => {
+        Op::Shared => {
             let a = addr(input, world, mi);
             let n = usize::from(input.u16()) % (2 * PAGE as usize + 64);
             let mm = &world.mms[mi];
@@ -729,7 +750,7 @@ fn step(world: &mut World, input: &mut Input) {
             }
             failed = Some(OnError::Exact);
         }
-        20 => {
+        Op::Fork => {
             let mm = &mut world.mms[mi];
             what = "fork()".to_string();
             match mm.fork() {
@@ -761,7 +782,7 @@ fn step(world: &mut World, input: &mut Input) {
                 Err(_) => failed = Some(OnError::Exact),
             }
         }
-        21 => {
+        Op::Exit => {
             what = "exit()".into();
             let mm = &mut world.mms[mi];
             mm.exit();
@@ -781,10 +802,9 @@ fn step(world: &mut World, input: &mut Input) {
                 (world.profile.unmodelled_map_count, 0, 0, 0, 0, 0, 0),
                 "counters after exit"
             );
-            changed_elsewhere = true;
         }
         // An address space goes (a child exits): `Drop` closes its VMAs.
-        22 => {
+        Op::Drop => {
             if world.mms.len() > 1 {
                 trace(mi, "drop", "");
                 let mut gone = world.mms.remove(mi);
@@ -805,7 +825,7 @@ fn step(world: &mut World, input: &mut Input) {
             return;
         }
         // Lookups with hostile ranges.
-        _ => {
+        Op::Lookup => {
             let a = addr(input, world, mi);
             let b = addr(input, world, mi);
             let mm = &world.mms[mi];
@@ -833,7 +853,6 @@ fn step(world: &mut World, input: &mut Input) {
             );
         }
     }
-    let _ = changed_elsewhere;
     trace(
         mi,
         &what,
