@@ -599,16 +599,34 @@ fn step(world: &mut World, input: &mut Input) {
             let l = len(input, world, mi, a);
             let p = prot(input);
             let mm = &mut world.mms[mi];
-            // PROT_GROWSDOWN extends the change down to the start of the VMA.
+            // PROT_GROWSDOWN moves the start to the start of the first VMA of the range, down
+            // (the rest of a grows-down VMA) or up (past a hole) (`do_mprotect_pkey`).
             let lo = if p.contains(Prot::GROWSDOWN) {
-                mm.find_vma(VirtAddr(a)).map_or(a, |v| v.start().0.min(a))
+                mm.find_vma(VirtAddr(a)).map_or(a, |v| v.start().0)
             } else {
                 a
             };
             what = format!("mprotect({a:#x}, {l:#x}, {p:?})");
+            // A zero length succeeds at once, changing nothing (`do_mprotect_pkey`).
+            let lo = lo & !(PAGE - 1);
+            let hi = if l == 0 { lo } else { range(a, l).1 };
+            let lo = lo.min(hi);
             if mm.mprotect(VirtAddr(a), l, p).is_err() {
                 // The VMAs walked keep their new protection (mm/mprotect.rs "On failure").
-                failed = Some(walked(&before[mi], lo, range(a, l).1, true));
+                failed = Some(walked(&before[mi], lo, hi, true));
+            } else if lo < hi {
+                // A hole fails with ENOMEM; every VMA of the range has the new protection.
+                assert_covered(mm, lo, hi - lo, &what);
+                let want = [
+                    (Prot::READ, VmaBit::Read),
+                    (Prot::WRITE, VmaBit::Write),
+                    (Prot::EXEC, VmaBit::Exec),
+                ];
+                for v in mm.vmas_in(VirtAddr(lo), VirtAddr(hi)) {
+                    for (bit, flag) in want {
+                        assert_eq!(p.contains(bit), v.test(flag), "{what} succeeded but left {v:?}");
+                    }
+                }
             }
         }
         Op::Madvise => {
@@ -641,11 +659,32 @@ fn step(world: &mut World, input: &mut Input) {
                 1 => mm.mlock2(VirtAddr(a), l, flags),
                 _ => mm.munlock(VirtAddr(a), l),
             };
+            // mlock takes an unaligned start: the range is `len + offset_in_page(start)` from
+            // its page, rounded up to pages, and that may wrap to 0 (`do_mlock`); an end below
+            // the start is EINVAL before anything changes.
+            let lo = a & !(PAGE - 1);
+            let span = l.wrapping_add(a % PAGE).wrapping_add(PAGE - 1) & !(PAGE - 1);
+            let hi = lo.checked_add(span).unwrap_or(lo);
             if r.is_err() {
-                // The walk does not roll back (mm/mlock.rs "On failure"). mlock takes an
-                // unaligned start: the range is `len + offset_in_page(start)` from its page.
-                let (lo, hi) = range(a, l.saturating_add(a % PAGE));
+                // The walk does not roll back (mm/mlock.rs "On failure").
                 failed = Some(walked(&before[mi], lo, hi, true));
+            } else if lo < hi {
+                // A hole fails with ENOMEM. Every ordinary VMA of the range is locked (and on
+                // fault with MLOCK_ONFAULT) or unlocked; `mlock_fixup` leaves special, DAX,
+                // hugetlb and droppable VMAs alone, so only anonymous ones are checked.
+                assert_covered(mm, lo, hi - lo, &what);
+                let onfault = which == 1 && flags == mlock::ONFAULT;
+                for v in mm.vmas_in(VirtAddr(lo), VirtAddr(hi)) {
+                    if !v.is_anonymous() || v.test(VmaBit::Droppable) {
+                        continue;
+                    }
+                    let want = (which < 2, which < 2 && onfault);
+                    assert_eq!(
+                        (v.test(VmaBit::Locked), v.test(VmaBit::LockOnFault)),
+                        want,
+                        "{what} succeeded but left {v:?}"
+                    );
+                }
             }
         }
         Op::Mremap => {
@@ -664,7 +703,18 @@ fn step(world: &mut World, input: &mut Input) {
             let mm = &mut world.mms[mi];
             what = format!("mremap({a:#x}, {old_len:#x}, {new_len:#x}, {flags:#x}, {new_addr:#x})");
             match mm.mremap(VirtAddr(a), old_len, new_len, flags, VirtAddr(new_addr)) {
-                Ok(at) => world.returned.push(at.0),
+                Ok(at) => {
+                    assert_eq!(at.0 % PAGE, 0, "{what} returned an unaligned address {at:?}");
+                    // A growth (in place or moved) needs the old range in one VMA, and the
+                    // whole new range is then mapped. A shrink only unmaps the tail of
+                    // `old_len`, which may reach past the VMA; a move of several VMAs keeps
+                    // their gaps.
+                    let (o, n) = (range(0, old_len).1, range(0, new_len).1);
+                    if n > o {
+                        assert_covered(mm, at.0, new_len, &what);
+                    }
+                    world.returned.push(at.0);
+                }
                 Err(_) => {
                     // The source may have changed (a shrink's tail, VMAs moved before the one
                     // that failed); with FIXED the destination was unmapped first and stays so
@@ -683,9 +733,16 @@ fn step(world: &mut World, input: &mut Input) {
             let flags = if input.u8() < 32 { input.u64() } else { 0 };
             let mm = &mut world.mms[mi];
             what = format!("mseal({a:#x}, {l:#x}, {flags:#x})");
+            let (lo, hi) = range(a, l);
             if mm.mseal(VirtAddr(a), l, flags).is_err() {
                 // A refused split stops the walk; the VMAs before it stay sealed (mm/mseal.rs).
-                failed = Some(walked(&before[mi], a, range(a, l).1, true));
+                failed = Some(walked(&before[mi], lo, hi, true));
+            } else if lo < hi {
+                // A hole fails with ENOMEM; every VMA of the range is sealed.
+                assert_covered(mm, lo, hi - lo, &what);
+                for v in mm.vmas_in(VirtAddr(lo), VirtAddr(hi)) {
+                    assert!(v.is_sealed(), "{what} succeeded but left {v:?}");
+                }
             }
         }
         // Memory: read, write (and read it back), fill, one access, another process's access.
@@ -1009,10 +1066,12 @@ fn check_access(before: &Snapshot, after: &Snapshot) {
 }
 
 /// Does `[a, a + n)` touch an I/O or PFN mapping (device memory, where a read need not return
-/// what was written)?
+/// what was written)? A range that wraps past the top is not compared either.
 fn is_io(mm: &Mm, a: u64, n: usize) -> bool {
-    let end = a.saturating_add(n as u64);
-    mm.vmas_in(VirtAddr(a), VirtAddr(end.max(a + 1)))
+    let Some(end) = a.checked_add(n as u64) else {
+        return true;
+    };
+    mm.vmas_in(VirtAddr(a), VirtAddr(end))
         .any(|v| v.test(VmaBit::Io) || v.test(VmaBit::PfnMap) || v.test(VmaBit::MixedMap))
 }
 
