@@ -458,6 +458,11 @@ fn step(world: &mut World, input: &mut Input) {
     let mut failed: Option<OnError> = None;
     // The call, for the messages.
     let mut what = String::new();
+    // Set by calls that only change VMAs' attributes, never what is mapped: `mprotect`,
+    // `madvise`, `mlock`, `mseal` (success or failure).
+    let mut keeps_mapped = false;
+    // What `total_vm` must be after a successful `mmap` or `munmap`, in pages.
+    let mut want_total: Option<u64> = None;
     match op_kind(op) {
         Op::Open => {
             if world.files.len() >= MAX_FILES {
@@ -554,6 +559,10 @@ fn step(world: &mut World, input: &mut Input) {
                 Ok(at) => {
                     assert_eq!(at.0 % PAGE, 0, "mmap returned an unaligned address {at:?}");
                     assert_covered(mm, at.0, l, "mmap");
+                    // What was in the range was replaced; the new pages came.
+                    let (s, e) = range(at.0, l);
+                    let total = before[mi].stats.total_vm;
+                    want_total = Some(total - pages_in(&before[mi], s, e) + (e - s) / PAGE);
                     world.returned.push(at.0);
                 }
                 Err(e) => {
@@ -588,6 +597,7 @@ fn step(world: &mut World, input: &mut Input) {
                     if s < e {
                         let left = mm.vmas_in(VirtAddr(s), VirtAddr(e)).count();
                         assert_eq!(left, 0, "munmap({a:#x}, {l:#x}) succeeded and left VMAs");
+                        want_total = Some(before[mi].stats.total_vm - pages_in(&before[mi], s, e));
                     }
                 }
                 // A split at `addr` stays (mm/munmap.rs "On failure").
@@ -595,6 +605,7 @@ fn step(world: &mut World, input: &mut Input) {
             }
         }
         Op::Mprotect => {
+            keeps_mapped = true;
             let a = addr(input, world, mi);
             let l = len(input, world, mi, a);
             let p = prot(input);
@@ -630,6 +641,7 @@ fn step(world: &mut World, input: &mut Input) {
             }
         }
         Op::Madvise => {
+            keeps_mapped = true;
             let a = addr(input, world, mi);
             let adv = advice(input);
             let mut l = len(input, world, mi, a);
@@ -644,6 +656,7 @@ fn step(world: &mut World, input: &mut Input) {
             }
         }
         Op::Mlock => {
+            keeps_mapped = true;
             let a = addr(input, world, mi);
             let l = len(input, world, mi, a);
             let which = input.below(3);
@@ -728,6 +741,7 @@ fn step(world: &mut World, input: &mut Input) {
             }
         }
         Op::Mseal => {
+            keeps_mapped = true;
             let a = addr(input, world, mi);
             let l = len(input, world, mi, a);
             let flags = if input.u8() < 32 { input.u64() } else { 0 };
@@ -910,6 +924,22 @@ fn step(world: &mut World, input: &mut Input) {
             );
         }
     }
+    if keeps_mapped {
+        assert_eq!(
+            mapped_ranges(&after[mi]),
+            mapped_ranges(&before[mi]),
+            "{what} changed what is mapped\nbefore:\n{}after:\n{}",
+            before[mi].maps,
+            after[mi].maps
+        );
+        assert_eq!(
+            after[mi].stats.total_vm, before[mi].stats.total_vm,
+            "{what} changed total_vm"
+        );
+    }
+    if let Some(total) = want_total {
+        assert_eq!(after[mi].stats.total_vm, total, "{what}: total_vm");
+    }
     trace(
         mi,
         &what,
@@ -936,6 +966,26 @@ fn disarm(world: &mut World, mi: usize) {
     if let Some(mm) = world.mms.get_mut(mi) {
         mm.fail_allocation_in(u32::MAX);
     }
+}
+
+/// Pages of the VMAs of `s` inside `[lo, hi)`.
+fn pages_in(s: &Snapshot, lo: u64, hi: u64) -> u64 {
+    s.vmas
+        .iter()
+        .map(|v| v.end.min(hi).saturating_sub(v.start.max(lo)) / PAGE)
+        .sum()
+}
+
+/// The mapped address ranges, whatever their VMAs: touching VMAs joined.
+fn mapped_ranges(s: &Snapshot) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for v in &s.vmas {
+        match out.last_mut() {
+            Some(last) if last.1 == v.start => last.1 = v.end,
+            _ => out.push((v.start, v.end)),
+        }
+    }
+    out
 }
 
 /// The ranges no VMA covered.
