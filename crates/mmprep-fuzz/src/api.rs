@@ -10,9 +10,14 @@
 //! - `check_invariants()` holds on every address space;
 //! - the address spaces the call was not made on are exactly as they were;
 //! - a failed call left its address space as the kernel would ([`OnError`], chosen per call);
-//! - a few facts of success: a successful `mmap` covers what it returned, a successful `munmap`
-//!   leaves no VMA in its range, `exit` leaves nothing, a fork child's maps are lines of its
-//!   parent's, a byte written reads back.
+//! - calls that change attributes only (`mprotect`, `madvise`, `mlock`, `mseal`) did not change
+//!   what is mapped, failed or not;
+//! - facts of success: `mmap` covers what it returned, `munmap` leaves no VMA in its range, both
+//!   move `total_vm` by their range; `mprotect`, `mlock`, `munlock`, `mseal` leave their state on
+//!   every VMA of the range; a growing `mremap` maps its new range; `exit` leaves nothing; a fork
+//!   child's maps are lines of its parent's; a byte written reads back.
+//!
+//! `docs/fuzzing.md` has the table of which comparison each failed call gets, and why.
 //!
 //! At the end every address space is torn down, and over the whole run each driver saw as many
 //! `close` calls as VMAs came (`mapped` + `open`), and no VMA still holds a file.
