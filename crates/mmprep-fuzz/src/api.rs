@@ -4,7 +4,8 @@
 //! The input picks a host profile, then ops until it runs out (at most [`MAX_OPS`]). The world
 //! is up to [`MAX_MMS`] address spaces (the first, and fork children, each driven in turn) and
 //! up to [`MAX_FILES`] open files (memfds, ext4-like files, `/dev/zero`, every example driver of
-//! the `mmprep_drivers` registry). After every call:
+//! the `mmprep_drivers` registry, and a hostile driver whose hooks do what the input says:
+//! [`crate::hostile`]). After every call:
 //!
 //! - nothing panicked (a panic is the finding);
 //! - `check_invariants()` holds on every address space;
@@ -26,12 +27,15 @@
 //! `MADV_POPULATE_*`, `MADV_WILLNEED`, `fill`) are capped at [`POPULATE_CAP`] unless they are
 //! beyond `TASK_SIZE` (then they must fail fast, and are kept); locking is bounded by a small
 //! `RLIMIT_MEMLOCK` without `CAP_IPC_LOCK`. A long walk is correct, not a finding, and would only
-//! make the fuzzer slow.
+//! make the fuzzer slow. For the same reason a mapping of a driver's file is cut to
+//! [`DRIVER_MAP_CAP`] (within `TASK_SIZE`): a remap action installs one page-table entry per page,
+//! about 64 bytes of host memory each, so a 1 TiB device mapping would need 16 GiB (left to the
+//! page-table representation: issue 12, finding 5).
 
 use std::sync::Arc;
 
 use mmprep::events::Event;
-use mmprep::file::{File, FileMode};
+use mmprep::file::{File, FileMode, InodeKind};
 use mmprep::flags::VmaBit;
 use mmprep::profile::{Overcommit, ThpMode, TmpfileFs};
 use mmprep::uapi::{madv, mlock, mremap};
@@ -39,6 +43,7 @@ use mmprep::{Access, MapFlags, Mm, PAGE_SIZE, Profile, Prot, VirtAddr};
 use mmprep_drivers::registry::{self, DriverEnv, Params};
 use mmprep_drivers::{regular, zero};
 
+use crate::hostile;
 use crate::input::Input;
 use crate::snapshot::{Snapshot, VmaView, joined, outside};
 
@@ -50,6 +55,8 @@ pub const MAX_MMS: usize = 4;
 pub const MAX_FILES: usize = 8;
 /// The longest range a populating call walks, in bytes (64 pages).
 pub const POPULATE_CAP: u64 = 64 * PAGE_SIZE;
+/// The longest mapping of a driver's file (a character device), in bytes.
+pub const DRIVER_MAP_CAP: u64 = 64 << 20;
 /// Where most mappings go: the scenario window base (any address is fair game too).
 const BASE: u64 = 0x2000_0000_0000;
 const PAGE: u64 = PAGE_SIZE;
@@ -110,19 +117,7 @@ pub fn api(data: &[u8]) {
         for mm in &mut world.mms {
             world.hooks.add(&mm.take_events());
         }
-        // Every VMA with a `close` hook that exists came through `mapped` or `open` and has not
-        // been closed: the tally so far equals the VMAs alive now.
-        let live: usize = world
-            .mms
-            .iter()
-            .map(|mm| mm.vmas().filter(|v| v.ops().has_close()).count())
-            .sum();
-        let Hooks { mapped, opens, closes } = world.hooks;
-        assert_eq!(
-            mapped + opens,
-            closes + live,
-            "{live} VMAs with a close hook are alive, but drivers saw mapped {mapped} + open {opens} and {closes} closes"
-        );
+        world.hooks.check(live_with_close(&world.mms));
     }
     // Teardown: every address space goes, as a process exits.
     while let Some(mut mm) = world.mms.pop() {
@@ -132,12 +127,7 @@ pub fn api(data: &[u8]) {
         let events = mm.take_events();
         world.hooks.add(&events);
     }
-    let Hooks { mapped, opens, closes } = world.hooks;
-    assert_eq!(
-        mapped + opens,
-        closes,
-        "drivers saw mapped {mapped} + open {opens} VMAs but {closes} closes"
-    );
+    world.hooks.check(0);
     drop(world.files);
     for f in &world.all_files {
         assert_eq!(
@@ -150,11 +140,19 @@ pub fn api(data: &[u8]) {
 }
 
 /// Driver hook calls: VMAs that came (`mapped`, `open`) and went (`close`).
+///
+/// Every VMA with a `close` hook is closed exactly once. It came through `mapped` (a new VMA,
+/// whatever `mapped` answered: a failure unmaps it, and it is closed) or `open` (a split piece,
+/// a fork copy, a moved VMA), or it is a new VMA whose action failed before `mapped` ran (it
+/// is unmapped again and closed without having been `mapped`; the kernel's
+/// `mmap_action_complete` does the same). So at any time
+/// `mapped + open <= close + alive <= mapped + open + failed actions`.
 #[derive(Clone, Copy, Default)]
 struct Hooks {
     mapped: usize,
     opens: usize,
     closes: usize,
+    failed_actions: usize,
 }
 
 impl Hooks {
@@ -164,10 +162,32 @@ impl Hooks {
                 Event::Mapped { .. } => self.mapped += 1,
                 Event::Open { .. } => self.opens += 1,
                 Event::Close { .. } => self.closes += 1,
+                Event::ActionComplete { result: Err(_), .. } => self.failed_actions += 1,
                 _ => {}
             }
         }
     }
+
+    fn check(&self, alive: usize) {
+        let Hooks {
+            mapped,
+            opens,
+            closes,
+            failed_actions,
+        } = *self;
+        assert!(
+            mapped + opens <= closes + alive && closes + alive <= mapped + opens + failed_actions,
+            "{alive} VMAs with a close hook are alive, {closes} were closed, but drivers saw mapped \
+             {mapped} + open {opens} (and {failed_actions} failed actions)"
+        );
+    }
+}
+
+/// The VMAs with a `close` hook, over all address spaces.
+fn live_with_close(mms: &[Mm]) -> usize {
+    mms.iter()
+        .map(|mm| mm.vmas().filter(|v| v.ops().has_close()).count())
+        .sum()
 }
 
 /// A host: the reference one without `CAP_IPC_LOCK`, an unprivileged user, a tight one (few
@@ -482,8 +502,13 @@ fn step(world: &mut World, input: &mut Input) {
             let mode = input.pick(&[FileMode::READ_WRITE, FileMode::READ_ONLY, FileMode::WRITE_ONLY]);
             world.next_ino += 1;
             let mm = &world.mms[mi];
-            let file = match input.below(5) {
+            let file = match input.below(6) {
                 0 => Some(mm.shmem().memfd_create("fuzz", size)),
+                5 => {
+                    let plan = hostile::Plan::decode(input);
+                    trace(mi, &format!("hostile driver {plan:?}"), "");
+                    Some(hostile::open(plan, mm.machine(), world.next_ino))
+                }
                 1 => Some(regular::open_ext4(
                     world.next_ino,
                     size,
@@ -541,6 +566,14 @@ fn step(world: &mut World, input: &mut Input) {
             } else {
                 Some(world.files[input.below(world.files.len())].clone())
             };
+            let hostile = file.as_ref().is_some_and(|f| f.ops().name() == "hostile");
+            // A driver's remap action installs one page-table entry per page (module doc).
+            if file.as_ref().is_some_and(|f| f.inode().kind() == InodeKind::CharDevice)
+                && l > DRIVER_MAP_CAP
+                && l <= task
+            {
+                l %= DRIVER_MAP_CAP;
+            }
             let off = match input.below(16) {
                 0..=9 => 0,
                 10..=12 => u64::from(input.u8()) * PAGE,
@@ -579,11 +612,12 @@ fn step(world: &mut World, input: &mut Input) {
                     let replaces = f.contains(MapFlags::FIXED) && !f.contains(MapFlags::FIXED_NOREPLACE);
                     failed = Some(if replaces {
                         OnError::Outside(vec![range(a, l)])
-                    } else if fail_alloc {
+                    } else if fail_alloc || hostile {
                         // When the driver's completion fails, the new VMA is unmapped again and
-                        // the kernel ignores that munmap's result: with an allocation failure
-                        // armed it stays (mm/mmap.rs `mmap_action_complete`). Only in what was
-                        // a hole.
+                        // the kernel ignores that munmap's result (mm/mmap.rs
+                        // `mmap_action_complete`): the VMA stays if that unmap fails, on an
+                        // armed allocation failure or because the hostile driver set
+                        // VM_SEALED. Only in what was a hole.
                         OnError::Outside(holes(&before[mi]))
                     } else {
                         OnError::Exact

@@ -11,9 +11,10 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod hostile;
 pub mod input;
 mod scenario;
 pub mod snapshot;
 
-pub use api::{MAX_FILES, MAX_MMS, MAX_OPS, POPULATE_CAP, api};
-pub use scenario::{TOUCH_CAP, scenario};
+pub use api::{DRIVER_MAP_CAP, MAX_FILES, MAX_MMS, MAX_OPS, POPULATE_CAP, api};
+pub use scenario::{DRIVER_MAP_CAP as SCENARIO_DRIVER_MAP_CAP, TOUCH_CAP, scenario};
