@@ -34,31 +34,42 @@ impl MemoryRegion {
 impl DeviceMemory for MemoryRegion {
     fn read(&self, offset: u64, buf: &mut [u8]) {
         if let Ok(pages) = self.pages.lock() {
-            for (i, out) in buf.iter_mut().enumerate() {
-                let at = offset.saturating_add(i as u64);
-                *out = if at >= self.size {
-                    0xff
-                } else {
-                    pages
-                        .get(&(at / PAGE_SIZE))
-                        .map_or(self.fill, |p| p[(at % PAGE_SIZE) as usize])
-                };
+            let mut done = 0;
+            while done < buf.len() {
+                let at = offset.saturating_add(done as u64);
+                let in_page = (at % PAGE_SIZE) as usize;
+                let n = (PAGE_SIZE as usize - in_page).min(buf.len() - done);
+                let out = &mut buf[done..done + n];
+                match pages.get(&(at / PAGE_SIZE)) {
+                    _ if at >= self.size => out.fill(0xff),
+                    Some(page) => out.copy_from_slice(&page[in_page..in_page + n]),
+                    None => out.fill(self.fill),
+                }
+                // The end of the region inside this page reads as 0xff too.
+                let valid = self.size.saturating_sub(at).min(n as u64) as usize;
+                out[valid..].fill(0xff);
+                done += n;
             }
         }
     }
 
     fn write(&self, offset: u64, data: &[u8]) {
         if let Ok(mut pages) = self.pages.lock() {
-            for (i, v) in data.iter().enumerate() {
-                let at = offset.saturating_add(i as u64);
-                if at >= self.size {
-                    continue;
+            let mut done = 0;
+            while done < data.len() {
+                let at = offset.saturating_add(done as u64);
+                let in_page = (at % PAGE_SIZE) as usize;
+                let n = (PAGE_SIZE as usize - in_page).min(data.len() - done);
+                // Bytes past the end of the region are dropped.
+                let valid = self.size.saturating_sub(at).min(n as u64) as usize;
+                if valid > 0 {
+                    let fill = self.fill;
+                    let page = pages
+                        .entry(at / PAGE_SIZE)
+                        .or_insert_with(|| vec![fill; PAGE_SIZE as usize].into_boxed_slice());
+                    page[in_page..in_page + valid].copy_from_slice(&data[done..done + valid]);
                 }
-                let fill = self.fill;
-                let page = pages
-                    .entry(at / PAGE_SIZE)
-                    .or_insert_with(|| vec![fill; PAGE_SIZE as usize].into_boxed_slice());
-                page[(at % PAGE_SIZE) as usize] = *v;
+                done += n;
             }
         }
     }

@@ -50,3 +50,30 @@ fn a_terabyte_of_device_memory_opens_and_maps() {
         assert_eq!(buf, [fill; 4], "{driver}");
     }
 }
+
+/// Reads and writes across page boundaries and past the end of a region: written bytes read
+/// back, unwritten ones read as the fill, bytes past the end read as `0xff` and are not kept.
+#[test]
+fn device_memory_across_pages_and_past_the_end() {
+    use mmprep::phys::DeviceMemory;
+    use mmprep_drivers::memory::MemoryRegion;
+    let r = MemoryRegion::new(3 * 4096 + 100, 7);
+    // 4000..12000: the end of the first page, the second whole, most of the third.
+    let data: Vec<u8> = (0..8000u32).map(|i| (i % 251) as u8).collect();
+    r.write(4000, &data);
+    let mut back = vec![0u8; 8000];
+    r.read(4000, &mut back);
+    assert!(back == data, "bytes written across pages read back different");
+    let mut head = [0u8; 8];
+    r.read(3992, &mut head);
+    assert_eq!(head, [7, 7, 7, 7, 7, 7, 7, 7]);
+    // The region ends 100 bytes into its fourth page.
+    r.write(3 * 4096 + 90, &[1; 30]);
+    let mut tail = [0u8; 30];
+    r.read(3 * 4096 + 90, &mut tail);
+    assert_eq!(&tail[..10], &[1; 10]);
+    assert_eq!(&tail[10..], &[0xff; 20]);
+    let mut far = [0u8; 4];
+    r.read(u64::MAX - 1, &mut far);
+    assert_eq!(far, [0xff; 4]);
+}
