@@ -618,7 +618,7 @@ fn step(world: &mut World, input: &mut Input) {
                     world.returned.push(at.0);
                 }
                 Err(e) => {
-                    what = format!("{what} = {} ({})", e.errno.name(), e.reason);
+                    what = failure(&what, &e);
                     // MAP_FIXED replaces what was there: the gather and the driver's hook can
                     // fail after the old VMAs went (engine doc, mm/mmap.rs "On failure").
                     // Without it (or with FIXED_NOREPLACE, which refuses before replacing)
@@ -654,7 +654,10 @@ fn step(world: &mut World, input: &mut Input) {
                     }
                 }
                 // A split at `addr` stays (mm/munmap.rs "On failure").
-                Err(_) => failed = Some(OnError::Splits),
+                Err(e) => {
+                    what = failure(&what, &e);
+                    failed = Some(OnError::Splits);
+                }
             }
         }
         Op::Mprotect => {
@@ -675,7 +678,8 @@ fn step(world: &mut World, input: &mut Input) {
             let lo = lo & !(PAGE - 1);
             let hi = if l == 0 { lo } else { range(a, l).1 };
             let lo = lo.min(hi);
-            if mm.mprotect(VirtAddr(a), l, p).is_err() {
+            if let Err(e) = mm.mprotect(VirtAddr(a), l, p) {
+                what = failure(&what, &e);
                 // The VMAs walked keep their new protection (mm/mprotect.rs "On failure").
                 failed = Some(walked(&before[mi], lo, hi, true));
             } else if lo < hi {
@@ -703,7 +707,8 @@ fn step(world: &mut World, input: &mut Input) {
             }
             let mm = &mut world.mms[mi];
             what = format!("madvise({a:#x}, {l:#x}, {adv})");
-            if mm.madvise(VirtAddr(a), l, adv).is_err() {
+            if let Err(e) = mm.madvise(VirtAddr(a), l, adv) {
+                what = failure(&what, &e);
                 // VMAs walked before the failing one keep their change (mm/madvise.rs).
                 failed = Some(walked(&before[mi], a, range(a, l).1, false));
             }
@@ -731,7 +736,8 @@ fn step(world: &mut World, input: &mut Input) {
             let lo = a & !(PAGE - 1);
             let span = l.wrapping_add(a % PAGE).wrapping_add(PAGE - 1) & !(PAGE - 1);
             let hi = lo.checked_add(span).unwrap_or(lo);
-            if r.is_err() {
+            if let Err(e) = r {
+                what = failure(&what, &e);
                 // The walk does not roll back (mm/mlock.rs "On failure").
                 failed = Some(walked(&before[mi], lo, hi, true));
             } else if lo < hi {
@@ -781,7 +787,8 @@ fn step(world: &mut World, input: &mut Input) {
                     }
                     world.returned.push(at.0);
                 }
-                Err(_) => {
+                Err(e) => {
+                    what = failure(&what, &e);
                     // The source may have changed (a shrink's tail, VMAs moved before the one
                     // that failed); with FIXED the destination was unmapped first and stays so
                     // (mm/mremap.rs "On failure"). Nothing else.
@@ -801,7 +808,8 @@ fn step(world: &mut World, input: &mut Input) {
             let mm = &mut world.mms[mi];
             what = format!("mseal({a:#x}, {l:#x}, {flags:#x})");
             let (lo, hi) = range(a, l);
-            if mm.mseal(VirtAddr(a), l, flags).is_err() {
+            if let Err(e) = mm.mseal(VirtAddr(a), l, flags) {
+                what = failure(&what, &e);
                 // A refused split stops the walk; the VMAs before it stay sealed (mm/mseal.rs).
                 failed = Some(walked(&before[mi], lo, hi, true));
             } else if lo < hi {
@@ -903,7 +911,10 @@ fn step(world: &mut World, input: &mut Input) {
                     }
                 }
                 // The parent is unchanged (mm/fork.rs "On failure").
-                Err(_) => failed = Some(OnError::Exact),
+                Err(e) => {
+                    what = failure(&what, &e);
+                    failed = Some(OnError::Exact);
+                }
             }
         }
         Op::Exit => {
@@ -1009,6 +1020,11 @@ fn step(world: &mut World, input: &mut Input) {
     if let Some(contract) = failed {
         check_unchanged(&what, &contract, &before[mi], &after[mi], fail_alloc);
     }
+}
+
+/// The call's description with the error it returned.
+fn failure(what: &str, e: &mmprep::Error) -> String {
+    format!("{what} = {} ({})", e.errno.name(), e.reason)
 }
 
 /// With `MMPREP_FUZZ_TRACE` set, each call goes to stderr as it is made.
