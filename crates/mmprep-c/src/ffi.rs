@@ -224,7 +224,7 @@ fn device_model(model: Option<&str>, size: u64, arg: u64) -> Option<Arc<dyn Devi
     match model {
         Some("hpet") => Some(Arc::new(mmprep_drivers::hpet::Registers::new())),
         Some("ram") => Some(Arc::new(mmprep_drivers::memory::MemoryRegion::new(
-            (pages * PAGE_SIZE) as usize,
+            pages * PAGE_SIZE,
             arg as u8,
         ))),
         _ => None,

@@ -61,9 +61,7 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
         return Err("size must be a non-zero multiple of 4K".into());
     }
     let pages = size / PAGE_SIZE;
-    let start = env
-        .machine
-        .add_device(pages, Arc::new(MemoryRegion::new(size as usize, 0)));
+    let start = env.machine.add_device(pages, Arc::new(MemoryRegion::new(size, 0)));
     Ok(crate::registry::open_file(
         DevId { major: 29, minor: 0 },
         InodeKind::CharDevice,

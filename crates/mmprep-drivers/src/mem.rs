@@ -109,7 +109,7 @@ fn open(params: &Params, env: &DriverEnv<'_>) -> std::result::Result<Arc<File>, 
     if !base.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) || size == 0 {
         return Err("base and size must be non-zero multiples of 4K".into());
     }
-    let window = Arc::new(MemoryRegion::new(size as usize, fill));
+    let window = Arc::new(MemoryRegion::new(size, fill));
     if env
         .machine
         .add_device_at(Pfn(base / PAGE_SIZE), size / PAGE_SIZE, window)
