@@ -17,12 +17,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::LazyLock;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use mmprep::Profile;
 use mmprep_scenario::{RunEnd, Script, Transcript, exit};
 
 mod json;
 mod progress;
+mod reference;
 mod trace;
 
 /// How many differing entries `diff` shows per file.
@@ -214,6 +215,9 @@ enum Command {
         #[arg(required = true, last = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
+    /// Print docs/cli-reference.md, generated from this command tree
+    #[command(hide = true)]
+    CliReference,
     /// Run a saved trace again on the engine alone and check every recorded result
     Replay {
         /// A file written by `mmprep trace --save`
@@ -321,6 +325,10 @@ fn main() -> ExitCode {
             cmd,
         } => return trace::trace(&cmd, json, save.as_deref(), check_every),
         Command::Replay { file } => return trace::replay(&file),
+        Command::CliReference => {
+            print!("{}", reference::markdown(&Cli::command()));
+            return ExitCode::SUCCESS;
+        }
         Command::Kernel { files, json } => (files, Mode::Kernel, json),
         Command::Render {
             file,
