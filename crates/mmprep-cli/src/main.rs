@@ -401,7 +401,7 @@ fn run_files(files: &[PathBuf], mode: &Mode, json: bool) -> ExitCode {
             report.json.name = display_name(path);
             report.json.status = report.status;
             report.json.message = report.stderr.clone();
-            results.push(report.json);
+            results.push(*report.json);
             report.stdout.clear();
         }
         let written = bar.suspend(|| {
@@ -548,7 +548,7 @@ struct Report {
     stdout: String,
     stderr: Option<String>,
     status: u8,
-    json: json::FileResult,
+    json: Box<json::FileResult>,
 }
 
 impl Report {
@@ -564,8 +564,8 @@ impl Report {
 }
 
 /// A [`json::FileResult`] without its name, status and message.
-fn file_result(end: json::End, entries: Vec<json::Entry>) -> json::FileResult {
-    json::FileResult {
+fn file_result(end: json::End, entries: Vec<json::Entry>) -> Box<json::FileResult> {
+    Box::new(json::FileResult {
         name: String::new(),
         status: 0,
         end,
@@ -574,7 +574,7 @@ fn file_result(end: json::End, entries: Vec<json::Entry>) -> json::FileResult {
         same: None,
         differences: None,
         engine_end: None,
-    }
+    })
 }
 
 /// `kernel` and `run`: the transcript, and how the run ended.
