@@ -17,13 +17,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::LazyLock;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use mmprep::Profile;
 use mmprep_scenario::{RunEnd, Script, Transcript, exit};
 use settings::Setting;
 
 mod settings;
 
+mod json;
+mod progress;
+mod reference;
 mod trace;
 
 /// How many differing entries `diff` shows per file.
@@ -94,6 +97,9 @@ enum Command {
         /// Engine-only change to the machine facts, repeatable (see `mmprep run --help`)
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = settings::parse)]
         set: Vec<Setting>,
+        /// Print one JSON object (schema `mmprep/1`, docs/json.md) instead of the text
+        #[arg(long)]
+        json: bool,
     },
     /// Run scenarios on the host kernel with real system calls and print their transcripts
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -101,6 +107,9 @@ enum Command {
         /// Scenario files (`-` for standard input)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Print one JSON object (schema `mmprep/1`, docs/json.md) instead of the text
+        #[arg(long)]
+        json: bool,
     },
     /// Run scenarios on the mmprep engine and print their transcripts
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -123,6 +132,9 @@ enum Command {
         /// Build C drivers with AddressSanitizer and UBSan (restarts mmprep with the sanitizer runtime)
         #[arg(long)]
         sanitize: bool,
+        /// Print one JSON object (schema `mmprep/1`, docs/json.md) instead of the text
+        #[arg(long)]
+        json: bool,
     },
     /// Run a scenario on the engine up to one line and say why that line's call gave its result
     ///
@@ -177,6 +189,9 @@ enum Command {
         /// `unlimited`), overcommit=guess|always|never
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = settings::parse)]
         set: Vec<Setting>,
+        /// Print one JSON object (schema `mmprep/1`, docs/json.md) instead of the text
+        #[arg(long)]
+        json: bool,
     },
     /// Import a live process from /proc/PID and print the engine's maps of it
     ///
@@ -214,7 +229,7 @@ enum Command {
     /// process's end. Exit status 0 without divergence, 1 with one, 4 if the program could not
     /// be traced, 6 if the kernel refuses ptrace.
     Trace {
-        /// Print the report as one JSON object
+        /// Print the report as one JSON object (schema `mmprep/1`, docs/json.md)
         #[arg(long)]
         json: bool,
         /// Save the trace for `mmprep replay`
@@ -227,6 +242,9 @@ enum Command {
         #[arg(required = true, last = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
+    /// Print docs/cli-reference.md, generated from this command tree
+    #[command(hide = true)]
+    CliReference,
     /// Run a saved trace again on the engine alone and check every recorded result
     Replay {
         /// A file written by `mmprep trace --save`
@@ -252,6 +270,9 @@ enum Command {
         /// Print the generated scenarios instead of running them
         #[arg(long)]
         print: bool,
+        /// Print one JSON object (schema `mmprep/1`, docs/json.md) instead of the text
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -327,7 +348,7 @@ impl Mode {
 }
 
 fn main() -> ExitCode {
-    let (files, mode) = match Cli::parse().command {
+    let (files, mode, json) = match Cli::parse().command {
         Command::Tour => return tour(),
         Command::Drivers => return drivers(),
         Command::Bench {
@@ -338,14 +359,19 @@ fn main() -> ExitCode {
             seed,
             emit,
             set,
+            json,
         } => {
             if emit && stream != Stream::Perf {
                 eprintln!("mmprep: bench --emit prints the perf stream: add --stream perf");
                 return ExitCode::from(exit::USAGE);
             }
             let profile = settings::apply_all(mmprep_host::host_profile(), &set);
+            if json && stream == Stream::Perf {
+                eprintln!("mmprep: bench --json is for the pairs stream (the perf stream prints text)");
+                return ExitCode::from(exit::USAGE);
+            }
             return match stream {
-                Stream::Pairs => bench(&vmas, pairs, &profile),
+                Stream::Pairs => bench(&vmas, pairs, &profile, json),
                 Stream::Perf if emit => emit_perf(&vmas, ops, seed),
                 Stream::Perf => bench_perf(&vmas, ops, seed, &profile, !set.is_empty()),
             };
@@ -355,7 +381,8 @@ fn main() -> ExitCode {
             start,
             thp,
             print,
-        } => return fuzz(start, seeds, thp, print),
+            json,
+        } => return fuzz(start, seeds, thp, print, json),
         Command::Import { pid, flags } => return import(pid, flags),
         Command::DriverDiff { old, new, fops, param } => return driver_diff(&old, &new, &fops, &param),
         Command::Trace {
@@ -365,7 +392,11 @@ fn main() -> ExitCode {
             cmd,
         } => return trace::trace(&cmd, json, save.as_deref(), check_every),
         Command::Replay { file } => return trace::replay(&file),
-        Command::Kernel { files } => (files, Mode::Kernel),
+        Command::CliReference => {
+            print!("{}", reference::markdown(&Cli::command()));
+            return ExitCode::SUCCESS;
+        }
+        Command::Kernel { files, json } => (files, Mode::Kernel, json),
         Command::Render {
             file,
             output,
@@ -379,17 +410,32 @@ fn main() -> ExitCode {
             set,
             why,
             sanitize,
+            json,
         } => {
             if sanitize && let Err(status) = with_sanitizer_runtime() {
                 return status;
             }
             let profile = settings::apply_all(profile.profile(), &set);
-            (files, Mode::Engine { profile, sanitize, why })
+            (files, Mode::Engine { profile, sanitize, why }, json)
         }
-        Command::Diff { files, profile, set } => (files, Mode::Diff(settings::apply_all(profile.profile(), &set))),
+        Command::Diff { files, profile, set, json } => (files, Mode::Diff(settings::apply_all(profile.profile(), &set)), json),
     };
+    run_files(&files, &mode, json)
+}
+
+/// `run`, `kernel` and `diff`: each file in turn, its text (or, with `json`, one document at
+/// the end) on stdout, a progress bar on a terminal's stderr when there are several files.
+fn run_files(files: &[PathBuf], mode: &Mode, json: bool) -> ExitCode {
+    let command = match mode {
+        Mode::Kernel => "kernel",
+        Mode::Engine { .. } => "run",
+        Mode::Diff(_) => "diff",
+    };
+    let bar = progress::bar(if files.len() > 1 { files.len() as u64 } else { 0 }, command);
+    let mut results = Vec::new();
     let mut status = exit::OK;
-    for path in &files {
+    for path in files {
+        bar.set_message(display_name(path));
         let mut report = match Input::read(path) {
             Ok(input) => {
                 let script = mmprep_scenario::parse(&input.text);
@@ -398,7 +444,9 @@ fn main() -> ExitCode {
                     // all, so that nothing (not `same:`) is printed before the error.
                     Some(error) if matches!(mode, Mode::Diff(_)) => {
                         let end = RunEnd::ParseError(error.clone());
-                        Report::failed(input.message(&end).unwrap_or_default(), end.exit_code())
+                        let mut report = Report::failed(input.message(&end).unwrap_or_default(), end.exit_code());
+                        report.json.end = json::End::from(&end);
+                        report
                     }
                     _ => mode.run(&input, &script),
                 }
@@ -410,23 +458,57 @@ fn main() -> ExitCode {
                 .stdout
                 .insert_str(0, &format!("==> {} <==\n", display_name(path)));
         }
-        let mut stdout = io::stdout().lock();
-        if let Err(e) = stdout.write_all(report.stdout.as_bytes()).and_then(|()| stdout.flush()) {
+        if status == exit::OK {
+            status = report.status;
+        }
+        if json {
+            report.json.name = display_name(path);
+            report.json.status = report.status;
+            report.json.message = report.stderr.clone();
+            results.push(*report.json);
+            report.stdout.clear();
+        }
+        let written = bar.suspend(|| {
+            let mut stdout = io::stdout().lock();
+            let written = stdout.write_all(report.stdout.as_bytes()).and_then(|()| stdout.flush());
+            if written.is_ok()
+                && let Some(message) = &report.stderr
+            {
+                eprintln!("mmprep: {message}");
+            }
+            written
+        });
+        bar.inc(1);
+        if let Err(e) = written {
             // A closed pipe (`mmprep kernel x | head`) is a normal way to stop reading.
             if e.kind() == io::ErrorKind::BrokenPipe {
-                break;
+                return ExitCode::from(status);
             }
             eprintln!("mmprep: cannot write to stdout: {e}");
             return ExitCode::from(exit::HOST_FAILED);
         }
-        if let Some(message) = &report.stderr {
-            eprintln!("mmprep: {message}");
-        }
-        if status == exit::OK {
-            status = report.status;
-        }
+    }
+    bar.finish_and_clear();
+    if json {
+        let mut doc = json::Document::new(command, status);
+        doc.files = Some(results);
+        return print_json(&doc, status);
     }
     ExitCode::from(status)
+}
+
+/// Prints `doc` as one line on stdout and ends with `status` (or [`exit::HOST_FAILED`] when
+/// stdout cannot be written).
+fn print_json(doc: &json::Document, status: u8) -> ExitCode {
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(doc.to_line().as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::from(status),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("mmprep: cannot write to stdout: {e}");
+            ExitCode::from(exit::HOST_FAILED)
+        }
+    }
 }
 
 /// How a FILE argument is named in messages: `<stdin>` for `-`.
@@ -524,21 +606,39 @@ fn is_empty_scenario(text: &str) -> bool {
     })
 }
 
-/// What one file printed, its stderr line (file name included) and its exit status.
+/// What one file printed, its stderr line (file name included) and its exit status, and the
+/// same for `--json` (its name, status and message are filled in by the caller).
 struct Report {
     stdout: String,
     stderr: Option<String>,
     status: u8,
+    json: Box<json::FileResult>,
 }
 
 impl Report {
+    /// A file that did not run (`end` [`json::End::NotRun`] until the caller says otherwise).
     fn failed(message: String, status: u8) -> Report {
         Report {
             stdout: String::new(),
             stderr: Some(message),
             status,
+            json: file_result(json::End::NotRun, Vec::new()),
         }
     }
+}
+
+/// A [`json::FileResult`] without its name, status and message.
+fn file_result(end: json::End, entries: Vec<json::Entry>) -> Box<json::FileResult> {
+    Box::new(json::FileResult {
+        name: String::new(),
+        status: 0,
+        end,
+        message: None,
+        entries,
+        same: None,
+        differences: None,
+        engine_end: None,
+    })
 }
 
 /// `kernel` and `run`: the transcript, and how the run ended.
@@ -547,6 +647,7 @@ fn print_run(input: &Input, t: Transcript) -> Report {
         stdout: t.text(),
         stderr: input.message(&t.end),
         status: t.end.exit_code(),
+        json: file_result(json::End::from(&t.end), json::entries(&t)),
     }
 }
 
@@ -555,18 +656,25 @@ fn diff(input: &Input, script: &Script, profile: &Profile) -> Report {
     let kernel = mmprep_host::run(script);
     if let RunEnd::Unsupported { .. } | RunEnd::WindowTaken | RunEnd::RunnerFailed(_) = kernel.end {
         let message = kernel.end.message().unwrap_or_default();
-        return Report::failed(
+        let mut report = Report::failed(
             format!("{}: the kernel run failed: {message}", input.name),
             kernel.end.exit_code(),
         );
+        report.json = file_result(json::End::from(&kernel.end), json::entries(&kernel));
+        return report;
     }
     let engine = mmprep_scenario::engine::run_with(script, profile, &input.run_options(false));
     let comparison = mmprep_host::diff::compare(&kernel, &engine);
+    let mut json = file_result(json::End::from(&kernel.end), json::entries(&kernel));
+    json.same = Some(comparison.is_same());
+    json.differences = Some(json::differences(&comparison));
+    json.engine_end = comparison.ends.as_ref().map(|(_, e)| json::End::from(e));
     if comparison.is_same() {
         Report {
             stdout: format!("same: {}\n", input.name),
             stderr: input.message(&kernel.end),
             status: kernel.end.exit_code(),
+            json,
         }
     } else {
         Report {
@@ -577,6 +685,7 @@ fn diff(input: &Input, script: &Script, profile: &Profile) -> Report {
             ),
             stderr: None,
             status: exit::DIFFERS,
+            json,
         }
     }
 }
@@ -628,25 +737,69 @@ fn import(pid: u32, flags: bool) -> ExitCode {
 }
 
 /// `fuzz`: the seeds `start..start + seeds` through `mmprep_host::fuzz`, until one differs.
-fn fuzz(start: u64, seeds: u64, thp: bool, print: bool) -> ExitCode {
+fn fuzz(start: u64, seeds: u64, thp: bool, print: bool, json: bool) -> ExitCode {
     use mmprep_scenario::generate::{GenConfig, generate};
     let config = if thp { GenConfig::thp() } else { GenConfig::default() };
     let range = (0..seeds).map(|i| start.wrapping_add(i));
+    let mut doc = json::Fuzz {
+        start,
+        seeds,
+        thp,
+        tried: 0,
+        scenarios: Vec::new(),
+        failure: None,
+    };
+    let finish = |doc: json::Fuzz, status: u8| {
+        let mut d = json::Document::new("fuzz", status);
+        d.fuzz = Some(doc);
+        print_json(&d, status)
+    };
     if print {
         for seed in range {
-            print!("# seed {seed}\n{}", generate(seed, &config));
+            let text = generate(seed, &config);
+            if json {
+                doc.scenarios.push(json::Scenario { seed, text });
+            } else {
+                print!("# seed {seed}\n{text}");
+            }
         }
-        return ExitCode::SUCCESS;
+        return if json { finish(doc, exit::OK) } else { ExitCode::SUCCESS };
     }
     let profile = mmprep_host::host_profile();
-    match mmprep_host::fuzz::search(range, &config, &profile, 1).pop() {
+    let bar = progress::bar(seeds, "fuzz");
+    let mut found = None;
+    for seed in range {
+        bar.set_message(format!("seed {seed}"));
+        doc.tried += 1;
+        let result = mmprep_host::fuzz::differential(seed, &config, &profile);
+        bar.inc(1);
+        if let Err(failure) = result {
+            found = Some(*failure);
+            break;
+        }
+    }
+    match found {
         None => {
+            bar.finish_and_clear();
+            if json {
+                return finish(doc, exit::OK);
+            }
             println!("same: {seeds} seeds from {start}");
             ExitCode::SUCCESS
         }
         Some(failure) => {
-            print!("{}", failure.report(DIFF_LIMIT));
+            bar.set_message(format!("seed {}: shrinking", failure.seed.unwrap_or_default()));
             let shrunk = mmprep_host::fuzz::shrink(&failure, &profile);
+            bar.finish_and_clear();
+            if json {
+                doc.failure = Some(json::FuzzFailure {
+                    seed: failure.seed.unwrap_or_default(),
+                    found: json::Case::from(&failure),
+                    shrunk: json::Case::from(&shrunk),
+                });
+                return finish(doc, exit::DIFFERS);
+            }
+            print!("{}", failure.report(DIFF_LIMIT));
             print!("--- shrunk ---\n{}", shrunk.report(DIFF_LIMIT));
             ExitCode::from(exit::DIFFERS)
         }
@@ -678,35 +831,59 @@ fn tour() -> ExitCode {
 }
 
 /// `bench`: the engine and the kernel on the same stream, as a ratio.
-fn bench(vmas: &[u64], pairs: u64, profile: &Profile) -> ExitCode {
-    println!(
-        "{:>8} {:>8} {:>14} {:>14} {:>14}",
-        "VMAs", "calls", "engine ns/call", "kernel ns/call", "kernel/engine"
-    );
+fn bench(vmas: &[u64], pairs: u64, profile: &Profile, json: bool) -> ExitCode {
+    if !json {
+        println!(
+            "{:>8} {:>8} {:>14} {:>14} {:>14}",
+            "VMAs", "calls", "engine ns/call", "kernel ns/call", "kernel/engine"
+        );
+    }
+    let bar = progress::bar(2 * vmas.len() as u64, "bench");
+    let mut rows = Vec::new();
     for &n in vmas {
         let w = mmprep_host::bench::Workload {
             vmas: n,
             pairs,
             seed: 1,
         };
-        let (engine, kernel) = match (
-            mmprep_host::bench::run_engine(&w, profile),
-            mmprep_host::bench::run_kernel(&w),
-        ) {
+        bar.set_message(format!("{n} VMAs on the engine"));
+        let engine = mmprep_host::bench::run_engine(&w, profile);
+        bar.inc(1);
+        bar.set_message(format!("{n} VMAs on the kernel"));
+        let kernel = mmprep_host::bench::run_kernel(&w);
+        bar.inc(1);
+        let (engine, kernel) = match (engine, kernel) {
             (Ok(e), Ok(k)) => (e, k),
             (Err(e), _) | (_, Err(e)) => {
+                bar.finish_and_clear();
                 eprintln!("mmprep: bench with {n} VMAs: {e}");
                 return ExitCode::from(exit::HOST_FAILED);
             }
         };
         let calls = 2 * pairs;
         let per = |d: std::time::Duration| d.as_nanos() as f64 / calls as f64;
-        println!(
-            "{n:>8} {calls:>8} {:>14.0} {:>14.0} {:>14.1}",
-            per(engine),
-            per(kernel),
-            kernel.as_secs_f64() / engine.as_secs_f64().max(1e-12)
-        );
+        let row = json::BenchRow {
+            vmas: n,
+            calls,
+            engine_ns_per_call: per(engine),
+            kernel_ns_per_call: per(kernel),
+            kernel_over_engine: kernel.as_secs_f64() / engine.as_secs_f64().max(1e-12),
+        };
+        if !json {
+            bar.suspend(|| {
+                println!(
+                    "{n:>8} {calls:>8} {:>14.0} {:>14.0} {:>14.1}",
+                    row.engine_ns_per_call, row.kernel_ns_per_call, row.kernel_over_engine
+                )
+            });
+        }
+        rows.push(row);
+    }
+    bar.finish_and_clear();
+    if json {
+        let mut doc = json::Document::new("bench", exit::OK);
+        doc.bench = Some(rows);
+        return print_json(&doc, exit::OK);
     }
     ExitCode::SUCCESS
 }

@@ -4,13 +4,14 @@
 //! program could not be traced or the trace file could not be read or written, 6 the kernel
 //! refused ptrace.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use mmprep_host::replay;
 use mmprep_host::trace::{self, TraceError, TraceOptions};
 use mmprep_scenario::exit;
+
+use crate::{json, progress};
 
 /// The exit status when the kernel refuses ptrace.
 pub const PTRACE_REFUSED: u8 = 6;
@@ -20,9 +21,14 @@ pub fn trace(cmd: &[String], json: bool, save: Option<&Path>, check_every: u64) 
     let opts = TraceOptions {
         check_every,
         record: save.is_some(),
-        progress: !json && std::io::stderr().is_terminal(),
+        // The spinner below shows progress (on a terminal only).
+        progress: false,
     };
-    let report = match trace::trace(cmd, opts) {
+    let spinner = progress::spinner("trace");
+    spinner.set_message(cmd.join(" "));
+    let report = trace::trace(cmd, opts);
+    spinner.finish_and_clear();
+    let report = match report {
         Ok(r) => r,
         Err(TraceError::Refused(why)) => {
             eprintln!("mmprep trace: ptrace is not allowed here: {why}");
@@ -33,25 +39,30 @@ pub fn trace(cmd: &[String], json: bool, save: Option<&Path>, check_every: u64) 
             return ExitCode::from(exit::HOST_FAILED);
         }
     };
-    if !json && std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[K");
-    }
     if let Some(path) = save
         && let Err(e) = std::fs::write(path, replay::save(&report.events))
     {
         eprintln!("mmprep trace: cannot write {}: {e}", path.display());
         return ExitCode::from(exit::HOST_FAILED);
     }
+    let status = if report.divergence_count == 0 {
+        exit::OK
+    } else {
+        exit::DIFFERS
+    };
     if json {
-        println!("{}", trace::render_json(&report));
-    } else {
-        print!("{}", trace::render(&report));
+        let mut doc = json::Document::new("trace", status);
+        match json::Trace::from_report(&report) {
+            Ok(t) => doc.trace = Some(t),
+            Err(e) => {
+                eprintln!("mmprep trace: the report does not fit schema {}: {e}", json::SCHEMA);
+                return ExitCode::from(exit::HOST_FAILED);
+            }
+        }
+        return crate::print_json(&doc, status);
     }
-    if report.divergence_count == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(exit::DIFFERS)
-    }
+    print!("{}", trace::render(&report));
+    ExitCode::from(status)
 }
 
 /// `mmprep replay FILE`.

@@ -34,7 +34,12 @@ fn trace_json_is_one_object() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.starts_with("{\"programs\":[\"/usr/bin/true\"]"), "{stdout}");
+    assert!(
+        stdout.starts_with(
+            "{\"schema\":\"mmprep/1\",\"command\":\"trace\",\"status\":0,\"trace\":{\"programs\":[\"/usr/bin/true\"]"
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains("\"divergence_count\":0,"), "{stdout}");
     assert!(stdout.trim_end().ends_with('}'), "{stdout}");
 }
