@@ -28,7 +28,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use proptest::prelude::*;
-use proptest::strategy::{BoxedStrategy, Union};
+use proptest::strategy::{BoxedStrategy, NewTree, Union, ValueTree};
+use proptest::test_runner::TestRunner;
 
 use crate::generate::{GenConfig, HUGE_BEYOND_TASK_SIZE, HUGE_OFFSETS, HUGE_WRAPPING, OpKind, PAGE, PROTS, THP_ADVICE};
 use crate::parse::MADVICE;
@@ -46,9 +47,9 @@ pub struct Scenario {
     pub window: Window,
     pub files: Vec<FileDecl>,
     pub prelude: Vec<Prelude>,
-    /// The operations; one whose flag is `false` is left out (that is how shrinking deletes
-    /// operations below [`GenConfig::min_ops`]).
-    pub ops: Vec<(bool, ScenarioOp)>,
+    /// The operations; a `None` is left out (that is how shrinking deletes operations below
+    /// [`GenConfig::min_ops`]: see [`Skip`]).
+    pub ops: Vec<Option<ScenarioOp>>,
 }
 
 /// The `window` line.
@@ -249,6 +250,77 @@ pub struct Mremap {
     /// destination cell.
     pub form: u8,
     pub to: u64,
+}
+
+/// A strategy whose values are always `Some`, and whose first shrink is to `None`, which does
+/// not shrink further; only if the test then passes is the inner value shrunk. For a list of
+/// operations this is a line deleter that costs one run per unneeded line (proptest's own
+/// `option::weighted` shrinks the inner value first, one run per field before it tries `None`),
+/// and it works below the list's minimum length.
+#[derive(Clone, Debug)]
+pub struct Skip<S>(pub S);
+
+impl<S: Strategy> Strategy for Skip<S> {
+    type Tree = SkipTree<S::Tree>;
+    type Value = Option<S::Value>;
+
+    fn new_tree(&self, runner: &mut TestRunner) -> NewTree<Self> {
+        Ok(SkipTree {
+            inner: self.0.new_tree(runner)?,
+            off: false,
+            tried_off: false,
+            last: None,
+        })
+    }
+}
+
+/// The value tree of [`Skip`].
+#[derive(Clone, Debug)]
+pub struct SkipTree<T> {
+    inner: T,
+    off: bool,
+    tried_off: bool,
+    /// What the last `simplify` did: `Some(true)` switched off, `Some(false)` shrank the inner.
+    last: Option<bool>,
+}
+
+impl<T: ValueTree> ValueTree for SkipTree<T> {
+    type Value = Option<T::Value>;
+
+    fn current(&self) -> Self::Value {
+        (!self.off).then(|| self.inner.current())
+    }
+
+    fn simplify(&mut self) -> bool {
+        if !self.tried_off {
+            self.tried_off = true;
+            self.off = true;
+            self.last = Some(true);
+            return true;
+        }
+        if self.off {
+            return false;
+        }
+        self.last = Some(false);
+        self.inner.simplify()
+    }
+
+    fn complicate(&mut self) -> bool {
+        match self.last.take() {
+            Some(true) => {
+                self.off = false;
+                true
+            }
+            Some(false) => {
+                let more = self.inner.complicate();
+                if more {
+                    self.last = Some(false);
+                }
+                more
+            }
+            None => false,
+        }
+    }
 }
 
 fn weighted<T: fmt::Debug + 'static>(options: Vec<(u32, BoxedStrategy<T>)>) -> BoxedStrategy<T> {
@@ -530,7 +602,7 @@ pub fn scenario(config: &GenConfig) -> BoxedStrategy<Scenario> {
     };
     let min = config.min_ops;
     let max = config.max_ops.max(min);
-    let ops = proptest::collection::vec((proptest::bool::weighted(1.0), one), min..=max);
+    let ops = proptest::collection::vec(Skip(one), min..=max);
     (window, files, prelude, ops)
         .prop_map(move |(window, files, prelude, ops)| Scenario {
             unit,
@@ -964,10 +1036,8 @@ impl Scenario {
         for &p in &self.prelude {
             r.prelude(p);
         }
-        for (on, op) in &self.ops {
-            if *on {
-                r.op(op);
-            }
+        for op in self.ops.iter().flatten() {
+            r.op(op);
         }
         r.line("smaps");
         r.out
