@@ -793,7 +793,7 @@ impl Render<'_> {
             let f = &self.files[i];
             let file_cells = f.size.div_ceil(self.s.unit);
             if f.kind == FileKind::Zero {
-                return if m.offset.0 % 2 == 0 { addr } else { 0 };
+                return if m.offset.0.is_multiple_of(2) { addr } else { 0 };
             }
             match m.offset.0 % 10 {
                 0..=4 => addr,
