@@ -140,3 +140,15 @@ fn shrinking_finds_a_small_reproducer() {
         );
     }
 }
+
+/// What `mmprep fuzz --proptest` runs: the same cases for the same seed, and none differs.
+#[test]
+fn fuzz_search_strategy_is_reproducible() {
+    let config = GenConfig::engine_today();
+    let a = fuzz::strategy_scenarios(20, 7, &config);
+    assert_eq!(a.len(), 20);
+    assert_eq!(a, fuzz::strategy_scenarios(20, 7, &config));
+    assert_ne!(a, fuzz::strategy_scenarios(20, 8, &config));
+    let profile = mmprep_host::host_profile();
+    assert!(fuzz::search_strategy(50, 7, &config, &profile).is_none());
+}
