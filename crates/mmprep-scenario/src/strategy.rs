@@ -1082,6 +1082,60 @@ mod tests {
         }
     }
 
+    /// As for the seeded generator: every range stays inside the window unless the call is
+    /// refused for its arguments alone, and `any` never gets a huge length.
+    #[test]
+    fn ranges_stay_in_the_window() {
+        use crate::script::{MmapAddr, WINDOW_BASE};
+        const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+        for config in [GenConfig::engine_today(), GenConfig::thp()] {
+            let grid_bytes = config.grid_pages * config.unit;
+            runner()
+                .run(&scenario(&config), |s| {
+                    let text = s.text();
+                    let script = parse(&text);
+                    let inside = |addr: u64, len: u64| addr.checked_add(len).is_some_and(|e| e <= script.window);
+                    for step in &script.steps {
+                        let ok = match step.op {
+                            Op::Mmap {
+                                addr: MmapAddr::Any,
+                                len,
+                                ..
+                            } => len <= grid_bytes,
+                            Op::Mmap {
+                                addr: MmapAddr::At(a),
+                                len,
+                                ..
+                            } => inside(a, len) || a % PAGE != 0 || len == 0 || len > TASK_SIZE,
+                            Op::Munmap { addr, len } => {
+                                inside(addr, len) || addr % PAGE != 0 || len == 0 || len > TASK_SIZE
+                            }
+                            Op::Mprotect { addr, len, .. } => {
+                                let abs = WINDOW_BASE + addr;
+                                let aligned = (len.wrapping_add(PAGE - 1)) & !(PAGE - 1);
+                                inside(addr, len) || addr % PAGE != 0 || abs.wrapping_add(aligned) <= abs
+                            }
+                            Op::Touch { addr, len, .. } => inside(addr, len) && len <= 64 * config.unit,
+                            Op::Mremap {
+                                addr,
+                                old_len,
+                                new_len,
+                                new_addr,
+                                ..
+                            } => {
+                                (inside(addr, old_len) || addr % PAGE != 0)
+                                    && new_addr.is_none_or(|to| inside(to, new_len))
+                            }
+                            _ => true,
+                        };
+                        prop_assert!(ok, "line {}: {:?}\n{}", step.line, step.op, text);
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+
     /// The mix is the config's: over many values every operation kind with a weight shows up,
     /// and bad arguments and (for THP) `hugepage` advice appear.
     #[test]
