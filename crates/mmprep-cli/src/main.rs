@@ -254,7 +254,8 @@ enum Command {
     ///
     /// Each seed from S to S+N-1 gives one random scenario; the engine runs it with this
     /// machine's profile. The first scenario whose transcripts differ is printed with the
-    /// differing entries, then shrunk by deleting lines while the difference stays. Exit status
+    /// differing entries, then shrunk by deleting lines while the difference stays (with
+    /// --proptest: scenarios of the proptest strategy, shrunk by proptest). Exit status
     /// 1 if one differs, 0 if none does.
     Fuzz {
         /// How many seeds to try
@@ -273,6 +274,10 @@ enum Command {
         /// Print one JSON object (schema `mmprep/1`, docs/json.md) instead of the text
         #[arg(long)]
         json: bool,
+        /// Generate with the proptest strategy instead: N cases from proptest seed S, a
+        /// difference shrunk by proptest (fewer operations, smaller ranges, simpler flags)
+        #[arg(long)]
+        proptest: bool,
     },
 }
 
@@ -382,7 +387,8 @@ fn main() -> ExitCode {
             thp,
             print,
             json,
-        } => return fuzz(start, seeds, thp, print, json),
+            proptest,
+        } => return fuzz(start, seeds, thp, print, json, proptest),
         Command::Import { pid, flags } => return import(pid, flags),
         Command::DriverDiff { old, new, fops, param } => return driver_diff(&old, &new, &fops, &param),
         Command::Trace {
@@ -418,7 +424,12 @@ fn main() -> ExitCode {
             let profile = settings::apply_all(profile.profile(), &set);
             (files, Mode::Engine { profile, sanitize, why }, json)
         }
-        Command::Diff { files, profile, set, json } => (files, Mode::Diff(settings::apply_all(profile.profile(), &set)), json),
+        Command::Diff {
+            files,
+            profile,
+            set,
+            json,
+        } => (files, Mode::Diff(settings::apply_all(profile.profile(), &set)), json),
     };
     run_files(&files, &mode, json)
 }
@@ -737,9 +748,12 @@ fn import(pid: u32, flags: bool) -> ExitCode {
 }
 
 /// `fuzz`: the seeds `start..start + seeds` through `mmprep_host::fuzz`, until one differs.
-fn fuzz(start: u64, seeds: u64, thp: bool, print: bool, json: bool) -> ExitCode {
+fn fuzz(start: u64, seeds: u64, thp: bool, print: bool, json: bool, proptest: bool) -> ExitCode {
     use mmprep_scenario::generate::{GenConfig, generate};
     let config = if thp { GenConfig::thp() } else { GenConfig::default() };
+    if proptest {
+        return fuzz_strategy(start, seeds, &config, print);
+    }
     let range = (0..seeds).map(|i| start.wrapping_add(i));
     let mut doc = json::Fuzz {
         start,
@@ -801,6 +815,32 @@ fn fuzz(start: u64, seeds: u64, thp: bool, print: bool, json: bool) -> ExitCode 
             }
             print!("{}", failure.report(DIFF_LIMIT));
             print!("--- shrunk ---\n{}", shrunk.report(DIFF_LIMIT));
+            ExitCode::from(exit::DIFFERS)
+        }
+    }
+}
+
+/// `fuzz --proptest`: `cases` scenarios of the proptest strategy from proptest seed `seed`.
+fn fuzz_strategy(seed: u64, cases: u64, config: &mmprep_scenario::generate::GenConfig, print: bool) -> ExitCode {
+    let cases = u32::try_from(cases).unwrap_or(u32::MAX);
+    if print {
+        for (i, text) in mmprep_host::fuzz::strategy_scenarios(cases, seed, config)
+            .iter()
+            .enumerate()
+        {
+            print!("# proptest seed {seed}, case {i}\n{text}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let profile = mmprep_host::host_profile();
+    match mmprep_host::fuzz::search_strategy(cases, seed, config, &profile) {
+        None => {
+            println!("same: {cases} proptest cases from seed {seed}");
+            ExitCode::SUCCESS
+        }
+        Some((failure, shrunk)) => {
+            print!("{}", failure.report(DIFF_LIMIT));
+            print!("--- shrunk by proptest ---\n{}", shrunk.report(DIFF_LIMIT));
             ExitCode::from(exit::DIFFERS)
         }
     }

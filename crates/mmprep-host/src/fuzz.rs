@@ -6,6 +6,10 @@
 //! ones that differ. [`shrink`] minimises a differing scenario by deleting lines while the
 //! difference persists, so a failure can be read in a few lines.
 //!
+//! [`search_strategy`] does the same with the proptest strategy
+//! ([`mmprep_scenario::strategy`]) instead of seeds, and lets proptest shrink the failure
+//! structurally (fewer operations, smaller ranges, simpler flags).
+//!
 //! The CLI's `mmprep fuzz` and the `differential` test of `mmprep-cli` are thin loops over these.
 
 use std::fmt::Write;
@@ -182,4 +186,62 @@ pub fn shrink(failure: &Failure, profile: &Profile) -> Failure {
     }
     best.seed = failure.seed;
     best
+}
+
+/// The proptest runner of [`search_strategy`] and [`strategy_scenarios`]: `cases` cases from
+/// `seed`, no failure files.
+fn strategy_runner(cases: u32, seed: u64) -> proptest::test_runner::TestRunner {
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+    TestRunner::new(Config {
+        cases,
+        rng_seed: RngSeed::Fixed(seed),
+        max_shrink_iters: 10_000,
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+/// The texts of the first `cases` scenarios [`search_strategy`] runs from `seed`.
+pub fn strategy_scenarios(cases: u32, seed: u64, config: &GenConfig) -> Vec<String> {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = strategy_runner(cases, seed);
+    let strategy = mmprep_scenario::strategy::scenario(config);
+    (0..cases)
+        .filter_map(|_| strategy.new_tree(&mut runner).ok().map(|t| t.current().text()))
+        .collect()
+}
+
+/// Runs `cases` scenarios of the proptest strategy of `config` (from `seed`) on both sides
+/// until one differs, then lets proptest shrink it while the difference keeps its
+/// [`Failure::signature`] and the kernel run ends the same way. Returns the first differing
+/// scenario and the shrunk one.
+pub fn search_strategy(cases: u32, seed: u64, config: &GenConfig, profile: &Profile) -> Option<(Failure, Failure)> {
+    use std::cell::RefCell;
+    let first: RefCell<Option<Failure>> = RefCell::new(None);
+    let result = strategy_runner(cases, seed).run(&mmprep_scenario::strategy::scenario(config), |s| {
+        let Some(f) = check_text(&s.text(), profile) else {
+            return Ok(());
+        };
+        let mut first = first.borrow_mut();
+        let same = match &*first {
+            None => true,
+            Some(want) => {
+                f.signature() == want.signature()
+                    && std::mem::discriminant(&f.kernel.end) == std::mem::discriminant(&want.kernel.end)
+            }
+        };
+        if first.is_none() {
+            *first = Some(f);
+        }
+        if same {
+            Err(proptest::test_runner::TestCaseError::fail("the transcripts differ"))
+        } else {
+            Ok(())
+        }
+    });
+    let shrunk = match result {
+        Err(proptest::test_runner::TestError::Fail(_, value)) => check_text(&value.text(), profile)?,
+        _ => return None,
+    };
+    Some((first.into_inner()?, shrunk))
 }

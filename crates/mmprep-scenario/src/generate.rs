@@ -33,7 +33,7 @@ use fastrand::Rng;
 use crate::parse::MADVICE;
 
 /// The page size the generator works with.
-const PAGE: u64 = 4096;
+pub(crate) const PAGE: u64 = 4096;
 
 /// One kind of generated line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -208,7 +208,7 @@ enum GenFileKind {
 /// Lengths the kernel refuses whatever the address: beyond `TASK_SIZE` (for `mmap` and
 /// `munmap`), or so large that `addr + len` wraps for every address in the window (for
 /// `mprotect` too).
-const HUGE_WRAPPING: &[u64] = &[
+pub(crate) const HUGE_WRAPPING: &[u64] = &[
     u64::MAX,
     u64::MAX - (PAGE - 1),
     0u64.wrapping_sub(crate::script::WINDOW_BASE),
@@ -216,11 +216,11 @@ const HUGE_WRAPPING: &[u64] = &[
     0u64.wrapping_sub(PAGE),
 ];
 /// More lengths beyond `TASK_SIZE` that do not wrap (refused by `mmap` and `munmap`).
-const HUGE_BEYOND_TASK_SIZE: &[u64] = &[1 << 47, 1 << 48, 1 << 63, 0x8000_0000_1000];
+pub(crate) const HUGE_BEYOND_TASK_SIZE: &[u64] = &[1 << 47, 1 << 48, 1 << 63, 0x8000_0000_1000];
 
 /// Offsets that are page aligned but make the kernel refuse the mapping (EOVERFLOW for regular
 /// files and memfd, `pgoff` near the top for `/dev/zero`).
-const HUGE_OFFSETS: &[u64] = &[
+pub(crate) const HUGE_OFFSETS: &[u64] = &[
     1 << 62,
     1 << 63,
     0x7fff_ffff_ffff_f000,
@@ -229,7 +229,7 @@ const HUGE_OFFSETS: &[u64] = &[
 ];
 
 /// The advices that act on huge pages, which [`GenConfig::thp`] picks more often.
-const THP_ADVICE: &[&str] = &[
+pub(crate) const THP_ADVICE: &[&str] = &[
     "collapse",
     "collapse",
     "nohugepage",
@@ -240,7 +240,7 @@ const THP_ADVICE: &[&str] = &[
     "guard_remove",
 ];
 
-const PROTS: &[(&str, u32)] = &[
+pub(crate) const PROTS: &[(&str, u32)] = &[
     ("rw-", 40),
     ("r--", 22),
     ("---", 10),

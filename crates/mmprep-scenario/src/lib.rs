@@ -14,6 +14,8 @@ pub mod parse;
 pub mod perf;
 pub mod render;
 pub mod script;
+#[cfg(feature = "proptest")]
+pub mod strategy;
 pub mod tour;
 pub mod transcript;
 
