@@ -34,7 +34,6 @@ pub mod trace;
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 
 use mmprep_scenario::script::{FileKind, Op, Script, Step};
@@ -95,19 +94,14 @@ fn run_in_child(script: &Script) -> Result<Transcript, String> {
     let (read_end, write_end) = sys::pipe().map_err(|e| format!("cannot create a pipe: {}", sys::errno_text(e)))?;
     let pid = match sys::fork() {
         Ok(sys::Forked::Child) => {
-            sys::close(read_end);
+            drop(read_end);
             child::main(script, write_end, tmpdir.as_ref().map(TempDir::path))
         }
         Ok(sys::Forked::Parent(pid)) => pid,
-        Err(e) => {
-            sys::close(read_end);
-            sys::close(write_end);
-            return Err(format!("cannot fork: {}", sys::errno_text(e)));
-        }
+        Err(e) => return Err(format!("cannot fork: {}", sys::errno_text(e))),
     };
-    sys::close(write_end);
-    // SAFETY: `read_end` is this function's pipe descriptor; the File becomes its only owner.
-    let mut pipe = unsafe { File::from_raw_fd(read_end) };
+    drop(write_end);
+    let mut pipe = File::from(read_end);
     let mut output = Vec::new();
     let read = pipe.read_to_end(&mut output);
     drop(pipe);
