@@ -199,11 +199,11 @@ impl Child<'_> {
                     None => (None, 0),
                 };
                 // SAFETY: see `call`.
-                call(unsafe { sys::mmap(addr, len, prot.into(), flags.into(), fd, offset) }.map(Outcome::Addr))?
+                call(unsafe { sys::mmap(addr, len, prot, flags, fd, offset) }.map(Outcome::Addr))?
             }
             // SAFETY (each call below): see `call`.
             Op::Munmap { addr, len } => call(unsafe { sys::munmap(at(addr), len) }.map(done))?,
-            Op::Mprotect { addr, len, prot } => call(unsafe { sys::mprotect(at(addr), len, prot.into()) }.map(done))?,
+            Op::Mprotect { addr, len, prot } => call(unsafe { sys::mprotect(at(addr), len, prot) }.map(done))?,
             Op::Madvise { addr, len, advice } => call(unsafe { sys::madvise(at(addr), len, advice) }.map(done))?,
             Op::Mlock { addr, len } => call(unsafe { sys::mlock(at(addr), len) }.map(done))?,
             Op::Mlock2 { addr, len, flags } => call(unsafe { sys::mlock2(at(addr), len, flags) }.map(done))?,

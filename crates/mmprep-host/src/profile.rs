@@ -200,7 +200,7 @@ fn parse_shmem(text: &str) -> Option<ShmemThp> {
 
 /// The filesystem of the temporary directory (ext4 for anything that is not tmpfs).
 fn tmpfile_fs() -> Option<TmpfileFs> {
-    let fs = rustix::fs::statfs(&std::env::temp_dir()).ok()?;
+    let fs = rustix::fs::statfs(std::env::temp_dir()).ok()?;
     Some(if fs.f_type == libc::TMPFS_MAGIC {
         TmpfileFs::Tmpfs
     } else {
