@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use mmprep::{MapFlags, Mm, Profile, Prot, VirtAddr};
 use mmprep_scenario::WINDOW_BASE;
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 use crate::sys;
 
 const PAGE: u64 = 4096;
@@ -94,11 +95,13 @@ pub fn run_engine(w: &Workload, profile: &Profile) -> Result<Duration, String> {
     Ok(elapsed)
 }
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 /// A kernel-side call's result as the benchmark's error text.
 fn call<T>(result: Result<T, sys::RawErrno>) -> Result<T, String> {
     result.map_err(|e| format!("errno {e}"))
 }
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 fn kernel_child(w: &Workload) -> Result<u64, String> {
     let prot = |p: Prot| p.bits();
     let flags = FIXED_ANON.bits();
@@ -141,7 +144,14 @@ fn kernel_child(w: &Workload) -> Result<u64, String> {
     Ok(start.elapsed().as_nanos() as u64)
 }
 
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+/// Times the stream on the host kernel: needs Linux on x86_64.
+pub fn run_kernel(_: &Workload) -> Result<Duration, String> {
+    Err("the kernel benchmark needs Linux on x86_64".into())
+}
+
 /// Times the stream on the host kernel, in a forked child.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub fn run_kernel(w: &Workload) -> Result<Duration, String> {
     let (rd, wr) = sys::pipe().map_err(|e| format!("pipe: errno {e}"))?;
     match sys::fork().map_err(|e| format!("fork: errno {e}"))? {

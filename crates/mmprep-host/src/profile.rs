@@ -34,7 +34,6 @@
 
 use mmprep::Profile;
 use mmprep::profile::{Overcommit, ShmemThp, ThpDefrag, ThpMode, TmpfileFs};
-use rustix::process::Resource;
 
 /// `CAP_IPC_LOCK` (`include/uapi/linux/capability.h`).
 const CAP_IPC_LOCK: u32 = 14;
@@ -51,11 +50,12 @@ pub fn host_profile() -> Profile {
         p.cap_sys_rawio = caps & (1 << CAP_SYS_RAWIO) != 0;
         p.cap_ipc_lock = caps & (1 << CAP_IPC_LOCK) != 0;
     }
+    #[cfg(target_os = "linux")]
     for (resource, field) in [
-        (Resource::Memlock, &mut p.rlimit_memlock),
-        (Resource::As, &mut p.rlimit_as),
-        (Resource::Data, &mut p.rlimit_data),
-        (Resource::Stack, &mut p.rlimit_stack),
+        (rustix::process::Resource::Memlock, &mut p.rlimit_memlock),
+        (rustix::process::Resource::As, &mut p.rlimit_as),
+        (rustix::process::Resource::Data, &mut p.rlimit_data),
+        (rustix::process::Resource::Stack, &mut p.rlimit_stack),
     ] {
         if let Some(limit) = rlimit(resource) {
             *field = limit;
@@ -142,7 +142,8 @@ fn sysctl(name: &str) -> Option<u64> {
 }
 
 /// The soft limit of `resource`; `RLIM_INFINITY` becomes `u64::MAX`.
-fn rlimit(resource: Resource) -> Option<u64> {
+#[cfg(target_os = "linux")]
+fn rlimit(resource: rustix::process::Resource) -> Option<u64> {
     Some(rustix::process::getrlimit(resource).current.unwrap_or(u64::MAX))
 }
 
@@ -199,6 +200,12 @@ fn parse_shmem(text: &str) -> Option<ShmemThp> {
 }
 
 /// The filesystem of the temporary directory (ext4 for anything that is not tmpfs).
+#[cfg(not(target_os = "linux"))]
+fn tmpfile_fs() -> Option<TmpfileFs> {
+    None
+}
+
+#[cfg(target_os = "linux")]
 fn tmpfile_fs() -> Option<TmpfileFs> {
     let fs = rustix::fs::statfs(std::env::temp_dir()).ok()?;
     Some(if fs.f_type == libc::TMPFS_MAGIC {
