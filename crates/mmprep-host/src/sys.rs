@@ -335,3 +335,41 @@ pub fn signal_name(signal: i32) -> String {
 pub fn dev_major_minor(dev: u64) -> (u32, u32) {
     (rustix::fs::major(dev), rustix::fs::minor(dev))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Calls the kernel refuses for their arguments alone: each must reach it unchanged, on the
+    // rustix path or the raw one, and bring its own errno back.
+    #[test]
+    fn invalid_arguments_reach_the_kernel() {
+        let (read, private, anon, fixed) = (
+            libc::PROT_READ as u32,
+            libc::MAP_PRIVATE as u32,
+            libc::MAP_ANONYMOUS as u32,
+            libc::MAP_FIXED as u32,
+        );
+        // SAFETY: every call below fails before it touches any mapping.
+        unsafe {
+            // Raw path: no descriptor and no MAP_ANONYMOUS.
+            assert_eq!(mmap(0, 4096, read, private, None, 0), Err(libc::EBADF));
+            // rustix path: an unaligned fixed address.
+            assert_eq!(mmap(1, 4096, read, private | anon | fixed, None, 0), Err(libc::EINVAL));
+            // Unknown bits are kept (from_bits_retain), so the kernel refuses them.
+            assert_eq!(mprotect(0, 4096, read | 0x4000_0000), Err(libc::EINVAL));
+            assert_eq!(mlock2(0, 0, 0x80), Err(libc::EINVAL));
+            assert_eq!(munmap(1, 4096), Err(libc::EINVAL));
+            // Raw path: an advice rustix has no name for.
+            assert_eq!(madvise(0, 4096, 12345), Err(libc::EINVAL));
+            // Raw path: DONTUNMAP without FIXED.
+            let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP) as u32;
+            assert_eq!(mremap(1, 4096, 4096, flags, 0), Err(libc::EINVAL));
+            // rustix path with FIXED: unaligned.
+            let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u32;
+            assert_eq!(mremap(1, 4096, 4096, flags, 0x2000), Err(libc::EINVAL));
+            // Raw path (rustix has no mseal); ENOSYS on kernels before 6.10.
+            assert!(matches!(mseal(1, 4096), Err(libc::EINVAL | libc::ENOSYS)));
+        }
+    }
+}
