@@ -27,6 +27,7 @@ mod settings;
 mod json;
 mod progress;
 mod reference;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod trace;
 
 /// How many differing entries `diff` shows per file.
@@ -396,8 +397,18 @@ fn main() -> ExitCode {
             save,
             check_every,
             cmd,
-        } => return trace::trace(&cmd, json, save.as_deref(), check_every),
-        Command::Replay { file } => return trace::replay(&file),
+        } => {
+            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+            return trace::trace(&cmd, json, save.as_deref(), check_every);
+            #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+            return needs_linux("trace", (&cmd, json, save, check_every));
+        }
+        Command::Replay { file } => {
+            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+            return trace::replay(&file);
+            #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+            return needs_linux("replay", file);
+        }
         Command::CliReference => {
             print!("{}", reference::markdown(&Cli::command()));
             return ExitCode::SUCCESS;
@@ -1244,4 +1255,11 @@ fn with_sanitizer_runtime() -> Result<(), ExitCode> {
         .exec();
     eprintln!("mmprep: --sanitize: cannot restart with the sanitizer runtime: {err}");
     Err(ExitCode::from(exit::HOST_FAILED))
+}
+
+/// The answer of a command that traces real programs, off Linux on x86_64.
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn needs_linux<T>(command: &str, _: T) -> ExitCode {
+    eprintln!("mmprep {command}: needs Linux on x86_64 (ptrace)");
+    ExitCode::from(mmprep_scenario::exit::HOST_FAILED)
 }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use mmprep::{MapFlags, Mm, Profile, Prot, VirtAddr};
 use mmprep_scenario::WINDOW_BASE;
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 use crate::sys;
 
 const PAGE: u64 = 4096;
@@ -98,16 +99,16 @@ pub fn run_engine(w: &Workload, profile: &Profile) -> Result<Duration, String> {
     Ok(elapsed)
 }
 
-/// `syscall(nr, args)` for the kernel side; every address is inside the window.
-fn call(nr: libc::c_long, args: [u64; 6]) -> Result<u64, String> {
-    // SAFETY: every address this module passes lies in the scenario window, which holds none of
-    // the process's own memory (the same promise `crate::run` relies on).
-    unsafe { sys::raw(nr, args) }.map_err(|e| format!("errno {e}"))
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+/// A kernel-side call's result as the benchmark's error text.
+fn call<T>(result: Result<T, sys::RawErrno>) -> Result<T, String> {
+    result.map_err(|e| format!("errno {e}"))
 }
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 fn kernel_child(w: &Workload) -> Result<u64, String> {
-    let prot = |p: Prot| u64::from(p.bits());
-    let flags = u64::from(FIXED_ANON.bits());
+    let prot = |p: Prot| p.bits();
+    let flags = FIXED_ANON.bits();
     let end = vma_addr(w.vmas) + 2 * PAGE;
     // The window must be free (like `mmprep kernel`'s check).
     let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| e.to_string())?;
@@ -123,11 +124,10 @@ fn kernel_child(w: &Workload) -> Result<u64, String> {
         }
     }
     for k in 0..w.vmas {
-        call(
-            libc::SYS_mmap,
-            [vma_addr(k), PAGE, prot(prot_of(k)), flags, u64::MAX, 0],
-        )
-        .map_err(|e| format!("kernel layout: mmap #{k}: {e}"))?;
+        // SAFETY (every call of this function): every address lies in the scenario window,
+        // which holds none of the process's own memory (the promise `crate::run` relies on).
+        call(unsafe { sys::mmap(vma_addr(k), PAGE, prot(prot_of(k)), flags, None, 0) })
+            .map_err(|e| format!("kernel layout: mmap #{k}: {e}"))?;
     }
     let ops = stream(w);
     let start = Instant::now();
@@ -135,40 +135,45 @@ fn kernel_child(w: &Workload) -> Result<u64, String> {
         match *op {
             Pair::MapHole(k) => {
                 let hole = vma_addr(k) + PAGE;
-                call(libc::SYS_mmap, [hole, PAGE, prot(Prot::EXEC), flags, u64::MAX, 0])?;
-                call(libc::SYS_munmap, [hole, PAGE, 0, 0, 0, 0])?;
+                call(unsafe { sys::mmap(hole, PAGE, prot(Prot::EXEC), flags, None, 0) })?;
+                call(unsafe { sys::munmap(hole, PAGE) })?;
             }
             Pair::Flip(k) => {
                 let a = vma_addr(k);
-                call(libc::SYS_mprotect, [a, PAGE, prot(other(prot_of(k))), 0, 0, 0])?;
-                call(libc::SYS_mprotect, [a, PAGE, prot(prot_of(k)), 0, 0, 0])?;
+                call(unsafe { sys::mprotect(a, PAGE, prot(other(prot_of(k)))) })?;
+                call(unsafe { sys::mprotect(a, PAGE, prot(prot_of(k))) })?;
             }
         }
     }
     Ok(start.elapsed().as_nanos() as u64)
 }
 
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+/// Times the stream on the host kernel: needs Linux on x86_64.
+pub fn run_kernel(_: &Workload) -> Result<Duration, String> {
+    Err("the kernel benchmark needs Linux on x86_64".into())
+}
+
 /// Times the stream on the host kernel, in a forked child.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub fn run_kernel(w: &Workload) -> Result<Duration, String> {
     let (rd, wr) = sys::pipe().map_err(|e| format!("pipe: errno {e}"))?;
     match sys::fork().map_err(|e| format!("fork: errno {e}"))? {
         sys::Forked::Child => {
-            sys::close(rd);
+            drop(rd);
             let msg = match kernel_child(w) {
                 Ok(ns) => format!("ok {ns}"),
                 Err(e) => format!("err {e}"),
             };
-            let _ = sys::write_all(wr, msg.as_bytes());
+            let _ = sys::write_all(std::os::fd::AsFd::as_fd(&wr), msg.as_bytes());
             sys::exit_now(0);
         }
         sys::Forked::Parent(pid) => {
-            sys::close(wr);
+            drop(wr);
             let mut text = String::new();
             {
                 use std::io::Read;
-                use std::os::fd::FromRawFd;
-                // SAFETY: `rd` is the read end of the pipe just made, owned by nobody else.
-                let mut f = unsafe { std::fs::File::from_raw_fd(rd) };
+                let mut f = std::fs::File::from(rd);
                 let _ = f.read_to_string(&mut text);
             }
             let _ = sys::wait(pid);

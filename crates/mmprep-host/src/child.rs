@@ -13,12 +13,11 @@
 //! lines start with `L` or two spaces, so the parent tells them apart.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
-use libc::c_int;
 use mmprep::Errno;
 use mmprep_scenario::format_step;
 use mmprep_scenario::script::{Access, FileArg, FileId, FileKind, MmapAddr, Op, Script, Step, page_chunks};
@@ -43,11 +42,11 @@ pub const FAILURE_PREFIX: &str = "!runner-failed ";
 /// Runs `script` in this (freshly forked) process, writing the transcript to `out`, and exits.
 ///
 /// `tmpdir` is the fresh directory for the script's `tmpfile` files, if it has any.
-pub fn main(script: &Script, out: c_int, tmpdir: Option<&Path>) -> ! {
+pub fn main(script: &Script, out: OwnedFd, tmpdir: Option<&Path>) -> ! {
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         let mut child = Child {
             script,
-            out,
+            out: out.as_fd(),
             tmpdir,
             files: Vec::new(),
             maps_room: MapsRoom::reserve(),
@@ -56,14 +55,14 @@ pub fn main(script: &Script, out: c_int, tmpdir: Option<&Path>) -> ! {
     }));
     let status = match result {
         Ok(Ok(status)) => status,
-        Ok(Err(message)) => report_failure(out, &message),
-        Err(_) => report_failure(out, "the runner child panicked"),
+        Ok(Err(message)) => report_failure(out.as_fd(), &message),
+        Err(_) => report_failure(out.as_fd(), "the runner child panicked"),
     };
     sys::exit_now(status)
 }
 
 /// Sends a failure message to the parent and returns [`EXIT_FAILED`].
-fn report_failure(out: c_int, message: &str) -> i32 {
+fn report_failure(out: BorrowedFd<'_>, message: &str) -> i32 {
     let line = format!("{FAILURE_PREFIX}{}\n", message.replace('\n', " "));
     let _ = sys::write_all(out, line.as_bytes());
     EXIT_FAILED
@@ -82,7 +81,7 @@ struct HostFile {
 struct Child<'a> {
     script: &'a Script,
     /// The pipe's write end.
-    out: c_int,
+    out: BorrowedFd<'a>,
     tmpdir: Option<&'a Path>,
     /// The scenario's files by [`FileId`], once their `file` line has run.
     files: Vec<Option<HostFile>>,
@@ -111,7 +110,8 @@ impl MapsRoom {
             .and_then(|s| s.trim().parse::<usize>().ok())
             .unwrap_or(65530);
         let mut vmas = Vec::new();
-        if unlimited(libc::RLIMIT_AS) && unlimited(libc::RLIMIT_DATA) {
+        if unlimited(rustix::process::Resource::As) && unlimited(rustix::process::Resource::Data) {
+            // glibc's allocator tunables: no rustix equivalent (it is not a system call).
             // SAFETY: mallopt only changes the allocator's tunables; this freshly forked child
             // runs one thread. Keep what the heap grows to, and take every later allocation
             // from the heap rather than from new mappings.
@@ -135,13 +135,8 @@ impl MapsRoom {
 
 /// Is `resource` unlimited? (A set limit makes the heap the runner keeps count against it, and
 /// so change what a scenario near that limit gets: then nothing is kept.)
-fn unlimited(resource: libc::__rlimit_resource_t) -> bool {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid place for getrlimit to store the limit.
-    unsafe { libc::getrlimit(resource, &mut limit) == 0 && limit.rlim_cur == libc::RLIM_INFINITY }
+fn unlimited(resource: rustix::process::Resource) -> bool {
+    rustix::process::getrlimit(resource).current.is_none()
 }
 
 impl Child<'_> {
@@ -201,25 +196,18 @@ impl Child<'_> {
                 };
                 let (fd, offset) = match file {
                     Some(arg) => (self.fd(arg), arg.offset),
-                    None => (-1, 0),
+                    None => (None, 0),
                 };
-                let fd = fd as i64 as u64;
-                syscall(
-                    libc::SYS_mmap,
-                    [addr, len, prot.into(), flags.into(), fd, offset],
-                    Outcome::Addr,
-                )?
+                // SAFETY: see `call`.
+                call(unsafe { sys::mmap(addr, len, prot, flags, fd, offset) }.map(Outcome::Addr))?
             }
-            Op::Munmap { addr, len } => syscall(libc::SYS_munmap, [at(addr), len, 0, 0, 0, 0], done)?,
-            Op::Mprotect { addr, len, prot } => {
-                syscall(libc::SYS_mprotect, [at(addr), len, prot.into(), 0, 0, 0], done)?
-            }
-            Op::Madvise { addr, len, advice } => {
-                syscall(libc::SYS_madvise, [at(addr), len, advice.into(), 0, 0, 0], done)?
-            }
-            Op::Mlock { addr, len } => syscall(libc::SYS_mlock, [at(addr), len, 0, 0, 0, 0], done)?,
-            Op::Mlock2 { addr, len, flags } => syscall(libc::SYS_mlock2, [at(addr), len, flags.into(), 0, 0, 0], done)?,
-            Op::Munlock { addr, len } => syscall(libc::SYS_munlock, [at(addr), len, 0, 0, 0, 0], done)?,
+            // SAFETY (each call below): see `call`.
+            Op::Munmap { addr, len } => call(unsafe { sys::munmap(at(addr), len) }.map(done))?,
+            Op::Mprotect { addr, len, prot } => call(unsafe { sys::mprotect(at(addr), len, prot) }.map(done))?,
+            Op::Madvise { addr, len, advice } => call(unsafe { sys::madvise(at(addr), len, advice) }.map(done))?,
+            Op::Mlock { addr, len } => call(unsafe { sys::mlock(at(addr), len) }.map(done))?,
+            Op::Mlock2 { addr, len, flags } => call(unsafe { sys::mlock2(at(addr), len, flags) }.map(done))?,
+            Op::Munlock { addr, len } => call(unsafe { sys::munlock(at(addr), len) }.map(done))?,
             Op::Mremap {
                 addr,
                 old_len,
@@ -228,10 +216,9 @@ impl Child<'_> {
                 new_addr,
             } => {
                 let new_addr = new_addr.map_or(0, at);
-                let args = [at(addr), old_len, new_len, flags.into(), new_addr, 0];
-                syscall(libc::SYS_mremap, args, Outcome::Addr)?
+                call(unsafe { sys::mremap(at(addr), old_len, new_len, flags, new_addr) }.map(Outcome::Addr))?
             }
-            Op::Mseal { addr, len } => syscall(sys::SYS_MSEAL, [at(addr), len, 0, 0, 0, 0], done)?,
+            Op::Mseal { addr, len } => call(unsafe { sys::mseal(at(addr), len) }.map(done))?,
             Op::Touch { addr, len, access } => touch(at(addr), len, access),
             Op::Write { addr, len, byte } => write(at(addr), len, byte),
             Op::Read { addr, len } => read(at(addr), len),
@@ -243,11 +230,11 @@ impl Child<'_> {
         Ok(Some(outcome))
     }
 
-    /// The descriptor an `mmap` of `arg` passes: the file's, or -1 once it is closed.
-    fn fd(&self, arg: FileArg) -> c_int {
+    /// The descriptor an `mmap` of `arg` passes: the file's, or `None` (-1) once it is closed.
+    fn fd(&self, arg: FileArg) -> Option<BorrowedFd<'_>> {
         match self.files.get(arg.file) {
-            Some(Some(HostFile { fd: Some(fd), .. })) if arg.open => fd.as_raw_fd(),
-            _ => -1,
+            Some(Some(HostFile { fd: Some(fd), .. })) if arg.open => Some(fd.as_fd()),
+            _ => None,
         }
     }
 
@@ -261,13 +248,9 @@ impl Child<'_> {
             FileKind::Memfd { size } => {
                 let name =
                     std::ffi::CString::new(decl.name.as_str()).map_err(|_| "the name has a NUL byte".to_string())?;
-                // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-                let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-                if fd < 0 {
-                    return Err(format!("memfd_create: {}", sys::errno_text(sys::last_errno())));
-                }
-                // SAFETY: `fd` was just created and is owned by nothing else.
-                let file = unsafe { File::from_raw_fd(fd) };
+                let fd = rustix::fs::memfd_create(name.as_c_str(), rustix::fs::MemfdFlags::CLOEXEC)
+                    .map_err(|e| format!("memfd_create: {}", sys::errno_text(e.raw_os_error())))?;
+                let file = File::from(fd);
                 file.set_len(size).map_err(|e| io("ftruncate", e))?;
                 file
             }
@@ -383,20 +366,21 @@ impl Child<'_> {
     }
 }
 
-/// Makes a memory-map system call; `success` describes what it returned (an address for
-/// `mmap` and `mremap`, `0` for the others).
-fn syscall(nr: libc::c_long, args: [u64; 6], success: fn(u64) -> Outcome) -> Result<Outcome, String> {
-    // SAFETY: the scenario names only addresses in its window, `[W, W + 16 TiB)`, where the
-    // runner keeps nothing (checked at start); calls that reach further are refused by the
-    // kernel for their arguments alone (the contract's promise).
-    match unsafe { sys::raw(nr, args) } {
-        Ok(value) => Ok(success(value)),
+/// The outcome of a memory-map system call (made through [`sys`]): what it returned, or its
+/// errno.
+///
+/// Each call is `unsafe` for one reason: the scenario names only addresses in its window,
+/// `[W, W + 16 TiB)`, where the runner keeps nothing (checked at start); calls that reach
+/// further are refused by the kernel for their arguments alone (the contract's promise).
+fn call(result: Result<Outcome, sys::RawErrno>) -> Result<Outcome, String> {
+    match result {
+        Ok(outcome) => Ok(outcome),
         Err(errno) => errno_outcome(errno),
     }
 }
 
 /// The outcome of a successful call that returns 0.
-fn done(_: u64) -> Outcome {
+fn done(_: ()) -> Outcome {
     Outcome::Done
 }
 

@@ -15,26 +15,31 @@
 //! [`trace`] runs a real program under ptrace and answers each of its memory calls on the
 //! engine too; [`replay`] saves such a run and runs it again on the engine alone.
 //!
-//! Linux on x86_64 only: the probes are x86_64 instructions, and the rest is Linux's API.
-
-#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-compile_error!("mmprep-host runs scenarios on the host kernel: it needs Linux on x86_64");
+//! The kernel side needs Linux on x86_64 (the probes are x86_64 instructions, the rest is
+//! Linux's API). Elsewhere the crate still builds, so that the engine-only commands do: [`run`]
+//! then ends [`RunEnd::RunnerFailed`] saying it needs Linux, and [`trace`] is absent.
 
 pub mod bench;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod child;
 pub mod diff;
 pub mod fuzz;
 pub mod import;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod probe;
 pub mod procfs;
 mod profile;
 pub mod replay;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod sys;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod trace;
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 use std::fs::File;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 use std::io::Read;
-use std::os::fd::FromRawFd;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 use std::path::{Path, PathBuf};
 
 use mmprep_scenario::script::{FileKind, Op, Script, Step};
@@ -88,26 +93,27 @@ fn unsupported_reason(script: &Script, step: &Step) -> String {
     }
 }
 
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn run_in_child(_: &Script) -> Result<Transcript, String> {
+    Err("the kernel runner needs Linux on x86_64".into())
+}
+
 /// Forks the runner child, collects its output and how it ended.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 fn run_in_child(script: &Script) -> Result<Transcript, String> {
     let needs_tmpdir = script.files.iter().any(|f| matches!(f.kind, FileKind::Tmpfile { .. }));
     let tmpdir = if needs_tmpdir { Some(TempDir::new()?) } else { None };
     let (read_end, write_end) = sys::pipe().map_err(|e| format!("cannot create a pipe: {}", sys::errno_text(e)))?;
     let pid = match sys::fork() {
         Ok(sys::Forked::Child) => {
-            sys::close(read_end);
+            drop(read_end);
             child::main(script, write_end, tmpdir.as_ref().map(TempDir::path))
         }
         Ok(sys::Forked::Parent(pid)) => pid,
-        Err(e) => {
-            sys::close(read_end);
-            sys::close(write_end);
-            return Err(format!("cannot fork: {}", sys::errno_text(e)));
-        }
+        Err(e) => return Err(format!("cannot fork: {}", sys::errno_text(e))),
     };
-    sys::close(write_end);
-    // SAFETY: `read_end` is this function's pipe descriptor; the File becomes its only owner.
-    let mut pipe = unsafe { File::from_raw_fd(read_end) };
+    drop(write_end);
+    let mut pipe = File::from(read_end);
     let mut output = Vec::new();
     let read = pipe.read_to_end(&mut output);
     drop(pipe);
@@ -134,6 +140,7 @@ fn run_in_child(script: &Script) -> Result<Transcript, String> {
     Ok(Transcript { entries, end })
 }
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 /// Splits the child's output into transcript entries (a line starting with two spaces belongs
 /// to the entry before it) and the runner-failure message, if one came.
 fn split_output(output: &str) -> (Vec<String>, Option<String>) {
@@ -152,9 +159,11 @@ fn split_output(output: &str) -> (Vec<String>, Option<String>) {
     (entries, failure)
 }
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 /// A fresh directory for a run's `tmpfile` files, removed (best effort) when dropped.
 struct TempDir(PathBuf);
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 impl TempDir {
     fn new() -> Result<TempDir, String> {
         use std::sync::atomic::{AtomicU64, Ordering};
@@ -177,13 +186,14 @@ impl TempDir {
     }
 }
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod tests {
     use super::*;
 

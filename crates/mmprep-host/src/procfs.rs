@@ -11,6 +11,14 @@
 //! `smaps` prints the same line, then `Key: value` lines ending with `VmFlags:` and the VMA's
 //! two-letter flag codes. [`parse`] reads either form into [`ProcVma`] values; the runner then
 //! keeps the VMAs in its window and swaps a scenario file's NAME in for the kernel's.
+//!
+//! A small parser of our own rather than the `procfs` crate, on purpose: the runner must read
+//! maps when the scenario has taken the process to `vm.max_map_count`, where no new mapping can
+//! be made. [`read_self_in`] reads into a buffer set aside beforehand and parses as it reads;
+//! `procfs` builds a `String` per line and a `HashMap` per VMA, which at the limit fails. The
+//! parser is kept honest by `tests/procfs_crate.rs`, which parses this process's
+//! `/proc/self/smaps` with both and compares every VMA and field (range, perms, offset, device,
+//! inode, name, `VmFlags`).
 
 /// One VMA as `/proc/self/maps` (or `smaps`) shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

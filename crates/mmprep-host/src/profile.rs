@@ -50,11 +50,12 @@ pub fn host_profile() -> Profile {
         p.cap_sys_rawio = caps & (1 << CAP_SYS_RAWIO) != 0;
         p.cap_ipc_lock = caps & (1 << CAP_IPC_LOCK) != 0;
     }
+    #[cfg(target_os = "linux")]
     for (resource, field) in [
-        (libc::RLIMIT_MEMLOCK, &mut p.rlimit_memlock),
-        (libc::RLIMIT_AS, &mut p.rlimit_as),
-        (libc::RLIMIT_DATA, &mut p.rlimit_data),
-        (libc::RLIMIT_STACK, &mut p.rlimit_stack),
+        (rustix::process::Resource::Memlock, &mut p.rlimit_memlock),
+        (rustix::process::Resource::As, &mut p.rlimit_as),
+        (rustix::process::Resource::Data, &mut p.rlimit_data),
+        (rustix::process::Resource::Stack, &mut p.rlimit_stack),
     ] {
         if let Some(limit) = rlimit(resource) {
             *field = limit;
@@ -141,20 +142,9 @@ fn sysctl(name: &str) -> Option<u64> {
 }
 
 /// The soft limit of `resource`; `RLIM_INFINITY` becomes `u64::MAX`.
-fn rlimit(resource: libc::__rlimit_resource_t) -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid place for getrlimit to store the limit.
-    if unsafe { libc::getrlimit(resource, &mut limit) } != 0 {
-        return None;
-    }
-    Some(if limit.rlim_cur == libc::RLIM_INFINITY {
-        u64::MAX
-    } else {
-        limit.rlim_cur
-    })
+#[cfg(target_os = "linux")]
+fn rlimit(resource: rustix::process::Resource) -> Option<u64> {
+    Some(rustix::process::getrlimit(resource).current.unwrap_or(u64::MAX))
 }
 
 /// A file of `/sys/kernel/mm/transparent_hugepage/`.
@@ -210,15 +200,14 @@ fn parse_shmem(text: &str) -> Option<ShmemThp> {
 }
 
 /// The filesystem of the temporary directory (ext4 for anything that is not tmpfs).
+#[cfg(not(target_os = "linux"))]
 fn tmpfile_fs() -> Option<TmpfileFs> {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = std::ffi::CString::new(std::env::temp_dir().as_os_str().as_bytes()).ok()?;
-    // SAFETY: an all-zero `statfs` is a valid value for statfs to fill in.
-    let mut fs: libc::statfs = unsafe { core::mem::zeroed() };
-    // SAFETY: `dir` is NUL-terminated and `fs` is a valid place for the result.
-    if unsafe { libc::statfs(dir.as_ptr(), &mut fs) } != 0 {
-        return None;
-    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+fn tmpfile_fs() -> Option<TmpfileFs> {
+    let fs = rustix::fs::statfs(std::env::temp_dir()).ok()?;
     Some(if fs.f_type == libc::TMPFS_MAGIC {
         TmpfileFs::Tmpfs
     } else {

@@ -1,20 +1,45 @@
 //! Thin, checked wrappers over the host system calls the runner makes.
 //!
-//! The memory-map calls go through `syscall(2)` with the scenario's arguments exactly as
-//! written, so no C-library wrapper checks or rewrites them first (glibc's `mmap`, for one,
-//! refuses an unaligned offset itself). glibc's `syscall` turns a kernel return in
-//! `-4095..=-1` into `-1` plus `errno`; [`raw`] turns that back into the error number. Everything
-//! else here (pipes, `fork`, `waitpid`, descriptors) is plumbing for [`crate::run`].
+//! The memory-map calls go through rustix, whose `linux_raw` backend makes the system call
+//! itself: no C-library wrapper checks or rewrites the scenario's arguments first (glibc's
+//! `mmap`, for one, refuses an unaligned offset itself). Flags are built with
+//! `from_bits_retain`, so unknown bits reach the kernel, and addresses are plain pointers, so
+//! null, unaligned and out-of-range ones do too. A thin raw path ([`raw`]: `libc::syscall` with
+//! libc's *named* numbers) stays for exactly the calls rustix's types cannot express unchanged:
+//!
+//! - `mmap` without a descriptor (`-1`) unless it is a plain anonymous map: rustix's `mmap`
+//!   takes a `BorrowedFd`, which is never `-1`, and `mmap_anonymous` adds `MAP_ANONYMOUS` and
+//!   passes offset 0, so a closed file's `mmap` (`-1`, no `MAP_ANONYMOUS`) would change;
+//! - `madvise` with an advice rustix's `Advice` enum has no variant for;
+//! - `mremap` with `MREMAP_DONTUNMAP` but not `MREMAP_FIXED`: rustix's `mremap` passes four
+//!   arguments and `mremap_fixed` adds `MREMAP_FIXED`;
+//! - `mseal`: rustix (1.1) has no `mseal`.
+//!
+//! Everything else here (pipes, `fork`, `waitpid`, descriptors) is plumbing for [`crate::run`].
 
 use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
-use libc::{c_int, c_long};
+use libc::c_long;
+use rustix::mm::{Advice, MapFlags, MlockFlags, MprotectFlags, MremapFlags, ProtFlags};
 
 /// A system call's failure: the kernel's positive error number.
 pub type RawErrno = i32;
 
-/// `mseal(2)` on x86_64 (`arch/x86/entry/syscalls/syscall_64.tbl`, \[H\] 6.18).
-pub const SYS_MSEAL: c_long = 462;
+/// A rustix error as the kernel's error number.
+fn errno(e: rustix::io::Errno) -> RawErrno {
+    e.raw_os_error()
+}
+
+/// An address of the scenario as the pointer the kernel receives.
+fn ptr(addr: u64) -> *mut core::ffi::c_void {
+    core::ptr::with_exposed_provenance_mut(addr as usize)
+}
+
+/// A returned address as the scenario's number.
+fn addr_of(p: *mut core::ffi::c_void) -> u64 {
+    p.expose_provenance() as u64
+}
 
 /// Calls system call `nr` with six arguments; `Ok` is the kernel's (non-negative) result.
 ///
@@ -22,12 +47,168 @@ pub const SYS_MSEAL: c_long = 462;
 /// The call must not break the Rust program's own memory: the caller makes sure that no
 /// mapping Rust relies on (code, stack, heap) is unmapped, moved or protected by it. The
 /// scenario runner only names addresses inside its window, which holds nothing of Rust's.
-pub unsafe fn raw(nr: c_long, args: [u64; 6]) -> Result<u64, RawErrno> {
+unsafe fn raw(nr: c_long, args: [u64; 6]) -> Result<u64, RawErrno> {
     let [a, b, c, d, e, f] = args;
     // SAFETY: passing plain integers to the kernel; what the call does to memory is the
     // caller's promise (see `# Safety`).
     let ret = unsafe { libc::syscall(nr, a, b, c, d, e, f) };
     if ret == -1 { Err(last_errno()) } else { Ok(ret as u64) }
+}
+
+// Every memory call below shares one safety contract, that of [`raw`]: it must not unmap,
+// move or protect memory the Rust program relies on.
+
+/// `mmap(addr, len, prot, flags, fd, offset)`; `fd` `None` passes `-1`.
+///
+/// # Safety
+/// As for [`raw`].
+pub unsafe fn mmap(
+    addr: u64,
+    len: u64,
+    prot: u32,
+    flags: u32,
+    fd: Option<BorrowedFd<'_>>,
+    offset: u64,
+) -> Result<u64, RawErrno> {
+    let (p, len) = (ptr(addr), len as usize);
+    let (prot_f, flags_f) = (ProtFlags::from_bits_retain(prot), MapFlags::from_bits_retain(flags));
+    // SAFETY: the caller's promise (see `# Safety`).
+    let result = unsafe {
+        match fd {
+            Some(fd) => rustix::mm::mmap(p, len, prot_f, flags_f, fd, offset),
+            None if flags & libc::MAP_ANONYMOUS as u32 != 0 && offset == 0 => {
+                // Adds MAP_ANONYMOUS (already set) and passes -1 and 0: the same arguments.
+                rustix::mm::mmap_anonymous(p, len, prot_f, flags_f)
+            }
+            None => {
+                let args = [addr, len as u64, prot.into(), flags.into(), -1i64 as u64, offset];
+                return raw(libc::SYS_mmap, args);
+            }
+        }
+    };
+    result.map(addr_of).map_err(errno)
+}
+
+/// `munmap(addr, len)`.
+///
+/// # Safety
+/// As for [`raw`].
+pub unsafe fn munmap(addr: u64, len: u64) -> Result<(), RawErrno> {
+    // SAFETY: the caller's promise.
+    unsafe { rustix::mm::munmap(ptr(addr), len as usize) }.map_err(errno)
+}
+
+/// `mprotect(addr, len, prot)`.
+///
+/// # Safety
+/// As for [`raw`].
+pub unsafe fn mprotect(addr: u64, len: u64, prot: u32) -> Result<(), RawErrno> {
+    let prot = MprotectFlags::from_bits_retain(prot);
+    // SAFETY: the caller's promise.
+    unsafe { rustix::mm::mprotect(ptr(addr), len as usize, prot) }.map_err(errno)
+}
+
+/// Every advice rustix names; anything else takes the raw path.
+const ADVICES: [Advice; 24] = [
+    Advice::Normal,
+    Advice::Sequential,
+    Advice::Random,
+    Advice::WillNeed,
+    Advice::LinuxDontNeed,
+    Advice::LinuxFree,
+    Advice::LinuxRemove,
+    Advice::LinuxDontFork,
+    Advice::LinuxDoFork,
+    Advice::LinuxHwPoison,
+    Advice::LinuxSoftOffline,
+    Advice::LinuxMergeable,
+    Advice::LinuxUnmergeable,
+    Advice::LinuxHugepage,
+    Advice::LinuxNoHugepage,
+    Advice::LinuxDontDump,
+    Advice::LinuxDoDump,
+    Advice::LinuxWipeOnFork,
+    Advice::LinuxKeepOnFork,
+    Advice::LinuxCold,
+    Advice::LinuxPageOut,
+    Advice::LinuxPopulateRead,
+    Advice::LinuxPopulateWrite,
+    Advice::LinuxDontneedLocked,
+];
+
+/// `madvise(addr, len, advice)`.
+///
+/// # Safety
+/// As for [`raw`].
+pub unsafe fn madvise(addr: u64, len: u64, advice: u32) -> Result<(), RawErrno> {
+    match ADVICES.iter().find(|a| **a as u32 == advice) {
+        // SAFETY: the caller's promise.
+        Some(&known) => unsafe { rustix::mm::madvise(ptr(addr), len as usize, known) }.map_err(errno),
+        // SAFETY: the caller's promise.
+        None => unsafe { raw(libc::SYS_madvise, [addr, len, advice.into(), 0, 0, 0]) }.map(drop),
+    }
+}
+
+/// `mlock(addr, len)`.
+///
+/// # Safety
+/// As for [`raw`] (locking changes no mapping, but rustix marks it unsafe).
+pub unsafe fn mlock(addr: u64, len: u64) -> Result<(), RawErrno> {
+    // SAFETY: the caller's promise.
+    unsafe { rustix::mm::mlock(ptr(addr), len as usize) }.map_err(errno)
+}
+
+/// `mlock2(addr, len, flags)`.
+///
+/// # Safety
+/// As for [`raw`].
+pub unsafe fn mlock2(addr: u64, len: u64, flags: u32) -> Result<(), RawErrno> {
+    let flags = MlockFlags::from_bits_retain(flags);
+    // SAFETY: the caller's promise.
+    unsafe { rustix::mm::mlock_with(ptr(addr), len as usize, flags) }.map_err(errno)
+}
+
+/// `munlock(addr, len)`.
+///
+/// # Safety
+/// As for [`raw`].
+pub unsafe fn munlock(addr: u64, len: u64) -> Result<(), RawErrno> {
+    // SAFETY: the caller's promise.
+    unsafe { rustix::mm::munlock(ptr(addr), len as usize) }.map_err(errno)
+}
+
+/// `mremap(addr, old_len, new_len, flags, new_addr)`.
+///
+/// # Safety
+/// As for [`raw`].
+pub unsafe fn mremap(addr: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> Result<u64, RawErrno> {
+    let fixed = libc::MREMAP_FIXED as u32;
+    let dontunmap = libc::MREMAP_DONTUNMAP as u32;
+    let (old_len, new_len) = (old_len as usize, new_len as usize);
+    // SAFETY: the caller's promise.
+    let result = unsafe {
+        if flags & fixed != 0 {
+            // rustix adds MREMAP_FIXED back: the same five arguments.
+            let rest = MremapFlags::from_bits_retain(flags & !fixed);
+            rustix::mm::mremap_fixed(ptr(addr), old_len, new_len, rest, ptr(new_addr))
+        } else if flags & dontunmap == 0 && new_addr == 0 {
+            // Without FIXED or DONTUNMAP the kernel never reads the fifth argument.
+            rustix::mm::mremap(ptr(addr), old_len, new_len, MremapFlags::from_bits_retain(flags))
+        } else {
+            let args = [addr, old_len as u64, new_len as u64, flags.into(), new_addr, 0];
+            return raw(libc::SYS_mremap, args);
+        }
+    };
+    result.map(addr_of).map_err(errno)
+}
+
+/// `mseal(addr, len, 0)`: raw, rustix has no `mseal`.
+///
+/// # Safety
+/// As for [`raw`].
+pub unsafe fn mseal(addr: u64, len: u64) -> Result<(), RawErrno> {
+    // SAFETY: the caller's promise.
+    unsafe { raw(libc::SYS_mseal, [addr, len, 0, 0, 0, 0]) }.map(drop)
 }
 
 /// The calling thread's `errno`.
@@ -41,36 +222,20 @@ pub fn errno_text(errno: RawErrno) -> String {
 }
 
 /// Writes all of `bytes` to `fd`, retrying short writes and `EINTR`.
-pub fn write_all(fd: c_int, mut bytes: &[u8]) -> Result<(), RawErrno> {
+pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), RawErrno> {
     while !bytes.is_empty() {
-        // SAFETY: `bytes` is a valid, initialised buffer of `bytes.len()` bytes.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 {
-            let errno = last_errno();
-            if errno == libc::EINTR {
-                continue;
-            }
-            return Err(errno);
+        match rustix::io::write(fd, bytes) {
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(errno(e)),
         }
-        bytes = bytes.get(n as usize..).unwrap_or_default();
     }
     Ok(())
 }
 
 /// Creates a pipe; both ends close on exec. Returns `(read end, write end)`.
-pub fn pipe() -> Result<(c_int, c_int), RawErrno> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 stores.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(last_errno());
-    }
-    Ok((fds[0], fds[1]))
-}
-
-/// Closes `fd`, ignoring errors (there is nothing useful to do about them here).
-pub fn close(fd: c_int) {
-    // SAFETY: closing a descriptor this module handed out and nobody else owns.
-    unsafe { libc::close(fd) };
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), RawErrno> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno)
 }
 
 /// Closes every descriptor from 3 up except `keep`.
@@ -78,20 +243,21 @@ pub fn close(fd: c_int) {
 /// The runner child inherits whatever its parent had open, including pipes that other threads
 /// of the parent (parallel tests) created; closing them makes the child's descriptor table the
 /// same on every run and lets those pipes reach end-of-file when their own writers exit.
-pub fn close_all_but(keep: c_int) {
-    // Arguments to the variadic `syscall` are passed as 64-bit values: the kernel reads whole
-    // registers.
-    let close_range = |first: u64, last: u64| {
+/// Through libc: rustix has no `close_range`.
+pub fn close_all_but(keep: BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    let close_range = |first: u32, last: u32| {
         if first <= last {
-            // SAFETY: closes descriptors only; the child owns no Rust object that uses them.
-            unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u64) };
+            // SAFETY: closes descriptors only; the child owns no Rust object that uses them
+            // (`keep` is outside the ranges).
+            unsafe { libc::close_range(first, last, 0) };
         }
     };
-    let keep = u64::try_from(keep).unwrap_or(0);
+    let keep = u32::try_from(keep.as_raw_fd()).unwrap_or(0);
     if keep > 3 {
         close_range(3, keep - 1);
     }
-    close_range(keep.max(2) + 1, u64::from(u32::MAX));
+    close_range(keep.max(2) + 1, u32::MAX);
 }
 
 /// The outcome of `fork`.
@@ -99,17 +265,20 @@ pub enum Forked {
     /// In the child.
     Child,
     /// In the parent: the child's pid.
-    Parent(libc::pid_t),
+    Parent(rustix::process::Pid),
 }
 
-/// `fork(2)`.
+/// `fork(2)`, through the C library: rustix's `kernel_fork` skips glibc's fork handlers (the
+/// malloc locks the child relies on) and lives in its unstable, hidden runtime module.
 pub fn fork() -> Result<Forked, RawErrno> {
     // SAFETY: the child only runs code that is safe after fork in a multi-threaded process
     // (glibc's malloc is fork-safe; the runner takes no other lock) and ends with `_exit`.
     match unsafe { libc::fork() } {
         -1 => Err(last_errno()),
         0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(pid)),
+        pid => rustix::process::Pid::from_raw(pid)
+            .map(Forked::Parent)
+            .ok_or(libc::ECHILD),
     }
 }
 
@@ -123,28 +292,24 @@ pub enum ChildEnd {
 }
 
 /// Waits for child `pid` to end, retrying `EINTR`.
-pub fn wait(pid: libc::pid_t) -> Result<ChildEnd, RawErrno> {
-    let mut status: c_int = 0;
-    loop {
-        // SAFETY: `status` is a valid place for waitpid to store the status.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
+pub fn wait(pid: rustix::process::Pid) -> Result<ChildEnd, RawErrno> {
+    use rustix::process::{WaitOptions, waitpid};
+    let status = loop {
+        match waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, status))) => break status,
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(errno(e)),
         }
-        let errno = last_errno();
-        if errno != libc::EINTR {
-            return Err(errno);
-        }
-    }
-    if libc::WIFSIGNALED(status) {
-        Ok(ChildEnd::Signaled(libc::WTERMSIG(status)))
-    } else {
-        Ok(ChildEnd::Exited(libc::WEXITSTATUS(status)))
-    }
+    };
+    Ok(match status.terminating_signal() {
+        Some(signal) => ChildEnd::Signaled(signal),
+        None => ChildEnd::Exited(status.exit_status().unwrap_or(0)),
+    })
 }
 
 /// Ends the process at once: no destructors, no `atexit` handlers, no unwinding. A forked
-/// runner child must never return into the code that forked it.
+/// runner child must never return into the code that forked it. Through libc: rustix's
+/// `exit_group` lives in its unstable, hidden runtime module.
 pub fn exit_now(status: i32) -> ! {
     // SAFETY: `_exit` has no preconditions.
     unsafe { libc::_exit(status) }
@@ -168,5 +333,43 @@ pub fn signal_name(signal: i32) -> String {
 
 /// `(major, minor)` of a device number, as `/proc/PID/maps` prints it (`fe:01`).
 pub fn dev_major_minor(dev: u64) -> (u32, u32) {
-    (libc::major(dev), libc::minor(dev))
+    (rustix::fs::major(dev), rustix::fs::minor(dev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Calls the kernel refuses for their arguments alone: each must reach it unchanged, on the
+    // rustix path or the raw one, and bring its own errno back.
+    #[test]
+    fn invalid_arguments_reach_the_kernel() {
+        let (read, private, anon, fixed) = (
+            libc::PROT_READ as u32,
+            libc::MAP_PRIVATE as u32,
+            libc::MAP_ANONYMOUS as u32,
+            libc::MAP_FIXED as u32,
+        );
+        // SAFETY: every call below fails before it touches any mapping.
+        unsafe {
+            // Raw path: no descriptor and no MAP_ANONYMOUS.
+            assert_eq!(mmap(0, 4096, read, private, None, 0), Err(libc::EBADF));
+            // rustix path: an unaligned fixed address.
+            assert_eq!(mmap(1, 4096, read, private | anon | fixed, None, 0), Err(libc::EINVAL));
+            // Unknown bits are kept (from_bits_retain), so the kernel refuses them.
+            assert_eq!(mprotect(0, 4096, read | 0x4000_0000), Err(libc::EINVAL));
+            assert_eq!(mlock2(0, 0, 0x80), Err(libc::EINVAL));
+            assert_eq!(munmap(1, 4096), Err(libc::EINVAL));
+            // Raw path: an advice rustix has no name for.
+            assert_eq!(madvise(0, 4096, 12345), Err(libc::EINVAL));
+            // Raw path: DONTUNMAP without FIXED.
+            let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP) as u32;
+            assert_eq!(mremap(1, 4096, 4096, flags, 0), Err(libc::EINVAL));
+            // rustix path with FIXED: unaligned.
+            let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u32;
+            assert_eq!(mremap(1, 4096, 4096, flags, 0x2000), Err(libc::EINVAL));
+            // Raw path (rustix has no mseal); ENOSYS on kernels before 6.10.
+            assert!(matches!(mseal(1, 4096), Err(libc::EINVAL | libc::ENOSYS)));
+        }
+    }
 }

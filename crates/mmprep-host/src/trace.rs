@@ -56,8 +56,10 @@ const CHILD_TRACEME_REFUSED: c_int = 125;
 /// The exit status of the child when `execvp` fails.
 const CHILD_EXEC_FAILED: c_int = 127;
 /// `execve`, `execveat`, `clone`, `clone3` on x86_64.
-const SYS_CLONE: u64 = 56;
-const SYS_CLONE3: u64 = 435;
+/// (libc's named numbers, not hand-written ones. ptrace itself stays on libc: rustix has no
+/// ptrace API.)
+const SYS_CLONE: u64 = libc::SYS_clone as u64;
+const SYS_CLONE3: u64 = libc::SYS_clone3 as u64;
 /// `MAP_ANONYMOUS`.
 const MAP_ANONYMOUS: u64 = 0x20;
 /// `CLONE_VM`, `CLONE_THREAD`.
@@ -208,7 +210,7 @@ pub fn trace(cmd: &[String], opts: TraceOptions) -> Result<TraceReport, TraceErr
             }
             sys::exit_now(CHILD_EXEC_FAILED);
         }
-        Ok(sys::Forked::Parent(pid)) => pid,
+        Ok(sys::Forked::Parent(pid)) => pid.as_raw_nonzero().get(),
         Err(e) => return Err(TraceError::Failed(format!("cannot fork: {}", sys::errno_text(e)))),
     };
     let mut tracer = Tracer {
