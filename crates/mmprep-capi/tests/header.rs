@@ -14,7 +14,11 @@ fn fns(text: &str, marker: &str) -> Vec<(String, usize)> {
         let name = after[..open].trim().to_string();
         let close = after.find(')').unwrap();
         let params = after[open + 1..close].trim();
-        let n = if params.is_empty() || params == "void" { 0 } else { params.matches(',').count() + 1 };
+        let n = if params.is_empty() || params == "void" {
+            0
+        } else {
+            params.matches(',').count() + 1
+        };
         let n = if params.trim_end().ends_with(',') { n - 1 } else { n };
         if !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_') {
             out.push((name, n));
