@@ -15,6 +15,14 @@ fn target_dir() -> PathBuf {
 fn c_program_replays_true_through_the_c_abi() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = crate_dir.parent().unwrap().parent().unwrap();
+    // The test harness builds the rlib; the static library comes from a build of the lib.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "mmprep-capi", "--lib"])
+        .current_dir(root)
+        .status()
+        .expect("cargo build");
+    assert!(st.success(), "cannot build libmmprep_capi.a");
     let lib = target_dir().join("libmmprep_capi.a");
     assert!(lib.exists(), "{} not built", lib.display());
     let exe = std::env::temp_dir().join(format!("mmprep-c-embed-{}", std::process::id()));
