@@ -205,6 +205,13 @@ int main(int argc, char **argv) {
     check(st == MMPREP_NOT_MODELLED, "mincore status", (uint64_t)st, MMPREP_NOT_MODELLED);
     mmprep_syscall(mm, 39, 0, 0, 0, 0, 0, 0, &st);
     check(st == MMPREP_NOT_MEMORY, "getpid status", (uint64_t)st, MMPREP_NOT_MEMORY);
+    /* Checking mode: the host said 0 for an munmap of nothing; the model agrees. A wrong host
+     * value is reported as a divergence with both values. */
+    int64_t mr = 1;
+    check(mmprep_syscall_check(mm, 11, (uint64_t)base, 4096, 0, 0, 0, 0, 0, &mr, &st) == 0 && mr == 0,
+          "check agrees", (uint64_t)mr, 0);
+    check(mmprep_syscall_check(mm, 11, 1, 4096, 0, 0, 0, 0, 0, &mr, &st) == 1 && mr == -22,
+          "check diverges", (uint64_t)mr, (uint64_t)-22);
     check(mmprep_syscall(NULL, 9, 0, 0, 0, 0, 0, 0, &st) == -14 && st == MMPREP_API_ERROR, "null handle", 0, 0);
 
     int64_t need = mmprep_maps(mm, NULL, 0);

@@ -68,6 +68,14 @@ void mmprep_free(mmprep_mm *mm);
 int64_t mmprep_syscall(mmprep_mm *mm, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
                        uint64_t a3, uint64_t a4, uint64_t a5, int32_t *status);
 
+/* Checking mode: mmprep_syscall with the host kernel's result for the same call in host_ret.
+ * *model_ret (optional) gets the model's value, *status (optional) its status. Returns 0 the
+ * model agrees, 1 a divergence (host_ret vs *model_ret), 2 the model did not answer
+ * (NOT_MODELLED / NOT_MEMORY), or -EFAULT/-EIO as mmprep_syscall's MMPREP_API_ERROR. */
+int64_t mmprep_syscall_check(mmprep_mm *mm, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
+                             uint64_t a3, uint64_t a4, uint64_t a5, int64_t host_ret,
+                             int64_t *model_ret, int32_t *status);
+
 /* Descriptor `fd` is now the open file `*file` (replacing what it was, like dup2). One new open
  * file per call: register once per guest open(), not per mmap. Same device and inode share one
  * inode. `file` and its path are borrowed. 0, -EFAULT, -EINVAL, -EIO. */

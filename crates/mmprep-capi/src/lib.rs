@@ -571,3 +571,47 @@ pub unsafe extern "C" fn mmprep_write(
     // SAFETY: `mm` is null or a live handle (the caller's contract).
     unsafe { with_mm(mm, f) }
 }
+
+/// The checking mode: runs the call on the model as [`mmprep_syscall`] does, with the value
+/// the host kernel returned for the same call in `host_ret`, and compares them. The model's
+/// value goes to `*model_ret` and its status to `*status` (both optional).
+///
+/// Returns 0 when the model ran the call and agrees with the host, 1 when it ran and returned
+/// something else (a divergence: both values are in hand), 2 when it did not answer
+/// (`*status` is `MMPREP_NOT_MODELLED` or `MMPREP_NOT_MEMORY`: nothing to compare), or the
+/// negative errno of [`mmprep_syscall`]'s `MMPREP_API_ERROR`.
+///
+/// # Safety
+/// As [`mmprep_syscall`]; `model_ret` is null or points to a writable `int64_t`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mmprep_syscall_check(
+    mm: *mut MmprepMm,
+    nr: u64,
+    a0: u64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+    host_ret: i64,
+    model_ret: *mut i64,
+    status: *mut i32,
+) -> i64 {
+    let mut st = MMPREP_API_ERROR;
+    // SAFETY: `mm` is null or a live handle, `st` is a local (the caller's contract).
+    let r = unsafe { mmprep_syscall(mm, nr, a0, a1, a2, a3, a4, a5, &mut st) };
+    if !model_ret.is_null() {
+        // SAFETY: `model_ret` is non-null and writable (the caller's contract).
+        unsafe { model_ret.write(r) };
+    }
+    if !status.is_null() {
+        // SAFETY: `status` is non-null and writable (the caller's contract).
+        unsafe { status.write(st) };
+    }
+    match st {
+        MMPREP_RETURNED => i64::from(r != host_ret),
+        MMPREP_API_ERROR => r,
+        _ => 2,
+    }
+}
