@@ -23,6 +23,7 @@ compile_error!("mmprep-host runs scenarios on the host kernel: it needs Linux on
 pub mod bench;
 mod child;
 pub mod diff;
+pub mod exec;
 pub mod fuzz;
 pub mod import;
 mod probe;
