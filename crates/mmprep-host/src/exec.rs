@@ -110,7 +110,9 @@ pub fn compare(kernel: &[String], engine: &[String]) -> Vec<(Option<String>, Opt
 }
 
 /// The engine's exec layout of process `pid` (stopped right after its `execve`) against its
-/// smaps: the differing lines (empty when equal).
+/// smaps and `start_brk`: the differing lines (empty when equal). The argument strings' size
+/// comes from the process's `arg_start`, so the stack is compared for its placement rule, not
+/// for the strings' bytes.
 pub fn check_pid(pid: u32, smaps: &str) -> Result<Vec<(Option<String>, Option<String>)>, String> {
     let (profile, _) = crate::import::process_profile(pid)?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| format!("/proc/{pid}/exe: {e}"))?;
@@ -118,7 +120,13 @@ pub fn check_pid(pid: u32, smaps: &str) -> Result<Vec<(Option<String>, Option<St
     let arg_start = stat_field(&stat, 48)?;
     let len = strings_len_of(profile.task_size, arg_start);
     let mm = exec_layout(&exe.to_string_lossy(), len, profile)?;
-    Ok(compare(&kernel_lines(smaps), &engine_lines(&mm)))
+    let mut diffs = compare(&kernel_lines(smaps), &engine_lines(&mm));
+    let start_brk = stat_field(&stat, 47)?;
+    let engine_brk = mm.bounds().map_or(0, |b| b.start_brk);
+    if start_brk != engine_brk {
+        diffs.push((Some(format!("start_brk {start_brk:#x}")), Some(format!("start_brk {engine_brk:#x}"))));
+    }
+    Ok(diffs)
 }
 
 fn stat_field(text: &str, n: usize) -> Result<u64, String> {

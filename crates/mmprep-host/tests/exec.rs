@@ -41,3 +41,28 @@ fn python3_et_exec() {
 fn git() {
     check(&["/usr/bin/git", "--version"]);
 }
+
+/// A static binary (`ET_EXEC`, no interpreter) and a static PIE (`ET_DYN` without
+/// interpreter: placed by `mmap(NULL)`), built with `gcc`; skipped without a static libc.
+#[test]
+fn static_binaries() {
+    let dir = std::env::temp_dir().join(format!("mmprep-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let src = dir.join("s.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").expect("write");
+    for (flag, name) in [("-static", "st"), ("-static-pie", "stpie")] {
+        let out = dir.join(name);
+        let built = std::process::Command::new("gcc")
+            .args([flag, "-O", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !built {
+            eprintln!("skipped: gcc {flag} failed");
+            continue;
+        }
+        check(&[out.to_str().expect("utf-8 path")]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
