@@ -23,7 +23,8 @@
 //!    image (top-down from `mmap_base`), the others after it;
 //! 5. `[vvar]`, `[vvar_vclock]`, `[vdso]` (`map_vdso` from `arch_setup_additional_pages`):
 //!    one `get_unmapped_area(NULL)`, so just below the interpreter;
-//! 6. `start_brk = brk =` the page-aligned end of the program's bss (no `[heap]` VMA yet).
+//! 6. `start_brk = brk =` the page-aligned end of the program's bss (no `[heap]` VMA yet); for
+//!    a static PIE, `ELF_ET_DYN_BASE` page-aligned up (probed: randomisation off too).
 //!
 //! Not modelled: `padzero` (the kernel writes zeros after the file part of a writable last
 //! page, which gives that VMA anonymous pages and an anon_vma: smaps shows it as
@@ -311,6 +312,7 @@ impl Mm {
             (ET_EXEC, _) => Some(0),
             (_, true) => {
                 let base = (task_size / 3 * 2) & PAGE_MASK;
+                // ELF_ET_DYN_BASE, ELF_PAGESTART'd.
                 let bias = base.wrapping_sub(first & PAGE_MASK);
                 Some(bias & !(elf.maximum_alignment() - 1))
             }
@@ -323,7 +325,14 @@ impl Mm {
             interp_base = self.load_image(interp, fixed)?.0;
         }
         let vdso = self.map_vdso(VirtAddr(0), spec.vdso)?;
-        let brk = page_up(elf_brk)?;
+        // A static PIE's heap starts at ELF_ET_DYN_BASE, page aligned up, even with
+        // randomisation off (host probe: `gcc -static-pie` → start_brk 0x555555555000 while
+        // the image is at 0x7ffff7f47000).
+        let brk = if elf.e_type == ET_DYN && !has_interp {
+            page_up(task_size / 3 * 2)?
+        } else {
+            page_up(elf_brk)?
+        };
         // start_data/end_data: the writable segment's file part (load_elf_binary).
         let (mut start_data, mut end_data) = (0, 0);
         for p in elf.loads() {
