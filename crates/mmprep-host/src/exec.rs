@@ -68,6 +68,9 @@ pub fn exec_layout(path: &str, strings_len: u64, profile: Profile) -> Result<Mm,
     Ok(mm)
 }
 
+/// A differing line: the kernel's and the engine's (`None`: that side has no such line).
+pub type LineDiff = (Option<String>, Option<String>);
+
 /// Each VMA as `start-end perms offset dev inode path | VmFlags`: what [`compare`] compares.
 pub fn engine_lines(mm: &Mm) -> Vec<String> {
     let maps: Vec<String> = mm.maps().lines().map(normalize).collect();
@@ -94,7 +97,7 @@ fn normalize(line: &str) -> String {
 }
 
 /// The lines that differ: `(kernel, engine)`, `None` on the side that has no such line.
-pub fn compare(kernel: &[String], engine: &[String]) -> Vec<(Option<String>, Option<String>)> {
+pub fn compare(kernel: &[String], engine: &[String]) -> Vec<LineDiff> {
     let mut out = Vec::new();
     for k in kernel {
         if !engine.contains(k) {
@@ -113,7 +116,7 @@ pub fn compare(kernel: &[String], engine: &[String]) -> Vec<(Option<String>, Opt
 /// smaps and `start_brk`: the differing lines (empty when equal). The argument strings' size
 /// comes from the process's `arg_start`, so the stack is compared for its placement rule, not
 /// for the strings' bytes.
-pub fn check_pid(pid: u32, smaps: &str) -> Result<Vec<(Option<String>, Option<String>)>, String> {
+pub fn check_pid(pid: u32, smaps: &str) -> Result<Vec<LineDiff>, String> {
     let (profile, _) = crate::import::process_profile(pid)?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| format!("/proc/{pid}/exe: {e}"))?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
@@ -124,7 +127,10 @@ pub fn check_pid(pid: u32, smaps: &str) -> Result<Vec<(Option<String>, Option<St
     let start_brk = stat_field(&stat, 47)?;
     let engine_brk = mm.bounds().map_or(0, |b| b.start_brk);
     if start_brk != engine_brk {
-        diffs.push((Some(format!("start_brk {start_brk:#x}")), Some(format!("start_brk {engine_brk:#x}"))));
+        diffs.push((
+            Some(format!("start_brk {start_brk:#x}")),
+            Some(format!("start_brk {engine_brk:#x}")),
+        ));
     }
     Ok(diffs)
 }
@@ -140,7 +146,7 @@ fn stat_field(text: &str, n: usize) -> Result<u64, String> {
 /// Starts `cmd` (found on `PATH`) with address randomisation off, stops it at its first
 /// instruction after `execve` (`PTRACE_O_TRACEEXEC`) and returns the engine-vs-kernel
 /// differences of [`check_pid`] and the kernel's smaps. The process is killed afterwards.
-pub fn check_command(cmd: &[&str]) -> Result<(Vec<(Option<String>, Option<String>)>, String), String> {
+pub fn check_command(cmd: &[&str]) -> Result<(Vec<LineDiff>, String), String> {
     use std::ffi::CString;
     let argv: Vec<CString> = cmd
         .iter()

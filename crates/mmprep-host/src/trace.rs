@@ -679,7 +679,8 @@ impl Tracer {
         if diffs.is_empty() {
             self.report.exec_same += 1;
         }
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_or_else(|_| String::new(), |p| p.to_string_lossy().into_owned());
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map_or_else(|_| String::new(), |p| p.to_string_lossy().into_owned());
         for (k, e) in diffs {
             if self.report.exec_differences.len() < 20 {
                 self.report.exec_differences.push((pid, exe.clone(), k, e));
@@ -988,7 +989,11 @@ pub fn render(report: &TraceReport) -> String {
     ));
     for (pid, exe, k, e) in &report.exec_differences {
         let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
-        out.push_str(&format!("  exec of {exe} (pid {pid}): kernel {}, engine {}\n", side(k), side(e)));
+        out.push_str(&format!(
+            "  exec of {exe} (pid {pid}): kernel {}, engine {}\n",
+            side(k),
+            side(e)
+        ));
     }
     out.push_str(&format!("divergences: {}\n", report.divergence_count));
     for (i, d) in report.divergences.iter().enumerate() {

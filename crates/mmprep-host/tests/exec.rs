@@ -14,7 +14,12 @@ fn check(cmd: &[&str]) {
         .iter()
         .map(|(k, e)| format!("kernel {k:?}\nengine {e:?}"))
         .collect();
-    assert!(diffs.is_empty(), "{cmd:?}:\n{}\n{}", text.join("\n"), mmprep_host::import::maps_of(&smaps));
+    assert!(
+        diffs.is_empty(),
+        "{cmd:?}:\n{}\n{}",
+        text.join("\n"),
+        mmprep_host::import::maps_of(&smaps)
+    );
 }
 
 #[test]

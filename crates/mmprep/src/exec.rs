@@ -166,7 +166,10 @@ pub fn parse_elf(bytes: &[u8]) -> Result<ElfImage> {
                 return Err(err(Errno::EINVAL, "a PT_LOAD's p_filesz exceeds its p_memsz"));
             }
             if (ph.p_vaddr ^ ph.p_offset) & !PAGE_MASK != 0 {
-                return Err(err(Errno::EINVAL, "a PT_LOAD's offset and address differ within a page"));
+                return Err(err(
+                    Errno::EINVAL,
+                    "a PT_LOAD's offset and address differ within a page",
+                ));
             }
             if ph.p_vaddr.checked_add(ph.p_memsz).is_none() || ph.p_offset.checked_add(ph.p_filesz).is_none() {
                 return Err(err(Errno::EINVAL, "a PT_LOAD wraps"));
@@ -304,7 +307,10 @@ impl Mm {
         let elf = spec.program.elf;
         let has_interp = elf.interp.is_some();
         if has_interp && spec.interp.is_none() {
-            return Err(err(Errno::ENOEXEC, "the program names an interpreter and none was given"));
+            return Err(err(
+                Errno::ENOEXEC,
+                "the program names an interpreter and none was given",
+            ));
         }
         // load_elf_binary: the load bias.
         let first = elf.loads().next().map_or(0, |p| p.p_vaddr);
