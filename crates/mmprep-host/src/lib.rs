@@ -23,6 +23,7 @@ pub mod bench;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod child;
 pub mod diff;
+pub mod exec;
 pub mod fuzz;
 pub mod import;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

@@ -129,6 +129,14 @@ pub struct TraceReport {
     pub checks: u64,
     /// `mmap` calls that returned an address on both sides, with the same address.
     pub mmaps_same: u64,
+    /// Exec stops where the engine's own exec layout (`crate::exec`) was compared with the
+    /// real one, and how many of them were equal.
+    pub exec_checks: u64,
+    pub exec_same: u64,
+    /// The first few exec layout differences (reported, not divergences): pid, program, the
+    /// kernel's line and the engine's (`None`: no such line on that side; `Some("error: ...")`
+    /// when the engine could not build the layout).
+    pub exec_differences: Vec<(u32, String, Option<String>, Option<String>)>,
     /// Divergences: the first few.
     pub divergences: Vec<Divergence>,
     /// All of them.
@@ -233,6 +241,9 @@ pub fn trace(cmd: &[String], opts: TraceOptions) -> Result<TraceReport, TraceErr
             stack_growths: 0,
             checks: 0,
             mmaps_same: 0,
+            exec_checks: 0,
+            exec_same: 0,
+            exec_differences: Vec::new(),
             divergences: Vec::new(),
             divergence_count: 0,
             elapsed: Duration::ZERO,
@@ -664,6 +675,19 @@ impl Tracer {
         }
         let smaps = read_proc(pid, "smaps")?;
         let stat = parse_stat(&read_proc(pid, "stat")?)?;
+        // The engine's own exec layout against the real one: reported, never fatal.
+        let diffs = crate::exec::check_pid(pid, &smaps).unwrap_or_else(|e| vec![(None, Some(format!("error: {e}")))]);
+        self.report.exec_checks += 1;
+        if diffs.is_empty() {
+            self.report.exec_same += 1;
+        }
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map_or_else(|_| String::new(), |p| p.to_string_lossy().into_owned());
+        for (k, e) in diffs {
+            if self.report.exec_differences.len() < 20 {
+                self.report.exec_differences.push((pid, exe.clone(), k, e));
+            }
+        }
         self.apply(Event::Import {
             mm,
             pid,
@@ -961,6 +985,18 @@ pub fn render(report: &TraceReport) -> String {
         "mmap addresses identical: {}\nfaults reconciled between calls: {} first writes (anon_vma), {} stack growths\nmaps checks: {}\n",
         report.mmaps_same, report.anon_faults, report.stack_growths, report.checks
     ));
+    out.push_str(&format!(
+        "exec layouts identical to the engine's: {} of {}\n",
+        report.exec_same, report.exec_checks
+    ));
+    for (pid, exe, k, e) in &report.exec_differences {
+        let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        out.push_str(&format!(
+            "  exec of {exe} (pid {pid}): kernel {}, engine {}\n",
+            side(k),
+            side(e)
+        ));
+    }
     out.push_str(&format!("divergences: {}\n", report.divergence_count));
     for (i, d) in report.divergences.iter().enumerate() {
         out.push_str(&format!(
@@ -1020,13 +1056,26 @@ pub fn render_json(report: &TraceReport) -> String {
             )
         })
         .collect();
+    let opt = |v: &Option<String>| v.as_deref().map_or("null".into(), s);
+    let execs: Vec<String> = report
+        .exec_differences
+        .iter()
+        .map(|(pid, exe, k, e)| {
+            format!(
+                "{{\"pid\":{pid},\"program\":{},\"kernel\":{},\"engine\":{}}}",
+                s(exe),
+                opt(k),
+                opt(e)
+            )
+        })
+        .collect();
     let end = match report.end {
         Some(ProgramEnd::Exited(c)) => format!("{{\"exited\":{c}}}"),
         Some(ProgramEnd::Signaled(c)) => format!("{{\"signaled\":{c}}}"),
         None => "null".into(),
     };
     format!(
-        "{{\"programs\":[{}],\"processes\":{},\"threads\":{},\"calls\":{},\"total_calls\":{},\"not_modelled\":{},\"mmaps_same\":{},\"anon_faults\":{},\"stack_growths\":{},\"checks\":{},\"divergence_count\":{},\"divergences\":[{}],\"end\":{},\"seconds\":{:.6}}}",
+        "{{\"programs\":[{}],\"processes\":{},\"threads\":{},\"calls\":{},\"total_calls\":{},\"not_modelled\":{},\"mmaps_same\":{},\"anon_faults\":{},\"stack_growths\":{},\"checks\":{},\"exec_checks\":{},\"exec_same\":{},\"exec_differences\":[{}],\"divergence_count\":{},\"divergences\":[{}],\"end\":{},\"seconds\":{:.6}}}",
         programs.join(","),
         report.processes,
         report.threads,
@@ -1037,6 +1086,9 @@ pub fn render_json(report: &TraceReport) -> String {
         report.anon_faults,
         report.stack_growths,
         report.checks,
+        report.exec_checks,
+        report.exec_same,
+        execs.join(","),
         report.divergence_count,
         divs.join(","),
         end,

@@ -66,6 +66,7 @@ pub mod addr;
 pub mod desc;
 pub mod errno;
 pub mod events;
+pub mod exec;
 pub mod file;
 pub mod flags;
 pub mod legacy;

@@ -160,6 +160,17 @@ impl Mm {
         VirtAddr(brk)
     }
 
+    /// `vm_brk_flags(addr, len, flags)`: anonymous heap-like memory at `[addr, addr + len)`
+    /// (the bss `execve` maps), extending the VMA just below when it can.
+    pub(crate) fn vm_brk_flags(&mut self, addr: VirtAddr, len: u64, flags: VmaFlags) -> Result<()> {
+        self.check_brk_limits(addr.0, len)?;
+        if self.tree.find_intersection(addr, VirtAddr(addr.0 + len)).is_some() {
+            return Err(err(Errno::ENOMEM, "the bss range is already mapped"));
+        }
+        let prev = self.tree.prev_before(addr).filter(|v| v.end == addr).map(|v| v.start);
+        self.do_brk_flags(prev, addr, len, flags)
+    }
+
     fn set_brk(&mut self, brk: u64) {
         if let Some(b) = self.bounds.as_mut() {
             b.brk = brk;
