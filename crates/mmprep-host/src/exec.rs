@@ -172,7 +172,7 @@ pub fn check_command(cmd: &[&str]) -> Result<(Vec<LineDiff>, String), String> {
             }
             crate::sys::exit_now(127);
         }
-        Ok(crate::sys::Forked::Parent(pid)) => pid,
+        Ok(crate::sys::Forked::Parent(pid)) => pid.as_raw_nonzero().get(),
         Err(e) => return Err(format!("fork: {}", crate::sys::errno_text(e))),
     };
     let mut status = 0;
