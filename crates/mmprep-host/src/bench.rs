@@ -111,16 +111,9 @@ fn kernel_child(w: &Workload) -> Result<u64, String> {
     let flags = FIXED_ANON.bits();
     let end = vma_addr(w.vmas) + 2 * PAGE;
     // The window must be free (like `mmprep kernel`'s check).
-    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| e.to_string())?;
-    for line in maps.lines() {
-        let range = line.split_whitespace().next().unwrap_or("");
-        let (s, e) = range.split_once('-').unwrap_or(("0", "0"));
-        let (s, e) = (
-            u64::from_str_radix(s, 16).unwrap_or(0),
-            u64::from_str_radix(e, 16).unwrap_or(0),
-        );
-        if s < end && e > WINDOW_BASE {
-            return Err(format!("the window is not free: {line}"));
+    for v in crate::procfs::read_self(false)? {
+        if v.start < end && v.end > WINDOW_BASE {
+            return Err(format!("the window is not free: {:x}-{:x} {}", v.start, v.end, v.name));
         }
     }
     for k in 0..w.vmas {

@@ -105,9 +105,9 @@ impl MapsRoom {
     const HEAP: usize = 96 << 20;
 
     fn reserve() -> MapsRoom {
-        let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        let max = ::procfs::sys::vm::max_map_count()
             .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
+            .and_then(|m| usize::try_from(m).ok())
             .unwrap_or(65530);
         let mut vmas = Vec::new();
         if unlimited(rustix::process::Resource::As) && unlimited(rustix::process::Resource::Data) {

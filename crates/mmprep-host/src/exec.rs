@@ -116,15 +116,16 @@ pub fn compare(kernel: &[String], engine: &[String]) -> Vec<LineDiff> {
 /// smaps and `start_brk`: the differing lines (empty when equal). The argument strings' size
 /// comes from the process's `arg_start`, so the stack is compared for its placement rule, not
 /// for the strings' bytes.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub fn check_pid(pid: u32, smaps: &str) -> Result<Vec<LineDiff>, String> {
     let (profile, _) = crate::import::process_profile(pid)?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| format!("/proc/{pid}/exe: {e}"))?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    let arg_start = stat_field(&stat, 48)?;
+    let stat = crate::import::read_stat(pid)?;
+    let arg_start = stat.arg_start.ok_or("stat has no arg_start")?;
     let len = strings_len_of(profile.task_size, arg_start);
     let mm = exec_layout(&exe.to_string_lossy(), len, profile)?;
     let mut diffs = compare(&kernel_lines(smaps), &engine_lines(&mm));
-    let start_brk = stat_field(&stat, 47)?;
+    let start_brk = stat.start_brk.ok_or("stat has no start_brk")?;
     let engine_brk = mm.bounds().map_or(0, |b| b.start_brk);
     if start_brk != engine_brk {
         diffs.push((
@@ -135,17 +136,10 @@ pub fn check_pid(pid: u32, smaps: &str) -> Result<Vec<LineDiff>, String> {
     Ok(diffs)
 }
 
-fn stat_field(text: &str, n: usize) -> Result<u64, String> {
-    let rest = text.rfind(')').map(|i| &text[i + 1..]).ok_or("stat has no ')'")?;
-    rest.split_whitespace()
-        .nth(n - 3)
-        .and_then(|v| v.parse().ok())
-        .ok_or(format!("stat has no field {n}"))
-}
-
 /// Starts `cmd` (found on `PATH`) with address randomisation off, stops it at its first
 /// instruction after `execve` (`PTRACE_O_TRACEEXEC`) and returns the engine-vs-kernel
 /// differences of [`check_pid`] and the kernel's smaps. The process is killed afterwards.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub fn check_command(cmd: &[&str]) -> Result<(Vec<LineDiff>, String), String> {
     use std::ffi::CString;
     let argv: Vec<CString> = cmd
@@ -166,7 +160,7 @@ pub fn check_command(cmd: &[&str]) -> Result<(Vec<LineDiff>, String), String> {
                     crate::sys::exit_now(125);
                 }
                 let current = libc::personality(0xffff_ffff);
-                libc::personality(current as libc::c_ulong | 0x0040000);
+                libc::personality(current as libc::c_ulong | libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
                 libc::raise(libc::SIGSTOP);
                 libc::execvp(ptrs[0], ptrs.as_ptr());
             }

@@ -6,9 +6,9 @@
 //! | each VMA's range, file offset, device, inode, name | the smaps header line |
 //! | its flags | `VmFlags:` |
 //! | an anon_vma | `Anonymous:`, `AnonHugePages:` or `Swap:` above 0 (see below) |
-//! | `start_data`, `end_data`, `start_brk`, `start_stack` | `/proc/PID/stat` fields 45, 46, 47, 28 |
+//! | `start_data`, `end_data`, `start_brk`, `start_stack` | `/proc/PID/stat` fields 45, 46, 47, 28 (through `procfs`) |
 //! | `brk` | not shown by the kernel: the caller's value, else the end of the last `[heap]` VMA, else `start_brk` |
-//! | `rlimit_stack`, `rlimit_data`, `rlimit_as`, `rlimit_memlock` | `/proc/PID/limits` (soft) |
+//! | `rlimit_stack`, `rlimit_data`, `rlimit_as`, `rlimit_memlock` | `/proc/PID/limits` (soft; through `procfs`) |
 //! | `mmap_base`, the layout | [`Profile::pick_mmap_layout`] from the stack limit; legacy if the personality has `ADDR_COMPAT_LAYOUT` or `vm.legacy_va_layout` is set |
 //!
 //! Files: one engine [`File`] per (device, inode), shared by every VMA of it, so that adjacent
@@ -25,6 +25,11 @@
 //! - anonymous memory's page offset is `start >> PAGE_SHIFT` (mremap moves keep the old one);
 //! - `[anon:NAME]` names are not modelled (the VMA is imported as plain anonymous memory);
 //! - with address randomisation on, `mmap_base` is unknown: [`Imported::randomized`] says so.
+//!
+//! `stat` and `limits` are read by the `procfs` crate; smaps by the runner's reader
+//! ([`crate::procfs`], proven against `procfs`), which keeps every `VmFlags` code. Two small
+//! files `procfs` has no reader for are one hex or decimal number each: `/proc/PID/personality`
+//! and the `legacy_va_layout` and `randomize_va_space` sysctls.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,11 +57,10 @@ pub struct Imported {
     pub randomized: bool,
 }
 
-/// One smaps block: the header, the flags, whether it holds anonymous pages.
+/// One smaps block: the header (with whether it holds anonymous pages) and the engine's flags.
 struct Block {
     vma: ProcVma,
     flags: mmprep::flags::VmaFlags,
-    anon_pages: bool,
 }
 
 /// The addresses `/proc/PID/stat` shows (fields 28, 45, 46, 47).
@@ -68,60 +72,42 @@ pub struct StatAddrs {
     pub start_brk: u64,
 }
 
-/// Parses the fields of `/proc/PID/stat` that say where the data, heap and stack are.
-pub fn parse_stat(text: &str) -> Result<StatAddrs, String> {
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    let rest = text.rfind(')').map(|i| &text[i + 1..]).ok_or("stat has no ')'")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3.
-    let field = |n: usize| -> Result<u64, String> {
-        fields
-            .get(n - 3)
-            .ok_or(format!("stat has no field {n}"))?
-            .parse()
-            .map_err(|e| format!("stat field {n}: {e}"))
-    };
+/// The stat fields of a process (`procfs`'s reading of `/proc/PID/stat`) that say where the
+/// data, heap and stack are.
+#[cfg(target_os = "linux")]
+pub fn stat_addrs(stat: &::procfs::process::Stat) -> Result<StatAddrs, String> {
+    // Fields 45 to 47 are printed since Linux 3.5; procfs leaves them out before.
+    let need = |v: Option<u64>, what: &str| v.ok_or_else(|| format!("stat has no {what}"));
     Ok(StatAddrs {
-        start_stack: field(28)?,
-        start_data: field(45)?,
-        end_data: field(46)?,
-        start_brk: field(47)?,
+        start_stack: stat.startstack,
+        start_data: need(stat.start_data, "start_data")?,
+        end_data: need(stat.end_data, "end_data")?,
+        start_brk: need(stat.start_brk, "start_brk")?,
     })
+}
+
+/// Process `pid`, opened by `procfs`.
+#[cfg(target_os = "linux")]
+pub(crate) fn proc_of(pid: u32) -> Result<::procfs::process::Process, String> {
+    let raw = i32::try_from(pid).map_err(|_| format!("no process {pid}"))?;
+    ::procfs::process::Process::new(raw).map_err(|e| format!("/proc/{pid}: {e}"))
+}
+
+/// `/proc/PID/stat` of process `pid`, read by `procfs`.
+#[cfg(target_os = "linux")]
+pub(crate) fn read_stat(pid: u32) -> Result<::procfs::process::Stat, String> {
+    proc_of(pid)?.stat().map_err(|e| format!("/proc/{pid}/stat: {e}"))
 }
 
 /// Parses smaps text into blocks.
 fn parse_smaps(text: &str) -> Result<Vec<Block>, String> {
-    let mut blocks: Vec<Block> = Vec::new();
-    for line in text.lines() {
-        if let Some(codes) = line.strip_prefix("VmFlags:") {
-            let b = blocks.last_mut().ok_or("VmFlags before any VMA")?;
-            b.flags = flags_from_smaps_codes(codes.split_whitespace());
-            continue;
-        }
-        if let Some((key, value)) = line.split_once(':')
-            && matches!(key, "Anonymous" | "AnonHugePages" | "Swap")
-        {
-            let kb: u64 = value
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .ok_or(format!("bad line {line:?}"))?;
-            let b = blocks.last_mut().ok_or("a field before any VMA")?;
-            b.anon_pages |= kb > 0;
-            continue;
-        }
-        if line.contains('-')
-            && let Ok(mut v) = procfs::parse(line)
-            && v.len() == 1
-        {
-            blocks.push(Block {
-                vma: v.remove(0),
-                flags: mmprep::flags::VmaFlags::EMPTY,
-                anon_pages: false,
-            });
-        }
-    }
-    Ok(blocks)
+    Ok(procfs::parse(text)?
+        .into_iter()
+        .map(|vma| Block {
+            flags: flags_from_smaps_codes(vma.flags.iter().copied()),
+            vma,
+        })
+        .collect())
 }
 
 /// A special mapping's name, if `name` is one the kernel gives (`[vsyscall]` is no VMA).
@@ -184,8 +170,8 @@ pub fn import_text(smaps: &str, stat: StatAddrs, brk: Option<u64>, profile: Prof
             (None, ImportOps::Anonymous, v.start >> 12)
         };
         let anon = match prev {
-            _ if !b.anon_pages => ImportAnon::None,
-            Some(p) if p.anon_pages && same_mapping(p, b) => ImportAnon::SameAs(VirtAddr(p.vma.start)),
+            _ if !b.vma.anon_pages => ImportAnon::None,
+            Some(p) if p.vma.anon_pages && same_mapping(p, b) => ImportAnon::SameAs(VirtAddr(p.vma.start)),
             _ => ImportAnon::New,
         };
         mm.import_vma(ImportVma {
@@ -231,14 +217,12 @@ fn same_mapping(p: &Block, b: &Block) -> bool {
     p.offset + (p.end - p.start) == v.offset
 }
 
-/// The soft limit called `name` in `/proc/PID/limits`, in bytes (`u64::MAX` for unlimited).
-fn limit(limits: &str, name: &str) -> Option<u64> {
-    let rest = limits.lines().find_map(|l| l.strip_prefix(name))?;
-    let soft = rest.split_whitespace().next()?;
-    if soft == "unlimited" {
-        Some(u64::MAX)
-    } else {
-        soft.parse().ok()
+/// A soft limit of `/proc/PID/limits` in bytes (`u64::MAX` for unlimited).
+#[cfg(target_os = "linux")]
+fn soft_limit(limit: &::procfs::process::Limit) -> u64 {
+    match limit.soft_limit {
+        ::procfs::process::LimitValue::Unlimited => u64::MAX,
+        ::procfs::process::LimitValue::Value(v) => v,
     }
 }
 
@@ -257,14 +241,17 @@ pub struct ProcLimits {
 }
 
 /// Reads process `pid`'s [`ProcLimits`].
+#[cfg(not(target_os = "linux"))]
+pub fn read_limits(_pid: u32) -> Result<ProcLimits, String> {
+    Err("importing a process needs Linux".into())
+}
+
+/// Reads process `pid`'s [`ProcLimits`].
+#[cfg(target_os = "linux")]
 pub fn read_limits(pid: u32) -> Result<ProcLimits, String> {
-    let read =
-        |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).map_err(|e| format!("/proc/{pid}/{f}: {e}"));
-    let base = crate::host_profile();
-    let limits = read("limits")?;
-    let get = |name: &str, default: u64| limit(&limits, name).unwrap_or(default);
+    let limits = proc_of(pid)?.limits().map_err(|e| format!("/proc/{pid}/limits: {e}"))?;
     // /proc/PID/personality needs ptrace access; without it, assume the default personality.
-    let personality = read("personality")
+    let personality = std::fs::read_to_string(format!("/proc/{pid}/personality"))
         .ok()
         .and_then(|p| u64::from_str_radix(p.trim(), 16).ok())
         .unwrap_or(0);
@@ -277,10 +264,10 @@ pub fn read_limits(pid: u32) -> Result<ProcLimits, String> {
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(2);
     Ok(ProcLimits {
-        stack: get("Max stack size", base.rlimit_stack),
-        data: get("Max data size", base.rlimit_data),
-        address_space: get("Max address space", base.rlimit_as),
-        memlock: get("Max locked memory", base.rlimit_memlock),
+        stack: soft_limit(&limits.max_stack_size),
+        data: soft_limit(&limits.max_data_size),
+        address_space: soft_limit(&limits.max_address_space),
+        memlock: soft_limit(&limits.max_locked_memory),
         legacy: personality & ADDR_COMPAT_LAYOUT != 0 || sysctl_legacy != 0,
         randomized: personality & ADDR_NO_RANDOMIZE == 0 && randomize != 0,
     })
@@ -327,19 +314,26 @@ pub fn smaps_vmas(text: &str) -> Result<Vec<SmapsVma>, String> {
             end: b.vma.end,
             name: b.vma.name,
             flags: b.flags,
-            anon_pages: b.anon_pages,
+            anon_pages: b.vma.anon_pages,
         })
         .collect())
 }
 
 /// Imports process `pid` as it is now. `brk` is its current break if the caller knows it.
 /// The process should be stopped (or waiting) while this reads its files.
+#[cfg(target_os = "linux")]
 pub fn import_pid(pid: u32, brk: Option<u64>) -> Result<Imported, String> {
     let (profile, randomized) = process_profile(pid)?;
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).map_err(|e| format!("/proc/{pid}/smaps: {e}"))?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    let mm = import_text(&smaps, parse_stat(&stat)?, brk, profile)?;
+    let stat = stat_addrs(&read_stat(pid)?)?;
+    let mm = import_text(&smaps, stat, brk, profile)?;
     Ok(Imported { mm, smaps, randomized })
+}
+
+/// Imports process `pid`: off Linux there is no `/proc`.
+#[cfg(not(target_os = "linux"))]
+pub fn import_pid(_pid: u32, _brk: Option<u64>) -> Result<Imported, String> {
+    Err("importing a process needs Linux".into())
 }
 
 /// The maps text of smaps or maps text as the engine prints it: VMA lines only, without the
@@ -379,25 +373,27 @@ pub fn engine_maps_with_flags(mm: &Mm) -> String {
         .collect()
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
+    /// `stat` and `limits` of this process, through `procfs`: the limits are `getrlimit`'s, the
+    /// stat addresses lie in the VMAs the kernel names for them.
     #[test]
-    fn stat_and_limits() {
-        let stat = "1234 (a) b) S 1 1 1 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 100 1000 10 \
-                    18446744073709551615 1 1 140737488347296 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 \
-                    93824992247248 93824992247920 93824992251904 1 2 3 4 0\n";
-        let s = parse_stat(stat).expect("stat");
-        assert_eq!(s.start_stack, 140737488347296);
-        assert_eq!(s.start_data, 93824992247248);
-        assert_eq!(s.end_data, 93824992247920);
-        assert_eq!(s.start_brk, 93824992251904);
-        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
-                      Max stack size            8388608              unlimited            bytes     \n\
-                      Max data size             unlimited            unlimited            bytes     \n";
-        assert_eq!(limit(limits, "Max stack size"), Some(8 << 20));
-        assert_eq!(limit(limits, "Max data size"), Some(u64::MAX));
+    fn stat_and_limits_of_this_process() {
+        use rustix::process::{Resource, getrlimit};
+        let pid = std::process::id();
+        let l = read_limits(pid).expect("limits");
+        let soft = |r| getrlimit(r).current.unwrap_or(u64::MAX);
+        assert_eq!(l.stack, soft(Resource::Stack));
+        assert_eq!(l.data, soft(Resource::Data));
+        assert_eq!(l.address_space, soft(Resource::As));
+        assert_eq!(l.memlock, soft(Resource::Memlock));
+        let s = stat_addrs(&read_stat(pid).expect("stat")).expect("stat addresses");
+        let vmas = procfs::read_self(false).expect("maps");
+        let named = |name: &str, addr: u64| vmas.iter().any(|v| v.name == name && v.start <= addr && addr <= v.end);
+        assert!(named("[stack]", s.start_stack), "{s:?}");
+        assert!(s.start_data <= s.end_data && s.end_data <= s.start_brk, "{s:?}");
     }
 
     /// This test process, imported: the engine prints the same maps.

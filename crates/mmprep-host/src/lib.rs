@@ -18,6 +18,34 @@
 //! The kernel side needs Linux on x86_64 (the probes are x86_64 instructions, the rest is
 //! Linux's API). Elsewhere the crate still builds, so that the engine-only commands do: [`run`]
 //! then ends [`RunEnd::RunnerFailed`] saying it needs Linux, and [`trace`] is absent.
+//!
+//! # System calls and `/proc`: which crate, and why
+//!
+//! The field's crates do the work wherever they can express the call unchanged:
+//!
+//! - **rustix** for every memory call of a scenario (`mmap`, `munmap`, `mprotect`, `madvise`,
+//!   `mlock*`, `mremap`...), pipes, rlimits, `statfs`/`fstatvfs`, `pidfd_getfd` and `fcntl`
+//!   (the tracer's view of a traced program's descriptor). `sys.rs` lists the four calls that
+//!   take a raw path instead (`libc::syscall` with libc's *named* numbers, never a literal):
+//!   an `mmap` of descriptor `-1` without `MAP_ANONYMOUS`, an advice rustix has no variant
+//!   for, `mremap` with `MREMAP_DONTUNMAP` alone, and `mseal`, which rustix 1.1 lacks.
+//! - **procfs** for `/proc/PID/stat`, `limits`, `status`, `/proc/meminfo`, `/proc/cpuinfo` and
+//!   `vm.max_map_count`. Our own reader ([`procfs`]) stays for maps and smaps, for two reasons
+//!   given in its module doc (no allocation at the map limit; `VmFlags` codes `procfs` drops),
+//!   and `tests/procfs_crate.rs` proves it field by field against the crate. One-number files
+//!   `procfs` has no reader for (`overcommit_memory`, `mmap_min_addr`, `personality`...) are
+//!   read with `str::parse`.
+//!
+//! What stays on libc, each call with a `// SAFETY:` line where it is made:
+//!
+//! | call | where | why not rustix |
+//! | --- | --- | --- |
+//! | `ptrace`, `waitpid` with `__WALL` and the ptrace event bits | `trace.rs`, `exec.rs` | rustix has no ptrace API |
+//! | `fork`, `_exit` | `sys.rs` | rustix has them only in its unstable runtime module, and its fork skips glibc's fork handlers |
+//! | `execvp`, `personality`, `raise` | `trace.rs`, `exec.rs` (the traced child before `execve`) | no `PATH` search or `personality` in rustix |
+//! | `sigaction`, `pthread_sigmask`, `signal`, `raise` | `probe.rs` | signal handlers are in rustix's runtime module only |
+//! | `close_range` | `sys.rs` | not in rustix 1.1 |
+//! | `mallopt` | `child.rs` | a glibc tunable, not a system call |
 
 pub mod bench;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

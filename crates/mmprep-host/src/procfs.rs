@@ -10,15 +10,20 @@
 //!
 //! `smaps` prints the same line, then `Key: value` lines ending with `VmFlags:` and the VMA's
 //! two-letter flag codes. [`parse`] reads either form into [`ProcVma`] values; the runner then
-//! keeps the VMAs in its window and swaps a scenario file's NAME in for the kernel's.
+//! keeps the VMAs in its window and swaps a scenario file's NAME in for the kernel's, and the
+//! importer (`import.rs`) builds an engine VMA from each. Of the `Key: value` lines only
+//! `Anonymous`, `AnonHugePages` and `Swap` are read ([`ProcVma::anon_pages`]).
 //!
 //! A small parser of our own rather than the `procfs` crate, on purpose: the runner must read
 //! maps when the scenario has taken the process to `vm.max_map_count`, where no new mapping can
 //! be made. [`read_self_in`] reads into a buffer set aside beforehand and parses as it reads;
-//! `procfs` builds a `String` per line and a `HashMap` per VMA, which at the limit fails. The
+//! `procfs` builds a `String` per line and a `HashMap` per VMA, which at the limit fails. And
+//! `procfs` 0.18 knows 32 `VmFlags` codes: the ones it has no name for (`sl` for a sealed VMA,
+//! `gu` for guard regions, `ss`, `bt`, `lf`...) it drops, and the importer needs every one. The
 //! parser is kept honest by `tests/procfs_crate.rs`, which parses this process's
 //! `/proc/self/smaps` with both and compares every VMA and field (range, perms, offset, device,
-//! inode, name, `VmFlags`).
+//! inode, name, `VmFlags`, anonymous pages). Every other `/proc` file the crate reads goes
+//! through `procfs`.
 
 /// One VMA as `/proc/self/maps` (or `smaps`) shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +42,9 @@ pub struct ProcVma {
     pub name: String,
     /// The `VmFlags` codes, in the kernel's order (`smaps` only; empty for `maps`).
     pub flags: Vec<&'static str>,
+    /// `Anonymous:`, `AnonHugePages:` or `Swap:` above 0 kB: the VMA holds anonymous pages, so
+    /// it has an anon_vma (`smaps` only; `false` for `maps`).
+    pub anon_pages: bool,
 }
 
 /// Reads and parses `/proc/self/maps` (`smaps == false`) or `/proc/self/smaps`.
@@ -86,6 +94,8 @@ pub fn read_self_in(smaps: bool, low: u64, high: u64, buf: &mut [u8], out: &mut 
                 }
             } else if !is_smaps_field(line) {
                 return Err(format!("{path}: unexpected line {line:?}"));
+            } else if let Some(vma) = out.last_mut().filter(|_| keeping) {
+                vma.anon_pages |= holds_anon_pages(line).map_err(|e| format!("{path}: {e}"))?;
             }
         }
         buf.copy_within(complete..filled, 0);
@@ -109,9 +119,27 @@ pub fn parse(text: &str) -> Result<Vec<ProcVma>, String> {
             vma.flags = codes.split_whitespace().map(vm_flag_code).collect();
         } else if !is_smaps_field(line) {
             return Err(format!("unexpected line {line:?}"));
+        } else if let Some(vma) = vmas.last_mut() {
+            vma.anon_pages |= holds_anon_pages(line)?;
+        } else {
+            return Err(format!("a field before any VMA: {line:?}"));
         }
     }
     Ok(vmas)
+}
+
+/// For an `Anonymous:`, `AnonHugePages:` or `Swap:` line (`N kB`), whether N is above 0;
+/// `false` for every other field line.
+fn holds_anon_pages(line: &str) -> Result<bool, String> {
+    match line.split_once(':') {
+        Some(("Anonymous" | "AnonHugePages" | "Swap", value)) => value
+            .split_whitespace()
+            .next()
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb > 0)
+            .ok_or_else(|| format!("bad line {line:?}")),
+        _ => Ok(false),
+    }
 }
 
 /// `Rss:   4 kB`, `THPeligible:  0`: a field line of an `smaps` block.
@@ -147,6 +175,7 @@ fn parse_header(line: &str) -> Option<ProcVma> {
         inode: inode.parse().ok()?,
         name: rest.trim_start_matches(' ').to_string(),
         flags: Vec::new(),
+        anon_pages: false,
     };
     Some(vma)
 }
@@ -180,6 +209,8 @@ mod tests {
         "200000000000-200000001000 rw-p 00000000 00:00 0 \n",
         "Size:                  4 kB\n",
         "KernelPageSize:        4 kB\n",
+        "Anonymous:             4 kB\n",
+        "Swap:                  0 kB\n",
         "Private_Hugetlb:       0 kB\n",
         "THPeligible:           0\n",
         "VmFlags: rd wr mr mw me ac \n",
@@ -206,8 +237,10 @@ mod tests {
                 inode: 0,
                 name: String::new(),
                 flags: vec!["rd", "wr", "mr", "mw", "me", "ac"],
+                anon_pages: true,
             }
         );
+        assert!(!vmas[1].anon_pages);
         assert_eq!(vmas[1].name, "/memfd:data (deleted)");
         assert_eq!((vmas[1].dev, vmas[1].inode, vmas[1].offset), ((0, 1), 2054, 0x1000));
         assert_eq!(vmas[1].flags, ["rd", "sh", "mr", "mw", "me", "ms"]);
@@ -223,6 +256,8 @@ mod tests {
         assert!(parse("VmFlags: rd\n").is_err());
         assert!(parse("hello world\n").is_err());
         assert!(parse("1000-zz rw-p 0 00:00 0\n").is_err());
+        assert!(parse("Rss: 4 kB\n").is_err(), "a field before any VMA");
+        assert!(parse("1000-2000 rw-p 0 00:00 0\nAnonymous: many kB\n").is_err());
     }
 
     #[test]

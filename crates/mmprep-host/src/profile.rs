@@ -7,17 +7,25 @@
 //!
 //! | field | read from |
 //! | --- | --- |
-//! | `cap_sys_rawio`, `cap_ipc_lock` | `CapEff` of `/proc/self/status` (bits 17 and 14) |
+//! | `cap_sys_rawio`, `cap_ipc_lock` | `CapEff` of `/proc/self/status` (bits 17 and 14), through `procfs` |
 //! | `rlimit_*` | `getrlimit` (soft limit; infinity → `u64::MAX`) |
-//! | `overcommit`, `overcommit_ratio`, `max_map_count` | `/proc/sys/vm/*` |
+//! | `max_map_count` | `/proc/sys/vm/max_map_count`, through `procfs` |
+//! | `overcommit`, `overcommit_ratio` | `/proc/sys/vm/overcommit_memory`, `overcommit_ratio` |
 //! | `dac_mmap_min_addr`, `mmap_min_addr` | `/proc/sys/vm/mmap_min_addr`; the internal one is at least 65536 (`CONFIG_LSM_MMAP_MIN_ADDR`) |
-//! | `total_ram_pages`, `total_swap_pages` | `MemTotal`, `SwapTotal` of `/proc/meminfo` |
+//! | `total_ram_pages`, `total_swap_pages` | `MemTotal`, `SwapTotal` of `/proc/meminfo`, through `procfs` |
+//! | `pkeys` | the `ospke` CPU flag of `/proc/cpuinfo`, through `procfs` |
 //! | `thp` | the `[bracketed]` word of `/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled`, or of `enabled` when that says `inherit` (or is missing) |
 //! | `thp_defrag`, `thp_shmem` | the `[bracketed]` word of `transparent_hugepage/defrag`, `shmem_enabled` |
 //! | `thp_use_zero_page` | `transparent_hugepage/use_zero_page` (`0` or `1`) |
 //! | `tmpfile_fs` | `statfs` of the temporary directory |
 //! | `soft_dirty` | whether any VMA of this process shows `sd` in `/proc/self/smaps` |
-//! | `unmodelled_map_count` | the lines of `/proc/self/maps`, less the `[vsyscall]` gate |
+//! | `unmodelled_map_count` | the VMAs of `/proc/self/smaps`, less the `[vsyscall]` gate |
+//!
+//! Structured `/proc` files are read by the `procfs` crate; smaps by [`crate::procfs`] (the
+//! runner's own reader, proven against `procfs` in `tests/procfs_crate.rs`, which keeps the
+//! `VmFlags` codes that `procfs` 0.18 has no names for, `sl` and `gu` among them). The
+//! `overcommit_*` and `mmap_min_addr` sysctls, which `procfs` has no reader for, are one decimal
+//! number each, read with `str::parse`; so are the THP files below `/sys`, which are not `/proc`.
 //!
 //! Kept from the reference host: `pt_reclaim` (`CONFIG_PT_RECLAIM`, only in the compressed
 //! `/proc/config.gz`), `anon_vma_name` (detecting it would need a scratch mapping to
@@ -35,6 +43,8 @@
 use mmprep::Profile;
 use mmprep::profile::{Overcommit, ShmemThp, ThpDefrag, ThpMode, TmpfileFs};
 
+use crate::procfs::ProcVma;
+
 /// `CAP_IPC_LOCK` (`include/uapi/linux/capability.h`).
 const CAP_IPC_LOCK: u32 = 14;
 /// `CAP_SYS_RAWIO`.
@@ -46,7 +56,7 @@ const LSM_MMAP_MIN_ADDR: u64 = 65536;
 /// The profile of the machine this runs on (see the module doc for where each field comes from).
 pub fn host_profile() -> Profile {
     let mut p = Profile::reference_host();
-    if let Some(caps) = status_field("CapEff").and_then(|v| u64::from_str_radix(&v, 16).ok()) {
+    if let Some(caps) = cap_effective() {
         p.cap_sys_rawio = caps & (1 << CAP_SYS_RAWIO) != 0;
         p.cap_ipc_lock = caps & (1 << CAP_IPC_LOCK) != 0;
     }
@@ -71,23 +81,17 @@ pub fn host_profile() -> Profile {
     if let Some(ratio) = sysctl("overcommit_ratio") {
         p.overcommit_ratio = ratio;
     }
-    p.pkeys = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
-        c.lines()
-            .find(|l| l.starts_with("flags"))
-            .is_some_and(|l| l.split_whitespace().any(|f| f == "ospke"))
-    });
-    if let Some(count) = sysctl("max_map_count") {
+    p.pkeys = cpu_has_ospke();
+    if let Some(count) = max_map_count() {
         p.max_map_count = count;
     }
     if let Some(min) = sysctl("mmap_min_addr") {
         p.dac_mmap_min_addr = min;
         p.mmap_min_addr = min.max(LSM_MMAP_MIN_ADDR);
     }
-    if let Some(kb) = meminfo_kb("MemTotal") {
-        p.total_ram_pages = kb / 4;
-    }
-    if let Some(kb) = meminfo_kb("SwapTotal") {
-        p.total_swap_pages = kb / 4;
+    if let Some((ram, swap)) = memory_bytes() {
+        p.total_ram_pages = ram / 4096;
+        p.total_swap_pages = swap / 4096;
     }
     if let Some(thp) = thp_mode() {
         p.thp = thp;
@@ -106,33 +110,62 @@ pub fn host_profile() -> Profile {
     if let Some(fs) = tmpfile_fs() {
         p.tmpfile_fs = fs;
     }
-    if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
-        p.soft_dirty = smaps_shows_soft_dirty(&smaps);
-    }
-    if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
-        p.unmodelled_map_count = counted_vmas(&maps);
+    if let Ok(vmas) = crate::procfs::read_self(true) {
+        p.soft_dirty = shows_soft_dirty(&vmas);
+        p.unmodelled_map_count = counted_vmas(&vmas);
     }
     p
 }
 
-/// A `Key:\tvalue` field of `/proc/self/status`.
-fn status_field(key: &str) -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    field(&status, key).map(|v| v.trim().to_string())
+/// `CapEff` of `/proc/self/status`.
+#[cfg(target_os = "linux")]
+fn cap_effective() -> Option<u64> {
+    Some(procfs::process::Process::myself().ok()?.status().ok()?.capeff)
 }
 
-/// The text after `key:` on the line that starts with it.
-fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+/// `MemTotal` and `SwapTotal` of `/proc/meminfo`, in bytes.
+#[cfg(target_os = "linux")]
+fn memory_bytes() -> Option<(u64, u64)> {
+    use procfs::Current;
+    let m = procfs::Meminfo::current().ok()?;
+    Some((m.mem_total, m.swap_total))
 }
 
-/// `/proc/meminfo`'s `key:   N kB`, in kB.
-fn meminfo_kb(key: &str) -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    field(&meminfo, key)?.split_whitespace().next()?.parse().ok()
+/// Whether the first CPU of `/proc/cpuinfo` lists `ospke` (protection keys enabled by the OS).
+#[cfg(target_os = "linux")]
+fn cpu_has_ospke() -> bool {
+    use procfs::Current;
+    procfs::CpuInfo::current()
+        .ok()
+        .and_then(|c| Some(c.flags(0)?.contains(&"ospke")))
+        .unwrap_or(false)
 }
 
-/// A number from `/proc/sys/vm/`.
+/// `vm.max_map_count`.
+#[cfg(target_os = "linux")]
+fn max_map_count() -> Option<u64> {
+    procfs::sys::vm::max_map_count().ok()
+}
+
+// Off Linux there is no /proc: every value keeps the reference host's.
+#[cfg(not(target_os = "linux"))]
+fn cap_effective() -> Option<u64> {
+    None
+}
+#[cfg(not(target_os = "linux"))]
+fn memory_bytes() -> Option<(u64, u64)> {
+    None
+}
+#[cfg(not(target_os = "linux"))]
+fn cpu_has_ospke() -> bool {
+    false
+}
+#[cfg(not(target_os = "linux"))]
+fn max_map_count() -> Option<u64> {
+    None
+}
+
+/// A one-number sysctl of `/proc/sys/vm/` that `procfs` has no reader for.
 fn sysctl(name: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/sys/vm/{name}"))
         .ok()?
@@ -215,20 +248,15 @@ fn tmpfile_fs() -> Option<TmpfileFs> {
     })
 }
 
-/// Does any `VmFlags` line carry `sd`?
-fn smaps_shows_soft_dirty(smaps: &str) -> bool {
-    smaps
-        .lines()
-        .filter_map(|line| line.strip_prefix("VmFlags:"))
-        .any(|codes| codes.split_whitespace().any(|c| c == "sd"))
+/// Does any VMA's `VmFlags` carry `sd`?
+fn shows_soft_dirty(vmas: &[ProcVma]) -> bool {
+    vmas.iter().any(|v| v.flags.contains(&"sd"))
 }
 
-/// The VMAs `max_map_count` counts: every maps line but the `[vsyscall]` gate area, which is
-/// not a VMA of the process.
-fn counted_vmas(maps: &str) -> u64 {
-    maps.lines()
-        .filter(|l| !l.is_empty() && !l.ends_with(" [vsyscall]"))
-        .count() as u64
+/// The VMAs `max_map_count` counts: every one but the `[vsyscall]` gate area, which is not a
+/// VMA of the process.
+fn counted_vmas(vmas: &[ProcVma]) -> u64 {
+    vmas.iter().filter(|v| v.name != "[vsyscall]").count() as u64
 }
 
 #[cfg(test)]
@@ -253,15 +281,17 @@ mod tests {
             Some(ShmemThp::Never)
         );
         assert_eq!(selected("always [inherit] madvise never\n"), Some("inherit"));
-        assert_eq!(
-            field("Name:\tx\nCapEff:\t000001fffeffffff\n", "CapEff"),
-            Some("\t000001fffeffffff")
-        );
-        assert!(!smaps_shows_soft_dirty("VmFlags: rd wr mr mw me ac \n"));
-        assert!(smaps_shows_soft_dirty("VmFlags: rd wr mr mw me ac sd \n"));
-        let maps = "55-56 r--p 00000000 fe:00 1   /bin/x\n\
-                    ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0     [vsyscall]\n";
-        assert_eq!(counted_vmas(maps), 1);
+        let vmas = crate::procfs::parse(
+            "55-56 r--p 00000000 fe:00 1   /bin/x\n\
+             VmFlags: rd mr mw me \n\
+             ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0     [vsyscall]\n\
+             VmFlags: ex \n",
+        )
+        .expect("valid smaps");
+        assert_eq!(counted_vmas(&vmas), 1);
+        assert!(!shows_soft_dirty(&vmas));
+        let dirty = crate::procfs::parse("55-56 r--p 00000000 fe:00 1   /bin/x\nVmFlags: rd sd \n").unwrap();
+        assert!(shows_soft_dirty(&dirty));
     }
 
     /// The profile of the machine running the tests (root on the reference host).
@@ -272,12 +302,9 @@ mod tests {
         assert!(p.max_map_count > 0);
         assert!(p.unmodelled_map_count > 5, "{}", p.unmodelled_map_count);
         assert!(p.mmap_min_addr >= LSM_MMAP_MIN_ADDR && p.mmap_min_addr >= p.dac_mmap_min_addr);
-        if effective_uid_is_root() {
+        #[cfg(target_os = "linux")]
+        if rustix::process::geteuid().is_root() {
             assert!(p.cap_sys_rawio && p.cap_ipc_lock);
         }
-    }
-
-    fn effective_uid_is_root() -> bool {
-        status_field("Uid").is_some_and(|uids| uids.split_whitespace().nth(1) == Some("0"))
     }
 }

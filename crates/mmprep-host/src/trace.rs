@@ -11,7 +11,8 @@
 //!    now holds anonymous pages (the first write gave it an anon_vma) — each becomes a fault
 //!    the engine takes itself ([`Event::Fault`]), and is counted; nothing is re-imported;
 //! 2. for a file `mmap`, the descriptor's identity (`/proc/PID/fd/N`: device, inode, size;
-//!    `fdinfo`: the open mode; `statvfs`: `noexec`) goes into the engine's descriptor table;
+//!    the descriptor itself, duplicated with `pidfd_getfd`: its open mode, and `fstatvfs`,
+//!    `fstatfs` for `noexec` and tmpfs) goes into the engine's descriptor table;
 //! 3. at the exit stop the same call runs on the engine through `mmprep::abi::syscall` and the
 //!    two return values (address or `-errno`) are compared.
 //!
@@ -44,13 +45,13 @@ use mmprep::abi::{self, Outcome};
 use mmprep::flags::VmaBit;
 
 use crate::import::{
-    ProcLimits, engine_maps_with_flags, maps_of, maps_with_flags, parse_stat, read_limits, smaps_vmas,
+    ProcLimits, engine_maps_with_flags, maps_of, maps_with_flags, read_limits, read_stat, smaps_vmas, stat_addrs,
 };
 use crate::replay::{Event, FileId, FileKind, Session, call_text, ret_text};
 use crate::sys;
 
 /// `personality(2)`'s `ADDR_NO_RANDOMIZE`.
-const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
+const ADDR_NO_RANDOMIZE: libc::c_ulong = libc::ADDR_NO_RANDOMIZE as libc::c_ulong;
 /// The exit status of the child when `PTRACE_TRACEME` is refused.
 const CHILD_TRACEME_REFUSED: c_int = 125;
 /// The exit status of the child when `execvp` fails.
@@ -61,10 +62,10 @@ const CHILD_EXEC_FAILED: c_int = 127;
 const SYS_CLONE: u64 = libc::SYS_clone as u64;
 const SYS_CLONE3: u64 = libc::SYS_clone3 as u64;
 /// `MAP_ANONYMOUS`.
-const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_ANONYMOUS: u64 = libc::MAP_ANONYMOUS as u64;
 /// `CLONE_VM`, `CLONE_THREAD`.
-const CLONE_VM: u64 = 0x100;
-const CLONE_THREAD: u64 = 0x10000;
+const CLONE_VM: u64 = libc::CLONE_VM as u64;
+const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
 
 /// How to trace.
 #[derive(Clone, Debug, Default)]
@@ -345,35 +346,37 @@ fn read_proc(pid: u32, what: &str) -> Result<String, String> {
     std::fs::read_to_string(format!("/proc/{pid}/{what}")).map_err(|e| format!("/proc/{pid}/{what}: {e}"))
 }
 
+/// Descriptor `fd` of process `pid` (a thread group leader), duplicated into this one
+/// (`pidfd_getfd(2)`), or `None` if it is not open.
+fn tracee_fd(pid: u32, fd: u32) -> Option<std::os::fd::OwnedFd> {
+    use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
+    let pidfd = pidfd_open(Pid::from_raw(i32::try_from(pid).ok()?)?, PidfdFlags::empty()).ok()?;
+    pidfd_getfd(&pidfd, i32::try_from(fd).ok()?, PidfdGetfdFlags::empty()).ok()
+}
+
 /// The identity of descriptor `fd` of `pid`, or `None` if it is not open.
 fn file_id(pid: u32, fd: u32) -> Option<FileId> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let link = format!("/proc/{pid}/fd/{fd}");
     let meta = std::fs::metadata(&link).ok()?;
     let path = std::fs::read_link(&link).ok()?.to_string_lossy().into_owned();
-    let flags = read_proc(pid, &format!("fdinfo/{fd}"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("flags:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 8).ok())
-        })
-        .unwrap_or(0);
-    let acc = flags & 3;
-    let noexec = CString::new(link).ok().is_some_and(|c| {
-        // SAFETY: statvfs is plain data; all-zero is a valid value; `c` is a C string.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `c` is NUL-terminated and `st` is writable.
-        unsafe { libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_NOEXEC != 0 }
-    });
+    // The tracee's open file itself, duplicated into this process (we trace it, so the kernel
+    // lets us): its access mode and its filesystem come from the descriptor, not from text.
+    let file = tracee_fd(pid, fd);
+    let acc = file
+        .as_ref()
+        .and_then(|f| rustix::fs::fcntl_getfl(f).ok())
+        .map_or(rustix::fs::OFlags::RDONLY, |f| f & rustix::fs::OFlags::ACCMODE);
+    let noexec = file
+        .as_ref()
+        .and_then(|f| rustix::fs::fstatvfs(f).ok())
+        .is_some_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC));
     let ft = meta.file_type();
     let kind = if ft.is_file() {
-        let tmpfs = CString::new(format!("/proc/{pid}/fd/{fd}")).ok().is_some_and(|c| {
-            // SAFETY: statfs is plain data; all-zero is a valid value.
-            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-            // SAFETY: `c` is NUL-terminated and `st` is writable.
-            unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC }
-        });
+        let tmpfs = file
+            .as_ref()
+            .and_then(|f| rustix::fs::fstatfs(f).ok())
+            .is_some_and(|st| st.f_type == libc::TMPFS_MAGIC);
         if tmpfs { FileKind::Shmem } else { FileKind::Regular }
     } else if ft.is_char_device() && sys::dev_major_minor(meta.rdev()) == (1, 5) {
         FileKind::DevZero
@@ -385,8 +388,8 @@ fn file_id(pid: u32, fd: u32) -> Option<FileId> {
         dev: sys::dev_major_minor(meta.dev()),
         ino: meta.ino(),
         size: meta.len(),
-        write: acc == 1 || acc == 2,
-        read: acc != 1,
+        write: acc != rustix::fs::OFlags::RDONLY,
+        read: acc != rustix::fs::OFlags::WRONLY,
         noexec,
         path,
     })
@@ -674,7 +677,7 @@ impl Tracer {
             ));
         }
         let smaps = read_proc(pid, "smaps")?;
-        let stat = parse_stat(&read_proc(pid, "stat")?)?;
+        let stat = stat_addrs(&read_stat(pid)?)?;
         // The engine's own exec layout against the real one: reported, never fatal.
         let diffs = crate::exec::check_pid(pid, &smaps).unwrap_or_else(|e| vec![(None, Some(format!("error: {e}")))]);
         self.report.exec_checks += 1;

@@ -1,5 +1,6 @@
 //! The small `/proc` parser (`mmprep_host::procfs`) proven against the `procfs` crate: both
-//! parse this process's `/proc/self/smaps`, and every VMA and every field must agree.
+//! parse this process's `/proc/self/smaps`, and every VMA and every field must agree (range,
+//! perms, offset, device, inode, name, `VmFlags`, whether it holds anonymous pages).
 #![cfg(target_os = "linux")]
 
 use mmprep_host::procfs::{ProcVma, read_self};
@@ -34,6 +35,10 @@ fn same(ours: &ProcVma, theirs: &MemoryMap) {
     assert_eq!((ours.dev.0 as i32, ours.dev.1 as i32), theirs.dev, "{what}");
     assert_eq!(ours.inode, theirs.inode, "{what}");
     assert_eq!(ours.name, name(&theirs.pathname), "{what}");
+    // Anonymous pages: what the importer reads to give a VMA an anon_vma.
+    let field = |key: &str| theirs.extension.map.get(key).copied().unwrap_or(0);
+    let anon = field("Anonymous") > 0 || field("AnonHugePages") > 0 || field("Swap") > 0;
+    assert_eq!(ours.anon_pages, anon, "{what}");
     // Every flag procfs read is one of ours; every one of ours that procfs has a name for, it read.
     let theirs_flags = theirs.extension.vm_flags;
     for (flag_name, _) in theirs_flags.iter_names() {
