@@ -159,14 +159,17 @@ enum Command {
     /// resident pages are a strip under each VMA, and the step's driver hook calls fill a side
     /// lane. `-o FILE.html` writes one self-contained page with every step (buttons, arrow
     /// keys, `#N` in the address); `-o FILE.svg` or no `-o` (SVG on standard output) draws one
-    /// step: the last, or `--step N`. Exit status 0, 2 for a wrong `--step` or output name,
-    /// 3 for a bad scenario, 4 when the output cannot be written.
+    /// step: the last, or `--step N`. Several FILEs each become a page, `STEM.html`, in the
+    /// directory `-o DIR` (default: the current one), and each page written is named on
+    /// standard output. Exit status 0, 2 for a wrong `--step` or output name, 3 for a bad
+    /// scenario, 4 when the output cannot be written.
     #[command(after_help = EXIT_STATUS_HELP)]
     Render {
-        /// The scenario file (`-` for standard input)
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Where to write the picture: a name ending in .svg or .html (default: SVG on stdout)
+        /// Scenario files (`-` for standard input)
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Where to write: a name ending in .svg or .html (default: SVG on stdout); with several
+        /// FILEs, a directory (default: the current one)
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
         /// The 1-based step to draw in SVG (default: the last); steps are the lines that run
@@ -415,11 +418,16 @@ fn main() -> ExitCode {
         }
         Command::Kernel { files, json } => (files, Mode::Kernel, json),
         Command::Render {
-            file,
+            files,
             output,
             step,
             profile,
-        } => return render(&file, output.as_deref(), step, &profile.profile()),
+        } => {
+            return match files.as_slice() {
+                [file] => render(file, output.as_deref(), step, &profile.profile()),
+                _ => render_pages(&files, output.as_deref(), step, &profile.profile()),
+            };
+        }
         Command::Explain { target, profile } => return explain(&target, &profile.profile()),
         Command::Run {
             files,
@@ -1115,22 +1123,10 @@ fn render(path: &Path, output: Option<&Path>, step: Option<usize>, profile: &Pro
         eprintln!("mmprep render: --step draws one SVG; the HTML page has every step");
         return ExitCode::from(exit::USAGE);
     }
-    let input = match Input::read(path) {
-        Ok(input) => input,
-        Err(report) => {
-            eprintln!("mmprep: {}", report.stderr.unwrap_or_default());
-            return ExitCode::from(report.status);
-        }
+    let (input, frames, title) = match render_frames(path, profile) {
+        Ok(rendered) => rendered,
+        Err(status) => return ExitCode::from(status),
     };
-    let script = mmprep_scenario::parse(&input.text);
-    let (frames, transcript) = render::frames(&script, &input.text, profile);
-    if let Some(message) = input.message(&transcript.end) {
-        eprintln!("mmprep: {message}");
-        return ExitCode::from(transcript.end.exit_code());
-    }
-    let title = Path::new(&input.name)
-        .file_name()
-        .map_or(input.name.clone(), |n| n.to_string_lossy().into_owned());
     let text = if html {
         render::html(&frames, &title, &input.text)
     } else {
@@ -1163,6 +1159,86 @@ fn render(path: &Path, output: Option<&Path>, step: Option<usize>, profile: &Pro
         return ExitCode::from(exit::HOST_FAILED);
     }
     ExitCode::SUCCESS
+}
+
+/// Reads and runs one scenario for `render`: its input, the frame of each step and its title
+/// (the file name). A failure has been reported on stderr; its exit status is returned.
+fn render_frames(path: &Path, profile: &Profile) -> Result<(Input, Vec<mmprep_scenario::render::Frame>, String), u8> {
+    let input = Input::read(path).map_err(|report| {
+        eprintln!("mmprep: {}", report.stderr.unwrap_or_default());
+        report.status
+    })?;
+    let script = mmprep_scenario::parse(&input.text);
+    let (frames, transcript) = mmprep_scenario::render::frames(&script, &input.text, profile);
+    if let Some(message) = input.message(&transcript.end) {
+        eprintln!("mmprep: {message}");
+        return Err(transcript.end.exit_code());
+    }
+    let title = Path::new(&input.name)
+        .file_name()
+        .map_or(input.name.clone(), |n| n.to_string_lossy().into_owned());
+    Ok((input, frames, title))
+}
+
+/// `render` of several files: each becomes `DIR/STEM.html` (standard input: `stdin.html`),
+/// named on stdout as it is written. Every file is tried; the first failure's status is the
+/// exit status.
+fn render_pages(files: &[PathBuf], dir: Option<&Path>, step: Option<usize>, profile: &Profile) -> ExitCode {
+    if step.is_some() {
+        eprintln!("mmprep render: --step draws one SVG of one scenario; several scenarios each become an HTML page");
+        return ExitCode::from(exit::USAGE);
+    }
+    let dir = dir.unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        eprintln!(
+            "mmprep render: with several scenarios, -o names a directory for their pages: {} is none",
+            dir.display()
+        );
+        return ExitCode::from(exit::USAGE);
+    }
+    let page_of = |file: &PathBuf| {
+        let stem = match file.file_stem() {
+            _ if file.as_path() == Path::new("-") => "stdin".into(),
+            Some(stem) => stem.to_string_lossy().into_owned(),
+            None => "scenario".into(),
+        };
+        dir.join(format!("{stem}.html"))
+    };
+    let pages: Vec<PathBuf> = files.iter().map(page_of).collect();
+    for (i, page) in pages.iter().enumerate() {
+        if let Some(j) = pages[..i].iter().position(|p| p == page) {
+            eprintln!(
+                "mmprep render: {} and {} would both be written to {}",
+                files[j].display(),
+                files[i].display(),
+                page.display()
+            );
+            return ExitCode::from(exit::USAGE);
+        }
+    }
+    let mut status = 0;
+    for (file, page) in files.iter().zip(&pages) {
+        let (input, frames, title) = match render_frames(file, profile) {
+            Ok(rendered) => rendered,
+            Err(failed) => {
+                if status == 0 {
+                    status = failed;
+                }
+                continue;
+            }
+        };
+        let html = mmprep_scenario::render::html(&frames, &title, &input.text);
+        match std::fs::write(page, html) {
+            Ok(()) => println!("{}: {} ({} steps)", input.name, page.display(), frames.len()),
+            Err(e) => {
+                eprintln!("mmprep render: cannot write {}: {e}", page.display());
+                if status == 0 {
+                    status = exit::HOST_FAILED;
+                }
+            }
+        }
+    }
+    ExitCode::from(status)
 }
 
 /// `driver-diff`: the battery of `mmprep_scenario::driver_diff` on both drivers.

@@ -1,6 +1,7 @@
 //! `mmprep render` in a real browser: the HTML page of an example is opened in headless
 //! chromium (Debian's package, installed by `.ci/run`), a screenshot is taken, and the PNG is
-//! decoded and checked for the VMA colours of the frame shown, not just for existing.
+//! decoded and checked for the VMA colours of the frame shown, not just for existing; and every
+//! example, rendered in one `mmprep render examples/*.scn` call, shows VMAs.
 //!
 //! Without `/usr/bin/chromium` (or `$CHROMIUM`) the test prints why and passes, unless `CI` is
 //! set: in CI it must run.
@@ -194,4 +195,70 @@ fn the_slots_example_steps_to_a_split_in_chromium() {
     distinct.sort_unstable();
     distinct.dedup();
     assert!(distinct.len() > 20, "{} distinct colours", distinct.len());
+}
+
+/// Issue 10's check as written: `mmprep render examples/*.scn` in one call makes one page per
+/// example, and chromium shows VMAs on every page (at its last step, or one of the two before
+/// it when the scenario ends by unmapping everything).
+#[test]
+fn every_example_renders_in_one_call_and_chromium_shows_it() {
+    let Some(chromium) = chromium() else { return };
+    let dir = temp_dir("examples");
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "scn"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 10, "{examples:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_mmprep"))
+        .current_dir(root())
+        .arg("render")
+        .args(&examples)
+        .arg("-o")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "render: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), examples.len(), "{stdout}");
+    let kinds = [Kind::Anon, Kind::File, Kind::Shared, Kind::Driver];
+    let mut blank = Vec::new();
+    for example in &examples {
+        let stem = example.file_stem().unwrap().to_string_lossy().into_owned();
+        let page = dir.join(format!("{stem}.html"));
+        assert!(stdout.contains(&format!("{} (", page.display())), "{stem}: {stdout}");
+        let png = dir.join(format!("{stem}.png"));
+        let steps = stdout
+            .lines()
+            .find(|l| l.contains(&format!("{stem}.html")))
+            .and_then(|l| l.rsplit_once('(')?.1.split_once(' ')?.0.parse::<usize>().ok())
+            .expect("a step count");
+        // Several examples end by unmapping everything: then the step before shows the VMAs.
+        let mut vma_pixels = 0;
+        for step in (1..=steps).rev().take(3) {
+            screenshot(&chromium, &page, step, &png);
+            let (_, _, pixels) = decode(&png);
+            // The most of any one VMA colour: the legend has a small swatch of each, so a sum
+            // over colours would pass a page with nothing mapped; one VMA box is above the bar.
+            vma_pixels = kinds
+                .iter()
+                .flat_map(|k| (0..4).map(move |class| colour(*k, class)))
+                .map(|c| count(&pixels, c))
+                .max()
+                .unwrap_or(0);
+            if vma_pixels >= VMA_PIXELS {
+                break;
+            }
+        }
+        if vma_pixels < VMA_PIXELS {
+            blank.push(format!("{stem}: {vma_pixels} VMA pixels ({})", png.display()));
+        }
+    }
+    assert!(blank.is_empty(), "pages without a VMA on screen:\n{}", blank.join("\n"));
 }

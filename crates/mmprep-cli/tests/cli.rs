@@ -387,3 +387,57 @@ fn run_set_changes_the_profile() {
         assert_eq!(out.status.code(), Some(2), "--set {bad}");
     }
 }
+
+/// `render` of several scenarios: a page each in the `-o` directory; a bad one exits 3 and the
+/// others are still written; `--step`, an `-o` that is no directory and two files that would
+/// write the same page are usage errors (2).
+#[test]
+fn render_several_files() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("render-several-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.scn");
+    std::fs::write(&bad, "window 64M\nfrobnicate 0\n").unwrap();
+    let good = scenario("contract-example.scn");
+    let out = Command::new(env!("CARGO_BIN_EXE_mmprep"))
+        .arg("render")
+        .arg(&bad)
+        .arg(&good)
+        .arg("-o")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bad.scn:2:1: unknown verb"),
+        "{}",
+        text(&out.stderr)
+    );
+    let page = dir.join("contract-example.html");
+    assert!(
+        text(&out.stdout).contains(&format!("{} (", page.display())),
+        "{}",
+        text(&out.stdout)
+    );
+    let html = std::fs::read_to_string(&page).expect("the good scenario's page is written");
+    assert!(html.contains("<svg") && html.contains("contract-example.scn"));
+    assert!(!dir.join("bad.html").exists());
+
+    let usage = |extra: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mmprep"))
+            .arg("render")
+            .arg(&good)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let good_os = good.as_os_str();
+    assert!(usage(&[good_os, "--step".as_ref(), "1".as_ref()]).contains("--step"));
+    let not_dir = dir.join("x.html");
+    assert!(usage(&[bad.as_os_str(), "-o".as_ref(), not_dir.as_os_str()]).contains("names a directory"));
+    let other = dir.join("contract-example.scn");
+    std::fs::copy(&good, &other).unwrap();
+    assert!(usage(&[other.as_os_str(), "-o".as_ref(), dir.as_os_str()]).contains("would both be written"));
+}
