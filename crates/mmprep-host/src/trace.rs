@@ -264,11 +264,24 @@ pub fn trace(cmd: &[String], opts: TraceOptions) -> Result<TraceReport, TraceErr
     Ok(tracer.report)
 }
 
-/// Waits for every remaining child.
+/// Waits for every remaining child, after a `SIGKILL`.
+///
+/// A killed tracee still stops once more, at `PTRACE_EVENT_EXIT` (we trace exits), and stays
+/// there until it is resumed: each stop seen here is resumed, or the wait never ends. (It did:
+/// `mmprep trace -- setarch -L /bin/true` hung, the traced `true` parked in its exit stop.)
 fn reap_all() {
     let mut status = 0;
-    // SAFETY: waitpid with a valid status pointer.
-    while unsafe { libc::waitpid(-1, &mut status, libc::__WALL) } > 0 {}
+    loop {
+        // SAFETY: waitpid with a valid status pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if pid > 0 {
+            if libc::WIFSTOPPED(status) {
+                resume(pid, 0);
+            }
+        } else if sys::last_errno() != libc::EINTR {
+            return;
+        }
+    }
 }
 
 /// `waitpid(-1, __WALL)`: the task and its status, or `None` when no tracee is left.
@@ -673,7 +686,9 @@ impl Tracer {
         let limits: ProcLimits = read_limits(pid)?;
         if limits.randomized {
             return Err(format!(
-                "process {pid} runs with address randomisation on: mmap(NULL) cannot be compared"
+                "process {pid} runs with address randomisation on: mmap(NULL) cannot be compared \
+                 (the program turned it back on after the tracer turned it off, as `setarch ARCH` \
+                 without -R does: add -R)"
             ));
         }
         let smaps = read_proc(pid, "smaps")?;

@@ -189,3 +189,30 @@ fn abi_calls_probe() {
 fn java_version() {
     traced(&["java", "-version"]);
 }
+
+/// A program that turns address randomisation back on (`setarch x86_64` resets the personality
+/// the tracer set) cannot be compared: the trace must end with that error, not hang. It hung:
+/// the killed tracee parked in its exit stop, which the tracer reaped without resuming.
+#[test]
+fn a_program_that_turns_randomisation_on_ends_the_trace_without_hanging() {
+    if !present("setarch") {
+        eprintln!("skipped: setarch is not installed");
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let cmd: Vec<String> = ["setarch", "-L", "/bin/true"].iter().map(|s| s.to_string()).collect();
+        let opts = TraceOptions {
+            check_every: 20,
+            record: false,
+            progress: false,
+        };
+        let _ = tx.send(trace(&cmd, opts).map(|r| render(&r)));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the trace of `setarch -L /bin/true` hangs");
+    let err = format!("{:?}", result.expect_err("randomisation is on in the traced `true`"));
+    assert!(err.contains("address randomisation on"), "{err}");
+}
