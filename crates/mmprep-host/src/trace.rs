@@ -979,11 +979,12 @@ fn clone_flags(pid: pid_t) -> u64 {
 pub fn render(report: &TraceReport) -> String {
     let mut out = String::new();
     let programs: Vec<&str> = report.programs.iter().map(String::as_str).collect();
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     out.push_str(&format!(
-        "programs: {} ({} processes, {} more threads)\n",
+        "programs: {} ({}, {})\n",
         programs.join(", "),
-        report.processes,
-        report.threads
+        plural(report.processes, "process", "processes"),
+        plural(report.threads, "more thread", "more threads")
     ));
     let calls: Vec<String> = report.calls.iter().map(|(k, v)| format!("{k} {v}")).collect();
     out.push_str(&format!(
