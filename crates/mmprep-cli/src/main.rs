@@ -683,7 +683,16 @@ fn print_run(input: &Input, t: Transcript) -> Report {
 
 /// `diff`: runs both sides and compares them.
 fn diff(input: &Input, script: &Script, profile: &Profile) -> Report {
-    let kernel = mmprep_host::run(script);
+    let measured = mmprep_host::run_measured(script);
+    let kernel = measured.transcript;
+    // The runner child's own VMAs count against max_map_count with the scenario's; it has a
+    // few more than this process (what host_profile counted), so at the map limit the engine
+    // must count the child's.
+    let mut profile = profile.clone();
+    if let Some(vmas) = measured.runner_vmas {
+        profile.unmodelled_map_count = vmas;
+    }
+    let profile = &profile;
     if let RunEnd::Unsupported { .. } | RunEnd::WindowTaken | RunEnd::RunnerFailed(_) = kernel.end {
         let message = kernel.end.message().unwrap_or_default();
         let mut report = Report::failed(

@@ -10,7 +10,11 @@
 //! The child says how the run ended through its exit status ([`EXIT_FINISHED`] and friends, the
 //! CLI's statuses). A runner failure (a file it could not create, an errno mmprep does not know)
 //! also sends one line starting with [`FAILURE_PREFIX`], which carries the message; transcript
-//! lines start with `L` or two spaces, so the parent tells them apart.
+//! lines start with `L` or two spaces, so the parent tells them apart. Before the first step it
+//! sends one [`VMAS_PREFIX`] line: how many VMAs the child itself has then, outside the window.
+//! Those count against `vm.max_map_count` with the scenario's, and the child has a few more
+//! than the process that forked it (the room it reserves to read maps at the limit), so the
+//! engine side of a diff takes this number as its `unmodelled_map_count`.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -38,6 +42,8 @@ pub const EXIT_WINDOW_TAKEN: i32 = 4;
 
 /// Starts the line that reports a runner failure.
 pub const FAILURE_PREFIX: &str = "!runner-failed ";
+/// Starts the line that reports the child's own VMAs when the steps begin.
+pub const VMAS_PREFIX: &str = "!runner-vmas ";
 
 /// Runs `script` in this (freshly forked) process, writing the transcript to `out`, and exits.
 ///
@@ -151,6 +157,14 @@ impl Child<'_> {
             return Ok(EXIT_WINDOW_TAKEN);
         }
         probe::install()?;
+        // The child's own VMAs, now that everything it maps for itself is mapped (the vsyscall
+        // gate is not a VMA).
+        room.vmas.clear();
+        procfs::read_self_in(false, 0, u64::MAX, &mut room.buf, &mut room.vmas)?;
+        let own = room.vmas.iter().filter(|v| v.name != "[vsyscall]").count();
+        room.vmas.clear();
+        sys::write_all(self.out, format!("{VMAS_PREFIX}{own}\n").as_bytes())
+            .map_err(|e| format!("cannot write the transcript: {}", sys::errno_text(e)))?;
         for step in &self.script.steps {
             let outcome = self
                 .step(step)

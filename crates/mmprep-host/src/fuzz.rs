@@ -76,8 +76,14 @@ fn signature(text: &str, comparison: &Comparison) -> String {
 /// the same.
 pub fn check_text(text: &str, profile: &Profile) -> Option<Failure> {
     let script = parse(text);
-    let kernel = crate::run(&script);
-    let engine = mmprep_scenario::engine::run(&script, profile);
+    let measured = crate::run_measured(&script);
+    let kernel = measured.transcript;
+    // The runner child's own VMAs count against max_map_count (see `crate::KernelRun`).
+    let mut profile = profile.clone();
+    if let Some(vmas) = measured.runner_vmas {
+        profile.unmodelled_map_count = vmas;
+    }
+    let engine = mmprep_scenario::engine::run(&script, &profile);
     let comparison = compare(&kernel, &engine);
     if comparison.is_same() {
         return None;

@@ -84,19 +84,41 @@ pub use profile::host_profile;
 /// entries; a runner problem (a file it cannot create, an errno mmprep does not know, the
 /// child dying) ends [`RunEnd::RunnerFailed`] after the entries printed so far.
 pub fn run(script: &Script) -> Transcript {
+    run_measured(script).transcript
+}
+
+/// A kernel run, with what the runner child measured about itself.
+#[derive(Clone, Debug)]
+pub struct KernelRun {
+    pub transcript: Transcript,
+    /// The runner child's own VMAs (outside the window) when its steps began, if it got that
+    /// far. They count against `vm.max_map_count` with the scenario's: an engine run meant to
+    /// match this one at the map limit takes it as its profile's `unmodelled_map_count`
+    /// ([`host_profile`] counts the calling process, which has a few fewer).
+    pub runner_vmas: Option<u64>,
+}
+
+/// [`run`], also returning the runner child's own VMA count ([`KernelRun::runner_vmas`]).
+pub fn run_measured(script: &Script) -> KernelRun {
     if let Some(step) = script.engine_only() {
         let reason = unsupported_reason(script, step);
-        return Transcript {
-            entries: Vec::new(),
-            end: RunEnd::Unsupported {
-                line: step.line,
-                reason,
+        return KernelRun {
+            transcript: Transcript {
+                entries: Vec::new(),
+                end: RunEnd::Unsupported {
+                    line: step.line,
+                    reason,
+                },
             },
+            runner_vmas: None,
         };
     }
-    run_in_child(script).unwrap_or_else(|why| Transcript {
-        entries: Vec::new(),
-        end: RunEnd::RunnerFailed(why),
+    run_in_child(script).unwrap_or_else(|why| KernelRun {
+        transcript: Transcript {
+            entries: Vec::new(),
+            end: RunEnd::RunnerFailed(why),
+        },
+        runner_vmas: None,
     })
 }
 
@@ -123,13 +145,13 @@ fn unsupported_reason(script: &Script, step: &Step) -> String {
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn run_in_child(_: &Script) -> Result<Transcript, String> {
+fn run_in_child(_: &Script) -> Result<KernelRun, String> {
     Err("the kernel runner needs Linux on x86_64".into())
 }
 
 /// Forks the runner child, collects its output and how it ended.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn run_in_child(script: &Script) -> Result<Transcript, String> {
+fn run_in_child(script: &Script) -> Result<KernelRun, String> {
     let needs_tmpdir = script.files.iter().any(|f| matches!(f.kind, FileKind::Tmpfile { .. }));
     let tmpdir = if needs_tmpdir { Some(TempDir::new()?) } else { None };
     let (read_end, write_end) = sys::pipe().map_err(|e| format!("cannot create a pipe: {}", sys::errno_text(e)))?;
@@ -150,7 +172,7 @@ fn run_in_child(script: &Script) -> Result<Transcript, String> {
     drop(tmpdir);
     read.map_err(|e| format!("cannot read the runner child's output: {e}"))?;
     let child_end = child_end.map_err(|e| format!("cannot wait for the runner child: {}", sys::errno_text(e)))?;
-    let (entries, failure) = split_output(&String::from_utf8_lossy(&output));
+    let (entries, failure, runner_vmas) = split_output(&String::from_utf8_lossy(&output));
     let end = match (failure, child_end) {
         (Some(message), _) => RunEnd::RunnerFailed(message),
         (None, sys::ChildEnd::Exited(child::EXIT_FINISHED)) => RunEnd::Finished,
@@ -166,18 +188,26 @@ fn run_in_child(script: &Script) -> Result<Transcript, String> {
             RunEnd::RunnerFailed(format!("the runner child was killed by {}", sys::signal_name(signal)))
         }
     };
-    Ok(Transcript { entries, end })
+    Ok(KernelRun {
+        transcript: Transcript { entries, end },
+        runner_vmas,
+    })
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 /// Splits the child's output into transcript entries (a line starting with two spaces belongs
-/// to the entry before it) and the runner-failure message, if one came.
-fn split_output(output: &str) -> (Vec<String>, Option<String>) {
+/// to the entry before it), the runner-failure message, if one came, and the child's own VMA
+/// count.
+fn split_output(output: &str) -> (Vec<String>, Option<String>, Option<u64>) {
     let mut entries: Vec<String> = Vec::new();
     let mut failure = None;
+    let mut vmas = None;
     for line in output.split_terminator('\n') {
         if let Some(message) = line.strip_prefix(child::FAILURE_PREFIX) {
             failure.get_or_insert_with(|| message.to_string());
+        } else if let Some(count) = line.strip_prefix(child::VMAS_PREFIX) {
+            // A forked scenario child does not send it again; the first one counts.
+            vmas = vmas.or(count.parse().ok());
         } else if let (true, Some(last)) = (line.starts_with("  "), entries.last_mut()) {
             last.push('\n');
             last.push_str(line);
@@ -185,7 +215,7 @@ fn split_output(output: &str) -> (Vec<String>, Option<String>) {
             entries.push(line.to_string());
         }
     }
-    (entries, failure)
+    (entries, failure, vmas)
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -228,14 +258,33 @@ mod tests {
 
     #[test]
     fn output_lines_become_entries() {
-        let (entries, failure) = split_output("L1 maps = 1\n  00000000-00001000 rw-p 00000000\nL2 munmap = 0\n");
+        let (entries, failure, vmas) =
+            split_output("!runner-vmas 31\nL1 maps = 1\n  00000000-00001000 rw-p 00000000\nL2 munmap = 0\n");
         assert_eq!(
             entries,
             ["L1 maps = 1\n  00000000-00001000 rw-p 00000000", "L2 munmap = 0"]
         );
-        assert_eq!(failure, None);
-        let (entries, failure) = split_output("L1 fork = 0\n!runner-failed L2 file: no\n");
+        assert_eq!((failure, vmas), (None, Some(31)));
+        let (entries, failure, vmas) = split_output("L1 fork = 0\n!runner-failed L2 file: no\n");
         assert_eq!(entries, ["L1 fork = 0"]);
-        assert_eq!(failure.as_deref(), Some("L2 file: no"));
+        assert_eq!((failure.as_deref(), vmas), (Some("L2 file: no"), None));
+    }
+
+    /// The runner child reports its own VMAs; it has at least those of this process, which
+    /// forked it (what `host_profile` counts), and a few more for the room it keeps.
+    #[test]
+    fn the_runner_counts_its_own_vmas() {
+        let script = mmprep_scenario::parse("window 64M\nmmap 0 4K rw- private|anon|fixed\n");
+        let before = host_profile().unmodelled_map_count;
+        let run = run_measured(&script);
+        assert_eq!(run.transcript.end, RunEnd::Finished, "{:?}", run.transcript);
+        let child = run.runner_vmas.expect("the child reports its VMAs");
+        // This test binary runs other tests' threads meanwhile (their stacks come and go), so
+        // the two counts are not taken at one moment: allow a few.
+        assert!(
+            child + 8 >= before && child <= before + 16,
+            "child {child}, this process {before}"
+        );
+        eprintln!("runner child: {child} VMAs; this process: {before}");
     }
 }

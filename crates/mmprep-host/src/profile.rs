@@ -37,8 +37,10 @@
 //! process's own stack and heap print `sd`; without it no VMA ever does.
 //!
 //! `unmodelled_map_count` counts this process's VMAs now. The runner child is forked from it
-//! later and starts with the same VMAs as long as nothing in between maps memory, so the count
-//! is exact for the CLI (which reads the profile right before it runs) and close otherwise.
+//! later and then maps one or two more for itself (the room it keeps to read maps at the map
+//! limit), so a comparison with the kernel takes the count the child reports instead
+//! ([`crate::KernelRun::runner_vmas`]: `mmprep diff` and `fuzz` do); before, `mmprep diff`
+//! of a scenario at the map limit was off by one or two VMAs.
 
 use mmprep::Profile;
 use mmprep::profile::{Overcommit, ShmemThp, ThpDefrag, ThpMode, TmpfileFs};
