@@ -240,6 +240,21 @@ pub(crate) const THP_ADVICE: &[&str] = &[
     "guard_remove",
 ];
 
+/// The optional `mmap` flag words and the percent of mappings that get each (the generator
+/// and the proptest strategy both draw from it). `growsdown` is rarer on a file mapping:
+/// [`GROWSDOWN_FILE_PERCENT`].
+pub(crate) const MMAP_EXTRAS: [(&str, u8); 6] = [
+    ("noreserve", 4),
+    ("populate", 4),
+    ("stack", 3),
+    ("locked", 2),
+    ("growsdown", 5),
+    ("sync", 1),
+];
+
+/// The percent of file mappings the generator makes `growsdown`.
+pub(crate) const GROWSDOWN_FILE_PERCENT: u8 = 1;
+
 pub(crate) const PROTS: &[(&str, u32)] = &[
     ("rw-", 40),
     ("r--", 22),
@@ -613,15 +628,11 @@ impl Gen<'_> {
         };
         let mut prot = self.prot();
         let mut extra: Vec<&str> = Vec::new();
-        let extras: &[(&str, u8)] = &[
-            ("noreserve", 4),
-            ("populate", 4),
-            ("stack", 3),
-            ("locked", 2),
-            ("growsdown", if file.is_none() { 5 } else { 1 }),
-            ("sync", 1),
-        ];
-        for &(word, percent) in extras {
+        for (word, percent) in MMAP_EXTRAS {
+            let percent = match word {
+                "growsdown" if file.is_some() => GROWSDOWN_FILE_PERCENT,
+                _ => percent,
+            };
             if self.rng.u8(0..100) < percent {
                 extra.push(word);
             }

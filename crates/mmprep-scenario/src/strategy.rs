@@ -31,7 +31,9 @@ use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, NewTree, Union, ValueTree};
 use proptest::test_runner::TestRunner;
 
-use crate::generate::{GenConfig, HUGE_BEYOND_TASK_SIZE, HUGE_OFFSETS, HUGE_WRAPPING, OpKind, PAGE, PROTS, THP_ADVICE};
+use crate::generate::{
+    GenConfig, HUGE_BEYOND_TASK_SIZE, HUGE_OFFSETS, HUGE_WRAPPING, MMAP_EXTRAS, OpKind, PAGE, PROTS, THP_ADVICE,
+};
 use crate::parse::MADVICE;
 
 /// A generated scenario: the grid it works on, the window, the files declared at the top, a
@@ -407,7 +409,7 @@ fn mmap(config: &GenConfig, grid: u64) -> BoxedStrategy<ScenarioOp> {
     };
     let placement = prop_oneof![12 => Just(0u8), 3 => Just(1u8), 4 => Just(2u8), 1 => Just(3u8)];
     let file = proptest::option::weighted(0.5, (proptest::bool::weighted(0.1), 0..8usize));
-    let extras = [4u32, 4, 3, 2, 5, 1].map(|p| proptest::bool::weighted(percent(p)));
+    let extras = MMAP_EXTRAS.map(|(_, p)| proptest::bool::weighted(percent(u32::from(p))));
     let bad = prop_oneof![
         (1..PAGE).prop_map(MmapBad::UnalignedAddr),
         Just(MmapBad::ZeroLen),
@@ -783,11 +785,11 @@ impl Render<'_> {
             _ => "shared",
         };
         let mut prot = m.prot;
-        let mut extra: Vec<&str> = ["noreserve", "populate", "stack", "locked", "growsdown", "sync"]
+        let mut extra: Vec<&str> = MMAP_EXTRAS
             .iter()
             .zip(m.extras)
             .filter(|(_, on)| *on)
-            .map(|(w, _)| *w)
+            .map(|((w, _), _)| *w)
             .collect();
         let mut offset = file.map(|i| {
             let f = &self.files[i];
