@@ -358,12 +358,17 @@ impl Planner {
         }
         // A new placement (mmap without MAP_FIXED, an mremap move to a free range): the
         // range was empty before, and its neighbours are as the call left them.
-        for i in &intents {
-            if let Intent::Fresh(s, e) | Intent::Move { to: s, end: e, .. } = *i {
-                let (ws, we) = self.widen(s, e);
-                after.capture(mm, (ws, we));
-                before.derive_from(&after, (ws, we), (s, e));
-            }
+        let placed: Vec<(u64, u64)> = intents
+            .iter()
+            .filter_map(|i| match *i {
+                Intent::Fresh(s, e) | Intent::Move { to: s, end: e, .. } => Some((s, e)),
+                _ => None,
+            })
+            .collect();
+        for &(s, e) in &placed {
+            let w = self.widen(s, e);
+            after.capture(mm, w);
+            before.derive_from(&after, w, &placed);
         }
         let mut ops = Gen {
             granule: self.granule,
@@ -508,21 +513,27 @@ impl Snapshot {
         }
     }
 
-    /// Records `r` as `other` has it, less `hole`.
-    fn derive_from(&mut self, other: &Snapshot, r: (u64, u64), hole: (u64, u64)) {
+    /// Records `r` as `other` has it, less the `holes` (the ranges the call placed).
+    fn derive_from(&mut self, other: &Snapshot, r: (u64, u64), holes: &[(u64, u64)]) {
         for (s, e) in self.uncovered(r) {
             for p in other.clipped(s, e) {
-                for (a, b) in [(p.start, p.end.min(hole.0)), (p.start.max(hole.1), p.end)] {
-                    if a < b {
-                        self.pieces.push(Piece {
-                            start: a,
-                            end: b,
-                            map: HostMapping {
-                                prot: p.map.prot,
-                                backing: p.map.backing.advanced(a - p.start),
-                            },
-                        });
-                    }
+                let mut rest = alloc::vec![(p.start, p.end)];
+                for &(hs, he) in holes {
+                    rest = rest
+                        .into_iter()
+                        .flat_map(|(a, b)| [(a, b.min(hs)), (a.max(he), b)])
+                        .filter(|&(a, b)| a < b)
+                        .collect();
+                }
+                for (a, b) in rest {
+                    self.pieces.push(Piece {
+                        start: a,
+                        end: b,
+                        map: HostMapping {
+                            prot: p.map.prot,
+                            backing: p.map.backing.advanced(a - p.start),
+                        },
+                    });
                 }
             }
             self.cover((s, e));
@@ -813,9 +824,6 @@ impl Call {
                         out.push(Intent::Fresh(old + old_len, old + new_len));
                     }
                 } else {
-                    if new_len < old_len {
-                        out.push(Intent::Gone(old + new_len, old + old_len));
-                    }
                     let moved = old_len.min(new_len);
                     out.push(Intent::Move {
                         from: old,
@@ -825,6 +833,12 @@ impl Call {
                     });
                     if new_len > old_len {
                         out.push(Intent::Fresh(ret + old_len, ret + new_len));
+                    }
+                    // The kernel drops the tail first (mm/mremap.c:mremap_to, shrink_vma);
+                    // the host drops it after the move, so that a granule shared by the
+                    // tail and the moved pages is not unmapped before they are copied.
+                    if new_len < old_len {
+                        out.push(Intent::Gone(old + new_len, old + old_len));
                     }
                 }
             }
@@ -1040,33 +1054,44 @@ impl Gen<'_> {
         }
     }
 
-    /// An `mremap` move of `len` bytes from `from` to `to`. Whole granules move in one host
-    /// op; otherwise the destination is mapped, the bytes copied, and then the source goes.
+    /// An `mremap` move of `len` bytes from `from` to `to`, one op per source piece (a
+    /// `MREMAP_FIXED` move may span several VMAs and the holes between them, which stay holes:
+    /// `mm/mremap.c:remap_move`). A piece on whole granules moves in one host op; otherwise
+    /// its destination is mapped and its bytes copied, and the sources go after all copies.
     fn moved(&mut self, from: u64, to: u64, len: u64, keep: bool) {
         let g = self.granule;
-        if (from | to | len) & (g - 1) == 0 {
-            self.push(HostOp::Move {
-                from: VirtAddr(from),
-                to: VirtAddr(to),
-                len,
-                keep_source: keep,
-            });
-            // The granules moved whole: note any conflict the destination carries.
-            for (gs, ge) in self.segments(to, to + len) {
-                self.after_state(gs, ge);
+        let mut copied = Vec::new();
+        for p in self.before.clipped(from, from + len) {
+            let (src, n) = (p.start, p.end - p.start);
+            let dst = to + (src - from);
+            if (src | dst | n) & (g - 1) == 0 {
+                self.push(HostOp::Move {
+                    from: VirtAddr(src),
+                    to: VirtAddr(dst),
+                    len: n,
+                    keep_source: keep,
+                });
+                // The granules moved whole: note any conflict the destination carries.
+                for (gs, ge) in self.segments(dst, dst + n) {
+                    self.after_state(gs, ge);
+                }
+                continue;
             }
-            return;
+            self.fresh(dst, dst + n);
+            self.push(HostOp::Copy {
+                from: VirtAddr(src),
+                to: VirtAddr(dst),
+                len: n,
+            });
+            copied.push((src, n));
         }
-        self.fresh(to, to + len);
-        self.push(HostOp::Copy {
-            from: VirtAddr(from),
-            to: VirtAddr(to),
-            len,
-        });
-        if keep {
-            self.zap(from, from + len);
-        } else {
-            self.gone(from, from + len);
+        // Sources go only once every piece is copied: two pieces may share a granule.
+        for (src, n) in copied {
+            if keep {
+                self.zap(src, src + n);
+            } else {
+                self.gone(src, src + n);
+            }
         }
     }
 }
