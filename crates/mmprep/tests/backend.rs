@@ -36,6 +36,8 @@ struct FakeHost {
     /// Shared file contents, per (file, page offset in bytes).
     files: HashMap<(FileId, u64), Vec<u8>>,
     conflicts: Vec<Conflict>,
+    /// The ops of the current call, as received.
+    applied: Vec<HostOp>,
     /// The mapped pages after each op of the current call.
     trail: Vec<BTreeSet<u64>>,
 }
@@ -47,6 +49,7 @@ impl FakeHost {
             pages: BTreeMap::new(),
             files: HashMap::new(),
             conflicts: Vec::new(),
+            applied: Vec::new(),
             trail: Vec::new(),
         }
     }
@@ -188,6 +191,7 @@ impl Backend for FakeHost {
                 }
             }
         }
+        self.applied.push(*op);
         self.trail.push(self.pages.keys().copied().collect());
         Ok(())
     }
@@ -225,21 +229,18 @@ impl Rig {
     fn call(&mut self, nr: u64, args: [u64; 6]) -> (u64, Vec<HostOp>) {
         let before: BTreeSet<u64> = self.host.pages.keys().copied().collect();
         self.host.trail.clear();
+        self.host.applied.clear();
         self.host.conflicts.clear();
-        let plan = self.planner.plan(&mut self.mm, &self.fds, nr, args).expect("planned");
         if std::env::var_os("MMPREP_TRACE_OPS").is_some() {
-            eprintln!(
-                "CALL {nr} {args:x?} -> {:x?}\n  ops {:x?}\n{}",
-                plan.outcome,
-                plan.ops,
-                self.mm.maps()
-            );
+            eprintln!("CALL {nr} {args:x?}");
         }
-        for c in &plan.conflicts {
-            self.host.conflict(c);
-        }
-        for op in &plan.ops {
-            self.host.apply(op).expect("host op");
+        let outcome = self
+            .planner
+            .syscall(&mut self.mm, &self.fds, nr, args, &mut self.host)
+            .expect("planned and applied");
+        let ops = self.host.applied.clone();
+        if std::env::var_os("MMPREP_TRACE_OPS").is_some() {
+            eprintln!("  -> {outcome:x?}\n  ops {ops:x?}\n{}", self.mm.maps());
         }
         let after: BTreeSet<u64> = self.host.pages.keys().copied().collect();
         let kept: BTreeSet<u64> = before.intersection(&after).copied().collect();
@@ -248,15 +249,15 @@ impl Rig {
             assert!(
                 hole.is_empty(),
                 "op {i} ({:?}) unmaps {hole:x?}, mapped before and after the call",
-                plan.ops[i]
+                ops[i]
             );
         }
         self.mm.check_invariants();
         self.check();
-        let Outcome::Return(v) = plan.outcome else {
+        let Outcome::Return(v) = outcome else {
             panic!("{nr} did not run")
         };
-        (v, plan.ops)
+        (v, ops)
     }
 
     /// The host equals the engine over the windows: every guest page mapped in the model is
@@ -461,6 +462,27 @@ fn map_protect_zap_unmap_on_a_page_sized_host() {
     );
     rig.windows.push((a, a + pages(3)));
     rig.store(VirtAddr(a + 5), b"nonfixed");
+    rig.check();
+
+    // mremap with old_len 0 of shared memory: a second mapping of the same memfd pages
+    // (mm/mremap.c), mapped by one op, showing the bytes written through the first.
+    // Page 3 is the memfd's page 2, still rw-.
+    let (b, ops) = rig.call(nr::MREMAP, [page(3).0, 0, pages(1), 1, 0, 0]);
+    assert_eq!(
+        ops,
+        [HostOp::Map {
+            start: VirtAddr(b),
+            end: VirtAddr(b + pages(1)),
+            prot: Prot::RW,
+            backing: Backing::File {
+                file: mf,
+                offset: pages(2),
+                sharing: Sharing::Shared
+            }
+        }]
+    );
+    rig.windows.push((b, b + pages(1)));
+    rig.store(VirtAddr(b + 9), b"through the copy");
     rig.check();
 }
 
