@@ -850,12 +850,18 @@ impl Call {
 
 /// The ranges `madvise(MADV_DONTNEED)` zaps, walked before the call as
 /// `mm/madvise.c:madvise_walk_vmas` will walk them: each mapped piece, and whether it lies
-/// before the first VMA `madvise_dontneed_free_valid_vma` refuses (the walk stops there).
+/// before the first VMA the walk refuses (it stops there): a seal on read-only anonymous
+/// memory (`can_madvise_modify`), a locked or PFN-mapped VMA
+/// (`madvise_dontneed_free_valid_vma`).
 fn dontneed_ranges(mm: &Mm, start: u64, end: u64, advice: u32) -> Vec<(u64, u64, bool)> {
     let mut out = Vec::new();
     let mut stopped = false;
     for v in mm.vmas_in(VirtAddr(start), VirtAddr(end)) {
-        let refused = v.test(VmaBit::PfnMap) || (advice == madv::DONTNEED && v.test(VmaBit::Locked));
+        let sealed = v.is_sealed() && v.is_anonymous() && !v.test(VmaBit::Write);
+        let refused = sealed
+            || v.test(VmaBit::PfnMap)
+            || v.test(VmaBit::HugeTlb)
+            || (advice == madv::DONTNEED && v.test(VmaBit::Locked));
         stopped |= refused;
         out.push((v.start().get().max(start), v.end().get().min(end), !stopped));
     }

@@ -829,3 +829,48 @@ fn random_anonymous_calls_on_larger_granules() {
         random_calls(16 * PG, false, seed.wrapping_mul(0x2545_f491_4f6c_dd1d) + 7, 400);
     }
 }
+
+/// madvise(DONTNEED) stops at the first VMA it refuses (mm/madvise.c:madvise_walk_vmas): the
+/// pieces before a locked VMA are zapped, those after it are not; a hole only adds ENOMEM.
+#[test]
+fn dontneed_zaps_up_to_the_refused_vma() {
+    let mut rig = Rig::new(PG);
+    // 0123456
+    // AA L BB      anonymous rw-, page 3 locked (a VMA of its own), holes at 2 and 4
+    rig.call(nr::MMAP, [page(0).0, pages(2), RW, ANON_FIXED, u64::MAX, 0]);
+    rig.call(nr::MMAP, [page(3).0, pages(1), RW, ANON_FIXED, u64::MAX, 0]);
+    rig.call(nr::MMAP, [page(5).0, pages(2), R, ANON_FIXED, u64::MAX, 0]);
+    let (r, ops) = rig.call(nr::MLOCK, [page(3).0, pages(1), 0, 0, 0, 0]);
+    assert_eq!((r, ops.len()), (0, 0));
+    fill(&mut rig, 0, 2, 0x60);
+    fill(&mut rig, 3, 4, 0x60);
+    let (r, ops) = rig.call(nr::MADVISE, [page(0).0, pages(7), 4, 0, 0, 0]);
+    assert_eq!(r as i64, -22);
+    assert_eq!(
+        ops,
+        [HostOp::Zap {
+            start: page(0),
+            end: page(2)
+        }]
+    );
+    // MADV_DONTNEED_LOCKED passes the locked VMA; the hole makes it ENOMEM.
+    let (r, ops) = rig.call(nr::MADVISE, [page(0).0, pages(7), 24, 0, 0, 0]);
+    assert_eq!(r as i64, -12);
+    assert_eq!(
+        ops,
+        [
+            HostOp::Zap {
+                start: page(0),
+                end: page(2)
+            },
+            HostOp::Zap {
+                start: page(3),
+                end: page(4)
+            },
+            HostOp::Zap {
+                start: page(5),
+                end: page(7)
+            },
+        ]
+    );
+}
