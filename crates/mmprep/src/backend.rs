@@ -383,7 +383,13 @@ impl Planner {
                 Intent::Gone(s, e) => ops.gone(s, e),
                 Intent::Reprotect(s, e) => ops.reprotect(s, e),
                 Intent::Zap(s, e) => ops.zap(s, e),
-                Intent::Move { from, to, end, keep } => ops.moved(from, to, end - to, keep),
+                Intent::Move {
+                    from,
+                    to,
+                    end,
+                    keep,
+                    only_gone,
+                } => ops.moved(from, to, end - to, keep, only_gone),
             }
         }
         Ok(Plan {
@@ -642,8 +648,15 @@ enum Intent {
     Reprotect(u64, u64),
     /// The private pages of `[s, e)` (mapped) were dropped.
     Zap(u64, u64),
-    /// `[from, from + (end - to))` moved to `[to, end)`.
-    Move { from: u64, to: u64, end: u64, keep: bool },
+    /// `[from, from + (end - to))` moved to `[to, end)`; with `only_gone`, only the source
+    /// pieces the call left unmapped (a move that failed midway).
+    Move {
+        from: u64,
+        to: u64,
+        end: u64,
+        keep: bool,
+        only_gone: bool,
+    },
 }
 
 /// The calls that change what the host must hold, with their page-aligned ranges.
@@ -812,6 +825,17 @@ impl Call {
                     if flags & mremap::FIXED != 0
                         && let Some((s, e)) = range_of(new_addr, new_len)
                     {
+                        // A multi-VMA move that failed midway keeps the VMAs that moved
+                        // before it (mm/mremap.c:remap_move); the destination was cleared.
+                        if old_len == new_len {
+                            out.push(Intent::Move {
+                                from: old,
+                                to: s,
+                                end: e,
+                                keep: false,
+                                only_gone: true,
+                            });
+                        }
                         out.push(Intent::Gone(s, e));
                     }
                 } else if old_len == 0 {
@@ -830,10 +854,12 @@ impl Call {
                         to: ret,
                         end: ret + moved,
                         keep: flags & mremap::DONTUNMAP != 0,
+                        only_gone: false,
                     });
                     if new_len > old_len {
                         out.push(Intent::Fresh(ret + old_len, ret + new_len));
                     }
+
                     // The kernel drops the tail first (mm/mremap.c:mremap_to, shrink_vma);
                     // the host drops it after the move, so that a granule shared by the
                     // tail and the moved pages is not unmapped before they are copied.
@@ -1064,10 +1090,13 @@ impl Gen<'_> {
     /// `MREMAP_FIXED` move may span several VMAs and the holes between them, which stay holes:
     /// `mm/mremap.c:remap_move`). A piece on whole granules moves in one host op; otherwise
     /// its destination is mapped and its bytes copied, and the sources go after all copies.
-    fn moved(&mut self, from: u64, to: u64, len: u64, keep: bool) {
+    fn moved(&mut self, from: u64, to: u64, len: u64, keep: bool, only_gone: bool) {
         let g = self.granule;
         let mut copied = Vec::new();
         for p in self.before.clipped(from, from + len) {
+            if only_gone && !self.after.clipped(p.start, p.end).is_empty() {
+                continue;
+            }
             let (src, n) = (p.start, p.end - p.start);
             let dst = to + (src - from);
             if (src | dst | n) & (g - 1) == 0 {
@@ -1098,6 +1127,22 @@ impl Gen<'_> {
             } else {
                 self.gone(src, src + n);
             }
+        }
+        // Where a hole of the source faces the destination, the destination may have
+        // lost its mapping (mm/mremap.c:remap_move clears each VMA's target only).
+        let mut at = to;
+        let landed: Vec<(u64, u64)> = self
+            .before
+            .clipped(from, from + len)
+            .iter()
+            .map(|p| (to + (p.start - from), to + (p.end - from)))
+            .chain([(to + len, to + len)])
+            .collect();
+        for (s, e) in landed {
+            if at < s {
+                self.gone(at, s);
+            }
+            at = at.max(e);
         }
     }
 }

@@ -874,3 +874,39 @@ fn dontneed_zaps_up_to_the_refused_vma() {
         ]
     );
 }
+
+/// A MREMAP_FIXED move of several VMAs and a hole (mm/mremap.c:remap_move, 6.17+) over live
+/// memory: one move per VMA; each clears only its own target, so the destination page facing
+/// the hole keeps its mapping, as the engine has it.
+#[test]
+fn multi_vma_fixed_move_over_live_memory() {
+    let mut rig = Rig::new(PG);
+    // 0123456789abcdef
+    // AA B      DDDDD   A rw-, B r--, a hole at 2; D (rw-) the destination
+    rig.call(nr::MMAP, [page(0).0, pages(2), RW, ANON_FIXED, u64::MAX, 0]);
+    rig.call(nr::MMAP, [page(3).0, pages(1), R, ANON_FIXED, u64::MAX, 0]);
+    rig.call(nr::MMAP, [page(10).0, pages(5), RW, ANON_FIXED, u64::MAX, 0]);
+    fill(&mut rig, 0, 2, 0x80);
+    fill(&mut rig, 10, 15, 0x90);
+    // <-->      -> 10   A to 10..12, B to 13; page 12 (facing the hole) stays D
+    let (r, ops) = rig.call(nr::MREMAP, [page(0).0, pages(4), pages(4), 3, page(10).0, 0]);
+    assert_eq!(r, page(10).0);
+    assert_eq!(
+        ops,
+        [
+            HostOp::Move {
+                from: page(0),
+                to: page(10),
+                len: pages(2),
+                keep_source: false
+            },
+            HostOp::Move {
+                from: page(3),
+                to: page(13),
+                len: pages(1),
+                keep_source: false
+            },
+        ]
+    );
+    assert!(rig.mm.vma_at(page(12)).is_some());
+}
