@@ -17,6 +17,31 @@
 //! ([`HostOp::Zap`]), `mm/mremap.c:move_vma` → `move_page_tables` ([`HostOp::Move`]) and
 //! `mm/mmap.c:do_brk_flags` (brk's growth), all \[H\] 6.18.
 //!
+//! # Example
+//! A guest's `MAP_FIXED` over a written anonymous mapping and the hole after it: one op maps
+//! the whole range afresh, so the host never shows the guest a hole there.
+//!
+//! ```
+//! use mmprep::abi::{FdTable, nr};
+//! use mmprep::backend::{Backing, HostOp, Planner};
+//! use mmprep::{Mm, Profile, Prot, VirtAddr};
+//!
+//! let mut mm = Mm::new(Profile::reference_host());
+//! let fds = FdTable::new();
+//! let planner = Planner::new(4096, 4096)?;
+//! let base = 0x7000_0000_0000u64;
+//! let fixed_anon = 0x32; // MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+//! planner.plan(&mut mm, &fds, nr::MMAP, [base, 0x2000, 3, fixed_anon, u64::MAX, 0])?;
+//! let plan = planner.plan(&mut mm, &fds, nr::MMAP, [base, 0x4000, 1, fixed_anon, u64::MAX, 0])?;
+//! assert_eq!(plan.ops, [HostOp::Map {
+//!     start: VirtAddr(base),
+//!     end: VirtAddr(base + 0x4000),
+//!     prot: Prot::READ,
+//!     backing: Backing::Anon,
+//! }]);
+//! # Ok::<(), mmprep::Error>(())
+//! ```
+//!
 //! # The ordering rule
 //! No address the guest had mapped before the call, and still has mapped after it, is ever
 //! unmapped on the host in between: another guest thread must never see a hole. So a
