@@ -2,8 +2,10 @@
 //!
 //! One [`MmprepMm`] handle is one guest process as far as memory goes: its address space (an
 //! [`mmprep::Mm`]) and its open descriptors (an [`mmprep::abi::FdTable`]), which the embedder
-//! fills as its guest opens files. The header is `include/mmprep.h` (checked in, and compared
-//! with this file by `tests/header.rs`); `docs/c-api.md` is the guide.
+//! fills as its guest opens files. The header is `include/mmprep.h`, generated from this file
+//! by cbindgen (checked in; `tests/header.rs` regenerates it and fails when it drifts): the doc
+//! comments here, with each pointer's ownership, are its comments. `docs/c-api.md` is the
+//! guide.
 //!
 //! # Conventions
 //! Every entry returns an `int64_t`: `0` (or a length, or the Linux return value for
