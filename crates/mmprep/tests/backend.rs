@@ -910,3 +910,54 @@ fn multi_vma_fixed_move_over_live_memory() {
     );
     assert!(rig.mm.vma_at(page(12)).is_some());
 }
+
+/// Different backings inside one 16 KiB granule (anonymous memory, then a shared memfd) are a
+/// conflict too: the granule keeps the lowest piece's backing, and the memfd piece says what it
+/// wants.
+#[test]
+fn different_backings_in_one_16k_granule_are_a_conflict() {
+    let mut rig = Rig::new(4 * PG);
+    let memfd = rig.mm.shmem().memfd_create("guest", pages(4));
+    let mf = FileId {
+        dev: memfd.inode().dev(),
+        ino: memfd.inode().ino(),
+    };
+    rig.fds.insert(3, memfd);
+    // 0123
+    // AAmm          anonymous rw-, then the memfd's first two pages shared rw-
+    rig.call(nr::MMAP, [page(0).0, pages(4), RW, ANON_FIXED, u64::MAX, 0]);
+    let (_, ops) = rig.call(nr::MMAP, [page(2).0, pages(2), RW, SHARED_FIXED, 3, 0]);
+    let anon = HostMapping {
+        prot: Prot::RW,
+        backing: Backing::Anon,
+    };
+    let shared = HostMapping {
+        prot: Prot::RW,
+        backing: Backing::File {
+            file: mf,
+            offset: 0,
+            sharing: Sharing::Shared,
+        },
+    };
+    assert!(ops.is_empty(), "the granule stays as it is: {ops:?}");
+    assert_eq!(
+        rig.host.conflicts,
+        [Conflict {
+            start: page(0),
+            end: page(4),
+            pieces: vec![
+                GuestPiece {
+                    start: page(0),
+                    end: page(2),
+                    want: Some(anon)
+                },
+                GuestPiece {
+                    start: page(2),
+                    end: page(4),
+                    want: Some(shared)
+                },
+            ],
+            chosen: anon,
+        }]
+    );
+}
