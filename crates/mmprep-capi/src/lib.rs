@@ -2,8 +2,10 @@
 //!
 //! One [`MmprepMm`] handle is one guest process as far as memory goes: its address space (an
 //! [`mmprep::Mm`]) and its open descriptors (an [`mmprep::abi::FdTable`]), which the embedder
-//! fills as its guest opens files. The header is `include/mmprep.h` (checked in, and compared
-//! with this file by `tests/header.rs`); `docs/c-api.md` is the guide.
+//! fills as its guest opens files. The header is `include/mmprep.h`, generated from this file
+//! by cbindgen (checked in; `tests/header.rs` regenerates it and fails when it drifts): the doc
+//! comments here, with each pointer's ownership, are its comments. `docs/c-api.md` is the
+//! guide.
 //!
 //! # Conventions
 //! Every entry returns an `int64_t`: `0` (or a length, or the Linux return value for
@@ -19,15 +21,21 @@
 //! No panic unwinds into C: every entry runs under [`std::panic::catch_unwind`]. A panic in the
 //! middle of a call may have left the address space half changed, so the handle is marked
 //! poisoned and refuses every later call with `-EIO`.
+//!
+//! # The backend
+//! [`mmprep_set_backend`] gives a handle a table of callbacks ([`MmprepBackend`]); from then on
+//! [`mmprep_syscall`] hands every call's host operations ([`mmprep::backend`]) to it, in order,
+//! before it returns. `docs/backend.md` is the guide.
 
-use std::ffi::{CStr, c_char};
+use std::ffi::{CStr, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use mmprep::abi::{self, FdTable, Outcome};
+use mmprep::backend::{Backing, Conflict, HostMapping, HostOp, Planner, Sharing};
 use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
 use mmprep::mm::MmBounds;
-use mmprep::{Mm, Profile, Signal, VirtAddr};
+use mmprep::{Mm, PAGE_SIZE, Profile, Signal, VirtAddr};
 
 /// `EIO`: the engine panicked (now or before) on this handle.
 pub const EIO: i64 = 5;
@@ -39,6 +47,8 @@ pub const ENOMEM: i64 = 12;
 pub const EFAULT: i64 = 14;
 /// `EINVAL`: an argument out of range.
 pub const EINVAL: i64 = 22;
+/// `EOPNOTSUPP`: a call the backend has no operations for (`MMPREP_BACKEND_UNSUPPORTED`).
+pub const EOPNOTSUPP: i64 = 95;
 /// `ENOSYS`: what [`mmprep_syscall`] returns for a call it does not answer when the caller
 /// passed no status pointer.
 pub const ENOSYS: i64 = 38;
@@ -52,6 +62,20 @@ pub const MMPREP_NOT_MEMORY: i32 = 2;
 /// The call did not run: a bad handle, a poisoned handle, or a panic (the return value is
 /// `-EFAULT` or `-EIO`, not the kernel's).
 pub const MMPREP_API_ERROR: i32 = 3;
+/// A backend is set and has no operations for this call (`MADV_REMOVE`, the guard advices):
+/// the call did not run, nothing changed, the value is `-EOPNOTSUPP` (-95).
+pub const MMPREP_BACKEND_UNSUPPORTED: i32 = 4;
+/// The call ran on the model but a backend callback failed: the value is that callback's
+/// `-errno`. The operations before it were done and the rest were not: the host is out of step
+/// with the model (the handle itself stays usable).
+pub const MMPREP_BACKEND_FAILED: i32 = 5;
+
+/// [`MmprepBacking::kind`]: private anonymous memory (also a private `/dev/zero` mapping and
+/// the special mappings such as `[vdso]`): reads zero until written.
+pub const MMPREP_BACKING_ANON: i32 = 0;
+/// [`MmprepBacking::kind`]: the pages of a file (`dev_major`, `dev_minor`, `ino`) from byte
+/// `offset`; shared anonymous memory and memfds are shmem files.
+pub const MMPREP_BACKING_FILE: i32 = 1;
 
 /// [`MmprepFile::kind`]: a regular file on a disk filesystem (ext4's mapping rules).
 pub const MMPREP_FILE_REGULAR: i32 = 0;
@@ -89,9 +113,107 @@ pub struct MmprepFile {
     pub path: *const c_char,
 }
 
+/// What a host mapping shows before the guest writes to it (a [`mmprep::backend::Backing`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MmprepBacking {
+    /// `MMPREP_BACKING_ANON` or `MMPREP_BACKING_FILE`.
+    pub kind: i32,
+    /// For a file: 1 for `MAP_SHARED` (stores reach the file), 0 for `MAP_PRIVATE`.
+    pub shared: i32,
+    /// For a file: `major(st_dev)`.
+    pub dev_major: u32,
+    /// For a file: `minor(st_dev)`.
+    pub dev_minor: u32,
+    /// For a file: `st_ino`.
+    pub ino: u64,
+    /// For a file: the byte offset in the file at the operation's first address.
+    pub offset: u64,
+}
+
+/// One guest piece of a host granule in a [`MmprepConflict`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MmprepPiece {
+    /// First guest address.
+    pub start: u64,
+    /// One past the last.
+    pub end: u64,
+    /// 1 if the guest has memory mapped there, 0 if nothing (then `prot` and `backing` are 0).
+    pub mapped: i32,
+    /// The protection the guest piece wants (`PROT_*`).
+    pub prot: i32,
+    /// The backing it wants, at `start`.
+    pub backing: MmprepBacking,
+}
+
+/// A host granule whose guest pages want different things (a host page larger than the
+/// guest's). The operations that follow apply the default policy, `prot` and `backing`; see
+/// `docs/backend.md`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MmprepConflict {
+    /// First address of the granule.
+    pub start: u64,
+    /// One past its last.
+    pub end: u64,
+    /// The guest pieces, lowest first, covering the granule: `npieces` of them. Borrowed for
+    /// the callback only: the library frees them when it returns.
+    pub pieces: *const MmprepPiece,
+    /// How many pieces.
+    pub npieces: usize,
+    /// The protection the operations give the granule (the union of the pieces').
+    pub prot: i32,
+    /// The backing they give it, at `start` (the lowest mapped piece's).
+    pub backing: MmprepBacking,
+}
+
+/// The embedder's host memory, as callbacks. Every address is a guest address (the embedder
+/// translates it to its host window); `len` is in bytes. A callback returns 0, or `-errno` if
+/// the host refused (the call then ends with `MMPREP_BACKEND_FAILED`). Every callback but
+/// `conflict` is required. A callback must not call into the library with the same handle.
+///
+/// Every operation but `zero` and `copy` covers whole host granules, as set by
+/// [`mmprep_set_backend`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MmprepBackend {
+    /// Passed to every callback as it is. The library never reads or frees it; it must stay
+    /// valid while the table is set on a handle.
+    pub ctx: *mut c_void,
+    /// Map `[start, start + len)` afresh with `prot` and `*backing`, replacing what was there
+    /// in one step (`mmap(MAP_FIXED)`; never unmap first). `backing` is borrowed for the call.
+    pub map: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, start: u64, len: u64, prot: i32, backing: *const MmprepBacking) -> i32,
+    >,
+    /// Unmap `[start, start + len)`.
+    pub unmap: Option<unsafe extern "C" fn(ctx: *mut c_void, start: u64, len: u64) -> i32>,
+    /// Change the protection of `[start, start + len)`, keeping its contents (`mprotect`).
+    pub protect: Option<unsafe extern "C" fn(ctx: *mut c_void, start: u64, len: u64, prot: i32) -> i32>,
+    /// Drop the private pages of `[start, start + len)` (`madvise(MADV_DONTNEED)`): private
+    /// anonymous memory reads zero again, a private file mapping reads the file again.
+    pub zap: Option<unsafe extern "C" fn(ctx: *mut c_void, start: u64, len: u64) -> i32>,
+    /// Store zero in each byte of `[start, start + len)` whatever its protection (part of a
+    /// granule that stays mapped: a new anonymous guest page in it).
+    pub zero: Option<unsafe extern "C" fn(ctx: *mut c_void, start: u64, len: u64) -> i32>,
+    /// Move the pages of `[from, from + len)` to `to` with their protection and contents,
+    /// replacing what was there in one step (`mremap(MREMAP_MAYMOVE | MREMAP_FIXED)`); the
+    /// source is then unmapped, or, if `keep_source` is 1, stays mapped with its pages dropped
+    /// (`MREMAP_DONTUNMAP`).
+    pub mremap: Option<unsafe extern "C" fn(ctx: *mut c_void, from: u64, to: u64, len: u64, keep_source: i32) -> i32>,
+    /// Copy the bytes of `[from, from + len)` to `to` whatever their protection (both are
+    /// mapped): an `mremap` move the host cannot do on whole granules.
+    pub copy: Option<unsafe extern "C" fn(ctx: *mut c_void, from: u64, to: u64, len: u64) -> i32>,
+    /// Optional (may be null): learns of a conflicted granule before the call's operations.
+    /// `*conflict` and its pieces are borrowed for the callback only.
+    pub conflict: Option<unsafe extern "C" fn(ctx: *mut c_void, conflict: *const MmprepConflict)>,
+}
+
 /// One guest process's memory: an address space and its descriptor table. Opaque to C.
 pub struct MmprepMm {
     mm: Mm,
+    /// The embedder's host memory and the planner for its granule, once set.
+    backend: Option<(MmprepBackend, Planner)>,
     fds: FdTable,
     /// One inode per (device, inode number), so that two opens of one file share a page cache.
     inodes: Vec<((u32, u32, u64), Arc<Inode>)>,
@@ -103,6 +225,7 @@ impl MmprepMm {
     fn new(mm: Mm) -> MmprepMm {
         MmprepMm {
             mm,
+            backend: None,
             fds: FdTable::new(),
             inodes: Vec::new(),
             poisoned: false,
@@ -229,7 +352,11 @@ pub unsafe extern "C" fn mmprep_free(mm: *mut MmprepMm) {
 ///   the value is `-ENOSYS` (not a kernel answer: the kernel has these calls);
 /// - `MMPREP_NOT_MEMORY`: not a memory call; nothing changed, the value is `-ENOSYS`;
 /// - `MMPREP_API_ERROR`: the call did not run (null or poisoned handle, or a panic):
-///   `-EFAULT` or `-EIO`.
+///   `-EFAULT` or `-EIO`;
+/// - with a backend set ([`mmprep_set_backend`]): `MMPREP_BACKEND_UNSUPPORTED` (the call did
+///   not run: `-EOPNOTSUPP`), `MMPREP_BACKEND_FAILED` (a callback's `-errno`).
+///
+/// With a backend set, the call's host operations have been handed to it when this returns.
 ///
 /// # Safety
 /// `mm` is null or a live handle; `status` is null or points to a writable `int32_t`.
@@ -247,18 +374,43 @@ pub unsafe extern "C" fn mmprep_syscall(
     status: *mut i32,
 ) -> i64 {
     let mut st = MMPREP_API_ERROR;
-    let f = |h: &mut MmprepMm| match abi::syscall(&mut h.mm, &h.fds, nr, [a0, a1, a2, a3, a4, a5]) {
-        Outcome::Return(v) => {
-            st = MMPREP_RETURNED;
-            v as i64
-        }
-        Outcome::NotModelled => {
-            st = MMPREP_NOT_MODELLED;
-            -ENOSYS
-        }
-        Outcome::NotMemory => {
-            st = MMPREP_NOT_MEMORY;
-            -ENOSYS
+    let f = |h: &mut MmprepMm| {
+        let regs = [a0, a1, a2, a3, a4, a5];
+        let outcome = match &h.backend {
+            None => abi::syscall(&mut h.mm, &h.fds, nr, regs),
+            Some((table, planner)) => match planner.plan(&mut h.mm, &h.fds, nr, regs) {
+                Err(_) => {
+                    st = MMPREP_BACKEND_UNSUPPORTED;
+                    return -EOPNOTSUPP;
+                }
+                Ok(plan) => {
+                    for c in &plan.conflicts {
+                        report_conflict(table, c);
+                    }
+                    for op in &plan.ops {
+                        let r = apply(table, op);
+                        if r != 0 {
+                            st = MMPREP_BACKEND_FAILED;
+                            return -i64::from(r.unsigned_abs());
+                        }
+                    }
+                    plan.outcome
+                }
+            },
+        };
+        match outcome {
+            Outcome::Return(v) => {
+                st = MMPREP_RETURNED;
+                v as i64
+            }
+            Outcome::NotModelled => {
+                st = MMPREP_NOT_MODELLED;
+                -ENOSYS
+            }
+            Outcome::NotMemory => {
+                st = MMPREP_NOT_MEMORY;
+                -ENOSYS
+            }
         }
     };
     // SAFETY: `mm` is null or a live handle (the caller's contract).
@@ -268,6 +420,152 @@ pub unsafe extern "C" fn mmprep_syscall(
         unsafe { status.write(st) };
     }
     r
+}
+
+/// The C form of a backing.
+fn c_backing(b: Backing) -> MmprepBacking {
+    match b {
+        Backing::Anon => MmprepBacking {
+            kind: MMPREP_BACKING_ANON,
+            shared: 0,
+            dev_major: 0,
+            dev_minor: 0,
+            ino: 0,
+            offset: 0,
+        },
+        Backing::File { file, offset, sharing } => MmprepBacking {
+            kind: MMPREP_BACKING_FILE,
+            shared: i32::from(sharing == Sharing::Shared),
+            dev_major: file.dev.major,
+            dev_minor: file.dev.minor,
+            ino: file.ino,
+            offset,
+        },
+    }
+}
+
+/// Protection bits as C's `int`.
+fn c_prot(m: &HostMapping) -> i32 {
+    m.prot.bits() as i32
+}
+
+/// Calls the table's conflict callback, if any.
+fn report_conflict(t: &MmprepBackend, c: &Conflict) {
+    let Some(cb) = t.conflict else { return };
+    let pieces: Vec<MmprepPiece> = c
+        .pieces
+        .iter()
+        .map(|p| {
+            let (mapped, prot, backing) = match &p.want {
+                Some(m) => (1, c_prot(m), c_backing(m.backing)),
+                None => (0, 0, c_backing(Backing::Anon)),
+            };
+            MmprepPiece {
+                start: p.start.get(),
+                end: p.end.get(),
+                mapped,
+                prot,
+                backing,
+            }
+        })
+        .collect();
+    let cc = MmprepConflict {
+        start: c.start.get(),
+        end: c.end.get(),
+        pieces: pieces.as_ptr(),
+        npieces: pieces.len(),
+        prot: c_prot(&c.chosen),
+        backing: c_backing(c.chosen.backing),
+    };
+    // SAFETY: the embedder registered `cb` with `ctx` (mmprep_set_backend's contract);
+    // `cc` and `pieces` live until the callback returns.
+    unsafe { cb(t.ctx, &cc) };
+}
+
+/// Hands one op to the table; its return value (0 or `-errno`).
+fn apply(t: &MmprepBackend, op: &HostOp) -> i32 {
+    // mmprep_set_backend checked that every callback but `conflict` is set.
+    let missing = -(ENOSYS as i32);
+    // SAFETY (every call below): the embedder registered these callbacks with `ctx`
+    // (mmprep_set_backend's contract); the pointers passed live until they return.
+    match *op {
+        HostOp::Map {
+            start,
+            end,
+            prot,
+            backing,
+        } => {
+            let b = c_backing(backing);
+            t.map.map_or(missing, |f| unsafe {
+                f(t.ctx, start.get(), end.get() - start.get(), prot.bits() as i32, &b)
+            })
+        }
+        HostOp::Unmap { start, end } => t
+            .unmap
+            .map_or(missing, |f| unsafe { f(t.ctx, start.get(), end.get() - start.get()) }),
+        HostOp::Protect { start, end, prot } => t.protect.map_or(missing, |f| unsafe {
+            f(t.ctx, start.get(), end.get() - start.get(), prot.bits() as i32)
+        }),
+        HostOp::Zap { start, end } => t
+            .zap
+            .map_or(missing, |f| unsafe { f(t.ctx, start.get(), end.get() - start.get()) }),
+        HostOp::Zero { start, end } => t
+            .zero
+            .map_or(missing, |f| unsafe { f(t.ctx, start.get(), end.get() - start.get()) }),
+        HostOp::Move {
+            from,
+            to,
+            len,
+            keep_source,
+        } => t.mremap.map_or(missing, |f| unsafe {
+            f(t.ctx, from.get(), to.get(), len, i32::from(keep_source))
+        }),
+        HostOp::Copy { from, to, len } => t
+            .copy
+            .map_or(missing, |f| unsafe { f(t.ctx, from.get(), to.get(), len) }),
+    }
+}
+
+/// Sets the host memory that realises the handle's address space: from now on every
+/// [`mmprep_syscall`] (and [`mmprep_syscall_check`]) on `mm` hands its host operations, in
+/// order, to `*backend`'s callbacks before it returns. `granule` is the host's page size in
+/// bytes (4096, 16384, 65536...; at least the guest's 4 KiB). A null `backend` removes the
+/// table. A handle from [`mmprep_fork`] starts with none: the child's host memory is the
+/// embedder's to set up.
+///
+/// Returns 0, `-EINVAL` (a required callback is null, or `granule` is not a power of two of
+/// at least 4096), `-EFAULT` or `-EIO`.
+///
+/// # Safety
+/// `mm` is null or a live handle; `backend` is null or points to a readable
+/// `struct mmprep_backend`, which is copied (the caller keeps it). Its callbacks and `ctx`
+/// must stay valid while the table is set on the handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mmprep_set_backend(mm: *mut MmprepMm, backend: *const MmprepBackend, granule: u64) -> i64 {
+    // SAFETY: `backend` is null or readable (the caller's contract).
+    let table = unsafe { backend.as_ref() }.copied();
+    let f = |h: &mut MmprepMm| {
+        let Some(t) = table else {
+            h.backend = None;
+            return 0;
+        };
+        let complete = t.map.is_some()
+            && t.unmap.is_some()
+            && t.protect.is_some()
+            && t.zap.is_some()
+            && t.zero.is_some()
+            && t.mremap.is_some()
+            && t.copy.is_some();
+        match Planner::new(PAGE_SIZE, granule) {
+            Ok(p) if complete => {
+                h.backend = Some((t, p));
+                0
+            }
+            _ => -EINVAL,
+        }
+    };
+    // SAFETY: `mm` is null or a live handle (the caller's contract).
+    unsafe { with_mm(mm, f) }
 }
 
 /// Registers descriptor `fd` as the open file `file` describes (replacing what `fd` was, as
@@ -579,7 +877,8 @@ pub unsafe extern "C" fn mmprep_write(
 /// Returns 0 when the model ran the call and agrees with the host, 1 when it ran and returned
 /// something else (a divergence: both values are in hand), 2 when it did not answer
 /// (`*status` is `MMPREP_NOT_MODELLED` or `MMPREP_NOT_MEMORY`: nothing to compare), or the
-/// negative errno of [`mmprep_syscall`]'s `MMPREP_API_ERROR`.
+/// negative value of [`mmprep_syscall`]'s `MMPREP_API_ERROR`, `MMPREP_BACKEND_UNSUPPORTED` or
+/// `MMPREP_BACKEND_FAILED`.
 ///
 /// # Safety
 /// As [`mmprep_syscall`]; `model_ret` is null or points to a writable `int64_t`.
@@ -611,7 +910,7 @@ pub unsafe extern "C" fn mmprep_syscall_check(
     }
     match st {
         MMPREP_RETURNED => i64::from(r != host_ret),
-        MMPREP_API_ERROR => r,
+        MMPREP_API_ERROR | MMPREP_BACKEND_UNSUPPORTED | MMPREP_BACKEND_FAILED => r,
         _ => 2,
     }
 }

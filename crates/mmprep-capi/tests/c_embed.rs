@@ -45,4 +45,8 @@ fn c_program_replays_true_through_the_c_abi() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("13 recorded calls"), "{stdout}");
     assert!(stdout.contains("0 mismatches"), "{stdout}");
+    assert!(
+        stdout.contains("16K granule conflict: [0x100000000000, 0x100000004000) 3 pieces"),
+        "{stdout}"
+    );
 }

@@ -12,6 +12,7 @@
 //! | maple tree | [`tree::VmaTree`] |
 //! | `struct vm_area_desc` | [`desc::VmAreaDesc`] |
 //! | `struct mmap_action` | [`action::MmapAction`] |
+//! | (none: the embedder's host memory) | [`backend::Planner`], [`backend::Backend`] |
 //! | `vma_flags_t`, `VMA_*_BIT` | [`flags::VmaFlags`], [`flags::VmaBit`] |
 //! | `struct vma_merge_struct` | `merge::MergeState` (internal) |
 //! | `struct file`, `file_operations` | [`file::File`], [`file::FileOperations`] |
@@ -63,6 +64,7 @@ extern crate std;
 pub mod abi;
 pub mod action;
 pub mod addr;
+pub mod backend;
 pub mod desc;
 pub mod errno;
 pub mod events;

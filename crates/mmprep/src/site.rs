@@ -25,6 +25,16 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ("action.rs", "prepare", "mm/util.c:mmap_action_prepare"),
     ("action.rs", "install_ptes", "mm/memory.c:remap_pfn_range_complete"),
     (
+        "backend.rs",
+        "new",
+        "mmprep:Planner::new (the host granule, no kernel call)",
+    ),
+    (
+        "backend.rs",
+        "plan",
+        "mmprep:Planner::plan (an advice with no host op, no kernel call)",
+    ),
+    (
         "desc.rs",
         "try_clear_maywrite",
         "mmprep:VmaDesc::try_clear_maywrite (a driver's vm_flags_clear)",
