@@ -21,9 +21,19 @@ include!(concat!(env!("OUT_DIR"), "/fns.rs"));
 
 /// (engine file under `src/`, engine function, kernel `file.c:function`).
 pub const SITES: &[(&str, &str, &str)] = &[
-    ("driver/action.rs", "remap_prepare", "mm/memory.c:remap_pfn_range_prepare"),
+    (
+        "driver/action.rs",
+        "remap_prepare",
+        "mm/memory.c:remap_pfn_range_prepare",
+    ),
+    ("driver/action.rs", "remap_range", "mm/memory.c:remap_pfn_range_prepare"),
+    ("driver/action.rs", "get_remap_pgoff", "mm/memory.c:get_remap_pgoff"),
     ("driver/action.rs", "prepare", "mm/util.c:mmap_action_prepare"),
-    ("driver/action.rs", "install_ptes", "mm/memory.c:remap_pfn_range_complete"),
+    (
+        "driver/action.rs",
+        "install_ptes",
+        "mm/memory.c:remap_pfn_range_complete",
+    ),
     (
         "driver/desc.rs",
         "try_clear_maywrite",
@@ -32,7 +42,11 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ("driver/file_ops.rs", "mmap_prepare", "mm/mmap.c:do_mmap"),
     ("driver/file_ops.rs", "mmap", "mm/mmap.c:do_mmap"),
     ("driver/legacy.rs", "vm_insert_page", "mm/memory.c:vm_insert_page"),
-    ("driver/legacy.rs", "remap_pfn_range", "mm/memory.c:remap_pfn_range_notrack"),
+    (
+        "driver/legacy.rs",
+        "remap_pfn_range",
+        "mm/memory.c:remap_pfn_range_notrack",
+    ),
     ("merge.rs", "vma_modify", "mm/vma.c:vma_modify"),
     ("exec.rs", "rd", "fs/binfmt_elf.c:elf_read"),
     (

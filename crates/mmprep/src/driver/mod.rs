@@ -25,4 +25,5 @@ pub mod action;
 pub mod desc;
 pub mod file_ops;
 pub mod legacy;
+pub(crate) mod pipeline;
 pub mod vm_ops;
