@@ -25,7 +25,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use mmprep::abi::{self, FdTable, Outcome};
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::mm::MmBounds;
 use mmprep::{Mm, Profile, Signal, VirtAddr};
 
@@ -127,9 +127,6 @@ struct NoMmap;
 impl FileOperations for NoMmap {
     fn name(&self) -> &'static str {
         "no_mmap"
-    }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::None
     }
 }
 

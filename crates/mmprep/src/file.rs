@@ -213,7 +213,7 @@ impl FileMode {
     };
 }
 
-pub use crate::driver::file_ops::{AreaPolicy, FileOperations, FopFlags, MmapHook};
+pub use crate::driver::file_ops::{AreaPolicy, FileOperations, FopFlags, LegacyMmap, MmapHook, MmapPrepare};
 
 /// An open file (`struct file`).
 pub struct File {

@@ -41,6 +41,7 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ),
     ("driver/file_ops.rs", "mmap_prepare", "mm/mmap.c:do_mmap"),
     ("driver/file_ops.rs", "mmap", "mm/mmap.c:do_mmap"),
+    ("driver/pipeline.rs", "call_mmap_prepare", "mm/vma.c:call_mmap_prepare"),
     ("driver/legacy.rs", "vm_insert_page", "mm/memory.c:vm_insert_page"),
     (
         "driver/legacy.rs",

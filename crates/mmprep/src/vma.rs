@@ -24,7 +24,10 @@ use crate::addr::{PAGE_SHIFT, PageRange, PgOff, VirtAddr};
 use crate::file::File;
 use crate::flags::{ACCESS_FLAGS, VmaBit, VmaFlags};
 
-pub use crate::driver::vm_ops::{FaultResult, PrivateData, VmFault, VmHooks, VmOperations, filemap_fault};
+pub use crate::driver::vm_ops::{
+    FaultResult, PrivateData, VmAccess, VmClose, VmFault, VmFaultHandler, VmHooks, VmMapped, VmMaySplit, VmMremap,
+    VmName, VmOpen, VmOperations, VmPageMkwrite, VmPfnMkwrite, filemap_fault,
+};
 
 /// What a VMA's `vm_ops` holds.
 #[derive(Clone)]

@@ -6,12 +6,13 @@
 
 mod common;
 
+use mmprep::file::{LegacyMmap, MmapPrepare};
 use std::sync::Arc;
 
 use common::*;
 use mmprep::desc::VmAreaDesc;
 use mmprep::events::Event;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::legacy::LegacyVma;
 use mmprep::{Errno, Error, Mm, Pfn, Result};
 
@@ -24,17 +25,22 @@ impl FileOperations for Remap2 {
     fn name(&self) -> &'static str {
         "remap2"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        if self.legacy {
-            MmapHook::Legacy
-        } else {
-            MmapHook::Prepare
-        }
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        (!self.legacy).then_some(self as &dyn MmapPrepare)
     }
+    fn mmap(&self) -> Option<&dyn LegacyMmap> {
+        self.legacy.then_some(self as &dyn LegacyMmap)
+    }
+}
+
+impl MmapPrepare for Remap2 {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         desc.mmap_action_remap(desc.start(), Pfn(0x100), pages(2));
         Ok(())
     }
+}
+
+impl LegacyMmap for Remap2 {
     fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<()> {
         let start = vma.vma().start();
         vma.remap_pfn_range(start, Pfn(0x100), pages(2))
@@ -50,9 +56,12 @@ impl FileOperations for Upper {
     fn name(&self) -> &'static str {
         "upper"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Legacy
+    fn mmap(&self) -> Option<&dyn LegacyMmap> {
+        Some(self)
     }
+}
+
+impl LegacyMmap for Upper {
     fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<()> {
         vma.compat_mmap_prepare(&self.lower)
     }
@@ -65,9 +74,12 @@ impl FileOperations for Failing {
     fn name(&self) -> &'static str {
         "failing"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for Failing {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         desc.set_success_hook(Arc::new(|_| Err(Error::new(Errno::EIO, "success hook fails"))));
         desc.set_error_hook(Arc::new(|_| Errno::EAGAIN));

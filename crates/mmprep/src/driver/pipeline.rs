@@ -26,8 +26,7 @@ use alloc::sync::Arc;
 
 use crate::driver::action::{self, ActionKind, MmapAction, NewVma};
 use crate::driver::desc::{DescParts, VmAreaDesc};
-use crate::driver::vm_ops::VmHooks;
-use crate::errno::{Error, Result};
+use crate::errno::{Errno, Error, Result, err};
 use crate::events::{Event, EventLog};
 use crate::file::File;
 use crate::pagetable::PageTable;
@@ -56,7 +55,10 @@ pub(crate) enum Completion {
 pub(crate) fn call_mmap_prepare(file: &Arc<File>, mut desc: VmAreaDesc<'_>, events: &EventLog) -> Result<DescParts> {
     let (start, end, pgoff) = (desc.start(), desc.end(), desc.pgoff());
     let mark = events.mark();
-    let result = file.ops().mmap_prepare(&mut desc);
+    let result = match file.ops().mmap_prepare() {
+        Some(hook) => hook.mmap_prepare(&mut desc),
+        None => Err(err(Errno::ENODEV, "the file has no mmap_prepare hook")),
+    };
     let (driver, flags) = (file.ops().name(), desc.flags());
     events.insert_at(mark, || Event::MmapPrepare {
         driver,
@@ -125,18 +127,15 @@ pub(crate) fn mmap_action_complete(
 /// `mm/util.c:call_vma_mapped`: if the VMA's ops have `mapped`, call it with a copy of the private
 /// data, which is written back only on success.
 fn call_vma_mapped(vma: &mut Vma, events: &EventLog) -> Result<()> {
-    let Some(ops) = vma
-        .ops
-        .driver()
-        .filter(|o| o.hooks().contains(VmHooks::MAPPED))
-        .cloned()
-    else {
+    let Some(ops) = vma.ops.driver().filter(|o| o.mapped().is_some()).cloned() else {
         return Ok(());
     };
     let mut private = vma.private_data.clone();
     let (start, end, pgoff) = (vma.start, vma.end, vma.pgoff);
     let mark = events.mark();
-    let r = ops.mapped(start, end, pgoff, vma.file.as_ref(), &mut private);
+    let r = ops.mapped().map_or(Ok(()), |hook| {
+        hook.mapped(start, end, pgoff, vma.file.as_ref(), &mut private)
+    });
     let name = ops.ops_name();
     events.insert_at(mark, || Event::Mapped {
         ops: name,

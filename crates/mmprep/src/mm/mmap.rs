@@ -573,7 +573,10 @@ impl Mm {
                 shmem: &shmem,
                 events: &mut self.events,
             };
-            file.ops().mmap(&mut lv)
+            match file.ops().mmap() {
+                Some(hook) => hook.mmap(&mut lv),
+                None => Err(err(Errno::ENODEV, "the file has no mmap hook")),
+            }
         };
         if result.is_ok() && vma.ops.hooks().contains(VmHooks::MAPPED) {
             result = Err(err(
