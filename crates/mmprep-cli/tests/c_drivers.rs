@@ -179,10 +179,13 @@ const RULE_BREAKER: &str = r#"
 #include <linux/fs.h>
 #include <linux/kref.h>
 #include <linux/mm.h>
+#include <linux/refcount.h>
 #include <linux/slab.h>
 
 static struct kref dev_ref;
+static refcount_t users;
 static void *leak;
+static long other_mm;
 
 static int breaker_mmap_prepare(struct vm_area_desc *desc)
 {
@@ -205,6 +208,16 @@ static int breaker_mmap_prepare(struct vm_area_desc *desc)
 	case 6:
 		mmap_action_remap(desc, desc->start, 0x100, 2 * vma_desc_size(desc));
 		break;
+	case 7:
+		/* The immutable fields are const in the HOWTO's struct: only a cast reaches them. */
+		*(const struct mm_struct **)&desc->mm = (const struct mm_struct *)&other_mm;
+		break;
+	case 8:
+		*(struct file **)&desc->file = NULL;
+		break;
+	case 9:
+		refcount_inc(&users);
+		break;
 	}
 	return 0;
 }
@@ -212,6 +225,7 @@ static int breaker_mmap_prepare(struct vm_area_desc *desc)
 static int breaker_open(struct inode *inode, struct file *file)
 {
 	kref_init(&dev_ref);
+	refcount_set(&users, 1);
 	return 0;
 }
 
@@ -237,6 +251,15 @@ fn broken_rules_are_named_in_events() {
             6,
             "mmap_action_remap: 0x2000 bytes at 0x200000000000 reach outside the mapping",
         ),
+        (
+            7,
+            "mmap_prepare changed desc->mm, which is immutable (the change is ignored)",
+        ),
+        (
+            8,
+            "mmap_prepare changed desc->file, which is immutable (the change is ignored)",
+        ),
+        (9, "mmap_prepare took a reference (refcount_inc) that outlives the call"),
     ];
     for (n, message) in cases {
         let t = run_in(
