@@ -612,6 +612,28 @@ module_init(gen_init);
     );
 }
 
+/// A driver's `pr_info` after a `fork` line: the driver logs through the parent's sink (the
+/// parent opened the file), and the line still follows the hook that printed it.
+#[test]
+fn pr_info_after_fork_is_printed() {
+    let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
+               static int talk_mmap_prepare(struct vm_area_desc *desc)\n\
+               { pr_info(\"prepare %lu pages\", vma_desc_pages(desc)); return 0; }\n\
+               static const struct file_operations talk_fops = { .mmap_prepare = talk_mmap_prepare };\n";
+    let dir = scratch("fork", &[("talk.c", src)]);
+    let t = run_in(
+        &dir,
+        "file t c talk.c\nmmap 0 4K rw- shared|fixed t 0\nfork\nmmap 1M 8K rw- shared|fixed t 0\nevents\n",
+    );
+    let text = t.text();
+    assert_eq!(t.end, RunEnd::Finished, "{text}");
+    assert!(text.contains("  pr_info prepare 1 pages\n"), "{text}");
+    assert!(
+        text.contains("0x100000-0x102000 pgoff=0x0 flags=rd,wr,sh,mr,mw,me,ms = 0\n  pr_info prepare 2 pages\n"),
+        "{text}"
+    );
+}
+
 #[test]
 fn c_lines_are_engine_only() {
     let script = parse("file h c hpet.c ro\nmmap 0 4K r-- shared h 0\n");
