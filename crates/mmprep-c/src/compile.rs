@@ -179,6 +179,39 @@ pub(crate) fn write_only_reads(source: &str) -> Vec<(usize, &'static str)> {
 }
 
 /// `source` with comments blanked out, line breaks kept (for line numbers).
+/// The `struct vm_operations_struct` tables of the source that set `.mapped`, by name. Their
+/// `mapped` runs only if `mmap_prepare` puts the table in `desc->vm_ops`: a hook that returns
+/// with `desc->vm_ops` NULL leaves it unreachable for that mapping.
+pub(crate) fn mapped_tables(source: &str) -> Vec<String> {
+    let text = strip_comments_keep_lines(source);
+    let needle = "struct vm_operations_struct";
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(needle) {
+        let at = from + i + needle.len();
+        from = at;
+        let rest = text[at..].trim_start();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let after = rest[name.len()..].trim_start();
+        if name.is_empty() || !after.starts_with('=') {
+            continue;
+        }
+        let Some(close) = after.find("};") else { continue };
+        let body = &after[..close];
+        let sets_mapped = body.match_indices(".mapped").any(|(j, _)| {
+            let tail = body[j + ".mapped".len()..].trim_start();
+            tail.starts_with('=') && !tail.starts_with("==")
+        });
+        if sets_mapped {
+            out.push(name);
+        }
+    }
+    out
+}
+
 fn strip_comments_keep_lines(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut chars = source.chars().peekable();
@@ -368,6 +401,15 @@ fn compile_cached(key: &str, unit: &str, args: &[String], output: &str) -> Resul
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mapped_tables_are_found_by_name() {
+        let src = "static const struct vm_operations_struct a_ops = { .open = o, .mapped = m };\n\
+                   static const struct vm_operations_struct b_ops = { .close = c };\n\
+                   /* struct vm_operations_struct c_ops = { .mapped = m }; */\n\
+                   static int f(const struct vm_operations_struct *ops);\n";
+        assert_eq!(super::mapped_tables(src), ["a_ops"]);
+    }
+
     use super::*;
 
     #[test]

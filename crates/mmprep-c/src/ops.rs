@@ -132,6 +132,8 @@ pub(crate) struct CFile {
     /// The C `struct file *`.
     pub(crate) cfile: u64,
     pub(crate) name: &'static str,
+    /// The source's `vm_operations_struct` tables that set `.mapped` ([`crate::compile::mapped_tables`]).
+    pub(crate) mapped_tables: Vec<String>,
 }
 
 impl CFile {
@@ -237,6 +239,17 @@ impl MmapPrepare for CFile {
             ));
         }
         c_result(ret, "the C driver's mmap_prepare failed")?;
+        if io.vm_ops == 0 && !self.mapped_tables.is_empty() {
+            // The HOWTO: vm_ops->mapped "should be set by the mmap_prepare hook". A table with
+            // `mapped` that the hook did not put in desc->vm_ops never runs for this mapping.
+            self.lib.runtime().log(
+                "rule",
+                format!(
+                    "mmap_prepare left desc->vm_ops NULL: vm_ops->mapped of {} does not run for this mapping",
+                    self.mapped_tables.join(", ")
+                ),
+            );
+        }
 
         // What call_mmap_prepare copies back: the mutable and write-only fields.
         desc.set_pgoff(PgOff(io.pgoff));

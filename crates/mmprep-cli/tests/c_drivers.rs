@@ -491,6 +491,35 @@ static const struct file_operations old_fops = {
     );
 }
 
+/// `mapped` belongs in the table the hook puts in `desc->vm_ops`: a driver that defines one but
+/// leaves `desc->vm_ops` NULL never gets its `mapped` called, and is told so.
+#[test]
+fn mapped_without_vm_ops_is_named() {
+    let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
+               static int m(unsigned long s, unsigned long e, pgoff_t p, const struct file *f, void **d)\n\
+               { pr_info(\"mapped\"); return 0; }\n\
+               static const struct vm_operations_struct forgot_vm_ops = { .mapped = m };\n\
+               static int forgot_mmap_prepare(struct vm_area_desc *desc)\n\
+               { if (mmprep_param_u64(\"set\", 0)) desc->vm_ops = &forgot_vm_ops; return 0; }\n\
+               static const struct file_operations forgot_fops = { .mmap_prepare = forgot_mmap_prepare };\n";
+    let dir = scratch("forgot", &[("forgot.c", src)]);
+    let text = run_in(&dir, "file f c forgot.c\nmmap 0 4K rw- shared|fixed f 0\nevents\n").text();
+    assert!(text.contains("L2 mmap = 0x0"), "{text}");
+    assert!(
+        text.contains("  rule mmap_prepare left desc->vm_ops NULL: vm_ops->mapped of forgot_vm_ops does not run"),
+        "{text}"
+    );
+    assert!(!text.contains("pr_info mapped"), "{text}");
+    // Set, it runs, and nothing is said.
+    let text = run_in(
+        &dir,
+        "file f c forgot.c set=1\nmmap 0 4K rw- shared|fixed f 0\nevents\n",
+    )
+    .text();
+    assert!(text.contains("  pr_info mapped"), "{text}");
+    assert!(!text.contains("rule"), "{text}");
+}
+
 #[test]
 fn reading_a_write_only_field_is_named() {
     let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
