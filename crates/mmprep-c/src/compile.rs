@@ -43,6 +43,8 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("include/mmprep/runtime.h", include_str!("../include/mmprep/runtime.h")),
     ("runtime/shim.c", include_str!("../runtime/shim.c")),
     ("runtime/guard.c", include_str!("../runtime/guard.c")),
+    ("runtime/data_begin.c", include_str!("../runtime/data_begin.c")),
+    ("runtime/data_end.c", include_str!("../runtime/data_end.c")),
 ];
 
 /// A compiled driver library in the cache.
@@ -331,7 +333,21 @@ pub(crate) fn build(source_path: &Path, fops: Option<&str>, cflags: &[String]) -
     (&source, &local, &unit, cflags, FILES, compiler()).hash(&mut h);
     let key = format!("{:016x}", h.finish());
     let mut args: Vec<String> = cflags.to_vec();
-    args.extend(["-Wl,-z,defs", "-o", "driver.so", "unit.c", "runtime/shim.c"].map(String::from));
+    // The markers around the unit bound the driver's own writable data (runtime/data_begin.c);
+    // -fno-common keeps its zero-initialised variables in its own .bss, not a common block.
+    args.extend(
+        [
+            "-fno-common",
+            "-Wl,-z,defs",
+            "-o",
+            "driver.so",
+            "runtime/data_begin.c",
+            "unit.c",
+            "runtime/data_end.c",
+            "runtime/shim.c",
+        ]
+        .map(String::from),
+    );
     let so = compile_cached(&key, &unit, &args, "driver.so")?;
     Ok(Built { so, fops })
 }

@@ -186,6 +186,8 @@ static struct kref dev_ref;
 static refcount_t users;
 static void *leak;
 static long other_mm;
+static int mappings;
+static int generation = 7;
 
 static int breaker_mmap_prepare(struct vm_area_desc *desc)
 {
@@ -217,6 +219,12 @@ static int breaker_mmap_prepare(struct vm_area_desc *desc)
 		break;
 	case 9:
 		refcount_inc(&users);
+		break;
+	case 10:
+		mappings++;
+		break;
+	case 11:
+		generation++;
 		break;
 	}
 	return 0;
@@ -260,6 +268,14 @@ fn broken_rules_are_named_in_events() {
             "mmap_prepare changed desc->file, which is immutable (the change is ignored)",
         ),
         (9, "mmap_prepare took a reference (refcount_inc) that outlives the call"),
+        (
+            10,
+            "mmap_prepare changed the driver's own state (1 bytes of static data) that outlives the call",
+        ),
+        (
+            11,
+            "mmap_prepare changed the driver's own state (1 bytes of static data) that outlives the call",
+        ),
     ];
     for (n, message) in cases {
         let t = run_in(
