@@ -122,10 +122,14 @@ void mmprep_printk(const char *level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Rules reported so far (the state check below stays quiet when another rule said why). */
+static long rules_reported;
+
 void mmprep_rule(const char *fmt, ...)
 {
 	va_list ap;
 
+	rules_reported++;
 	va_start(ap, fmt);
 	vlog("rule", fmt, ap);
 	va_end(ap);
@@ -346,9 +350,65 @@ struct mmprep_desc_io {
 	u64 success_hook, error_hook, error_override;
 };
 
+/* ---- the driver's own state ---- */
+
+extern char mmprep_data_begin[], mmprep_data_end[], mmprep_bss_begin[], mmprep_bss_end[];
+
+struct state_copy {
+	unsigned char *data, *bss;
+	size_t data_len, bss_len;
+};
+
+static size_t span(const char *begin, const char *end)
+{
+	/* Only the order data_begin.c, unit.c, data_end.c gives a sane span; anything else is skipped. */
+	if (end <= begin + 1 || (size_t)(end - begin) > (64u << 20))
+		return 0;
+	return (size_t)(end - begin) - 1;
+}
+
+/* Copies the driver's .data and .bss (not under AddressSanitizer: its redzones sit between them). */
+static void state_save(struct state_copy *c)
+{
+	memset(c, 0, sizeof(*c));
+#ifndef MMPREP_SANITIZE
+	c->data_len = span(mmprep_data_begin, mmprep_data_end);
+	c->bss_len = span(mmprep_bss_begin, mmprep_bss_end);
+	c->data = c->data_len ? malloc(c->data_len) : NULL;
+	c->bss = c->bss_len ? malloc(c->bss_len) : NULL;
+	if (c->data)
+		memcpy(c->data, mmprep_data_begin + 1, c->data_len);
+	if (c->bss)
+		memcpy(c->bss, mmprep_bss_begin + 1, c->bss_len);
+#endif
+}
+
+static size_t differing(const unsigned char *a, const char *b, size_t n)
+{
+	size_t i, d = 0;
+
+	for (i = 0; a && i < n; i++)
+		d += a[i] != (unsigned char)b[i];
+	return d;
+}
+
+/* Bytes of the driver's static data that differ from the copy; frees the copy. */
+static size_t state_changed(struct state_copy *c)
+{
+	size_t d = differing(c->data, mmprep_data_begin + 1, c->data_len) +
+		   differing(c->bss, mmprep_bss_begin + 1, c->bss_len);
+
+	free(c->data);
+	free(c->bss);
+	return d;
+}
+
 int mmprep_shim_mmap_prepare(struct file *file, struct mmprep_desc_io *io)
 {
 	long before = live_allocations;
+	long rules_before;
+	struct state_copy state;
+	size_t changed;
 	struct vm_area_desc desc = {
 		.mm = &mmprep_mm,
 		.file = file,
@@ -361,11 +421,14 @@ int mmprep_shim_mmap_prepare(struct file *file, struct mmprep_desc_io *io)
 	};
 	int ret;
 
+	state_save(&state);
+	rules_before = rules_reported;
 	GUARD_BEGIN("mmap_prepare", -EFAULT);
 	mmprep_in_mmap_prepare = 1;
 	ret = fops->mmap_prepare(&desc);
 	mmprep_in_mmap_prepare = 0;
 	GUARD_END();
+	changed = state_changed(&state);
 
 	/* The immutable fields: the kernel ignores a change; say that it happened. */
 	if (desc.mm != &mmprep_mm)
@@ -377,6 +440,9 @@ int mmprep_shim_mmap_prepare(struct file *file, struct mmprep_desc_io *io)
 	if (live_allocations > before)
 		mmprep_rule("mmap_prepare allocated memory that outlives the call (%ld allocations): the mapping may still merge or fail; allocate in vm_ops->mapped",
 			    live_allocations - before);
+	if (changed && rules_reported == rules_before)
+		mmprep_rule("mmap_prepare changed the driver's own state (%zu bytes of static data) that outlives the call: the mapping may still merge or fail; change it in vm_ops->mapped",
+			    changed);
 
 	io->pgoff = desc.pgoff;
 	io->flags[0] = desc.vma_flags.__vma_flags[0];

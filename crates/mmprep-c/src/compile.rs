@@ -43,6 +43,8 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("include/mmprep/runtime.h", include_str!("../include/mmprep/runtime.h")),
     ("runtime/shim.c", include_str!("../runtime/shim.c")),
     ("runtime/guard.c", include_str!("../runtime/guard.c")),
+    ("runtime/data_begin.c", include_str!("../runtime/data_begin.c")),
+    ("runtime/data_end.c", include_str!("../runtime/data_end.c")),
 ];
 
 /// A compiled driver library in the cache.
@@ -179,6 +181,39 @@ pub(crate) fn write_only_reads(source: &str) -> Vec<(usize, &'static str)> {
 }
 
 /// `source` with comments blanked out, line breaks kept (for line numbers).
+/// The `struct vm_operations_struct` tables of the source that set `.mapped`, by name. Their
+/// `mapped` runs only if `mmap_prepare` puts the table in `desc->vm_ops`: a hook that returns
+/// with `desc->vm_ops` NULL leaves it unreachable for that mapping.
+pub(crate) fn mapped_tables(source: &str) -> Vec<String> {
+    let text = strip_comments_keep_lines(source);
+    let needle = "struct vm_operations_struct";
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(needle) {
+        let at = from + i + needle.len();
+        from = at;
+        let rest = text[at..].trim_start();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let after = rest[name.len()..].trim_start();
+        if name.is_empty() || !after.starts_with('=') {
+            continue;
+        }
+        let Some(close) = after.find("};") else { continue };
+        let body = &after[..close];
+        let sets_mapped = body.match_indices(".mapped").any(|(j, _)| {
+            let tail = body[j + ".mapped".len()..].trim_start();
+            tail.starts_with('=') && !tail.starts_with("==")
+        });
+        if sets_mapped {
+            out.push(name);
+        }
+    }
+    out
+}
+
 fn strip_comments_keep_lines(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut chars = source.chars().peekable();
@@ -298,7 +333,21 @@ pub(crate) fn build(source_path: &Path, fops: Option<&str>, cflags: &[String]) -
     (&source, &local, &unit, cflags, FILES, compiler()).hash(&mut h);
     let key = format!("{:016x}", h.finish());
     let mut args: Vec<String> = cflags.to_vec();
-    args.extend(["-Wl,-z,defs", "-o", "driver.so", "unit.c", "runtime/shim.c"].map(String::from));
+    // The markers around the unit bound the driver's own writable data (runtime/data_begin.c);
+    // -fno-common keeps its zero-initialised variables in its own .bss, not a common block.
+    args.extend(
+        [
+            "-fno-common",
+            "-Wl,-z,defs",
+            "-o",
+            "driver.so",
+            "runtime/data_begin.c",
+            "unit.c",
+            "runtime/data_end.c",
+            "runtime/shim.c",
+        ]
+        .map(String::from),
+    );
     let so = compile_cached(&key, &unit, &args, "driver.so")?;
     Ok(Built { so, fops })
 }
@@ -368,6 +417,15 @@ fn compile_cached(key: &str, unit: &str, args: &[String], output: &str) -> Resul
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mapped_tables_are_found_by_name() {
+        let src = "static const struct vm_operations_struct a_ops = { .open = o, .mapped = m };\n\
+                   static const struct vm_operations_struct b_ops = { .close = c };\n\
+                   /* struct vm_operations_struct c_ops = { .mapped = m }; */\n\
+                   static int f(const struct vm_operations_struct *ops);\n";
+        assert_eq!(super::mapped_tables(src), ["a_ops"]);
+    }
+
     use super::*;
 
     #[test]

@@ -137,10 +137,14 @@ impl CDriverHost for CHost {
             .source
             .file_stem()
             .map_or_else(|| "c".to_string(), |s| s.to_string_lossy().into_owned());
+        let mapped_tables = std::fs::read_to_string(request.source)
+            .map(|text| compile::mapped_tables(&text))
+            .unwrap_or_default();
         let ops = ops::CFile {
             lib,
             cfile,
             name: ffi::intern(&name),
+            mapped_tables,
         };
         let file_mode = if request.read_only {
             FileMode::READ_ONLY

@@ -7,12 +7,16 @@
 //! `private_data`, the action): a change to `start`, `end`, `mm` or `file` is ignored and
 //! reported in the scenario's `events` as a broken rule.
 
+use mmprep::file::{LegacyMmap, MmapPrepare};
+use mmprep::vma::{
+    VmAccess, VmClose, VmFaultHandler, VmMapped, VmMaySplit, VmMremap, VmName, VmOpen, VmPageMkwrite, VmPfnMkwrite,
+};
 use std::sync::Arc;
 
 use mmprep::action::NewVma;
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{File, FileOperations, FopFlags, MmapHook};
+use mmprep::file::{File, FileOperations, FopFlags};
 use mmprep::flags::{VmaBit, VmaFlags};
 use mmprep::legacy::LegacyVma;
 use mmprep::vma::{CacheMode, FaultResult, PageProt, PrivateData, VmFault, VmHooks, VmOperations, Vma};
@@ -128,20 +132,17 @@ pub(crate) struct CFile {
     /// The C `struct file *`.
     pub(crate) cfile: u64,
     pub(crate) name: &'static str,
+    /// The source's `vm_operations_struct` tables that set `.mapped` ([`crate::compile::mapped_tables`]).
+    pub(crate) mapped_tables: Vec<String>,
 }
 
 impl CFile {
-    /// Which of `mmap_prepare`, `mmap` the driver has.
-    pub(crate) fn hook(&self) -> MmapHook {
+    /// Which of `mmap_prepare` (`FOP_MMAP_PREPARE`), `mmap` (`FOP_MMAP`) the driver's table has
+    /// non-NULL.
+    fn c_hooks(&self) -> u32 {
         // SAFETY: fops_hooks reads the driver's file_operations table, which is static data of
         // the loaded library.
-        let hooks = self.lib.call(FOP_MMAP_PREPARE, |s| unsafe { (s.fops_hooks)() });
-        match (hooks & FOP_MMAP_PREPARE != 0, hooks & FOP_MMAP != 0) {
-            (true, true) => MmapHook::Both,
-            (true, false) => MmapHook::Prepare,
-            (false, true) => MmapHook::Legacy,
-            (false, false) => MmapHook::None,
-        }
+        self.lib.call(FOP_MMAP_PREPARE, |s| unsafe { (s.fops_hooks)() })
     }
 }
 
@@ -149,11 +150,6 @@ impl FileOperations for CFile {
     fn name(&self) -> &'static str {
         self.name
     }
-
-    fn mmap_hook(&self) -> MmapHook {
-        self.hook()
-    }
-
     fn area_policy(&self, flags: mmprep::MapFlags) -> mmprep::file::AreaPolicy {
         let _ = flags;
         // SAFETY: area_policy compares a member of the driver's static file_operations table.
@@ -162,7 +158,6 @@ impl FileOperations for CFile {
             _ => mmprep::file::AreaPolicy::Default,
         }
     }
-
     fn fop_flags(&self) -> FopFlags {
         // SAFETY: fop_flags reads a member of the driver's static file_operations table.
         let flags = self.lib.call(0, |s| unsafe { (s.fop_flags)() });
@@ -175,7 +170,15 @@ impl FileOperations for CFile {
         }
         out
     }
+    fn mmap(&self) -> Option<&dyn LegacyMmap> {
+        (self.c_hooks() & FOP_MMAP != 0).then_some(self as &dyn LegacyMmap)
+    }
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        (self.c_hooks() & FOP_MMAP_PREPARE != 0).then_some(self as &dyn MmapPrepare)
+    }
+}
 
+impl LegacyMmap for CFile {
     fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<()> {
         let mut io = vma_io(vma.vma(), self.cfile, 0);
         let lib = &self.lib;
@@ -211,7 +214,9 @@ impl FileOperations for CFile {
         }
         Ok(())
     }
+}
 
+impl MmapPrepare for CFile {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         let mut io = DescIo {
             start: desc.start().get(),
@@ -234,6 +239,17 @@ impl FileOperations for CFile {
             ));
         }
         c_result(ret, "the C driver's mmap_prepare failed")?;
+        if io.vm_ops == 0 && !self.mapped_tables.is_empty() {
+            // The HOWTO: vm_ops->mapped "should be set by the mmap_prepare hook". A table with
+            // `mapped` that the hook did not put in desc->vm_ops never runs for this mapping.
+            self.lib.runtime().log(
+                "rule",
+                format!(
+                    "mmap_prepare left desc->vm_ops NULL: vm_ops->mapped of {} does not run for this mapping",
+                    self.mapped_tables.join(", ")
+                ),
+            );
+        }
 
         // What call_mmap_prepare copies back: the mutable and write-only fields.
         desc.set_pgoff(PgOff(io.pgoff));
@@ -415,11 +431,47 @@ impl VmOperations for CVmOps {
     fn ops_name(&self) -> &'static str {
         self.name
     }
-
-    fn hooks(&self) -> VmHooks {
-        self.hooks
+    fn open(&self) -> Option<&dyn VmOpen> {
+        self.hooks.contains(VmHooks::OPEN).then_some(self as &dyn VmOpen)
     }
+    fn close(&self) -> Option<&dyn VmClose> {
+        self.hooks.contains(VmHooks::CLOSE).then_some(self as &dyn VmClose)
+    }
+    fn mapped(&self) -> Option<&dyn VmMapped> {
+        self.hooks.contains(VmHooks::MAPPED).then_some(self as &dyn VmMapped)
+    }
+    fn may_split(&self) -> Option<&dyn VmMaySplit> {
+        self.hooks
+            .contains(VmHooks::MAY_SPLIT)
+            .then_some(self as &dyn VmMaySplit)
+    }
+    fn mremap(&self) -> Option<&dyn VmMremap> {
+        self.hooks.contains(VmHooks::MREMAP).then_some(self as &dyn VmMremap)
+    }
+    fn name(&self) -> Option<&dyn VmName> {
+        self.hooks.contains(VmHooks::NAME).then_some(self as &dyn VmName)
+    }
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        self.hooks
+            .contains(VmHooks::FAULT)
+            .then_some(self as &dyn VmFaultHandler)
+    }
+    fn page_mkwrite(&self) -> Option<&dyn VmPageMkwrite> {
+        self.hooks
+            .contains(VmHooks::PAGE_MKWRITE)
+            .then_some(self as &dyn VmPageMkwrite)
+    }
+    fn pfn_mkwrite(&self) -> Option<&dyn VmPfnMkwrite> {
+        self.hooks
+            .contains(VmHooks::PFN_MKWRITE)
+            .then_some(self as &dyn VmPfnMkwrite)
+    }
+    fn access(&self) -> Option<&dyn VmAccess> {
+        self.hooks.contains(VmHooks::ACCESS).then_some(self as &dyn VmAccess)
+    }
+}
 
+impl VmOpen for CVmOps {
     fn open(&self, vma: &Vma) {
         if self.hooks.contains(VmHooks::OPEN) {
             let mut io = self.io(vma);
@@ -427,7 +479,9 @@ impl VmOperations for CVmOps {
             self.lib.call((), |s| unsafe { (s.vm_open)(&mut io) });
         }
     }
+}
 
+impl VmClose for CVmOps {
     fn close(&self, vma: &Vma) {
         if self.hooks.contains(VmHooks::CLOSE) {
             let mut io = self.io(vma);
@@ -435,7 +489,9 @@ impl VmOperations for CVmOps {
             self.lib.call((), |s| unsafe { (s.vm_close)(&mut io) });
         }
     }
+}
 
+impl VmMapped for CVmOps {
     fn mapped(
         &self,
         start: VirtAddr,
@@ -457,7 +513,9 @@ impl VmOperations for CVmOps {
         *private = private_from_c(p);
         Ok(())
     }
+}
 
+impl VmMaySplit for CVmOps {
     fn may_split(&self, vma: &Vma, addr: VirtAddr) -> Result<()> {
         if !self.hooks.contains(VmHooks::MAY_SPLIT) {
             return Ok(());
@@ -467,7 +525,9 @@ impl VmOperations for CVmOps {
         let ret = self.lib.call(0, |s| unsafe { (s.vm_may_split)(&mut io, addr.get()) });
         c_result(ret, "the C driver's vm_ops->may_split refused")
     }
+}
 
+impl VmMremap for CVmOps {
     fn mremap(&self, new_vma: &Vma) -> Result<()> {
         if !self.hooks.contains(VmHooks::MREMAP) {
             return Ok(());
@@ -477,7 +537,9 @@ impl VmOperations for CVmOps {
         let ret = self.lib.call(0, |s| unsafe { (s.vm_mremap)(&mut io) });
         c_result(ret, "the C driver's vm_ops->mremap refused")
     }
+}
 
+impl VmName for CVmOps {
     fn vma_name(&self, vma: &Vma) -> Option<&'static str> {
         if !self.hooks.contains(VmHooks::NAME) {
             return None;
@@ -487,28 +549,36 @@ impl VmOperations for CVmOps {
         // read before the call lock is released.
         self.lib.call(None, |s| unsafe { intern_c((s.vm_name)(&mut io)) })
     }
+}
 
+impl VmFaultHandler for CVmOps {
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         if !self.hooks.contains(VmHooks::FAULT) {
             return FaultResult::Sigbus;
         }
         self.fault_kind(vmf, 0)
     }
+}
 
+impl VmPageMkwrite for CVmOps {
     fn page_mkwrite(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         if !self.hooks.contains(VmHooks::PAGE_MKWRITE) {
             return FaultResult::Ok;
         }
         self.fault_kind(vmf, 1)
     }
+}
 
+impl VmPfnMkwrite for CVmOps {
     fn pfn_mkwrite(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         if !self.hooks.contains(VmHooks::PFN_MKWRITE) {
             return FaultResult::Ok;
         }
         self.fault_kind(vmf, 2)
     }
+}
 
+impl VmAccess for CVmOps {
     fn access(&self, vma: &Vma, addr: VirtAddr, buf: &mut [u8], write: bool) -> Result<usize> {
         if !self.hooks.contains(VmHooks::ACCESS) {
             return Ok(0);

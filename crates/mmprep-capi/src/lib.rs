@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use mmprep::abi::{self, FdTable, Outcome};
 use mmprep::backend::{Backing, Conflict, HostMapping, HostOp, Planner, Sharing};
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::mm::MmBounds;
 use mmprep::{Mm, PAGE_SIZE, Profile, Signal, VirtAddr};
 
@@ -250,9 +250,6 @@ struct NoMmap;
 impl FileOperations for NoMmap {
     fn name(&self) -> &'static str {
         "no_mmap"
-    }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::None
     }
 }
 

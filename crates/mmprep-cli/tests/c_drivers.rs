@@ -179,10 +179,15 @@ const RULE_BREAKER: &str = r#"
 #include <linux/fs.h>
 #include <linux/kref.h>
 #include <linux/mm.h>
+#include <linux/refcount.h>
 #include <linux/slab.h>
 
 static struct kref dev_ref;
+static refcount_t users;
 static void *leak;
+static long other_mm;
+static int mappings;
+static int generation = 7;
 
 static int breaker_mmap_prepare(struct vm_area_desc *desc)
 {
@@ -205,6 +210,22 @@ static int breaker_mmap_prepare(struct vm_area_desc *desc)
 	case 6:
 		mmap_action_remap(desc, desc->start, 0x100, 2 * vma_desc_size(desc));
 		break;
+	case 7:
+		/* The immutable fields are const in the HOWTO's struct: only a cast reaches them. */
+		*(const struct mm_struct **)&desc->mm = (const struct mm_struct *)&other_mm;
+		break;
+	case 8:
+		*(struct file **)&desc->file = NULL;
+		break;
+	case 9:
+		refcount_inc(&users);
+		break;
+	case 10:
+		mappings++;
+		break;
+	case 11:
+		generation++;
+		break;
 	}
 	return 0;
 }
@@ -212,6 +233,7 @@ static int breaker_mmap_prepare(struct vm_area_desc *desc)
 static int breaker_open(struct inode *inode, struct file *file)
 {
 	kref_init(&dev_ref);
+	refcount_set(&users, 1);
 	return 0;
 }
 
@@ -236,6 +258,23 @@ fn broken_rules_are_named_in_events() {
         (
             6,
             "mmap_action_remap: 0x2000 bytes at 0x200000000000 reach outside the mapping",
+        ),
+        (
+            7,
+            "mmap_prepare changed desc->mm, which is immutable (the change is ignored)",
+        ),
+        (
+            8,
+            "mmap_prepare changed desc->file, which is immutable (the change is ignored)",
+        ),
+        (9, "mmap_prepare took a reference (refcount_inc) that outlives the call"),
+        (
+            10,
+            "mmap_prepare changed the driver's own state (1 bytes of static data) that outlives the call",
+        ),
+        (
+            11,
+            "mmap_prepare changed the driver's own state (1 bytes of static data) that outlives the call",
         ),
     ];
     for (n, message) in cases {
@@ -468,6 +507,35 @@ static const struct file_operations old_fops = {
     );
 }
 
+/// `mapped` belongs in the table the hook puts in `desc->vm_ops`: a driver that defines one but
+/// leaves `desc->vm_ops` NULL never gets its `mapped` called, and is told so.
+#[test]
+fn mapped_without_vm_ops_is_named() {
+    let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
+               static int m(unsigned long s, unsigned long e, pgoff_t p, const struct file *f, void **d)\n\
+               { pr_info(\"mapped\"); return 0; }\n\
+               static const struct vm_operations_struct forgot_vm_ops = { .mapped = m };\n\
+               static int forgot_mmap_prepare(struct vm_area_desc *desc)\n\
+               { if (mmprep_param_u64(\"set\", 0)) desc->vm_ops = &forgot_vm_ops; return 0; }\n\
+               static const struct file_operations forgot_fops = { .mmap_prepare = forgot_mmap_prepare };\n";
+    let dir = scratch("forgot", &[("forgot.c", src)]);
+    let text = run_in(&dir, "file f c forgot.c\nmmap 0 4K rw- shared|fixed f 0\nevents\n").text();
+    assert!(text.contains("L2 mmap = 0x0"), "{text}");
+    assert!(
+        text.contains("  rule mmap_prepare left desc->vm_ops NULL: vm_ops->mapped of forgot_vm_ops does not run"),
+        "{text}"
+    );
+    assert!(!text.contains("pr_info mapped"), "{text}");
+    // Set, it runs, and nothing is said.
+    let text = run_in(
+        &dir,
+        "file f c forgot.c set=1\nmmap 0 4K rw- shared|fixed f 0\nevents\n",
+    )
+    .text();
+    assert!(text.contains("  pr_info mapped"), "{text}");
+    assert!(!text.contains("rule"), "{text}");
+}
+
 #[test]
 fn reading_a_write_only_field_is_named() {
     let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
@@ -585,6 +653,28 @@ module_init(gen_init);
     assert!(text.contains("rw-s 00000000 g | rd wr sh mr mw me ms dd"), "{text}");
     assert!(
         text.contains("  pr_info gen: registering\n  mmap_prepare gen"),
+        "{text}"
+    );
+}
+
+/// A driver's `pr_info` after a `fork` line: the driver logs through the parent's sink (the
+/// parent opened the file), and the line still follows the hook that printed it.
+#[test]
+fn pr_info_after_fork_is_printed() {
+    let src = "#include <linux/fs.h>\n#include <linux/mm.h>\n\
+               static int talk_mmap_prepare(struct vm_area_desc *desc)\n\
+               { pr_info(\"prepare %lu pages\", vma_desc_pages(desc)); return 0; }\n\
+               static const struct file_operations talk_fops = { .mmap_prepare = talk_mmap_prepare };\n";
+    let dir = scratch("fork", &[("talk.c", src)]);
+    let t = run_in(
+        &dir,
+        "file t c talk.c\nmmap 0 4K rw- shared|fixed t 0\nfork\nmmap 1M 8K rw- shared|fixed t 0\nevents\n",
+    );
+    let text = t.text();
+    assert_eq!(t.end, RunEnd::Finished, "{text}");
+    assert!(text.contains("  pr_info prepare 1 pages\n"), "{text}");
+    assert!(
+        text.contains("0x100000-0x102000 pgoff=0x0 flags=rd,wr,sh,mr,mw,me,ms = 0\n  pr_info prepare 2 pages\n"),
         "{text}"
     );
 }

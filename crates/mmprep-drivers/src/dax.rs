@@ -6,12 +6,14 @@
 //! Pages come from the file's page cache (standing in for persistent memory), so shared
 //! mappings see each other's writes; a page past `size` is `SIGBUS`.
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmFaultHandler, VmPageMkwrite, VmPfnMkwrite};
 use std::sync::Arc;
 
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, FopFlags, InodeKind, MmapHook};
+use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, FopFlags, InodeKind};
 use mmprep::uapi::MapFlags;
-use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
+use mmprep::vma::{FaultResult, VmFault, VmOperations, filemap_fault};
 use mmprep::{Result, vma_flags};
 
 use crate::registry::{DriverEnv, DriverInfo, Params};
@@ -30,19 +32,22 @@ impl FileOperations for DaxFile {
     fn name(&self) -> &'static str {
         "dax"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
-    }
-    fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
-        desc.set_flag_bits(vma_flags![HugePage]);
-        desc.set_vm_ops(Arc::new(DaxVmOps));
-        Ok(())
-    }
     fn area_policy(&self, _flags: MapFlags) -> AreaPolicy {
         AreaPolicy::Thp
     }
     fn fop_flags(&self) -> FopFlags {
         FopFlags::MMAP_SYNC
+    }
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
+    }
+}
+
+impl MmapPrepare for DaxFile {
+    fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
+        desc.set_flag_bits(vma_flags![HugePage]);
+        desc.set_vm_ops(Arc::new(DaxVmOps));
+        Ok(())
     }
 }
 
@@ -50,9 +55,32 @@ impl VmOperations for DaxVmOps {
     fn ops_name(&self) -> &'static str {
         "ext4_dax_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::FAULT | VmHooks::PAGE_MKWRITE | VmHooks::PFN_MKWRITE
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
     }
+    fn page_mkwrite(&self) -> Option<&dyn VmPageMkwrite> {
+        Some(self)
+    }
+    fn pfn_mkwrite(&self) -> Option<&dyn VmPfnMkwrite> {
+        Some(self)
+    }
+}
+
+impl VmPfnMkwrite for DaxVmOps {
+    /// As `page_mkwrite`, for the PFN entries.
+    fn pfn_mkwrite(&self, _vmf: &mut VmFault<'_>) -> FaultResult {
+        FaultResult::Ok
+    }
+}
+
+impl VmPageMkwrite for DaxVmOps {
+    /// `ext4_dax_fault` handles write faults too: nothing to reserve.
+    fn page_mkwrite(&self, _vmf: &mut VmFault<'_>) -> FaultResult {
+        FaultResult::Ok
+    }
+}
+
+impl VmFaultHandler for DaxVmOps {
     /// DAX pages stand in as the file's page cache (`filemap_fault`).
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         filemap_fault(vmf)

@@ -9,12 +9,14 @@
 //! of its own (`mm/vma.c:__mmap_region`; `docs/reference/mmap-prepare-pipeline.md` 11.1).
 //! Pages come from the device's page cache, so all mappings of one offset share them.
 
+use mmprep::file::{LegacyMmap, MmapPrepare};
+use mmprep::vma::VmFaultHandler;
 use std::sync::Arc;
 
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind};
 use mmprep::legacy::LegacyVma;
-use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
+use mmprep::vma::{FaultResult, VmFault, VmOperations, filemap_fault};
 use mmprep::{Result, vma_flags};
 
 use crate::registry::{DriverEnv, DriverInfo, Params};
@@ -36,18 +38,23 @@ impl FileOperations for Dumpless {
     fn name(&self) -> &'static str {
         if self.legacy { "dumpless_legacy" } else { "dumpless" }
     }
-    fn mmap_hook(&self) -> MmapHook {
-        if self.legacy {
-            MmapHook::Legacy
-        } else {
-            MmapHook::Prepare
-        }
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        (!self.legacy).then_some(self as &dyn MmapPrepare)
     }
+    fn mmap(&self) -> Option<&dyn LegacyMmap> {
+        self.legacy.then_some(self as &dyn LegacyMmap)
+    }
+}
+
+impl MmapPrepare for Dumpless {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         desc.set_flag_bits(vma_flags![DontDump]);
         desc.set_vm_ops(Arc::new(DumplessVmOps));
         Ok(())
     }
+}
+
+impl LegacyMmap for Dumpless {
     fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<()> {
         vma.set_flags(vma_flags![DontDump]);
         vma.set_vm_ops(Arc::new(DumplessVmOps));
@@ -59,9 +66,12 @@ impl VmOperations for DumplessVmOps {
     fn ops_name(&self) -> &'static str {
         "dumpless_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::FAULT
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
     }
+}
+
+impl VmFaultHandler for DumplessVmOps {
     /// The device's memory is its page cache (`filemap_fault`).
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         filemap_fault(vmf)

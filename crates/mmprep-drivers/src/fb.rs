@@ -7,11 +7,12 @@
 //! private mapping gets a private copy on write (the remap must then cover the whole VMA, and
 //! its `pgoff` becomes the PFN).
 
+use mmprep::file::MmapPrepare;
 use std::sync::Arc;
 
 use mmprep::addr::{PAGE_SIZE, Pfn};
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind};
 use mmprep::vma::{CacheMode, PageProt};
 use mmprep::{Errno, Error, Result};
 
@@ -34,9 +35,12 @@ impl FileOperations for Framebuffer {
     fn name(&self) -> &'static str {
         "fb"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for Framebuffer {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         let pgoff = desc.pgoff().get();
         if pgoff >= self.pages || desc.pages() > self.pages - pgoff {

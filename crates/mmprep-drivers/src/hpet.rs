@@ -7,13 +7,14 @@
 //! mapping never merges, is never copied on fork into anything but the same registers, and a
 //! read of the main counter (offset `0xf0`) sees it advance: every read reaches the device.
 
+use mmprep::file::MmapPrepare;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mmprep::addr::{PAGE_SIZE, Pfn};
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind};
 use mmprep::phys::DeviceMemory;
 use mmprep::vma::{CacheMode, PageProt};
 use mmprep::{Errno, Error, Result};
@@ -91,9 +92,12 @@ impl FileOperations for Hpet {
     fn name(&self) -> &'static str {
         "hpet"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for Hpet {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         if !self.addr.is_multiple_of(PAGE_SIZE) {
             return Err(Error::new(Errno::ENOSYS, "the HPET block is not page aligned"));

@@ -11,13 +11,15 @@
 //! The driver claims one window of physical memory, `size` bytes at `base`, filled with the
 //! byte `fill`; only that window is allowed.
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::VmAccess;
 use std::sync::Arc;
 
 use mmprep::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, FopFlags, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, FopFlags, InodeKind};
 use mmprep::phys::Machine;
-use mmprep::vma::{VmHooks, VmOperations, Vma};
+use mmprep::vma::{VmOperations, Vma};
 use mmprep::{Errno, Error, Result, VirtAddr};
 
 use crate::memory::MemoryRegion;
@@ -49,9 +51,15 @@ impl FileOperations for DevMem {
     fn name(&self) -> &'static str {
         "mem"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn fop_flags(&self) -> FopFlags {
+        FopFlags::UNSIGNED_OFFSET
     }
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
+    }
+}
+
+impl MmapPrepare for DevMem {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         let pgoff = desc.pgoff().get();
         let len = desc.size();
@@ -76,18 +84,18 @@ impl FileOperations for DevMem {
         desc.set_error_hook(Arc::new(|_| Errno::EAGAIN));
         Ok(())
     }
-    fn fop_flags(&self) -> FopFlags {
-        FopFlags::UNSIGNED_OFFSET
-    }
 }
 
 impl VmOperations for MemVmOps {
     fn ops_name(&self) -> &'static str {
         "mmap_mem_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::ACCESS
+    fn access(&self) -> Option<&dyn VmAccess> {
+        Some(self)
     }
+}
+
+impl VmAccess for MemVmOps {
     fn access(&self, vma: &Vma, addr: VirtAddr, buf: &mut [u8], write: bool) -> Result<usize> {
         // generic_access_phys: the physical page behind addr, from the VMA's pgoff.
         let page = vma.pgoff_at(addr).get();

@@ -11,13 +11,15 @@
 //!   there is no `close`, so mappings merge freely;
 //! - placement is `thp_get_unmapped_area`.
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmFaultHandler, VmPageMkwrite};
 use std::sync::Arc;
 
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, FopFlags, Inode, InodeKind, MmapHook};
+use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, FopFlags, Inode, InodeKind};
 use mmprep::flags::VmaBit;
 use mmprep::uapi::MapFlags;
-use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
+use mmprep::vma::{FaultResult, VmFault, VmOperations, filemap_fault};
 use mmprep::{Errno, Error, Result};
 
 /// The device of `/` on the reference host (`fe:00`).
@@ -31,25 +33,24 @@ impl FileOperations for Ext4File {
     fn name(&self) -> &'static str {
         "ext4"
     }
-
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn area_policy(&self, _flags: MapFlags) -> AreaPolicy {
+        AreaPolicy::Thp
     }
+    fn fop_flags(&self) -> FopFlags {
+        FopFlags::MMAP_SYNC
+    }
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
+    }
+}
 
+impl MmapPrepare for Ext4File {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         if desc.test(VmaBit::Sync) {
             return Err(Error::new(Errno::EOPNOTSUPP, "MAP_SYNC needs a DAX file"));
         }
         desc.set_vm_ops(Arc::new(PageCacheVmOps));
         Ok(())
-    }
-
-    fn area_policy(&self, _flags: MapFlags) -> AreaPolicy {
-        AreaPolicy::Thp
-    }
-
-    fn fop_flags(&self) -> FopFlags {
-        FopFlags::MMAP_SYNC
     }
 }
 
@@ -61,11 +62,22 @@ impl VmOperations for PageCacheVmOps {
     fn ops_name(&self) -> &'static str {
         "ext4_file_vm_ops"
     }
-
-    fn hooks(&self) -> VmHooks {
-        VmHooks::FAULT | VmHooks::PAGE_MKWRITE
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
     }
+    fn page_mkwrite(&self) -> Option<&dyn VmPageMkwrite> {
+        Some(self)
+    }
+}
 
+impl VmPageMkwrite for PageCacheVmOps {
+    /// `filemap_page_mkwrite`: the page is in the page cache and stays writable.
+    fn page_mkwrite(&self, _vmf: &mut VmFault<'_>) -> FaultResult {
+        FaultResult::Ok
+    }
+}
+
+impl VmFaultHandler for PageCacheVmOps {
     /// `filemap_fault`: the page cache page; a page at or past the end of the file is `SIGBUS`.
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         filemap_fault(vmf)

@@ -7,15 +7,17 @@
 //! `vm_ops->mapped` takes a reference on the buffer and `open`/`close` follow each VMA, so the
 //! buffer knows how many mappings use it. Every mapping sees the same bytes.
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmClose, VmMapped, VmOpen};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind};
 use mmprep::flags::VmaBit;
 use mmprep::phys::FrameRef;
-use mmprep::vma::{PrivateData, VmHooks, VmOperations, Vma};
+use mmprep::vma::{PrivateData, VmOperations, Vma};
 use mmprep::{Errno, Error, Result, VirtAddr};
 
 use crate::registry::{DriverEnv, DriverInfo, Params};
@@ -44,9 +46,12 @@ impl FileOperations for Ring {
     fn name(&self) -> &'static str {
         "ring"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for Ring {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         if !desc.test(VmaBit::MayShare) {
             return Err(Error::new(Errno::EINVAL, "the ring buffer can only be mapped shared"));
@@ -67,9 +72,18 @@ impl VmOperations for RingVmOps {
     fn ops_name(&self) -> &'static str {
         "ring_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::MAPPED | VmHooks::OPEN | VmHooks::CLOSE
+    fn mapped(&self) -> Option<&dyn VmMapped> {
+        Some(self)
     }
+    fn open(&self) -> Option<&dyn VmOpen> {
+        Some(self)
+    }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+}
+
+impl VmMapped for RingVmOps {
     fn mapped(
         &self,
         _start: VirtAddr,
@@ -81,9 +95,15 @@ impl VmOperations for RingVmOps {
         self.buf.users.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
+}
+
+impl VmOpen for RingVmOps {
     fn open(&self, _vma: &Vma) {
         self.buf.users.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+impl VmClose for RingVmOps {
     fn close(&self, _vma: &Vma) {
         self.buf.users.fetch_sub(1, Ordering::AcqRel);
     }

@@ -7,12 +7,14 @@
 //! Private mappings are copy-on-write and allowed. Pages read as the byte `fill` (default 0x52,
 //! 'R').
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::VmFaultHandler;
 use std::sync::Arc;
 
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind};
 use mmprep::flags::{VmaBit, is_shared_maywrite};
-use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations};
+use mmprep::vma::{FaultResult, VmFault, VmOperations};
 use mmprep::{Errno, Error, Result};
 
 use crate::registry::{DriverEnv, DriverInfo, Params};
@@ -36,9 +38,12 @@ impl FileOperations for RoDevice {
     fn name(&self) -> &'static str {
         "ro"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for RoDevice {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         if is_shared_maywrite(desc.flags()) && desc.test(VmaBit::Write) {
             return Err(Error::new(
@@ -58,9 +63,12 @@ impl VmOperations for RoVmOps {
     fn ops_name(&self) -> &'static str {
         "ro_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::FAULT
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
     }
+}
+
+impl VmFaultHandler for RoVmOps {
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         let page = vmf.machine().alloc_frame();
         page.fill(0, mmprep::PAGE_SIZE as usize, self.fill);

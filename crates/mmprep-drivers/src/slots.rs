@@ -18,13 +18,15 @@
 //! record. Like TCMU, the driver sets `VM_DONTEXPAND` (one of the special flags), so its
 //! mappings never merge.
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmClose, VmFaultHandler, VmMapped, VmOpen};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
-use mmprep::vma::{FaultResult, PrivateData, VmFault, VmHooks, VmOperations, Vma};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind};
+use mmprep::vma::{FaultResult, PrivateData, VmFault, VmOperations, Vma};
 use mmprep::{Errno, Error, Result, VirtAddr, vma_flags};
 
 use crate::registry::{DriverEnv, DriverInfo, Params};
@@ -62,9 +64,12 @@ impl FileOperations for SlotsFile {
     fn name(&self) -> &'static str {
         "slots"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for SlotsFile {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         // As tcmu_mmap_prepare: VM_DONTEXPAND (a special flag: the mapping never merges) and
         // VM_DONTDUMP.
@@ -97,9 +102,21 @@ impl VmOperations for SlotsVmOps {
     fn ops_name(&self) -> &'static str {
         "slots_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::MAPPED | VmHooks::OPEN | VmHooks::CLOSE | VmHooks::FAULT
+    fn mapped(&self) -> Option<&dyn VmMapped> {
+        Some(self)
     }
+    fn open(&self) -> Option<&dyn VmOpen> {
+        Some(self)
+    }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
+    }
+}
+
+impl VmMapped for SlotsVmOps {
     fn mapped(
         &self,
         _start: VirtAddr,
@@ -112,6 +129,9 @@ impl VmOperations for SlotsVmOps {
         *private = Some(Arc::new(SlotHeld));
         Ok(())
     }
+}
+
+impl VmOpen for SlotsVmOps {
     fn open(&self, vma: &Vma) {
         // A split or fork makes another VMA that will be closed on its own: it holds a slot too
         // (over the limit if need be: open cannot fail).
@@ -119,11 +139,17 @@ impl VmOperations for SlotsVmOps {
             self.dev.used.fetch_add(1, Ordering::AcqRel);
         }
     }
+}
+
+impl VmClose for SlotsVmOps {
     fn close(&self, vma: &Vma) {
         if holds_slot(vma) {
             self.dev.used.fetch_sub(1, Ordering::AcqRel);
         }
     }
+}
+
+impl VmFaultHandler for SlotsVmOps {
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         let page = vmf.machine().alloc_frame();
         vmf.set_page(page);

@@ -9,10 +9,11 @@
 //! The VMA then shows the lower file in `/proc/PID/maps`; and because the merge attempt saw the
 //! upper file, two mappings through the upper file never merge.
 
+use mmprep::file::LegacyMmap;
 use std::sync::Arc;
 
 use mmprep::Result;
-use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind};
 use mmprep::legacy::LegacyVma;
 
 use crate::registry::{DriverEnv, DriverInfo, Params};
@@ -32,9 +33,12 @@ impl FileOperations for Upper {
     fn name(&self) -> &'static str {
         "stack_upper"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Legacy
+    fn mmap(&self) -> Option<&dyn LegacyMmap> {
+        Some(self)
     }
+}
+
+impl LegacyMmap for Upper {
     fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<()> {
         vma.set_file(self.lower.clone());
         vma.compat_mmap_prepare(&self.lower)

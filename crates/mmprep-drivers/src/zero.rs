@@ -10,12 +10,13 @@
 //!   is made anonymous once it exists, by a success hook: its faults fill zero pages like
 //!   anonymous memory.
 
+use mmprep::file::MmapPrepare;
 use std::sync::{Arc, OnceLock};
 
 use mmprep::Result;
 use mmprep::action::NewVma;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{AreaPolicy, DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::flags::VmaBit;
 use mmprep::uapi::MapFlags;
 
@@ -32,11 +33,20 @@ impl FileOperations for DevZero {
     fn name(&self) -> &'static str {
         "dev_zero"
     }
-
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    /// Shared mappings are placed as shmem places them; private ones THP-aligned where possible.
+    fn area_policy(&self, flags: MapFlags) -> AreaPolicy {
+        if flags.map_type() == MapFlags::SHARED || flags.map_type() == MapFlags::SHARED_VALIDATE {
+            AreaPolicy::Shmem
+        } else {
+            AreaPolicy::Thp
+        }
     }
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
+    }
+}
 
+impl MmapPrepare for DevZero {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         if desc.test(VmaBit::Shared) {
             return desc.shmem_zero_setup();
@@ -46,15 +56,6 @@ impl FileOperations for DevZero {
             Ok(())
         }));
         Ok(())
-    }
-
-    /// Shared mappings are placed as shmem places them; private ones THP-aligned where possible.
-    fn area_policy(&self, flags: MapFlags) -> AreaPolicy {
-        if flags.map_type() == MapFlags::SHARED || flags.map_type() == MapFlags::SHARED_VALIDATE {
-            AreaPolicy::Shmem
-        } else {
-            AreaPolicy::Thp
-        }
     }
 }
 

@@ -4,14 +4,16 @@
 //! the driver's fault where it is), keep its invariants and its counters true, and never panic
 //! (issue 12, finding 6).
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmClose, VmFaultHandler, VmMapped, VmMaySplit, VmMremap, VmOpen};
 use std::sync::Arc;
 
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, InodeKind};
 use mmprep::flags::{VmaBit, VmaFlags};
 use mmprep::phys::Machine;
-use mmprep::vma::{FaultResult, PrivateData, VmFault, VmHooks, VmOperations, Vma};
+use mmprep::vma::{FaultResult, PrivateData, VmFault, VmOperations, Vma};
 use mmprep::{Errno, Error, Pfn, Result, VirtAddr};
 
 use crate::input::Input;
@@ -118,9 +120,12 @@ impl FileOperations for HostileFile {
     fn name(&self) -> &'static str {
         "hostile"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for HostileFile {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         let p = &self.plan;
         desc.set_flag_bits(VmaFlags::from_bits(&p.set));
@@ -160,9 +165,37 @@ impl VmOperations for HostileVmOps {
     fn ops_name(&self) -> &'static str {
         "hostile_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::OPEN | VmHooks::CLOSE | VmHooks::MAPPED | VmHooks::MAY_SPLIT | VmHooks::MREMAP | VmHooks::FAULT
+    fn mapped(&self) -> Option<&dyn VmMapped> {
+        Some(self)
     }
+    fn may_split(&self) -> Option<&dyn VmMaySplit> {
+        Some(self)
+    }
+    fn mremap(&self) -> Option<&dyn VmMremap> {
+        Some(self)
+    }
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
+    }
+    fn open(&self) -> Option<&dyn VmOpen> {
+        Some(self)
+    }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+}
+
+impl VmClose for HostileVmOps {
+    /// Present only so that merges see a `close` and must keep the VMA.
+    fn close(&self, _vma: &Vma) {}
+}
+
+impl VmOpen for HostileVmOps {
+    /// Present only so that the engine calls it (and its merges see an `open`).
+    fn open(&self, _vma: &Vma) {}
+}
+
+impl VmMapped for HostileVmOps {
     fn mapped(
         &self,
         _start: VirtAddr,
@@ -176,18 +209,27 @@ impl VmOperations for HostileVmOps {
         }
         Ok(())
     }
+}
+
+impl VmMaySplit for HostileVmOps {
     fn may_split(&self, _vma: &Vma, _addr: VirtAddr) -> Result<()> {
         if self.may_split_fails {
             return Err(Error::new(Errno::EINVAL, "the hostile driver's may_split refuses"));
         }
         Ok(())
     }
+}
+
+impl VmMremap for HostileVmOps {
     fn mremap(&self, _new_vma: &Vma) -> Result<()> {
         if self.mremap_fails {
             return Err(Error::new(Errno::EINVAL, "the hostile driver's mremap refuses"));
         }
         Ok(())
     }
+}
+
+impl VmFaultHandler for HostileVmOps {
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         let page = vmf.machine().alloc_frame();
         vmf.set_page(page);

@@ -77,9 +77,6 @@ impl mmprep::file::FileOperations for NoMmap {
     fn name(&self) -> &'static str {
         "no_mmap"
     }
-    fn mmap_hook(&self) -> mmprep::file::MmapHook {
-        mmprep::file::MmapHook::None
-    }
 }
 
 /// An open file's identity and mode, as `/proc/PID/fd/N`, `fdinfo` and `stat` show it.

@@ -271,14 +271,31 @@ impl EngineRunner {
         self.window
     }
 
+    /// The hook calls logged since the last look: the current process's, then what drivers
+    /// logged into a forked parent's log. A driver keeps the sink of the address space that
+    /// opened its file (a C driver's `pr_info`), which after a `fork` line is a parent's; the
+    /// parents run no more steps, so anything there came from a driver called by the current
+    /// process in this step (after the hook lines of the step, not between them).
+    fn take_logged(&mut self) -> Vec<Event> {
+        let mut logged = self.mm.take_events();
+        for parent in &mut self.parents {
+            logged.extend(parent.take_events());
+        }
+        logged
+    }
+
     /// Runs one step: `Ok(None)` for lines that print nothing, `Err(reason)` for unsupported.
     pub fn step(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, StepError> {
         self.last_error = None;
         self.last_events.clear();
         let outcome = self.step_inner(script, op);
-        if self.record_events {
-            let logged = self.mm.take_events();
-            self.last_events.extend(logged.iter().cloned());
+        // After a fork, drivers may log into a parent's log: collect it step by step, so that
+        // what a driver printed stays with the step that called it.
+        if self.record_events || !self.parents.is_empty() {
+            let logged = self.take_logged();
+            if self.record_events {
+                self.last_events.extend(logged.iter().cloned());
+            }
             self.pending_events.extend(logged);
         }
         // Every run in a debug build (tests, fuzzing) re-checks what the engine caches.
@@ -447,7 +464,7 @@ impl EngineRunner {
             Op::Write { addr: a, len, byte } => Outcome::Accessed(self.write(addr(a), len, byte)),
             Op::Read { addr: a, len } => self.read(addr(a), len),
             Op::Events => {
-                let logged = self.mm.take_events();
+                let logged = self.take_logged();
                 self.pending_events.extend(logged);
                 let lines = self
                     .pending_events

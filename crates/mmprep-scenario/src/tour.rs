@@ -11,13 +11,15 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::Write;
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmClose, VmFaultHandler, VmMapped};
 use std::sync::Mutex;
 
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::mm::Mm;
-use mmprep::vma::{PrivateData, VmHooks, VmOperations, Vma};
+use mmprep::vma::{PrivateData, VmOperations, Vma};
 use mmprep::{MapFlags, Profile, Prot, Result, VirtAddr};
 
 use crate::engine::EngineRunner;
@@ -88,9 +90,12 @@ impl FileOperations for TourDriver {
     fn name(&self) -> &'static str {
         "tour"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for TourDriver {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         log(
             &self.log,
@@ -113,9 +118,18 @@ impl VmOperations for TourVmOps {
     fn ops_name(&self) -> &'static str {
         "tour_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::MAPPED | VmHooks::CLOSE | VmHooks::FAULT
+    fn mapped(&self) -> Option<&dyn VmMapped> {
+        Some(self)
     }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
+    }
+}
+
+impl VmMapped for TourVmOps {
     fn mapped(
         &self,
         start: VirtAddr,
@@ -135,12 +149,18 @@ impl VmOperations for TourVmOps {
         );
         Ok(())
     }
+}
+
+impl VmClose for TourVmOps {
     fn close(&self, vma: &Vma) {
         log(
             &self.log,
             format!("close:        start {} end {}", off(vma.start()), off(vma.end())),
         );
     }
+}
+
+impl VmFaultHandler for TourVmOps {
     fn fault(&self, vmf: &mut mmprep::vma::VmFault<'_>) -> mmprep::vma::FaultResult {
         let page = vmf.machine().alloc_frame();
         vmf.set_page(page);

@@ -4,7 +4,7 @@
 //! `VM_MAY*` flags the mapping gets, and two mappings merge only if they come from the same open
 //! file object (a second `open()` of the same inode never merges). The file's operations
 //! (`struct file_operations`) say how it is mapped: newer drivers provide `mmap_prepare`, which
-//! sees a [`VmAreaDesc`] before any merge; older ones a legacy `mmap`
+//! sees a [`VmAreaDesc`](crate::desc::VmAreaDesc) before any merge; older ones a legacy `mmap`
 //! that sees the finished VMA.
 //!
 //! Mirrors `include/linux/fs.h` (`struct file`, `f_op->mmap_prepare`, `can_mmap_file`,
@@ -13,7 +13,7 @@
 //! - [`Inode`]: identity (device, inode number), type, size: shared by every open of it.
 //! - [`File`]: one open of an inode: mode, path as `/proc/PID/maps` prints it, mount flags, and
 //!   the operations. Compared by identity (`Arc::ptr_eq`), as the kernel compares pointers.
-//! - [`FileOperations`]: the driver's side.
+//! - [`FileOperations`]: the driver's side (in [`crate::driver::file_ops`]).
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -21,12 +21,8 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::desc::VmAreaDesc;
-use crate::errno::{Errno, Result, err};
-use crate::legacy::LegacyVma;
 use crate::pagetable::Runs;
 use crate::phys::{FrameRef, Machine};
-use crate::uapi::MapFlags;
 
 /// A device number, printed `MAJ:MIN` in hex in `/proc/PID/maps`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -217,85 +213,7 @@ impl FileMode {
     };
 }
 
-/// `fop_flags` bits that `mmap` looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct FopFlags(pub u32);
-
-impl FopFlags {
-    /// `FOP_MMAP_SYNC`: `MAP_SHARED_VALIDATE` may carry `MAP_SYNC`.
-    pub const MMAP_SYNC: FopFlags = FopFlags(1);
-    /// `FOP_UNSIGNED_OFFSET`: any offset is mappable.
-    pub const UNSIGNED_OFFSET: FopFlags = FopFlags(2);
-    /// Are all these set?
-    pub const fn contains(self, other: FopFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-}
-
-/// Which mapping hook a file provides. The kernel refuses a file with neither, and one with both
-/// (`include/linux/fs.h:can_mmap_file`), with `ENODEV`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MmapHook {
-    /// No hook: not mappable (a directory, a pipe).
-    None,
-    /// `f_op->mmap_prepare`: the driver sees a descriptor before any merge.
-    Prepare,
-    /// `f_op->mmap` (legacy): the driver sees the new VMA after the merge attempt failed.
-    Legacy,
-    /// Both set: a driver bug the kernel refuses.
-    Both,
-}
-
-/// How a file chooses where an un-fixed mapping of it goes (`f_op->get_unmapped_area`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AreaPolicy {
-    /// None set: the mm's own search.
-    Default,
-    /// `thp_get_unmapped_area` (ext4, private `/dev/zero`): 2 MiB aligned where possible.
-    Thp,
-    /// `shmem_get_unmapped_area` (shmem, memfd, shared `/dev/zero`): like the default while
-    /// shmem huge pages are off.
-    Shmem,
-}
-
-/// What a driver or filesystem provides for mapping its files (`struct file_operations`).
-///
-/// Implement [`FileOperations::mmap_prepare`] and return [`MmapHook::Prepare`] from
-/// [`FileOperations::mmap_hook`]. The hook must keep no state: the mapping may still merge with a
-/// neighbour, or fail, after it returns. Per-mapping work belongs in `vm_ops->mapped`.
-pub trait FileOperations: Send + Sync {
-    /// A short name for messages (`"shmem"`, `"ext4"`).
-    fn name(&self) -> &'static str;
-
-    /// Which mapping hook this file has.
-    fn mmap_hook(&self) -> MmapHook;
-
-    /// `f_op->mmap_prepare(desc)`: inspect and adjust the proposed mapping. Called after any
-    /// `MAP_FIXED` range was unmapped and before the merge attempt.
-    fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
-        let _ = desc;
-        Err(err(Errno::ENODEV, "the file has no mmap_prepare hook"))
-    }
-
-    /// `f_op->mmap(file, vma)` (legacy): set up the new VMA. Called after the merge attempt
-    /// (made with the values from before this hook), and only if nothing merged.
-    fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<()> {
-        let _ = vma;
-        Err(err(Errno::ENODEV, "the file has no mmap hook"))
-    }
-
-    /// `f_op->get_unmapped_area`, which may depend on the mapping's flags (`/dev/zero` places
-    /// shared and private mappings differently).
-    fn area_policy(&self, flags: MapFlags) -> AreaPolicy {
-        let _ = flags;
-        AreaPolicy::Default
-    }
-
-    /// `f_op->fop_flags`.
-    fn fop_flags(&self) -> FopFlags {
-        FopFlags::default()
-    }
-}
+pub use crate::driver::file_ops::{AreaPolicy, FileOperations, FopFlags, LegacyMmap, MmapHook, MmapPrepare};
 
 /// An open file (`struct file`).
 pub struct File {

@@ -62,16 +62,14 @@ extern crate alloc;
 extern crate std;
 
 pub mod abi;
-pub mod action;
 pub mod addr;
 pub mod backend;
-pub mod desc;
+pub mod driver;
 pub mod errno;
 pub mod events;
 pub mod exec;
 pub mod file;
 pub mod flags;
-pub mod legacy;
 pub mod merge;
 pub mod mm;
 pub mod mmap_layout;
@@ -86,6 +84,8 @@ mod sync;
 pub mod tree;
 pub mod uapi;
 pub mod vma;
+
+pub use driver::{action, desc, legacy};
 
 pub use addr::{PAGE_SIZE, Pfn, PgOff, VirtAddr};
 pub use errno::{Errno, Error, Result};

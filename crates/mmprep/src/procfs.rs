@@ -76,7 +76,7 @@ pub fn maps_row_in(v: &Vma, bounds: Option<MmBounds>) -> MapsRow {
             let name = v
                 .ops()
                 .driver()
-                .and_then(|o| o.vma_name(v))
+                .and_then(|o| o.name().and_then(|hook| hook.vma_name(v)))
                 .or_else(|| initial_heap_or_stack(v, bounds))
                 .map(String::from)
                 .unwrap_or_default();

@@ -14,6 +14,8 @@
 //!   ops; placement via `shmem_get_unmapped_area`).
 //! - [`ShmemVmOps`]: faults within `i_size` succeed, beyond it `SIGBUS`.
 
+use crate::file::MmapPrepare;
+use crate::vma::VmFaultHandler;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -21,8 +23,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::desc::VmAreaDesc;
 use crate::errno::Result;
-use crate::file::{AreaPolicy, DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
-use crate::vma::{FaultResult, VmFault, VmHooks, VmOperations, filemap_fault};
+use crate::file::{AreaPolicy, DevId, File, FileMode, FileOperations, Inode, InodeKind};
+use crate::vma::{FaultResult, VmFault, VmOperations, filemap_fault};
 
 /// The device of the internal shm mount, as `/proc/PID/maps` prints it (`00:01`).
 pub const SHMEM_DEV: DevId = DevId { major: 0, minor: 1 };
@@ -89,16 +91,19 @@ impl FileOperations for ShmemFileOps {
     fn name(&self) -> &'static str {
         "shmem"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn area_policy(&self, _flags: crate::uapi::MapFlags) -> AreaPolicy {
+        AreaPolicy::Shmem
     }
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
+    }
+}
+
+impl MmapPrepare for ShmemFileOps {
     /// `shmem_mmap_prepare`: installs the shmem VM ops; nothing else about the mapping changes.
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         desc.set_vm_ops(Arc::new(ShmemVmOps { anon: false }));
         Ok(())
-    }
-    fn area_policy(&self, _flags: crate::uapi::MapFlags) -> AreaPolicy {
-        AreaPolicy::Shmem
     }
 }
 
@@ -112,9 +117,12 @@ impl VmOperations for ShmemVmOps {
     fn ops_name(&self) -> &'static str {
         if self.anon { "shmem_anon_vm_ops" } else { "shmem_vm_ops" }
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::FAULT
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
     }
+}
+
+impl VmFaultHandler for ShmemVmOps {
     /// `shmem_fault`: the page cache page; a page at or past `i_size` is `SIGBUS`.
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         filemap_fault(vmf)

@@ -21,9 +21,6 @@ include!(concat!(env!("OUT_DIR"), "/fns.rs"));
 
 /// (engine file under `src/`, engine function, kernel `file.c:function`).
 pub const SITES: &[(&str, &str, &str)] = &[
-    ("action.rs", "remap_prepare", "mm/memory.c:remap_pfn_range_prepare"),
-    ("action.rs", "prepare", "mm/util.c:mmap_action_prepare"),
-    ("action.rs", "install_ptes", "mm/memory.c:remap_pfn_range_complete"),
     (
         "backend.rs",
         "new",
@@ -35,14 +32,32 @@ pub const SITES: &[(&str, &str, &str)] = &[
         "mmprep:Planner::plan (an advice with no host op, no kernel call)",
     ),
     (
-        "desc.rs",
+        "driver/action.rs",
+        "remap_prepare",
+        "mm/memory.c:remap_pfn_range_prepare",
+    ),
+    ("driver/action.rs", "remap_range", "mm/memory.c:remap_pfn_range_prepare"),
+    ("driver/action.rs", "get_remap_pgoff", "mm/memory.c:get_remap_pgoff"),
+    ("driver/action.rs", "prepare", "mm/util.c:mmap_action_prepare"),
+    (
+        "driver/action.rs",
+        "install_ptes",
+        "mm/memory.c:remap_pfn_range_complete",
+    ),
+    (
+        "driver/desc.rs",
         "try_clear_maywrite",
         "mmprep:VmaDesc::try_clear_maywrite (a driver's vm_flags_clear)",
     ),
-    ("file.rs", "mmap_prepare", "mm/mmap.c:do_mmap"),
-    ("file.rs", "mmap", "mm/mmap.c:do_mmap"),
-    ("legacy.rs", "vm_insert_page", "mm/memory.c:vm_insert_page"),
-    ("legacy.rs", "remap_pfn_range", "mm/memory.c:remap_pfn_range_notrack"),
+    ("driver/file_ops.rs", "mmap_prepare", "mm/mmap.c:do_mmap"),
+    ("driver/file_ops.rs", "mmap", "mm/mmap.c:do_mmap"),
+    ("driver/pipeline.rs", "call_mmap_prepare", "mm/vma.c:call_mmap_prepare"),
+    ("driver/legacy.rs", "vm_insert_page", "mm/memory.c:vm_insert_page"),
+    (
+        "driver/legacy.rs",
+        "remap_pfn_range",
+        "mm/memory.c:remap_pfn_range_notrack",
+    ),
     ("merge.rs", "vma_modify", "mm/vma.c:vma_modify"),
     ("exec.rs", "rd", "fs/binfmt_elf.c:elf_read"),
     (

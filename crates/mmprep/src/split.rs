@@ -76,10 +76,13 @@ impl Mm {
     /// Calls `may_split` if the VMA's driver has it.
     pub(crate) fn hook_may_split(&mut self, key: VirtAddr, addr: VirtAddr) -> Result<()> {
         let vma = self.tree.get(key).expect("VMA in tree");
-        let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::MAY_SPLIT)) else {
+        let Some(ops) = vma.ops.driver() else {
             return Ok(());
         };
-        let result = ops.may_split(vma, addr);
+        let Some(hook) = ops.may_split() else {
+            return Ok(());
+        };
+        let result = hook.may_split(vma, addr);
         let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
         self.events.push(|| Event::MaySplit {
             ops: name,
@@ -94,9 +97,11 @@ impl Mm {
     /// Calls `open` on the VMA at `key` if its driver has it.
     pub(crate) fn hook_open(&mut self, key: VirtAddr) {
         let vma = self.tree.get(key).expect("VMA in tree");
-        if let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::OPEN)) {
+        if let Some(ops) = vma.ops.driver()
+            && let Some(hook) = ops.open()
+        {
             let mark = self.events.mark();
-            ops.open(vma);
+            hook.open(vma);
             let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
             self.events.insert_at(mark, || Event::Open { ops: name, start, end });
         }
@@ -105,9 +110,11 @@ impl Mm {
     /// `mm/internal.h:vma_close`: calls `close` once on a VMA that is going away. The kernel then
     /// swaps in dummy ops so it cannot run twice; here the VMA is consumed by the caller.
     pub(crate) fn hook_close(&mut self, vma: &Vma) {
-        if let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::CLOSE)) {
+        if let Some(ops) = vma.ops.driver()
+            && let Some(hook) = ops.close()
+        {
             let mark = self.events.mark();
-            ops.close(vma);
+            hook.close(vma);
             let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
             self.events.insert_at(mark, || Event::Close { ops: name, start, end });
         }

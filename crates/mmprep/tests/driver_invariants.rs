@@ -16,12 +16,13 @@
 
 mod common;
 
+use mmprep::file::MmapPrepare;
 use std::sync::Arc;
 
 use common::*;
 use mmprep::addr::Pfn;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::flags::VmaFlags;
 use mmprep::mm::MmStats;
 use mmprep::{Errno, Error, MapFlags, Mm, Profile, Prot, Result, vma_flags};
@@ -41,9 +42,12 @@ impl FileOperations for Driver {
     fn name(&self) -> &'static str {
         "misbehave"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for Driver {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         match self.0 {
             Misbehave::SetFlags(f) => desc.set_flag_bits(f),

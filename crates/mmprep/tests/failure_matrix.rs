@@ -13,6 +13,8 @@
 
 mod common;
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmClose, VmFaultHandler, VmMapped, VmMaySplit, VmOpen};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,8 +22,8 @@ use common::*;
 use mmprep::action::NewVma;
 use mmprep::addr::{Pfn, PgOff};
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
-use mmprep::vma::{FaultResult, PrivateData, VmFault, VmHooks, VmOperations, Vma};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
+use mmprep::vma::{FaultResult, PrivateData, VmFault, VmOperations, Vma};
 use mmprep::{Errno, Error, Mm, Prot, Result, VirtAddr};
 
 /// Where the driver fails.
@@ -80,9 +82,12 @@ impl FileOperations for Driver {
     fn name(&self) -> &'static str {
         "matrix"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for Driver {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         let fail = *self.fail.lock().unwrap();
         match fail {
@@ -119,9 +124,24 @@ impl VmOperations for Ops {
     fn ops_name(&self) -> &'static str {
         "matrix_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::MAPPED | VmHooks::OPEN | VmHooks::CLOSE | VmHooks::MAY_SPLIT | VmHooks::FAULT
+    fn mapped(&self) -> Option<&dyn VmMapped> {
+        Some(self)
     }
+    fn open(&self) -> Option<&dyn VmOpen> {
+        Some(self)
+    }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+    fn may_split(&self) -> Option<&dyn VmMaySplit> {
+        Some(self)
+    }
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
+    }
+}
+
+impl VmMapped for Ops {
     fn mapped(
         &self,
         _start: VirtAddr,
@@ -137,11 +157,17 @@ impl VmOperations for Ops {
         *private = Some(Arc::new(Held));
         Ok(())
     }
+}
+
+impl VmOpen for Ops {
     fn open(&self, vma: &Vma) {
         if holds(vma) {
             self.c.refs.fetch_add(1, Ordering::SeqCst);
         }
     }
+}
+
+impl VmClose for Ops {
     fn close(&self, vma: &Vma) {
         self.c
             .log
@@ -152,6 +178,9 @@ impl VmOperations for Ops {
             self.c.refs.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+impl VmMaySplit for Ops {
     fn may_split(&self, _vma: &Vma, _addr: VirtAddr) -> Result<()> {
         if *self.now.lock().unwrap() == FailAt::MaySplit {
             Err(Error::new(Errno::EINVAL, "no splits"))
@@ -159,6 +188,9 @@ impl VmOperations for Ops {
             Ok(())
         }
     }
+}
+
+impl VmFaultHandler for Ops {
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         let page = vmf.machine().alloc_frame();
         vmf.set_page(page);

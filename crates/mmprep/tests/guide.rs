@@ -4,6 +4,8 @@
 
 mod common;
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmClose, VmMapped, VmOpen};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -11,9 +13,9 @@ use common::*;
 use mmprep::addr::Pfn;
 use mmprep::desc::VmAreaDesc;
 use mmprep::events::Event;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::phys::DeviceMemory;
-use mmprep::vma::{CacheMode, PageProt, PrivateData, VmHooks, VmOperations, Vma};
+use mmprep::vma::{CacheMode, PageProt, PrivateData, VmOperations, Vma};
 use mmprep::{Errno, Error, PgOff, Prot, Result, VirtAddr, vma_flags};
 
 struct MyDevice {
@@ -25,9 +27,12 @@ impl FileOperations for MyDevice {
     fn name(&self) -> &'static str {
         "mydev"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for MyDevice {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         if desc.pages() != 1 || !desc.test(mmprep::flags::VmaBit::MayShare) {
             return Err(Error::new(Errno::EINVAL, "map exactly the one register page, shared"));
@@ -59,9 +64,18 @@ impl VmOperations for MyVmOps {
     fn ops_name(&self) -> &'static str {
         "mydev_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::MAPPED | VmHooks::OPEN | VmHooks::CLOSE
+    fn mapped(&self) -> Option<&dyn VmMapped> {
+        Some(self)
     }
+    fn open(&self) -> Option<&dyn VmOpen> {
+        Some(self)
+    }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+}
+
+impl VmMapped for MyVmOps {
     fn mapped(
         &self,
         _s: VirtAddr,
@@ -74,11 +88,17 @@ impl VmOperations for MyVmOps {
         *private = Some(Arc::new(Held));
         Ok(())
     }
+}
+
+impl VmOpen for MyVmOps {
     fn open(&self, vma: &Vma) {
         if holds(vma) {
             self.refs.fetch_add(1, Ordering::SeqCst);
         }
     }
+}
+
+impl VmClose for MyVmOps {
     fn close(&self, vma: &Vma) {
         if holds(vma) {
             self.refs.fetch_sub(1, Ordering::SeqCst);

@@ -8,14 +8,16 @@
 
 mod common;
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmClose, VmFaultHandler, VmMapped, VmMaySplit, VmOpen};
 use std::sync::{Arc, Mutex};
 
 use common::*;
 use mmprep::action::NewVma;
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
-use mmprep::vma::{PrivateData, VmHooks, VmOperations, Vma};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
+use mmprep::vma::{PrivateData, VmOperations, Vma};
 use mmprep::{Errno, Error, Mm, Profile, Prot, Result, VirtAddr};
 
 /// What the test driver should do.
@@ -50,9 +52,12 @@ impl FileOperations for Driver {
     fn name(&self) -> &'static str {
         "testdrv"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for Driver {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         self.log
             .lock()
@@ -95,9 +100,24 @@ impl VmOperations for Ops {
     fn ops_name(&self) -> &'static str {
         "testdrv_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::MAPPED | VmHooks::CLOSE | VmHooks::OPEN | VmHooks::MAY_SPLIT | VmHooks::FAULT
+    fn mapped(&self) -> Option<&dyn VmMapped> {
+        Some(self)
     }
+    fn open(&self) -> Option<&dyn VmOpen> {
+        Some(self)
+    }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+    fn may_split(&self) -> Option<&dyn VmMaySplit> {
+        Some(self)
+    }
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
+    }
+}
+
+impl VmMapped for Ops {
     fn mapped(
         &self,
         start: VirtAddr,
@@ -115,18 +135,27 @@ impl VmOperations for Ops {
             None => Ok(()),
         }
     }
+}
+
+impl VmOpen for Ops {
     fn open(&self, vma: &Vma) {
         self.log
             .lock()
             .unwrap()
             .push(format!("open {}-{}", off(vma.start()), off(vma.end())));
     }
+}
+
+impl VmClose for Ops {
     fn close(&self, vma: &Vma) {
         self.log
             .lock()
             .unwrap()
             .push(format!("close {}-{}", off(vma.start()), off(vma.end())));
     }
+}
+
+impl VmMaySplit for Ops {
     fn may_split(&self, _vma: &Vma, _addr: VirtAddr) -> Result<()> {
         if self.how.refuse_split {
             Err(Error::new(Errno::EINVAL, "no splits"))
@@ -134,6 +163,9 @@ impl VmOperations for Ops {
             Ok(())
         }
     }
+}
+
+impl VmFaultHandler for Ops {
     fn fault(&self, vmf: &mut mmprep::vma::VmFault<'_>) -> mmprep::vma::FaultResult {
         let page = vmf.machine().alloc_frame();
         vmf.set_page(page);

@@ -11,15 +11,17 @@
 
 mod common;
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmClose, VmFaultHandler, VmMremap, VmOpen};
 use std::sync::{Arc, Mutex};
 
 use common::*;
 use mmprep::desc::VmAreaDesc;
 use mmprep::events::Event;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::flags::{VmaBit, VmaFlags};
 use mmprep::uapi::mremap::{DONTUNMAP, FIXED, MAYMOVE};
-use mmprep::vma::{FaultResult, VmFault, VmHooks, VmOperations, Vma};
+use mmprep::vma::{FaultResult, VmFault, VmOperations, Vma};
 use mmprep::vma_flags;
 use mmprep::{Errno, Error, MapFlags, Mm, Profile, Prot, Result, VirtAddr};
 
@@ -601,9 +603,12 @@ impl FileOperations for Driver {
     fn name(&self) -> &'static str {
         "remapdrv"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for Driver {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         desc.set_flag_bits(self.flags);
         desc.set_vm_ops(Arc::new(Ops {
@@ -618,21 +623,39 @@ impl VmOperations for Ops {
     fn ops_name(&self) -> &'static str {
         "remapdrv_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::OPEN | VmHooks::CLOSE | VmHooks::MREMAP | VmHooks::FAULT
+    fn open(&self) -> Option<&dyn VmOpen> {
+        Some(self)
     }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+    fn mremap(&self) -> Option<&dyn VmMremap> {
+        Some(self)
+    }
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
+    }
+}
+
+impl VmOpen for Ops {
     fn open(&self, vma: &Vma) {
         self.log
             .lock()
             .unwrap()
             .push(format!("open {}-{}", pg(vma.start()), pg(vma.end())));
     }
+}
+
+impl VmClose for Ops {
     fn close(&self, vma: &Vma) {
         self.log
             .lock()
             .unwrap()
             .push(format!("close {}-{}", pg(vma.start()), pg(vma.end())));
     }
+}
+
+impl VmMremap for Ops {
     fn mremap(&self, new_vma: &Vma) -> Result<()> {
         self.log
             .lock()
@@ -643,6 +666,9 @@ impl VmOperations for Ops {
         }
         Ok(())
     }
+}
+
+impl VmFaultHandler for Ops {
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         let frame = vmf.machine().alloc_frame();
         frame.fill(0, 4096, 0x5a);

@@ -9,6 +9,8 @@
 
 mod common;
 
+use mmprep::file::MmapPrepare;
+use mmprep::vma::{VmClose, VmFaultHandler, VmMapped, VmOpen};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,9 +18,9 @@ use common::*;
 use mmprep::addr::PgOff;
 use mmprep::desc::VmAreaDesc;
 use mmprep::events::Event;
-use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind, MmapHook};
+use mmprep::file::{DevId, File, FileMode, FileOperations, Inode, InodeKind};
 use mmprep::mm::MmStats;
-use mmprep::vma::{FaultResult, PrivateData, VmFault, VmHooks, VmOperations, Vma};
+use mmprep::vma::{FaultResult, PrivateData, VmFault, VmOperations, Vma};
 use mmprep::{Access, MapFlags, Mm, Prot, Result, VirtAddr};
 
 /// How often the driver's hooks ran, and a reference it hands out as private data.
@@ -58,9 +60,12 @@ impl FileOperations for Driver {
     fn name(&self) -> &'static str {
         "countdrv"
     }
-    fn mmap_hook(&self) -> MmapHook {
-        MmapHook::Prepare
+    fn mmap_prepare(&self) -> Option<&dyn MmapPrepare> {
+        Some(self)
     }
+}
+
+impl MmapPrepare for Driver {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<()> {
         desc.set_vm_ops(Arc::new(Ops {
             counts: self.counts.clone(),
@@ -74,9 +79,21 @@ impl VmOperations for Ops {
     fn ops_name(&self) -> &'static str {
         "countdrv_vm_ops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::MAPPED | VmHooks::OPEN | VmHooks::CLOSE | VmHooks::FAULT
+    fn mapped(&self) -> Option<&dyn VmMapped> {
+        Some(self)
     }
+    fn open(&self) -> Option<&dyn VmOpen> {
+        Some(self)
+    }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
+    }
+}
+
+impl VmMapped for Ops {
     fn mapped(
         &self,
         _start: VirtAddr,
@@ -88,12 +105,21 @@ impl VmOperations for Ops {
         self.counts.mapped.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
+}
+
+impl VmOpen for Ops {
     fn open(&self, _vma: &Vma) {
         self.counts.opens.fetch_add(1, Ordering::SeqCst);
     }
+}
+
+impl VmClose for Ops {
     fn close(&self, _vma: &Vma) {
         self.counts.closes.fetch_add(1, Ordering::SeqCst);
     }
+}
+
+impl VmFaultHandler for Ops {
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         let page = vmf.machine().alloc_frame();
         vmf.set_page(page);

@@ -34,7 +34,7 @@ use crate::mm::huge_memory::huge_block;
 use crate::pagetable::{Pmd, Pte, PteTarget, WpAnon};
 use crate::phys::FrameRef;
 use crate::shmem::SHMEM_DEV;
-use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmFault, VmHooks, VmOps, Vma};
+use crate::vma::{AnonVmaId, AnonVmaRef, FaultResult, VmFault, VmOps, Vma};
 use crate::vma_flags;
 
 /// The kind of memory access.
@@ -203,10 +203,13 @@ impl Mm {
     /// Calls the VMA's `access` hook; the bytes it did (0 on error or without a hook).
     fn hook_access(&mut self, key: VirtAddr, addr: VirtAddr, buf: &mut [u8], write: bool) -> usize {
         let vma = self.tree.get(key).expect("VMA in tree");
-        let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(VmHooks::ACCESS)) else {
+        let Some(ops) = vma.ops.driver() else {
             return 0;
         };
-        let result = ops.access(vma, addr, buf, write).map(|n| n.min(buf.len()));
+        let Some(hook) = ops.access() else {
+            return 0;
+        };
+        let result = hook.access(vma, addr, buf, write).map(|n| n.min(buf.len()));
         let (name, len) = (ops.ops_name(), buf.len());
         self.events.push(|| Event::RemoteAccess {
             ops: name,
@@ -498,13 +501,13 @@ impl Mm {
         let VmOps::Driver(ops) = &vma.ops else {
             return Err(Signal::Bus);
         };
-        if !ops.hooks().contains(VmHooks::FAULT) {
+        let Some(fault) = ops.fault() else {
             return Err(Signal::Bus);
-        }
+        };
         let pgoff = vma.pgoff_at(addr);
         let mut vmf = VmFault::new(vma, pgoff, write, &self.machine);
         let mark = self.events.mark();
-        let result = ops.fault(&mut vmf);
+        let result = fault.fault(&mut vmf);
         let page = vmf.take_page();
         let name = ops.ops_name();
         let text = match (result, &page) {
@@ -530,20 +533,20 @@ impl Mm {
     /// written, if it wants to know. An error is `SIGBUS`.
     fn call_mkwrite(&self, key: VirtAddr, addr: VirtAddr, pfn: bool) -> core::result::Result<(), Signal> {
         let vma = self.tree.get(key).expect("VMA in tree");
-        let hook = if pfn {
-            VmHooks::PFN_MKWRITE
-        } else {
-            VmHooks::PAGE_MKWRITE
-        };
-        let Some(ops) = vma.ops.driver().filter(|o| o.hooks().contains(hook)) else {
+        let Some(ops) = vma.ops.driver() else {
             return Ok(());
         };
+        // The member the write needs: a missing one means the driver does not want to know.
+        let (pfn_hook, page_hook) = (ops.pfn_mkwrite(), ops.page_mkwrite());
+        if (pfn && pfn_hook.is_none()) || (!pfn && page_hook.is_none()) {
+            return Ok(());
+        }
         let pgoff = vma.pgoff_at(addr);
         let mut vmf = VmFault::new(vma, pgoff, true, &self.machine);
-        let result = if pfn {
-            ops.pfn_mkwrite(&mut vmf)
-        } else {
-            ops.page_mkwrite(&mut vmf)
+        let result = match (pfn_hook, page_hook) {
+            (Some(hook), _) if pfn => hook.pfn_mkwrite(&mut vmf),
+            (_, Some(hook)) => hook.page_mkwrite(&mut vmf),
+            _ => unreachable!("checked above"),
         };
         let (name, at) = (ops.ops_name(), addr.page_down());
         let r = match result {

@@ -134,7 +134,9 @@ impl Mm {
             return Ok(VmOps::Dummy);
         }
         let mut desc = VmAreaDesc::new(file.clone(), spec.start, spec.end, spec.pgoff, spec.flags, &self.shmem);
-        file.ops().mmap_prepare(&mut desc)?;
+        if let Some(hook) = file.ops().mmap_prepare() {
+            hook.mmap_prepare(&mut desc)?;
+        }
         Ok(match desc.into_parts().vm_ops {
             Some(ops) => VmOps::Driver(ops),
             None => VmOps::Dummy,

@@ -34,9 +34,10 @@
 
 use alloc::sync::Arc;
 
-use crate::action::{ActionKind, MmapAction, NewVma};
+use crate::action::MmapAction;
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, PageRange, PgOff, VirtAddr, page_align};
 use crate::desc::VmAreaDesc;
+use crate::driver::pipeline::{self, Completion};
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
 use crate::file::{File, MmapHook};
@@ -405,33 +406,9 @@ impl Mm {
     /// may change (`pgoff`, `vm_file`, flags, page protection, `vm_ops`, private data, action).
     fn call_mmap_prepare(&mut self, map: &mut MmapState, file: &Arc<File>) -> Result<()> {
         let shmem = self.shmem.clone();
-        let mut desc = VmAreaDesc::new(file.clone(), map.addr, map.end, map.pgoff, map.flags, &shmem);
-        // The hook's line goes before anything the driver logs from inside it (`pr_info`).
-        let mark = self.events.mark();
-        let result = file.ops().mmap_prepare(&mut desc);
-        let (driver, flags) = (file.ops().name(), desc.flags());
-        self.events.insert_at(mark, || Event::MmapPrepare {
-            driver,
-            start: map.addr,
-            end: map.end,
-            pgoff: map.pgoff,
-            flags,
-            result: result.map_err(|e| e.errno),
-        });
-        result?;
-        // mmap_action_prepare: before the merge decision, so the flags it sets count.
-        let mut action = desc.take_action();
-        if !matches!(action.kind, ActionKind::Nothing) {
-            let name = action.kind.name();
-            let r = crate::action::prepare(&mut desc, &mut action);
-            self.events.push(|| Event::ActionPrepare {
-                action: name,
-                result: r.map_err(|e| e.errno),
-            });
-            r?;
-        }
-        desc.restore_action(action);
-        let parts = desc.into_parts();
+        let desc = VmAreaDesc::new(file.clone(), map.addr, map.end, map.pgoff, map.flags, &shmem);
+        let parts = pipeline::call_mmap_prepare(file, desc, &self.events)?;
+        let driver = file.ops().name();
         let before = map.flags;
         map.pgoff = parts.pgoff;
         map.vm_file = Some(parts.vm_file);
@@ -559,9 +536,9 @@ impl Mm {
         }
     }
 
-    /// `mmap_action_complete` + `mmap_action_finish` ([N]): for a new VMA of an mmap_prepare
-    /// file, call `vm_ops->mapped`, then the success hook. A failure unmaps the VMA (its `close`
-    /// runs) and the error hook may change the errno.
+    /// `mm/vma.c:call_action_complete` ([N]): for a new VMA of an mmap_prepare file, the
+    /// pipeline's `mmap_action_complete` (page tables, `mapped`, success hook); a failure unmaps
+    /// the VMA (its `close` runs), then the error hook may change the errno.
     fn mmap_action_complete(
         &mut self,
         start: VirtAddr,
@@ -569,71 +546,14 @@ impl Mm {
         action: MmapAction,
         driver: &'static str,
     ) -> Result<()> {
-        // A request the page tables refuse is the driver's (`Error::driver`).
-        let mut result = self
-            .complete_page_tables(start, end, &action.kind)
-            .map_err(|e| e.by_driver(driver));
-        let v = self.tree.get(start).expect("new VMA in tree");
-        if let Some(ops) = v.ops.driver().filter(|o| o.hooks().contains(VmHooks::MAPPED)).cloned()
-            && result.is_ok()
-        {
-            let mut private = v.private_data.clone();
-            let (vstart, vend, pgoff) = (v.start, v.end, v.pgoff);
-            let mark = self.events.mark();
-            result = ops.mapped(vstart, vend, pgoff, v.file.as_ref(), &mut private);
-            let name = ops.ops_name();
-            self.events.insert_at(mark, || Event::Mapped {
-                ops: name,
-                start: vstart,
-                end: vend,
-                pgoff,
-                result: result.map_err(|e| e.errno),
-            });
-            if result.is_ok() {
-                self.tree.get_mut(start).expect("new VMA").private_data = private;
-            }
-        }
-        if result.is_ok()
-            && let Some(hook) = &action.success_hook
-        {
-            let vma = self.tree.get_mut(start).expect("new VMA in tree");
-            let mark = self.events.mark();
-            result = hook(&mut NewVma { vma });
-            self.events.insert_at(mark, || Event::SuccessHook {
-                start,
-                end,
-                result: result.map_err(|e| e.errno),
-            });
-        }
-        let Err(mut e) = result else { return Ok(()) };
+        let vma = self.tree.get_mut(start).expect("new VMA in tree");
+        let Err(e) = pipeline::mmap_action_complete(vma, &mut self.ptes, &self.events, &action, driver) else {
+            return Ok(());
+        };
         // The kernel ignores this munmap's own result (only an injected allocation failure can
         // make it fail here; the VMA then stays, as it would in the kernel).
         let _ = self.do_munmap(start, end);
-        if let Some(filter) = &action.error_hook {
-            let from = e.errno;
-            // The hook may change the error but not turn it into success.
-            e.errno = filter(from);
-            let to = e.errno;
-            self.events.push(|| Event::ErrorHook { from, to });
-        }
-        Err(e)
-    }
-
-    /// The page-table part of `mmap_action_complete`: `remap_pfn_range_complete` or
-    /// `map_kernel_pages_complete` on the new VMA `[start, end)`.
-    fn complete_page_tables(&mut self, start: VirtAddr, end: VirtAddr, kind: &ActionKind) -> Result<()> {
-        if matches!(kind, ActionKind::Nothing) {
-            return Ok(());
-        }
-        let result = crate::action::install_ptes(&mut self.ptes, kind);
-        let name = kind.name();
-        self.events.push(|| Event::ActionComplete {
-            action: name,
-            start,
-            end,
-            result: result.map_err(|e| e.errno),
-        });
-        result
+        Err(pipeline::mmap_action_error(&self.events, &action, Completion::Mmap, e))
     }
 
     /// `mmap_file` → `f_op->mmap(file, vma)` on the new VMA before it is linked
@@ -653,7 +573,10 @@ impl Mm {
                 shmem: &shmem,
                 events: &mut self.events,
             };
-            file.ops().mmap(&mut lv)
+            match file.ops().mmap() {
+                Some(hook) => hook.mmap(&mut lv),
+                None => Err(err(Errno::ENODEV, "the file has no mmap hook")),
+            }
         };
         if result.is_ok() && vma.ops.hooks().contains(VmHooks::MAPPED) {
             result = Err(err(

@@ -666,16 +666,11 @@ impl Mm {
         self.move_page_tables(vrm.addr, vrm.new_addr, vrm.old_len);
         // The source (which the copy may have merged with) and its ops.
         let src = self.tree.lookup(vrm.addr).expect("source VMA");
-        let Some(ops) = src
-            .ops
-            .driver()
-            .filter(|o| o.hooks().contains(VmHooks::MREMAP))
-            .cloned()
-        else {
+        let Some(ops) = src.ops.driver().filter(|o| o.mremap().is_some()).cloned() else {
             return Ok(());
         };
         let new_vma = self.tree.lookup(vrm.new_addr).expect("the copy is mapped");
-        let result = ops.mremap(new_vma);
+        let result = ops.mremap().map_or(Ok(()), |hook| hook.mremap(new_vma));
         let (name, start, end) = (ops.ops_name(), new_vma.start, new_vma.end);
         self.events.push(|| Event::Mremap {
             ops: name,

@@ -19,6 +19,7 @@
 //! `special_mapping_mremap`, `special_mapping_close`), `arch/x86/entry/vdso/vma.c:map_vdso`,
 //! `lib/vdso/datastore.c:vdso_install_vvar_mapping`.
 
+use crate::vma::{VmClose, VmFaultHandler, VmMaySplit, VmMremap, VmName};
 use alloc::sync::Arc;
 
 use crate::addr::{PAGE_SIZE, PageRange, PgOff, VirtAddr};
@@ -26,7 +27,7 @@ use crate::errno::{Errno, Result, err};
 use crate::flags::{self, VmaBit, VmaFlags};
 use crate::mm::Mm;
 use crate::uapi::MapFlags;
-use crate::vma::{FaultResult, PageProt, VmFault, VmHooks, VmOperations, VmOps, Vma};
+use crate::vma::{FaultResult, PageProt, VmFault, VmOperations, VmOps, Vma};
 use crate::vma_flags;
 
 /// The flags `map_vdso` gives the vDSO text.
@@ -70,15 +71,50 @@ impl VmOperations for SpecialMapping {
     fn ops_name(&self) -> &'static str {
         "special_mapping_vmops"
     }
-    fn hooks(&self) -> VmHooks {
-        VmHooks::NAME | VmHooks::CLOSE | VmHooks::MAY_SPLIT | VmHooks::MREMAP | VmHooks::FAULT
+    fn name(&self) -> Option<&dyn VmName> {
+        Some(self)
     }
+    fn may_split(&self) -> Option<&dyn VmMaySplit> {
+        Some(self)
+    }
+    fn fault(&self) -> Option<&dyn VmFaultHandler> {
+        Some(self)
+    }
+    fn close(&self) -> Option<&dyn VmClose> {
+        Some(self)
+    }
+    fn mremap(&self) -> Option<&dyn VmMremap> {
+        Some(self)
+    }
+}
+
+impl VmMremap for SpecialMapping {
+    /// `special_mapping_mremap`: a moved `[vdso]` is allowed (the kernel then records its new
+    /// address for signal return, not modelled).
+    fn mremap(&self, _new_vma: &Vma) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl VmClose for SpecialMapping {
+    /// `special_mapping_close`: nothing to release here; its presence keeps merges from deleting
+    /// the VMA.
+    fn close(&self, _vma: &Vma) {}
+}
+
+impl VmName for SpecialMapping {
     fn vma_name(&self, _vma: &Vma) -> Option<&'static str> {
         Some(self.name)
     }
+}
+
+impl VmMaySplit for SpecialMapping {
     fn may_split(&self, _vma: &Vma, _addr: VirtAddr) -> Result<()> {
         Err(err(Errno::EINVAL, "special mappings cannot be split"))
     }
+}
+
+impl VmFaultHandler for SpecialMapping {
     /// The pages' contents are not modelled: each fault gets a zero page.
     fn fault(&self, vmf: &mut VmFault<'_>) -> FaultResult {
         let frame = vmf.machine().alloc_frame();

@@ -13,25 +13,27 @@
 //! - `compat_mmap_prepare` is `mm/util.c:compat_vma_mmap` (\[N\]): a descriptor is filled from the
 //!   VMA, the inner file's `mmap_prepare` and its action run, the permitted fields are written
 //!   back (`compat_set_vma_from_desc`: flags overwritten, as 7.0+ does), and the action is
-//!   completed; an error is returned without unmapping (the outer hook's failure path cleans
-//!   up, [N+]).
+//!   completed. Every step is the one `mmap(2)` runs (`driver/pipeline.rs`); only the cleanup
+//!   differs: an error is returned without unmapping and without the error hook (the outer
+//!   hook's failure path cleans up: `mmap_action_finish` with `is_compat`, \[N+\]).
 //!
 //! After a legacy hook returns, the engine refuses ops that have `mapped` (`EINVAL`, as
 //! `__vma_check_mmap_hook` does at \[N\]): `mapped` belongs to the mmap_prepare model.
 
 use alloc::sync::Arc;
 
-use crate::action::{self, ActionKind, NewVma};
-use crate::addr::{PAGE_SIZE, Pfn, PgOff, VirtAddr};
+use crate::action::{self, ActionKind};
+use crate::addr::{Pfn, PgOff, VirtAddr};
 use crate::desc::VmAreaDesc;
+use crate::driver::pipeline::{self, Completion};
 use crate::errno::{Errno, Result, err};
-use crate::events::{Event, EventLog};
+use crate::events::EventLog;
 use crate::file::File;
 use crate::flags::{self, VmaBit, VmaFlags};
 use crate::pagetable::{PageTable, Pte};
 use crate::phys::{FrameRef, Machine};
 use crate::shmem::ShmemFs;
-use crate::vma::{PageProt, PrivateData, VmHooks, VmOperations, VmOps, Vma};
+use crate::vma::{PageProt, PrivateData, VmOperations, VmOps, Vma};
 
 /// The VMA a legacy `->mmap` hook sets up (not yet in the tree).
 pub struct LegacyVma<'a> {
@@ -99,25 +101,30 @@ impl LegacyVma<'_> {
     /// `remap_pfn_range`: maps `size` bytes of physical memory from `pfn` at `addr`, setting
     /// `VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP`. A private (COW) remap must cover the
     /// whole VMA, whose pgoff becomes the PFN.
+    ///
+    /// The kernel's two halves, shared with `mmap_action_remap`: `remap_pfn_range_prepare_vma`
+    /// (`remap_range`, `get_remap_pgoff` in `driver/action.rs`) and `remap_pfn_range_complete`
+    /// (`install_ptes`: alignment, a physical range that wraps).
+    ///
+    /// # On failure
+    /// `EFAULT` for a range outside the VMA (the kernel does not check it here; see
+    /// `remap_range` in `driver/action.rs`), `EINVAL` for a partial private remap, a misaligned start or a
+    /// physical range that wraps.
     pub fn remap_pfn_range(&mut self, addr: VirtAddr, pfn: Pfn, size: u64) -> Result<()> {
-        let Some(end) = addr.checked_add(size) else {
-            return Err(err(Errno::EINVAL, "remap range wraps"));
-        };
-        if !addr.is_page_aligned() || addr < self.vma.start || end > self.vma.end {
-            return Err(err(Errno::EINVAL, "remap range is outside the VMA"));
-        }
-        if flags::is_cow_mapping(self.vma.flags) {
-            if addr != self.vma.start || end != self.vma.end {
-                return Err(err(Errno::EINVAL, "a private remap must cover the whole VMA"));
-            }
-            self.vma.pgoff = PgOff(pfn.get());
+        let range = (self.vma.start, self.vma.end);
+        let end = action::remap_range(addr, size, range.0, range.1)?;
+        let is_cow = flags::is_cow_mapping(self.vma.flags);
+        if let Some(pgoff) = action::get_remap_pgoff(is_cow, (addr, end), range, pfn)? {
+            self.vma.pgoff = pgoff;
         }
         self.vma.flags.set_mask(flags::REMAP_FLAGS);
-        for i in 0..size.div_ceil(PAGE_SIZE) {
-            let pte = Pte::pfn(Pfn(pfn.get() + i));
-            self.ptes.set(VirtAddr(addr.get() + i * PAGE_SIZE), pte);
-        }
-        Ok(())
+        let kind = ActionKind::RemapPfn {
+            start: addr,
+            pfn,
+            size,
+            prot: self.vma.page_prot,
+        };
+        action::install_ptes(self.ptes, &kind)
     }
 
     /// `compat_vma_mmap(inner, vma)`: maps this VMA with `inner`'s `mmap_prepare`, as a stacked
@@ -129,32 +136,8 @@ impl LegacyVma<'_> {
             desc.set_vm_file(f.clone());
         }
         desc.set_page_prot(v.page_prot);
-        let (start, end, pgoff) = (v.start, v.end, v.pgoff);
-        let mark = self.events.mark();
-        let result = inner.ops().mmap_prepare(&mut desc);
-        let (driver, fl) = (inner.ops().name(), desc.flags());
-        self.events.insert_at(mark, || Event::MmapPrepare {
-            driver,
-            start,
-            end,
-            pgoff,
-            flags: fl,
-            result: result.map_err(|e| e.errno),
-        });
-        result?;
-        let mut act = desc.take_action();
-        if !matches!(act.kind, ActionKind::Nothing) {
-            let name = act.kind.name();
-            let r = action::prepare(&mut desc, &mut act);
-            self.events.push(|| Event::ActionPrepare {
-                action: name,
-                result: r.map_err(|e| e.errno),
-            });
-            r?;
-        }
-        desc.restore_action(act);
+        let parts = pipeline::call_mmap_prepare(inner, desc, self.events)?;
         // compat_set_vma_from_desc
-        let parts = desc.into_parts();
         let vma = &mut *self.vma;
         vma.pgoff = parts.pgoff;
         vma.file = Some(parts.vm_file);
@@ -164,57 +147,11 @@ impl LegacyVma<'_> {
             vma.ops = VmOps::Driver(ops);
         }
         vma.private_data = parts.private_data;
-        // mmap_action_complete, without the unmap on failure (the caller's path cleans up).
-        let act = parts.action;
-        if !matches!(act.kind, ActionKind::Nothing) {
-            let r = action::install_ptes(self.ptes, &act.kind);
-            let name = act.kind.name();
-            self.events.push(|| Event::ActionComplete {
-                action: name,
-                start,
-                end,
-                result: r.map_err(|e| e.errno),
-            });
-            r?;
-        }
-        if let Some(ops) = vma
-            .ops
-            .driver()
-            .filter(|o| o.hooks().contains(VmHooks::MAPPED))
-            .cloned()
-        {
-            let mut private = vma.private_data.clone();
-            let mark = self.events.mark();
-            let r = ops.mapped(vma.start, vma.end, vma.pgoff, vma.file.as_ref(), &mut private);
-            let (name, pg) = (ops.ops_name(), vma.pgoff);
-            self.events.insert_at(mark, || Event::Mapped {
-                ops: name,
-                start,
-                end,
-                pgoff: pg,
-                result: r.map_err(|e| e.errno),
-            });
-            r?;
-            vma.private_data = private;
-        }
-        if let Some(hook) = &act.success_hook {
-            let mark = self.events.mark();
-            let r = hook(&mut NewVma { vma: &mut *self.vma });
-            self.events.insert_at(mark, || Event::SuccessHook {
-                start,
-                end,
-                result: r.map_err(|e| e.errno),
-            });
-            if let Err(mut e) = r {
-                if let Some(filter) = &act.error_hook {
-                    let from = e.errno;
-                    e.errno = filter(from);
-                    let to = e.errno;
-                    self.events.push(|| Event::ErrorHook { from, to });
-                }
-                return Err(e);
-            }
-        }
-        Ok(())
+        // mmap_action_complete with is_compat: no unmap, no error hook; the caller's failure
+        // path cleans up ([N+]).
+        let action = parts.action;
+        let driver = inner.ops().name();
+        pipeline::mmap_action_complete(vma, self.ptes, self.events, &action, driver)
+            .map_err(|e| pipeline::mmap_action_error(self.events, &action, Completion::Compat, e))
     }
 }

@@ -151,21 +151,48 @@ impl fmt::Debug for MmapAction {
     }
 }
 
-/// `remap_pfn_range_prepare`: checks a remap of `[start, start + size)` and sets its flags.
-fn remap_prepare(desc: &mut VmAreaDesc<'_>, start: VirtAddr, pfn: Pfn, size: u64) -> Result<()> {
+/// The range a remap of `size` bytes at `start` covers, if it lies inside `[vm_start, vm_end)`.
+///
+/// The one range check of a PFN remap, shared by `mmap_action_remap` (through
+/// [`prepare`]) and the legacy `remap_pfn_range` ([`crate::legacy::LegacyVma`]). The kernel makes
+/// it in `mm/memory.c:remap_pfn_range_prepare` (\[N\]: `range_in_vma_desc`, `EFAULT`). Its
+/// legacy `remap_pfn_range` makes none: a driver that remaps past `vm_end` writes entries outside
+/// its VMA. The engine refuses that too, with the same `EFAULT`, so one remap failure has one
+/// errno on both paths (before this the legacy path said `EINVAL`).
+pub(crate) fn remap_range(start: VirtAddr, size: u64, vm_start: VirtAddr, vm_end: VirtAddr) -> Result<VirtAddr> {
     let Some(end) = start.checked_add(size) else {
         return Err(err(Errno::EFAULT, "remap range wraps"));
     };
-    if !desc.range_in(start, end) {
+    if start < vm_start || end > vm_end {
         return Err(err(Errno::EFAULT, "remap range is outside the mapping"));
     }
-    if desc.is_cow_mapping() {
-        // A private remap must map the whole VMA; its pgoff then records the PFN
-        // (get_remap_pgoff), which is how do_wp_page finds the original page to copy.
-        if start != desc.start() || end != desc.end() {
-            return Err(err(Errno::EINVAL, "a private remap must cover the whole mapping"));
-        }
-        desc.set_pgoff(PgOff(pfn.get()));
+    Ok(end)
+}
+
+/// `mm/memory.c:get_remap_pgoff`: a private (COW) remap must map the whole VMA, whose pgoff then
+/// records the PFN (which is how `do_wp_page` finds the original page to copy). Returns the new
+/// pgoff of a COW remap, `None` for a shared one.
+pub(crate) fn get_remap_pgoff(
+    is_cow: bool,
+    (start, end): (VirtAddr, VirtAddr),
+    (vm_start, vm_end): (VirtAddr, VirtAddr),
+    pfn: Pfn,
+) -> Result<Option<PgOff>> {
+    if !is_cow {
+        return Ok(None);
+    }
+    if start != vm_start || end != vm_end {
+        return Err(err(Errno::EINVAL, "a private remap must cover the whole mapping"));
+    }
+    Ok(Some(PgOff(pfn.get())))
+}
+
+/// `remap_pfn_range_prepare`: checks a remap of `[start, start + size)` and sets its flags.
+fn remap_prepare(desc: &mut VmAreaDesc<'_>, start: VirtAddr, pfn: Pfn, size: u64) -> Result<()> {
+    let end = remap_range(start, size, desc.start(), desc.end())?;
+    let range = (desc.start(), desc.end());
+    if let Some(pgoff) = get_remap_pgoff(desc.is_cow_mapping(), (start, end), range, pfn)? {
+        desc.set_pgoff(pgoff);
     }
     desc.set_flag_bits(flags::REMAP_FLAGS);
     Ok(())
