@@ -63,6 +63,7 @@ extern crate std;
 pub mod abi;
 pub mod action;
 pub mod addr;
+pub mod arch;
 pub mod desc;
 pub mod errno;
 pub mod events;

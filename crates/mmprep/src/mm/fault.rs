@@ -320,7 +320,7 @@ impl Mm {
             Some(v) if v.test(VmaBit::GrowsDown) => {
                 let key = v.start;
                 self.expand_downwards(key, addr).map_err(|_| Signal::Segv)?;
-                addr.page_down()
+                VirtAddr(addr.0 & self.page_mask())
             }
             _ => return Err(Signal::Segv),
         };
@@ -340,7 +340,25 @@ impl Mm {
     /// `handle_mm_fault` for an access the VMA at `key` allows (also `get_user_pages`' path),
     /// with the address space held exclusively: a fault that needs the VMA's first anon_vma
     /// prepares it here and runs again.
+    ///
+    /// A guest page larger than the engine's 4 KiB unit is faulted whole: the units around
+    /// `addr` in the same guest page get their entries too, as the kernel maps one page
+    /// (`docs/profiles.md`). A unit that cannot be had (past a file's 4 KiB end) is left out.
     fn handle_page(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<PageRef, Signal> {
+        let page = self.handle_unit(key, addr, write)?;
+        if self.unit_shift() != 0 {
+            let first = addr.0 & self.page_mask();
+            for unit in (first..first + self.page_size()).step_by(PAGE_SIZE as usize) {
+                if unit != addr.page_down().0 {
+                    let _ = self.handle_unit(key, VirtAddr(unit), write);
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// [`Mm::handle_page`] for one 4 KiB unit.
+    fn handle_unit(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<PageRef, Signal> {
         loop {
             match self.handle_page_shared(key, addr, write) {
                 Ok(page) => return Ok(page),
@@ -604,7 +622,7 @@ impl Mm {
 
     /// `expand_downwards`: grow the grows-down VMA at `key` so that it covers `addr`.
     fn expand_downwards(&mut self, key: VirtAddr, addr: VirtAddr) -> Result<()> {
-        let address = addr.page_down();
+        let address = VirtAddr(addr.0 & self.page_mask());
         if address.0 < self.profile.mmap_min_addr {
             return Err(err(Errno::EPERM, "stack would grow below mmap_min_addr"));
         }

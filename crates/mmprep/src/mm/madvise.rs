@@ -160,7 +160,7 @@ impl Mm {
             return Err(err(Errno::EINVAL, "unknown advice"));
         };
         // check_input_range
-        let end = super::checked_range_end(start, len)?;
+        let end = super::checked_range_end(self, start, len)?;
         if len == 0 {
             return Ok(());
         }

@@ -35,7 +35,7 @@
 use alloc::sync::Arc;
 
 use crate::action::{ActionKind, MmapAction, NewVma};
-use crate::addr::{PAGE_MASK, PAGE_SHIFT, PageRange, PgOff, VirtAddr, page_align};
+use crate::addr::{PAGE_SHIFT, PageRange, PgOff, VirtAddr};
 use crate::desc::VmAreaDesc;
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
@@ -86,13 +86,15 @@ impl Mm {
         file: Option<&Arc<File>>,
         offset: u64,
     ) -> Result<VirtAddr> {
-        if offset & !PAGE_MASK != 0 {
+        if offset & !self.page_mask() != 0 {
             return Err(err(Errno::EINVAL, "offset is not page aligned"));
         }
         self.mmap_pgoff(addr, len, prot, flags, file, offset >> PAGE_SHIFT)
     }
 
-    /// `mmap_pgoff`: like [`Mm::mmap`] with the offset in pages (`ksys_mmap_pgoff`).
+    /// `mmap_pgoff`: like [`Mm::mmap`] with the offset in 4096-byte units (`ksys_mmap_pgoff`,
+    /// as i386's `mmap2` passes it; the engine's pgoff unit). With a larger guest page, an
+    /// offset that is not a whole number of guest pages is `EINVAL`, as `mmap` refuses it.
     pub fn mmap_pgoff(
         &mut self,
         addr: VirtAddr,
@@ -102,6 +104,9 @@ impl Mm {
         file: Option<&Arc<File>>,
         pgoff: u64,
     ) -> Result<VirtAddr> {
+        if pgoff & ((1 << self.unit_shift()) - 1) != 0 {
+            return Err(err(Errno::EINVAL, "offset is not page aligned"));
+        }
         let file = if !flags.contains(MapFlags::ANONYMOUS) {
             let Some(f) = file else {
                 return Err(err(Errno::EBADF, "the descriptor is not open"));
@@ -164,10 +169,12 @@ impl Mm {
         if !flags.contains(MapFlags::FIXED) {
             addr = self.round_hint_to_min(addr);
         }
-        let Some(len) = page_align(len).filter(|l| *l != 0) else {
+        let Some(len) = self.page_align(len).filter(|l| *l != 0) else {
             return Err(err(Errno::ENOMEM, "length rounds up past the end of the address space"));
         };
-        if pgoff.checked_add(len >> PAGE_SHIFT).is_none() {
+        // In guest pages, as the kernel counts them (the engine's pgoff is in 4 KiB units).
+        let shift = self.unit_shift();
+        if (pgoff >> shift).checked_add(len >> (PAGE_SHIFT + shift)).is_none() {
             return Err(err(Errno::EOVERFLOW, "offset plus length wraps"));
         }
         if self.map_count() > self.profile.max_map_count {

@@ -32,6 +32,7 @@ mod brk;
 mod exit;
 mod fault;
 mod fork;
+mod granule;
 mod huge_memory;
 mod import;
 mod layout;
@@ -430,11 +431,11 @@ pub(crate) fn total_pages(vmas: &[Vma]) -> u64 {
 /// `mm/mseal.c:do_mseal`): `start` page aligned, `len` rounded up to pages without wrapping to 0,
 /// the end not wrapping. Returns the end; a zero `len` gives `start`.
 #[track_caller]
-pub(crate) fn checked_range_end(start: VirtAddr, len: u64) -> Result<VirtAddr> {
-    if !start.is_page_aligned() {
+pub(crate) fn checked_range_end(mm: &Mm, start: VirtAddr, len: u64) -> Result<VirtAddr> {
+    if !mm.is_page_aligned(start) {
         return Err(err(Errno::EINVAL, "address is not page aligned"));
     }
-    let aligned = crate::addr::page_align_wrapping(len);
+    let aligned = mm.page_align_wrapping(len);
     if len != 0 && aligned == 0 {
         return Err(err(Errno::EINVAL, "length rounds up past the end of the address space"));
     }
