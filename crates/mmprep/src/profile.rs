@@ -147,8 +147,8 @@ pub struct Profile {
     /// Set it with [`Profile::for_arch`] or [`Profile::set_arch`], which keep the fields that
     /// follow from it (`task_size`, `stack_guard_gap`, the mmap bases) in step.
     pub arch: Arch,
-    /// Host-reserved ranges `[start, end)`, page aligned: memory the guest can never get (the
-    /// emulator's own). Placement skips them; a fixed mapping, a taken hint, an `mremap`
+    /// Host-reserved ranges `[start, end)`, 4096-byte aligned (rounded out to whole guest pages
+    /// where the page is larger): memory the guest can never get (the emulator's own). Placement skips them; a fixed mapping, a taken hint, an `mremap`
     /// target or a `brk` that would reach into one fails as a range beyond `TASK_SIZE` does.
     /// Empty on a real kernel.
     pub reserved: Vec<Range<u64>>,
@@ -256,7 +256,7 @@ impl Profile {
     ///
     /// Two keys are not sysfs files: `arch` takes an architecture name ([`Arch::NAMES`],
     /// [`Profile::set_arch`]) and `reserved` adds a host-reserved range `START-END` (hexadecimal,
-    /// page aligned for the architecture set so far).
+    /// 4096-byte aligned; a larger guest page rounds it out to whole pages).
     ///
     /// # On failure
     /// An unknown key or a value the setting does not take: nothing changes.
@@ -304,9 +304,8 @@ impl Profile {
             )?),
             "reserved" => {
                 let r = parse_range(value).ok_or("reserved is START-END in hexadecimal (0x10000000-0x20000000)")?;
-                let page = self.arch.page_size();
-                if r.start % page != 0 || r.end % page != 0 || r.start >= r.end {
-                    return Err("a reserved range is non-empty and page aligned");
+                if r.start % 4096 != 0 || r.end % 4096 != 0 || r.start >= r.end {
+                    return Err("a reserved range is non-empty and 4096-byte aligned");
                 }
                 self.reserved.push(r);
             }
@@ -375,7 +374,7 @@ mod tests {
         assert_eq!(p.arch.page_size(), 16 << 10);
         assert_eq!((p.task_size, p.stack_guard_gap), (1 << 47, 4 << 20));
         assert_eq!(p.mmap_base, (1 << 47) - (128 << 20));
-        assert!(p.set("reserved", "0x1000-0x2000").is_err(), "not 16K aligned");
+        assert!(p.set("reserved", "0x1800-0x2000").is_err(), "not 4K aligned");
         assert_eq!(p.set("reserved", "0x10000000-0x20000000"), Ok(()));
         assert!(p.is_reserved(0x1fff_c000, 0x2000_0000) && !p.is_reserved(0x2000_0000, 0x2001_0000));
         assert!(p.set("arch", "vax").is_err());

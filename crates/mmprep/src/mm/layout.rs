@@ -240,7 +240,14 @@ impl Mm {
     fn occupied_with_reserved(&self) -> Vec<(u64, u64)> {
         let gap = self.profile.stack_guard_gap;
         let mut v: Vec<(u64, u64)> = self.tree.iter().map(|v| (v.start_gap(gap).0, v.end.0)).collect();
-        v.extend(self.profile.reserved.iter().map(|r| (r.start, r.end)));
+        // Rounded out to whole guest pages, so that every hole stays page aligned.
+        let mask = self.page_mask();
+        v.extend(
+            self.profile
+                .reserved
+                .iter()
+                .map(|r| (r.start & mask, self.page_align_wrapping(r.end))),
+        );
         v.sort_unstable_by_key(|&(lo, hi)| (hi, lo));
         v
     }
