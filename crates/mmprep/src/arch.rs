@@ -400,6 +400,43 @@ mod tests {
         assert!(!b.pick_mmap_layout(u64::MAX, GAP, false).topdown);
     }
 
+    /// The table of `docs/profiles.md`: (name, TASK_SIZE, mmap_base with an 8 MiB stack,
+    /// legacy base, stack guard gap).
+    #[test]
+    fn the_documented_table() {
+        let rows: &[(&str, u64, u64, u64, u64)] = &[
+            ("x86_64", 0x7fff_ffff_f000, 0x7fff_f7ff_f000, 0x2aaa_aaaa_b000, 1 << 20),
+            (
+                "x86_64-la57",
+                0xff_ffff_ffff_f000,
+                0x7fff_f7ff_f000,
+                0x2aaa_aaaa_b000,
+                1 << 20,
+            ),
+            ("i386", 0xffff_e000, 0xf7ff_e000, 0x5555_5000, 1 << 20),
+            ("arm64-4k-39", 1 << 39, 0x7f_f800_0000, 0x20_0000_0000, 1 << 20),
+            ("arm64-4k-48", 1 << 48, 0xffff_f800_0000, 0x4000_0000_0000, 1 << 20),
+            ("arm64-4k-52", 1 << 52, 0xffff_f800_0000, 0x4000_0000_0000, 1 << 20),
+            ("arm64-16k-47", 1 << 47, 0x7fff_f800_0000, 0x2000_0000_0000, 4 << 20),
+            ("arm64-16k-48", 1 << 48, 0xffff_f800_0000, 0x4000_0000_0000, 4 << 20),
+            ("arm64-16k-52", 1 << 52, 0xffff_f800_0000, 0x4000_0000_0000, 4 << 20),
+            ("arm64-64k-42", 1 << 42, 0x3ff_f800_0000, 0x100_0000_0000, 16 << 20),
+            ("arm64-64k-48", 1 << 48, 0xffff_f800_0000, 0x4000_0000_0000, 16 << 20),
+            ("arm64-64k-52", 1 << 52, 0xffff_f800_0000, 0x4000_0000_0000, 16 << 20),
+            ("riscv64-sv39", 1 << 38, 0x3f_f800_0000, 0x2a_aaaa_b000, 1 << 20),
+            ("riscv64-sv48", 1 << 47, 0x7fff_f800_0000, 0x2a_aaaa_b000, 1 << 20),
+        ];
+        for &(name, task, base, legacy, gap) in rows {
+            let a = Arch::by_name(name).unwrap();
+            let g = 256u64 << a.page_shift();
+            assert_eq!(
+                (a.task_size(), a.mmap_base(8 << 20, g), a.unmapped_base(), g),
+                (task, base, legacy, gap),
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn riscv_windows() {
         let a = Arch::by_name("riscv64-sv39").unwrap();

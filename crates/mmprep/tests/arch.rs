@@ -157,6 +157,24 @@ fn arm64_16k_file_offsets() {
     mm.check_invariants();
 }
 
+/// `MAP_32BIT` (0x40) is x86's: elsewhere the bit is unknown, so `MAP_SHARED_VALIDATE` refuses
+/// it (`include/linux/mman.h` defines `MAP_32BIT` as 0 there, outside `LEGACY_MAP_MASK`).
+#[test]
+fn map_32bit_is_an_unknown_bit_off_x86() {
+    let validate = MapFlags(MapFlags::SHARED_VALIDATE.0 | MapFlags::BIT32.0);
+    for (arch, want) in [
+        ("x86_64", None),
+        ("i386", None),
+        ("arm64", Some(Errno::EOPNOTSUPP)),
+        ("riscv64", Some(Errno::EOPNOTSUPP)),
+    ] {
+        let mut mm = mm_for(arch);
+        let f = mm.shmem().memfd_create("f", 4096);
+        let r = mm.mmap(VirtAddr(0), 4096, Prot::READ, validate, Some(&f), 0);
+        assert_eq!(r.err().map(|e| e.errno), want, "{arch}");
+    }
+}
+
 /// A PMD-size anonymous request is placed PMD aligned: 32 MiB with 16K pages
 /// (`mm/huge_memory.c:__thp_get_unmapped_area`, `HPAGE_PMD_SIZE`), from a 64 MiB search whose
 /// hole is already aligned, so the padding stays below.

@@ -202,7 +202,15 @@ impl Mm {
                     "offset plus length is beyond what the file can map",
                 ));
             }
-            let mut mask = MapFlags::LEGACY_MASK;
+            let mut legacy = MapFlags::LEGACY_MASK;
+            if !matches!(
+                self.profile.arch.isa(),
+                crate::arch::Isa::X86_64 | crate::arch::Isa::I386
+            ) {
+                // MAP_32BIT is x86's; elsewhere include/linux/mman.h defines it as 0.
+                legacy = legacy.without(MapFlags::BIT32);
+            }
+            let mut mask = legacy;
             if f.ops().fop_flags().contains(crate::file::FopFlags::MMAP_SYNC) {
                 mask = mask | MapFlags::SYNC;
             }
@@ -210,7 +218,7 @@ impl Mm {
             if ty == MapFlags::SHARED || ty == MapFlags::SHARED_VALIDATE {
                 if ty == MapFlags::SHARED {
                     // Plain MAP_SHARED silently drops what MAP_SHARED_VALIDATE would refuse.
-                    flags = flags.intersection(MapFlags::LEGACY_MASK);
+                    flags = flags.intersection(legacy);
                 }
                 if flags.without(mask).bits() != 0 {
                     return Err(err(
