@@ -309,7 +309,18 @@ impl Mm {
         if !allowed {
             return Err(Stop::Signal(Signal::Segv));
         }
-        self.handle_page_shared(vma.start, addr, access == Access::Write)
+        let (key, write) = (vma.start, access == Access::Write);
+        let page = self.handle_page_shared(key, addr, write)?;
+        // The rest of a larger guest page, as `handle_page` does.
+        if self.unit_shift() != 0 {
+            let first = addr.0 & self.page_mask();
+            for unit in (first..first + self.page_size()).step_by(PAGE_SIZE as usize) {
+                if unit != addr.page_down().0 {
+                    let _ = self.handle_page_shared(key, VirtAddr(unit), write);
+                }
+            }
+        }
+        Ok(page)
     }
 
     /// The page an access at `addr` reaches, faulting it in.
