@@ -161,6 +161,25 @@ fn arm64_16k_file_offsets() {
     mm.check_invariants();
 }
 
+/// A file's last page is a whole guest page: with 16K pages a 5000-byte file maps bytes up to
+/// 16K (zeros past the end), and `SIGBUS` starts at the next guest page
+/// (`mm/filemap.c:filemap_fault`, `DIV_ROUND_UP(i_size, PAGE_SIZE)`).
+#[test]
+fn arm64_16k_file_end_is_a_guest_page() {
+    let mut mm = mm_for("arm64-16k");
+    let f = mm.shmem().memfd_create("f", 5000);
+    let a = mm
+        .mmap(VirtAddr(0), 2 * K16, Prot::READ, MapFlags::SHARED, Some(&f), 0)
+        .expect("mmap");
+    let mut b = [7u8; 2];
+    mm.read(VirtAddr(a.get() + K16 - 2), &mut b)
+        .expect("inside the last page");
+    assert_eq!(b, [0, 0]);
+    let e = mm.read(VirtAddr(a.get() + K16), &mut b).unwrap_err();
+    assert_eq!((e.signal, e.addr.get()), (mmprep::Signal::Bus, a.get() + K16));
+    mm.check_invariants();
+}
+
 /// `MAP_32BIT` (0x40) is x86's: elsewhere the bit is unknown, so `MAP_SHARED_VALIDATE` refuses
 /// it (`include/linux/mman.h` defines `MAP_32BIT` as 0 there, outside `LEGACY_MAP_MASK`).
 #[test]

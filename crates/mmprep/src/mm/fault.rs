@@ -531,7 +531,7 @@ impl Mm {
             return Err(Signal::Bus);
         }
         let pgoff = vma.pgoff_at(addr);
-        let mut vmf = VmFault::new(vma, pgoff, write, &self.machine);
+        let mut vmf = VmFault::new(vma, pgoff, write, &self.machine).with_page_size(self.page_size());
         let mark = self.events.mark();
         let result = ops.fault(&mut vmf);
         let page = vmf.take_page();
@@ -568,7 +568,7 @@ impl Mm {
             return Ok(());
         };
         let pgoff = vma.pgoff_at(addr);
-        let mut vmf = VmFault::new(vma, pgoff, true, &self.machine);
+        let mut vmf = VmFault::new(vma, pgoff, true, &self.machine).with_page_size(self.page_size());
         let result = if pfn {
             ops.pfn_mkwrite(&mut vmf)
         } else {
