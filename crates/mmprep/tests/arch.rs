@@ -208,6 +208,10 @@ fn arm64_16k_thp_alignment_is_32m() {
     let a = map(&mut mm, 0, 32 << 20, ANON);
     assert_eq!(a, 0x7fff_f600_0000);
     assert_eq!(a % (32 << 20), 0);
+    // Collapsing is modelled for 4K guests only: refused, with the reason.
+    let e = mm.madvise(VirtAddr(a), 32 << 20, 25).unwrap_err();
+    assert_eq!(e.errno, Errno::EINVAL);
+    assert!(e.reason.contains("not modelled"), "{}", e.reason);
     // 64K pages: 512 MiB.
     assert_eq!(mm_for("arm64-64k").pmd_size(), 512 << 20);
 }

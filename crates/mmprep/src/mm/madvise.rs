@@ -477,6 +477,13 @@ impl Mm {
         let vma = self.tree.get(key).expect("VMA in tree");
         let no_thp = || err(Errno::EINVAL, "the mapping cannot hold a transparent huge page");
         let pmd_pages = PMD_SIZE >> PAGE_SHIFT;
+        if self.unit_shift() != 0 {
+            // The engine's huge pages are 2 MiB blocks of 4 KiB entries (docs/profiles.md).
+            return Err(err(
+                Errno::EINVAL,
+                "MADV_COLLAPSE is modelled for 4K guest pages only (not modelled: a larger PMD)",
+            ));
+        }
         if vma.flags.test_any(flags::SPECIAL) || vma.flags.test_any(vma_flags![HugeTlb, NoHugePage]) {
             return Err(no_thp());
         }

@@ -318,8 +318,9 @@ impl Mm {
         for v in self.tree.iter() {
             assert!(v.start.0 < v.end.0, "empty or inverted VMA {v:?}\n{self:?}");
             assert!(
-                v.start.is_page_aligned() && v.end.is_page_aligned(),
-                "unaligned VMA {v:?}\n{self:?}"
+                self.is_page_aligned(v.start) && self.is_page_aligned(v.end),
+                "VMA {v:?} not aligned to the guest page ({:#x})\n{self:?}",
+                self.page_size()
             );
             assert!(v.start.0 >= prev_end, "VMA {v:?} overlaps the one before it\n{self:?}");
             assert_eq!(
