@@ -411,6 +411,20 @@ fn reserved_ranges_are_never_the_guests() {
     assert_maps(&mm, &heap("10001000-10002000 rw-p 00000000 00:00 0 "));
 }
 
+/// A grows-down stack does not grow into a reserved range: the fault is `SIGSEGV`.
+#[test]
+fn reserved_ranges_stop_stack_growth() {
+    let mut p = Profile::reference_host();
+    p.set("reserved", "0x10000000-0x10001000").expect("range");
+    let mut mm = Mm::new(p);
+    let grows = MapFlags(FIXED.0 | MapFlags::GROWSDOWN.0);
+    assert_eq!(map(&mut mm, 0x1000_2000, 4096, grows), 0x1000_2000);
+    mm.write(VirtAddr(0x1000_1fff), &[1]).expect("grows by one page");
+    let e = mm.write(VirtAddr(0x1000_0fff), &[1]).unwrap_err();
+    assert_eq!(e.signal, mmprep::Signal::Segv);
+    assert_maps(&mm, "10001000-10003000 rw-p 00000000 00:00 0 ");
+}
+
 /// The bottom-up search goes around a reserved range too (legacy layout).
 #[test]
 fn reserved_ranges_bottom_up() {

@@ -648,6 +648,10 @@ impl Mm {
                 "stack would grow into the guard gap above another mapping",
             ));
         }
+        // Not the kernel's check: a host-reserved range is never the guest's.
+        if self.profile.is_reserved(address.0, key.0) {
+            return Err(err(Errno::ENOMEM, "stack would grow into a host-reserved range"));
+        }
         self.alloc()?; // vma_iter_prealloc
         self.anon_vma_prepare(key)?;
         let vma = self.tree.get(key).expect("VMA in tree");
