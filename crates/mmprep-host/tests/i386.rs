@@ -7,9 +7,9 @@
 //! each result, then prints `/proc/self/maps`. The test imports the first smaps into the engine
 //! with the `i386` profile (`mmprep_host::import::import_text`), runs the same calls through
 //! `mmprep::abi::syscall` with the same numbers and registers, and asserts the same results and
-//! the same final maps, under `setarch -R` (top-down from the compat base) and `setarch -R -L`
-//! (the legacy layout). The exec layout itself is imported, not built: `Mm::exec` makes 64-bit
-//! layouts only.
+//! the same final maps, under `setarch -R` (top-down from the compat base) with an 8 MiB, a
+//! 1 GiB and an unlimited stack, and under `setarch -R -L` (the legacy layout). The exec layout
+//! itself is imported, not built: `Mm::exec` makes x86_64 layouts only.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 use std::fmt::Write as _;
@@ -153,15 +153,25 @@ fn section<'a>(text: &'a str, tag: &str) -> (&'a str, &'a str) {
     (&text[start..start + len], &text[start + len + 4..])
 }
 
-/// Runs the probe under `setarch` with `flags`, and the same calls on the engine; asserts both
-/// agree.
-fn compare(exe: &Path, setarch_flags: &[&str], legacy: bool) {
-    let out = Command::new("setarch")
-        .arg("i386")
+/// Runs the probe under `setarch` with `flags` and the stack rlimit `stack_kib` (`None`:
+/// unlimited), and the same calls on the engine; asserts both agree. Returns the engine's
+/// `mmap_base`, or `None` when the hard limit does not allow that stack limit.
+fn compare(exe: &Path, setarch_flags: &[&str], stack_kib: Option<u64>, legacy: bool) -> Option<u64> {
+    let limit = stack_kib.map_or("unlimited".to_string(), |k| k.to_string());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -s {limit} 2>/dev/null || exit 77; exec setarch i386 \"$@\""
+        ))
+        .arg("sh")
         .args(setarch_flags)
         .arg(exe)
         .output()
-        .expect("setarch");
+        .expect("sh, setarch");
+    if out.status.code() == Some(77) {
+        eprintln!("skipped: the hard stack limit does not allow `ulimit -s {limit}`");
+        return None;
+    }
     assert!(out.status.success(), "probe failed: {out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     let (smaps, rest) = section(&text, "smaps");
@@ -174,6 +184,7 @@ fn compare(exe: &Path, setarch_flags: &[&str], legacy: bool) {
     let (kernel_maps, _) = section(rest, "maps");
 
     let mut profile = mmprep_host::host_profile();
+    profile.rlimit_stack = stack_kib.map_or(u64::MAX, |k| k << 10);
     profile.set_arch(mmprep::arch::Arch::by_name("i386").unwrap());
     profile.pick_mmap_layout(legacy);
     let stat = mmprep_host::import::parse_stat(stat).expect("stat");
@@ -204,16 +215,15 @@ fn compare(exe: &Path, setarch_flags: &[&str], legacy: bool) {
     );
     // The profile's base is the one the kernel used: the top of the vDSO block (top-down) or
     // the legacy base.
-    let p = mm.profile();
-    if legacy {
-        assert_eq!(p.mmap_base, 0x5555_5000);
-    } else {
+    let base = mm.profile().mmap_base;
+    if !legacy {
+        let vdso_end = format!("-{base:08x} r-xp 00000000 00:00 0 ");
         assert!(
-            kernel_maps.contains("-f7ffe000 r-xp 00000000 00:00 0 "),
-            "{kernel_maps}"
+            kernel_maps.contains(&vdso_end),
+            "no [vdso] ending at {base:#x}:\n{kernel_maps}"
         );
-        assert_eq!(p.mmap_base, 0xf7ff_e000);
     }
+    Some(base)
 }
 
 #[test]
@@ -223,6 +233,14 @@ fn i386_profile_matches_a_real_32_bit_program() {
         eprintln!("skipped: gcc is not installed (the i386 probe needs `gcc -m32`)");
         return;
     };
-    compare(&exe, &["-R"], false);
-    compare(&exe, &["-R", "-L"], true);
+    // The compat base keeps the 128 MiB minimum gap with an 8 MiB stack, follows a 1 GiB one,
+    // and is clamped to five sixths of the 32-bit space when unlimited (x86 does not choose the
+    // legacy layout for an unlimited stack); -L is the legacy base.
+    assert_eq!(compare(&exe, &["-R"], Some(8192), false), Some(0xf7ff_e000));
+    assert_eq!(compare(&exe, &["-R", "-L"], Some(8192), true), Some(0x5555_5000));
+    for (stack, base) in [(Some(1 << 20), 0xbfef_e000), (None, 0x2aaa_b000)] {
+        if let Some(got) = compare(&exe, &["-R"], stack, false) {
+            assert_eq!(got, base, "stack {stack:?} KiB");
+        }
+    }
 }
