@@ -123,7 +123,8 @@ enum Command {
         profile: ProfileChoice,
         /// Change one machine fact for the engine only, repeatable: max_map_count=N,
         /// rlimit_as/rlimit_data/rlimit_memlock/rlimit_stack=BYTES (K/M/G/T suffix or
-        /// `unlimited`), overcommit=guess|always|never
+        /// `unlimited`), overcommit=guess|always|never, arch=NAME (the guest architecture,
+        /// docs/profiles.md), reserved=0xSTART-0xEND (a host-reserved range)
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = settings::parse)]
         set: Vec<Setting>,
         /// Follow each failed call with `  why: ERRNO: reason (kernel/file.c:function)`: the
@@ -190,7 +191,8 @@ enum Command {
         profile: ProfileChoice,
         /// Change one machine fact for the engine only, repeatable: max_map_count=N,
         /// rlimit_as/rlimit_data/rlimit_memlock/rlimit_stack=BYTES (K/M/G/T suffix or
-        /// `unlimited`), overcommit=guess|always|never
+        /// `unlimited`), overcommit=guess|always|never, arch=NAME (the guest architecture,
+        /// docs/profiles.md), reserved=0xSTART-0xEND (a host-reserved range)
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = settings::parse)]
         set: Vec<Setting>,
         /// Print one JSON object (schema `mmprep/1`, docs/json.md) instead of the text

@@ -12,7 +12,9 @@ pub const KEYS_HELP: &str = "\
 keys: max_map_count=N, rlimit_as=BYTES, rlimit_data=BYTES, rlimit_memlock=BYTES, rlimit_stack=BYTES \
 (BYTES: decimal with an optional K, M, G or T suffix, or `unlimited`), \
 overcommit=guess|always|never (or 0|1|2), thp.enabled=always|madvise|never, thp.defrag=..., \
-thp.use_zero_page=0|1, thp.shmem_enabled=..., config.pt_reclaim=0|1 (the THP values as sysfs takes them)";
+thp.use_zero_page=0|1, thp.shmem_enabled=..., config.pt_reclaim=0|1 (the THP values as sysfs takes them), \
+arch=NAME (the guest architecture: x86_64, x86_64-la57, i386, arm64-4k-48, arm64-16k-47, arm64-64k-48, \
+riscv64-sv39, riscv64-sv48, ...; docs/profiles.md), reserved=0xSTART-0xEND (a host-reserved range, repeatable)";
 
 /// One `KEY=VALUE`, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +113,19 @@ mod tests {
         assert_eq!(parse("rlimit_stack=8388608"), Ok(Setting::RlimitStack(8 << 20)));
         assert_eq!(parse("overcommit=never"), Ok(Setting::Overcommit(Overcommit::Never)));
         assert_eq!(parse("overcommit=1"), Ok(Setting::Overcommit(Overcommit::Always)));
+    }
+
+    /// `arch=` and `reserved=` go through `Profile::set`; the architecture is applied in order,
+    /// so a later `reserved=` is rounded to its page.
+    #[test]
+    fn arch_and_reserved() {
+        let arch = parse("arch=arm64-16k").expect("arch");
+        let reserved = parse("reserved=0x10000000-0x10001000").expect("reserved");
+        let p = apply_all(Profile::reference_host(), &[arch, reserved]);
+        assert_eq!((p.arch.name(), p.arch.page_size()), ("arm64-16k-47", 16 << 10));
+        assert_eq!(p.reserved, vec![0x1000_0000..0x1000_1000]);
+        assert!(parse("arch=vax").unwrap_err().contains("arch is x86_64"));
+        assert!(parse("reserved=0x10-0x20").is_err());
     }
 
     #[test]

@@ -197,3 +197,40 @@ fn diff_at_the_map_limit_is_the_same() {
         "the scenario reaches the limit"
     );
 }
+
+/// `--set arch=` runs the engine as another guest: with 16K pages a 4K mapping at 4K is
+/// unaligned, and one page of 4K covers 16K (`docs/profiles.md`); `--set reserved=` keeps a
+/// range from the guest (`ENOMEM` for a fixed mapping into it, as past `TASK_SIZE`).
+#[test]
+fn arch_and_reserved_reach_the_engine() {
+    let scn = "mmap 0 4K rw- private|anon|fixed\nmmap 4K 4K rw- private|anon|fixed\nmaps\n";
+    let out = mmprep(&["run", "--profile", "reference", "--set", "arch=arm64-16k", "-"], scn);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "L1 mmap = 0x0\nL2 mmap = -EINVAL\nL3 maps = 1\n  00000000-00004000 rw-p 00000000\n"
+    );
+    let out = mmprep(&["run", "--profile", "reference", "-"], scn);
+    assert_eq!(
+        text(&out.stdout),
+        "L1 mmap = 0x0\nL2 mmap = 0x1000\nL3 maps = 1\n  00000000-00002000 rw-p 00000000\n"
+    );
+    // The scenario window starts at 0x200000000000 (tests/common: BASE).
+    let out = mmprep(
+        &[
+            "run",
+            "--profile",
+            "reference",
+            "--set",
+            "reserved=0x200000001000-0x200000002000",
+            "-",
+        ],
+        scn,
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "L1 mmap = 0x0\nL2 mmap = -ENOMEM\nL3 maps = 1\n  00000000-00001000 rw-p 00000000\n"
+    );
+    let out = mmprep(&["run", "--set", "arch=sparc", "-"], scn);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {}", text(&out.stderr));
+}

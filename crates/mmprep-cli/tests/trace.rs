@@ -19,7 +19,10 @@ fn trace_true_reports_no_divergence() {
     let out = mmprep(&["trace", "--check-every", "5", "--", "true"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("programs: /usr/bin/true (1 process, 0 more threads)"), "{stdout}");
+    assert!(
+        stdout.contains("programs: /usr/bin/true (1 process, 0 more threads)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("divergences: 0\n"), "{stdout}");
     assert!(
         stdout.contains("memory calls: ") && stdout.contains("mmap "),

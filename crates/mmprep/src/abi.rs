@@ -1,5 +1,11 @@
-//! The x86_64 system-call ABI of the memory calls: a raw syscall number and six `u64` argument
-//! registers in, the value the kernel leaves in `rax` out.
+//! The system-call ABI of the memory calls: a raw syscall number and six `u64` argument
+//! registers in, the value the kernel leaves in the return register out.
+//!
+//! The number is read in the table of the profile's architecture ([`crate::Profile::arch`]):
+//! x86_64 ([`nr`], below), i386 ([`nr_i386`]: `mmap2` takes its offset in 4096-byte units, the
+//! old one-argument `mmap` is not modelled, and only the low 32 bits of each register count)
+//! and the generic table of arm64 and riscv64 ([`nr_generic`]). Each number becomes a [`Call`],
+//! which [`run`] executes.
 //!
 //! This is what an emulator or a sandbox calls when its guest executes `syscall`: it passes
 //! the registers as they are and gets back what Linux would return — an address, `0`, or a
@@ -7,6 +13,8 @@
 //! `0xffff_ffff_ffff_ffea`). The argument conversions are the kernel's
 //! (`arch/x86/entry/syscalls/syscall_64.tbl` and each `SYSCALL_DEFINEn`, \[H\] 6.18): an `int`
 //! argument is the low 32 bits of its register, an `unsigned long` the whole register.
+//!
+//! The x86_64 table:
 //!
 //! | nr | call | engine |
 //! | --- | --- | --- |
@@ -77,14 +85,100 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
-use crate::addr::{VirtAddr, page_align_wrapping};
+use crate::addr::VirtAddr;
+use crate::arch::Isa;
 use crate::errno::{Errno, Result};
 use crate::file::File;
 use crate::mm::Mm;
 use crate::uapi::{MapFlags, Prot};
 
+/// The memory calls, whatever their number on an architecture ([`crate::arch::Arch::call`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    /// `mmap` with a byte offset (x86_64, arm64, riscv64).
+    Mmap,
+    /// `mmap2` with the offset in 4096-byte units (i386: `sys_mmap_pgoff`).
+    Mmap2,
+    /// i386's old `mmap`, whose one argument points at a `struct mmap_arg_struct` in guest
+    /// memory (`arch/x86/kernel/sys_ia32.c`): not modelled.
+    OldMmap,
+    Mprotect,
+    Munmap,
+    Brk,
+    Mremap,
+    Msync,
+    Mincore,
+    Madvise,
+    Shmat,
+    Shmdt,
+    Mlock,
+    Munlock,
+    Mlockall,
+    Munlockall,
+    RemapFilePages,
+    Mlock2,
+    PkeyMprotect,
+    PkeyAlloc,
+    PkeyFree,
+    ProcessMadvise,
+    ProcessMrelease,
+    MapShadowStack,
+    Mseal,
+}
+
+impl Call {
+    /// The call's name (`"mmap2"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::Mmap | Call::OldMmap => "mmap",
+            Call::Mmap2 => "mmap2",
+            Call::Mprotect => "mprotect",
+            Call::Munmap => "munmap",
+            Call::Brk => "brk",
+            Call::Mremap => "mremap",
+            Call::Msync => "msync",
+            Call::Mincore => "mincore",
+            Call::Madvise => "madvise",
+            Call::Shmat => "shmat",
+            Call::Shmdt => "shmdt",
+            Call::Mlock => "mlock",
+            Call::Munlock => "munlock",
+            Call::Mlockall => "mlockall",
+            Call::Munlockall => "munlockall",
+            Call::RemapFilePages => "remap_file_pages",
+            Call::Mlock2 => "mlock2",
+            Call::PkeyMprotect => "pkey_mprotect",
+            Call::PkeyAlloc => "pkey_alloc",
+            Call::PkeyFree => "pkey_free",
+            Call::ProcessMadvise => "process_madvise",
+            Call::ProcessMrelease => "process_mrelease",
+            Call::MapShadowStack => "map_shadow_stack",
+            Call::Mseal => "mseal",
+        }
+    }
+
+    /// Does [`syscall`] run it on the engine?
+    pub fn is_modelled(self) -> bool {
+        !matches!(
+            self,
+            Call::OldMmap
+                | Call::Mincore
+                | Call::Shmat
+                | Call::Shmdt
+                | Call::RemapFilePages
+                | Call::PkeyAlloc
+                | Call::PkeyFree
+                | Call::ProcessMadvise
+                | Call::ProcessMrelease
+                | Call::MapShadowStack
+        )
+    }
+}
+
 /// x86_64 system-call numbers (`arch/x86/entry/syscalls/syscall_64.tbl`).
 pub mod nr {
+    use super::Call;
+
     pub const MMAP: u64 = 9;
     pub const MPROTECT: u64 = 10;
     pub const MUNMAP: u64 = 11;
@@ -108,6 +202,33 @@ pub mod nr {
     pub const PROCESS_MRELEASE: u64 = 448;
     pub const MAP_SHADOW_STACK: u64 = 453;
     pub const MSEAL: u64 = 462;
+
+    /// Number → call, for every memory call of the table.
+    pub const TABLE: &[(u64, Call)] = &[
+        (MMAP, Call::Mmap),
+        (MPROTECT, Call::Mprotect),
+        (MUNMAP, Call::Munmap),
+        (BRK, Call::Brk),
+        (MREMAP, Call::Mremap),
+        (MSYNC, Call::Msync),
+        (MINCORE, Call::Mincore),
+        (MADVISE, Call::Madvise),
+        (SHMAT, Call::Shmat),
+        (SHMDT, Call::Shmdt),
+        (MLOCK, Call::Mlock),
+        (MUNLOCK, Call::Munlock),
+        (MLOCKALL, Call::Mlockall),
+        (MUNLOCKALL, Call::Munlockall),
+        (REMAP_FILE_PAGES, Call::RemapFilePages),
+        (MLOCK2, Call::Mlock2),
+        (PKEY_MPROTECT, Call::PkeyMprotect),
+        (PKEY_ALLOC, Call::PkeyAlloc),
+        (PKEY_FREE, Call::PkeyFree),
+        (PROCESS_MADVISE, Call::ProcessMadvise),
+        (PROCESS_MRELEASE, Call::ProcessMrelease),
+        (MAP_SHADOW_STACK, Call::MapShadowStack),
+        (MSEAL, Call::Mseal),
+    ];
 
     /// The memory calls [`super::syscall`] answers.
     pub const MODELLED: &[u64] = &[
@@ -140,40 +261,101 @@ pub mod nr {
         MAP_SHADOW_STACK,
     ];
 
+    /// The memory call `nr` names, or `None`.
+    pub fn call(nr: u64) -> Option<Call> {
+        super::lookup(TABLE, nr)
+    }
+
     /// The name of a memory call (`"mmap"`), or `None` for any other number.
     pub fn name(nr: u64) -> Option<&'static str> {
-        Some(match nr {
-            MMAP => "mmap",
-            MPROTECT => "mprotect",
-            MUNMAP => "munmap",
-            BRK => "brk",
-            MREMAP => "mremap",
-            MSYNC => "msync",
-            MINCORE => "mincore",
-            MADVISE => "madvise",
-            SHMAT => "shmat",
-            SHMDT => "shmdt",
-            MLOCK => "mlock",
-            MUNLOCK => "munlock",
-            MLOCKALL => "mlockall",
-            MUNLOCKALL => "munlockall",
-            REMAP_FILE_PAGES => "remap_file_pages",
-            MLOCK2 => "mlock2",
-            PKEY_MPROTECT => "pkey_mprotect",
-            PKEY_ALLOC => "pkey_alloc",
-            PKEY_FREE => "pkey_free",
-            PROCESS_MADVISE => "process_madvise",
-            PROCESS_MRELEASE => "process_mrelease",
-            MAP_SHADOW_STACK => "map_shadow_stack",
-            MSEAL => "mseal",
-            _ => return None,
-        })
+        call(nr).map(Call::name)
     }
 
     /// Is `nr` a memory call, modelled or not?
     pub fn is_memory(nr: u64) -> bool {
-        name(nr).is_some()
+        call(nr).is_some()
     }
+}
+
+/// i386 system-call numbers (`arch/x86/entry/syscalls/syscall_32.tbl`), as a 32-bit task on
+/// an x86_64 kernel uses them (`int $0x80`). There is no `map_shadow_stack`: shadow stacks are
+/// 64-bit only.
+pub mod nr_i386 {
+    use super::Call;
+
+    /// Number → call.
+    pub const TABLE: &[(u64, Call)] = &[
+        (45, Call::Brk),
+        (90, Call::OldMmap),
+        (91, Call::Munmap),
+        (125, Call::Mprotect),
+        (144, Call::Msync),
+        (150, Call::Mlock),
+        (151, Call::Munlock),
+        (152, Call::Mlockall),
+        (153, Call::Munlockall),
+        (163, Call::Mremap),
+        (192, Call::Mmap2),
+        (218, Call::Mincore),
+        (219, Call::Madvise),
+        (257, Call::RemapFilePages),
+        (376, Call::Mlock2),
+        (380, Call::PkeyMprotect),
+        (381, Call::PkeyAlloc),
+        (382, Call::PkeyFree),
+        (397, Call::Shmat),
+        (398, Call::Shmdt),
+        (440, Call::ProcessMadvise),
+        (448, Call::ProcessMrelease),
+        (462, Call::Mseal),
+    ];
+
+    /// The memory call `nr` names, or `None`.
+    pub fn call(nr: u64) -> Option<Call> {
+        super::lookup(TABLE, nr)
+    }
+}
+
+/// The generic numbers arm64 and riscv64 use (`include/uapi/asm-generic/unistd.h`; `mmap` is
+/// `__NR3264_mmap`).
+pub mod nr_generic {
+    use super::Call;
+
+    /// Number → call.
+    pub const TABLE: &[(u64, Call)] = &[
+        (196, Call::Shmat),
+        (197, Call::Shmdt),
+        (214, Call::Brk),
+        (215, Call::Munmap),
+        (216, Call::Mremap),
+        (222, Call::Mmap),
+        (226, Call::Mprotect),
+        (227, Call::Msync),
+        (228, Call::Mlock),
+        (229, Call::Munlock),
+        (230, Call::Mlockall),
+        (231, Call::Munlockall),
+        (232, Call::Mincore),
+        (233, Call::Madvise),
+        (234, Call::RemapFilePages),
+        (284, Call::Mlock2),
+        (288, Call::PkeyMprotect),
+        (289, Call::PkeyAlloc),
+        (290, Call::PkeyFree),
+        (440, Call::ProcessMadvise),
+        (448, Call::ProcessMrelease),
+        (453, Call::MapShadowStack),
+        (462, Call::Mseal),
+    ];
+
+    /// The memory call `nr` names, or `None`.
+    pub fn call(nr: u64) -> Option<Call> {
+        super::lookup(TABLE, nr)
+    }
+}
+
+fn lookup(table: &[(u64, Call)], nr: u64) -> Option<Call> {
+    table.iter().find(|(n, _)| *n == nr).map(|(_, c)| *c)
 }
 
 /// What [`syscall`] did.
@@ -236,38 +418,68 @@ impl FdTable {
     }
 }
 
-/// Runs system call `nr` with the argument registers `args` (`rdi`, `rsi`, `rdx`, `r10`, `r8`,
-/// `r9`) on `mm`, with `fds` as the process's descriptors. See the module documentation.
+/// Runs system call `nr` with the argument registers `args` on `mm`, with `fds` as the
+/// process's descriptors. The number is read in the table of the profile's architecture
+/// ([`crate::Profile::arch`]); on x86_64 the registers are `rdi`, `rsi`, `rdx`, `r10`, `r8`,
+/// `r9`, on i386 `ebx`, `ecx`, `edx`, `esi`, `edi`, `ebp` (only their low 32 bits count), on
+/// arm64 `x0`-`x5`, on riscv64 `a0`-`a5`. See the module documentation.
 pub fn syscall(mm: &mut Mm, fds: &FdTable, nr: u64, args: [u64; 6]) -> Outcome {
+    let arch = mm.profile().arch;
+    let Some(call) = arch.call(nr) else {
+        return Outcome::NotMemory;
+    };
+    let args = match arch.isa() {
+        Isa::I386 => args.map(|a| a & 0xffff_ffff),
+        _ => args,
+    };
+    run(mm, fds, call, args)
+}
+
+/// Runs one memory call by name rather than number (`args` as [`syscall`] takes them).
+pub fn run(mm: &mut Mm, fds: &FdTable, call: Call, args: [u64; 6]) -> Outcome {
     let [a0, a1, a2, a3, a4, a5] = args;
-    let ret = match nr {
-        nr::MMAP => {
+    let ret = match call {
+        Call::Mmap => {
             let file = fds.get(a4 as u32);
             addr(mm.mmap(VirtAddr(a0), a1, Prot(a2 as u32), MapFlags(a3 as u32), file, a5))
         }
-        nr::MPROTECT => unit(mm.mprotect(VirtAddr(a0), a1, prot_checked(a2))),
-        nr::PKEY_MPROTECT => match a3 as i32 {
+        Call::Mmap2 => {
+            // The offset is in 4096-byte units whatever the page size (sys_mmap_pgoff on
+            // x86, where PAGE_SIZE is 4096), which is also the engine's pgoff unit.
+            let file = fds.get(a4 as u32);
+            addr(mm.mmap_pgoff(VirtAddr(a0), a1, Prot(a2 as u32), MapFlags(a3 as u32), file, a5))
+        }
+        Call::Mprotect => unit(mm.mprotect(VirtAddr(a0), a1, prot_checked(a2))),
+        Call::PkeyMprotect => match a3 as i32 {
             -1 => unit(mm.mprotect(VirtAddr(a0), a1, prot_checked(a2))),
             0 if mm.profile().pkeys => unit(mm.mprotect(VirtAddr(a0), a1, prot_checked(a2))),
-            _ => pkey_mprotect_unallocated(a0, a1, a2),
+            _ => pkey_mprotect_unallocated(a0, a1, a2, mm.page_size()),
         },
-        nr::MUNMAP => unit(mm.munmap(VirtAddr(a0), a1)),
-        nr::BRK => mm.brk(VirtAddr(a0)).get(),
-        nr::MREMAP => {
+        Call::Munmap => unit(mm.munmap(VirtAddr(a0), a1)),
+        Call::Brk => mm.brk(VirtAddr(a0)).get(),
+        Call::Mremap => {
             // An unknown high bit stays an unknown bit (MREMAP_* are bits 0-2).
             let flags = a3 as u32 | if a3 >> 32 != 0 { 0x8000_0000 } else { 0 };
             addr(mm.mremap(VirtAddr(a0), a1, a2, flags, VirtAddr(a4)))
         }
-        nr::MSYNC => unit(mm.msync(VirtAddr(a0), a1, a2 as i32)),
-        nr::MADVISE => unit(mm.madvise(VirtAddr(a0), a1, a2 as u32)),
-        nr::MLOCK => unit(mm.mlock(VirtAddr(a0), a1)),
-        nr::MUNLOCK => unit(mm.munlock(VirtAddr(a0), a1)),
-        nr::MLOCK2 => unit(mm.mlock2(VirtAddr(a0), a1, a2 as u32)),
-        nr::MSEAL => unit(mm.mseal(VirtAddr(a0), a1, a2)),
-        nr::MLOCKALL => unit(mm.mlockall(a0 as i32)),
-        nr::MUNLOCKALL => unit(mm.munlockall()),
-        n if nr::NOT_MODELLED.contains(&n) => return Outcome::NotModelled,
-        _ => return Outcome::NotMemory,
+        Call::Msync => unit(mm.msync(VirtAddr(a0), a1, a2 as i32)),
+        Call::Madvise => unit(mm.madvise(VirtAddr(a0), a1, a2 as u32)),
+        Call::Mlock => unit(mm.mlock(VirtAddr(a0), a1)),
+        Call::Munlock => unit(mm.munlock(VirtAddr(a0), a1)),
+        Call::Mlock2 => unit(mm.mlock2(VirtAddr(a0), a1, a2 as u32)),
+        Call::Mseal => unit(mm.mseal(VirtAddr(a0), a1, a2)),
+        Call::Mlockall => unit(mm.mlockall(a0 as i32)),
+        Call::Munlockall => unit(mm.munlockall()),
+        Call::OldMmap
+        | Call::Mincore
+        | Call::Shmat
+        | Call::Shmdt
+        | Call::RemapFilePages
+        | Call::PkeyAlloc
+        | Call::PkeyFree
+        | Call::ProcessMadvise
+        | Call::ProcessMrelease
+        | Call::MapShadowStack => return Outcome::NotModelled,
     };
     Outcome::Return(ret)
 }
@@ -293,15 +505,15 @@ fn prot_checked(prot: u64) -> Prot {
 
 /// `do_mprotect_pkey` with a pkey that is not allocated (the engine allocates none but 0):
 /// the argument checks, then `EINVAL` before any VMA is looked at.
-fn pkey_mprotect_unallocated(start: u64, len: u64, prot: u64) -> u64 {
+fn pkey_mprotect_unallocated(start: u64, len: u64, prot: u64, page_size: u64) -> u64 {
     let grows = Prot::GROWSDOWN.bits() as u64 | Prot::GROWSUP.bits() as u64;
-    if prot & grows == grows || start & 0xfff != 0 {
+    if prot & grows == grows || start & (page_size - 1) != 0 {
         return neg(Errno::EINVAL);
     }
     if len == 0 {
         return 0;
     }
-    let end = start.wrapping_add(page_align_wrapping(len));
+    let end = start.wrapping_add(len.wrapping_add(page_size - 1) & !(page_size - 1));
     if end <= start {
         return neg(Errno::ENOMEM);
     }

@@ -275,12 +275,24 @@ impl Mm {
     /// # Errors
     /// What the kernel's `execve` would fail with at that step: `ENOMEM` when a segment does
     /// not fit, `EINVAL` for segments out of order or past `TASK_SIZE`, `ENOEXEC` when the
-    /// program has `PT_INTERP` and no interpreter is given.
+    /// program has `PT_INTERP` and no interpreter is given, or when the profile's architecture
+    /// is not x86_64 (`docs/profiles.md`: only x86_64 layouts are built).
     pub fn exec(&mut self, spec: &ExecSpec<'_>) -> Result<ExecResult> {
         if self.vmas().next().is_some() {
             return Err(err(Errno::EINVAL, "exec needs an empty address space"));
         }
-        let task_size = self.profile().task_size;
+        // The layout below is binfmt_elf's on x86_64 (4 KiB pages, the x86 vDSO): another
+        // guest architecture's exec is not built, and an x86_64 image is not one it can run
+        // (elf_check_arch).
+        if self.profile().arch.isa() != crate::arch::Isa::X86_64 {
+            return Err(err(
+                Errno::ENOEXEC,
+                "exec is built for x86_64 guests only (the profile's architecture is another)",
+            ));
+        }
+        // ELF_ET_DYN_BASE is computed from DEFAULT_MAP_WINDOW (the 47-bit window also with
+        // 5-level paging).
+        let window = self.profile().arch.map_window();
         // bprm_mm_init + copy_strings + setup_arg_pages.
         let strings_start = spec
             .stack_top
@@ -317,7 +329,7 @@ impl Mm {
         let fixed_bias = match (elf.e_type, has_interp) {
             (ET_EXEC, _) => Some(0),
             (_, true) => {
-                let base = (task_size / 3 * 2) & PAGE_MASK;
+                let base = (window / 3 * 2) & PAGE_MASK;
                 // ELF_ET_DYN_BASE, ELF_PAGESTART'd.
                 let bias = base.wrapping_sub(first & PAGE_MASK);
                 Some(bias & !(elf.maximum_alignment() - 1))
@@ -335,7 +347,7 @@ impl Mm {
         // randomisation off (host probe: `gcc -static-pie` → start_brk 0x555555555000 while
         // the image is at 0x7ffff7f47000).
         let brk = if elf.e_type == ET_DYN && !has_interp {
-            page_up(task_size / 3 * 2)?
+            page_up(window / 3 * 2)?
         } else {
             page_up(elf_brk)?
         };
@@ -446,5 +458,59 @@ mod tests {
         h[56] = 1;
         // The header claims a program header past the end.
         assert_eq!(parse_elf(&h).unwrap_err().errno, Errno::ENOEXEC);
+    }
+
+    /// A one-segment ET_EXEC image: 64-byte header, one PT_LOAD r-x at 0x400000.
+    fn tiny_exec() -> Vec<u8> {
+        let mut b = alloc::vec![0u8; 0x200];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2; // ELFCLASS64
+        b[5] = 1; // little endian
+        b[6] = 1;
+        b[16] = 2; // ET_EXEC
+        b[18] = 62; // EM_X86_64
+        b[20] = 1;
+        b[24..32].copy_from_slice(&0x40_0000u64.to_le_bytes());
+        b[32] = 64; // e_phoff
+        b[52] = 64; // e_ehsize
+        b[54] = 56; // e_phentsize
+        b[56] = 1; // e_phnum
+        let ph = 64;
+        b[ph] = 1; // PT_LOAD
+        b[ph + 4] = 5; // R X
+        b[ph + 16..ph + 24].copy_from_slice(&0x40_0000u64.to_le_bytes());
+        b[ph + 32..ph + 40].copy_from_slice(&0x200u64.to_le_bytes());
+        b[ph + 40..ph + 48].copy_from_slice(&0x200u64.to_le_bytes());
+        b[ph + 48..ph + 56].copy_from_slice(&0x1000u64.to_le_bytes());
+        b
+    }
+
+    /// exec builds x86_64 layouts only: another guest architecture gets `ENOEXEC`, as its
+    /// kernel's `elf_check_arch` refuses an x86_64 image; x86_64 maps the image.
+    #[test]
+    fn exec_is_x86_64_only() {
+        let elf = parse_elf(&tiny_exec()).expect("a valid image");
+        for (arch, ok) in [
+            ("x86_64", true),
+            ("i386", false),
+            ("arm64-16k", false),
+            ("riscv64", false),
+        ] {
+            let mut mm = Mm::new(crate::Profile::for_arch(arch).unwrap());
+            let file = mm.shmem().memfd_create("tiny", 0x200);
+            let spec = ExecSpec {
+                program: ExecImage { elf: &elf, file },
+                interp: None,
+                strings_len: 32,
+                stack_top: mm.profile().task_size,
+                vdso: VdsoLayout::HOST_6_18,
+            };
+            let r = mm.exec(&spec);
+            assert_eq!(r.is_ok(), ok, "{arch}: {r:?}");
+            if !ok {
+                assert_eq!(r.unwrap_err().errno, Errno::ENOEXEC);
+                assert_eq!(mm.vmas().count(), 0, "{arch}: nothing was mapped");
+            }
+        }
     }
 }

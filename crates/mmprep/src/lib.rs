@@ -17,7 +17,8 @@
 //! | `struct vma_merge_struct` | `merge::MergeState` (internal) |
 //! | `struct file`, `file_operations` | [`file::File`], [`file::FileOperations`] |
 //! | `vm_operations_struct` | [`vma::VmOperations`] |
-//! | the x86_64 syscall ABI (`syscall_64.tbl`) | [`abi::syscall`], [`abi::FdTable`] |
+//! | the syscall ABI (`syscall_64.tbl`, `syscall_32.tbl`, `asm-generic/unistd.h`) | [`abi::syscall`], [`abi::FdTable`] |
+//! | `PAGE_SIZE`, `TASK_SIZE`, `arch_pick_mmap_layout` of an architecture | [`arch::Arch`], [`Profile::for_arch`] |
 //!
 //! The crate is `no_std` (with `alloc`), does no I/O and contains no `unsafe`. Facts about the
 //! host (limits, privileges, sysctls) come in as a [`Profile`].
@@ -63,6 +64,7 @@ extern crate std;
 
 pub mod abi;
 pub mod addr;
+pub mod arch;
 pub mod backend;
 pub mod driver;
 pub mod errno;

@@ -22,6 +22,9 @@
 //! (the top of `ld.so`, the first `mmap(NULL)` of the process); `setarch -R -L` with any stack
 //! limit → bottom-up from `0x2aaaaaaab000` (`tests/layout.rs` runs the probe again).
 //!
+//! These functions are the x86_64, 4 KiB case; [`crate::arch::Arch::pick_mmap_layout`] computes
+//! the same for every guest architecture (the profile uses it) and agrees with them on x86_64.
+//!
 //! Mirrors `arch/x86/mm/mmap.c:arch_pick_mmap_layout`, `arch_pick_mmap_base`, `mmap_base`,
 //! `mmap_legacy_base`, `mmap_is_legacy`, `include/linux/sched/mm.h` (`TASK_UNMAPPED_BASE`,
 //! `__TASK_UNMAPPED_BASE`).

@@ -8,6 +8,17 @@
 //! one explicitly, usually [`Profile::reference_host`].
 //!
 //! Values and their kernel sources are listed in `docs/reference/vma-rules.md` section 0.
+//!
+//! The guest architecture is part of the profile ([`Profile::arch`], [`crate::arch`]):
+//! [`Profile::for_arch`] gives the reference host's limits with another architecture's page
+//! size, address-space size and placement rules, and [`Profile::reserved`] lists the ranges an
+//! embedder keeps for itself. `docs/profiles.md` lists every architecture and what is checked
+//! against a real kernel.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::arch::Arch;
 
 /// `vm.overcommit_memory` (`mm/util.c:__vm_enough_memory`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +143,15 @@ pub struct Profile {
     pub stack_guard_gap: u64,
     /// The filesystem behind `tmpfile`.
     pub tmpfile_fs: TmpfileFs,
+    /// The guest architecture: page size, `TASK_SIZE`, placement rules, system-call numbers.
+    /// Set it with [`Profile::for_arch`] or [`Profile::set_arch`], which keep the fields that
+    /// follow from it (`task_size`, `stack_guard_gap`, the mmap bases) in step.
+    pub arch: Arch,
+    /// Host-reserved ranges `[start, end)`, 4096-byte aligned (rounded out to whole guest pages
+    /// where the page is larger): memory the guest can never get (the emulator's own). Placement skips them; a fixed mapping, a taken hint, an `mremap`
+    /// target or a `brk` that would reach into one fails as a range beyond `TASK_SIZE` does.
+    /// Empty on a real kernel.
+    pub reserved: Vec<Range<u64>>,
     /// `X86_FEATURE_OSPKE`: memory protection keys are on, and pkey 0 is allocated in every mm
     /// (`arch/x86/include/asm/mmu_context.h:init_new_context`). Without them no pkey is, and
     /// `pkey_mprotect` accepts only -1.
@@ -174,15 +194,44 @@ impl Profile {
             stack_guard_gap: 256 << 12,
             tmpfile_fs: TmpfileFs::Ext4,
             pkeys: false,
+            arch: Arch::X86_64,
+            reserved: Vec::new(),
         }
     }
 
+    /// The reference host's limits and settings for a guest of architecture `name`
+    /// ([`Arch::NAMES`]), with the top-down layout of an 8 MiB stack under `setarch -R`.
+    /// `None` for an unknown name. `for_arch("x86_64")` is [`Profile::reference_host`].
+    pub fn for_arch(name: &str) -> Option<Profile> {
+        let mut p = Profile::reference_host();
+        p.set_arch(Arch::by_name(name)?);
+        Some(p)
+    }
+
+    /// Makes `arch` the guest architecture and recomputes what follows from it: `task_size`,
+    /// `stack_guard_gap` (256 guest pages, `mm/mmap.c:stack_guard_gap`) and the mmap bases
+    /// for the current layout ([`Profile::pick_mmap_layout`]).
+    pub fn set_arch(&mut self, arch: Arch) {
+        self.arch = arch;
+        self.task_size = arch.task_size();
+        self.stack_guard_gap = 256 << arch.page_shift();
+        self.pick_mmap_layout(!self.topdown);
+    }
+
+    /// Does `[start, end)` reach into a host-reserved range?
+    pub fn is_reserved(&self, start: u64, end: u64) -> bool {
+        self.reserved.iter().any(|r| start < r.end && r.start < end)
+    }
+
     /// `arch_pick_mmap_layout` without randomisation: sets `mmap_base`, `mmap_legacy_base` and
-    /// `topdown` from `task_size`, `rlimit_stack` and `stack_guard_gap`, as `execve` does for a
-    /// 64-bit task under `setarch -R` (`legacy`: under `setarch -L` or `vm.legacy_va_layout`).
-    /// See [`crate::mmap_layout`].
+    /// `topdown` from the architecture, `rlimit_stack` and `stack_guard_gap`, as `execve` does
+    /// under `setarch -R` (`legacy`: under `setarch -L` or `vm.legacy_va_layout`; on arm64 and
+    /// riscv64 an unlimited stack also chooses it). See [`crate::mmap_layout`] and
+    /// [`Arch::pick_mmap_layout`].
     pub fn pick_mmap_layout(&mut self, legacy: bool) {
-        let l = crate::mmap_layout::pick_mmap_layout(self.task_size, self.rlimit_stack, self.stack_guard_gap, legacy);
+        let l = self
+            .arch
+            .pick_mmap_layout(self.rlimit_stack, self.stack_guard_gap, legacy);
         self.mmap_base = l.mmap_base;
         self.mmap_legacy_base = l.mmap_legacy_base;
         self.topdown = l.topdown;
@@ -204,6 +253,10 @@ impl Profile {
     /// `thp.use_zero_page`, `thp.shmem_enabled`) or `config.pt_reclaim` (`CONFIG_PT_RECLAIM`),
     /// to a value as sysfs writes it (`always`, `madvise`, `never`, ...; `0` or `1`). This is
     /// how an engine run covers settings the host does not have (`mmprep run --set`).
+    ///
+    /// Two keys are not sysfs files: `arch` takes an architecture name ([`Arch::NAMES`],
+    /// [`Profile::set_arch`]) and `reserved` adds a host-reserved range `START-END` (hexadecimal,
+    /// 4096-byte aligned; a larger guest page rounds it out to whole pages).
     ///
     /// # On failure
     /// An unknown key or a value the setting does not take: nothing changes.
@@ -245,10 +298,21 @@ impl Profile {
                 }
             }
             "config.pt_reclaim" => self.pt_reclaim = flag(value)?,
+            "arch" => self.set_arch(Arch::by_name(value).ok_or(
+                "arch is x86_64, x86_64-la57, i386, arm64-{4k-39,4k-48,4k-52,16k-47,16k-48,16k-52,\
+                 64k-42,64k-48,64k-52}, riscv64-sv39 or riscv64-sv48 (or arm64, arm64-16k, arm64-64k, riscv64)",
+            )?),
+            "reserved" => {
+                let r = parse_range(value).ok_or("reserved is START-END in hexadecimal (0x10000000-0x20000000)")?;
+                if r.start % 4096 != 0 || r.end % 4096 != 0 || r.start >= r.end {
+                    return Err("a reserved range is non-empty and 4096-byte aligned");
+                }
+                self.reserved.push(r);
+            }
             _ => {
                 return Err(
                     "unknown setting (thp.enabled, thp.defrag, thp.use_zero_page, thp.shmem_enabled, \
-                     config.pt_reclaim)",
+                     config.pt_reclaim, arch, reserved)",
                 );
             }
         }
@@ -263,6 +327,13 @@ impl Profile {
             ..Profile::reference_host()
         }
     }
+}
+
+/// `0xSTART-0xEND` (the `0x` optional).
+fn parse_range(text: &str) -> Option<Range<u64>> {
+    let (a, b) = text.split_once('-')?;
+    let hex = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16).ok();
+    Some(hex(a)?..hex(b)?)
 }
 
 impl Default for Profile {
@@ -293,5 +364,20 @@ mod tests {
         assert!(p.set("thp.use_zero_page", "yes").is_err());
         assert!(p.set("thp.khugepaged", "1").is_err());
         assert_eq!(p, before);
+    }
+
+    #[test]
+    fn arch_and_reserved_settings() {
+        let mut p = Profile::reference_host();
+        assert_eq!(Profile::for_arch("x86_64"), Some(p.clone()));
+        assert_eq!(p.set("arch", "arm64-16k"), Ok(()));
+        assert_eq!(p.arch.page_size(), 16 << 10);
+        assert_eq!((p.task_size, p.stack_guard_gap), (1 << 47, 4 << 20));
+        assert_eq!(p.mmap_base, (1 << 47) - (128 << 20));
+        assert!(p.set("reserved", "0x1800-0x2000").is_err(), "not 4K aligned");
+        assert_eq!(p.set("reserved", "0x10000000-0x20000000"), Ok(()));
+        assert!(p.is_reserved(0x1fff_c000, 0x2000_0000) && !p.is_reserved(0x2000_0000, 0x2001_0000));
+        assert!(p.set("arch", "vax").is_err());
+        assert_eq!(Profile::for_arch("vax"), None);
     }
 }

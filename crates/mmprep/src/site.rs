@@ -92,6 +92,16 @@ pub const SITES: &[(&str, &str, &str)] = &[
         "arch_get_unmapped_area_topdown",
         "arch/x86/kernel/sys_x86_64.c:arch_get_unmapped_area_topdown",
     ),
+    (
+        "mm/layout.rs",
+        "generic_get_unmapped_area_topdown",
+        "mm/mmap.c:generic_get_unmapped_area_topdown",
+    ),
+    (
+        "mm/layout.rs",
+        "generic_get_unmapped_area",
+        "mm/mmap.c:generic_get_unmapped_area",
+    ),
     ("mm/madvise.rs", "madvise", "mm/madvise.c:do_madvise"),
     ("mm/madvise.rs", "madvise_walk_vmas", "mm/madvise.c:madvise_walk_vmas"),
     (

@@ -83,6 +83,8 @@ pub struct VmFault<'a> {
     write: bool,
     machine: &'a Machine,
     page: Option<FrameRef>,
+    /// The guest's page size (`PAGE_SIZE`), for the end-of-file test.
+    page_size: u64,
 }
 
 impl<'a> VmFault<'a> {
@@ -93,7 +95,17 @@ impl<'a> VmFault<'a> {
             write,
             machine,
             page: None,
+            page_size: crate::addr::PAGE_SIZE,
         }
+    }
+    /// The same fault with the guest's page size (the engine's `PgOff` stays in 4 KiB units).
+    pub(crate) fn with_page_size(mut self, page_size: u64) -> VmFault<'a> {
+        self.page_size = page_size;
+        self
+    }
+    /// The guest's page size: a file's last page reaches this far past its 4 KiB units.
+    pub fn page_size(&self) -> u64 {
+        self.page_size
     }
     /// The faulting VMA.
     pub fn vma(&self) -> &Vma {
@@ -130,7 +142,9 @@ pub fn filemap_fault(vmf: &mut VmFault<'_>) -> FaultResult {
     };
     let inode = file.inode().clone();
     let index = vmf.pgoff().get();
-    let pages = inode.size().div_ceil(crate::addr::PAGE_SIZE);
+    // i_size rounded up to a guest page, in the engine's 4 KiB units.
+    let page = vmf.page_size();
+    let pages = inode.size().div_ceil(page) * (page / crate::addr::PAGE_SIZE);
     if index >= pages {
         return FaultResult::Sigbus;
     }

@@ -33,7 +33,7 @@
 //! VM_DATA_DEFAULT_FLAGS` (the `READ_IMPLIES_EXEC` personality, which adds `VM_EXEC`, is not
 //! modelled).
 
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, PageRange, PgOff, VirtAddr, page_align_wrapping};
+use crate::addr::{PAGE_SHIFT, PageRange, PgOff, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::flags::{VmaBit, VmaFlags};
 use crate::merge::{MergeOutcome, MergeState};
@@ -79,7 +79,7 @@ impl Mm {
     /// `EINVAL` if the values break [`MmBounds`]' invariants.
     pub fn set_bounds(&mut self, b: MmBounds) -> Result<()> {
         let task_size = self.profile.task_size;
-        if b.start_brk & (PAGE_SIZE - 1) != 0 {
+        if !self.is_page_aligned(VirtAddr(b.start_brk)) {
             return Err(err(Errno::EINVAL, "start_brk is not page aligned"));
         }
         if b.brk < b.start_brk || b.end_data < b.start_data {
@@ -110,8 +110,8 @@ impl Mm {
         if check_data_rlimit(self.profile.rlimit_data, brk, b.start_brk, b.end_data, b.start_data).is_err() {
             return VirtAddr(origbrk);
         }
-        let newbrk = page_align_wrapping(brk);
-        let oldbrk = page_align_wrapping(b.brk);
+        let newbrk = self.page_align_wrapping(brk);
+        let oldbrk = self.page_align_wrapping(b.brk);
         if oldbrk == newbrk {
             self.set_brk(brk);
             return VirtAddr(brk);
@@ -135,9 +135,10 @@ impl Mm {
         }
         // Only a next VMA within the stack guard gap of the expansion matters.
         let gap = self.profile.stack_guard_gap;
-        let limit = newbrk.saturating_add(PAGE_SIZE).saturating_add(gap);
+        let page = self.page_size();
+        let limit = newbrk.saturating_add(page).saturating_add(gap);
         if let Some(next) = self.tree.find_vma(VirtAddr(oldbrk)).filter(|v| v.start.0 < limit)
-            && newbrk + PAGE_SIZE > next.start_gap(gap).0
+            && newbrk + page > next.start_gap(gap).0
         {
             return VirtAddr(origbrk);
         }
@@ -183,6 +184,10 @@ impl Mm {
         let task_size = self.profile.task_size;
         if len > task_size || addr > task_size - len {
             return Err(err(Errno::ENOMEM, "the break would pass TASK_SIZE"));
+        }
+        // A host-reserved range is outside the guest's space, as if beyond TASK_SIZE.
+        if self.profile.is_reserved(addr, addr + len) {
+            return Err(err(Errno::ENOMEM, "the break would reach into a host-reserved range"));
         }
         if addr < self.profile.dac_mmap_min_addr && !self.profile.cap_sys_rawio {
             return Err(err(Errno::EPERM, "the break is below vm.mmap_min_addr"));

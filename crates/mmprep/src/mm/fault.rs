@@ -312,7 +312,18 @@ impl Mm {
         if !allowed {
             return Err(Stop::Signal(Signal::Segv));
         }
-        self.handle_page_shared(vma.start, addr, access == Access::Write)
+        let (key, write) = (vma.start, access == Access::Write);
+        let page = self.handle_page_shared(key, addr, write)?;
+        // The rest of a larger guest page, as `handle_page` does.
+        if self.unit_shift() != 0 {
+            let first = addr.0 & self.page_mask();
+            for unit in (first..first + self.page_size()).step_by(PAGE_SIZE as usize) {
+                if unit != addr.page_down().0 {
+                    let _ = self.handle_page_shared(key, VirtAddr(unit), write);
+                }
+            }
+        }
+        Ok(page)
     }
 
     /// The page an access at `addr` reaches, faulting it in.
@@ -323,7 +334,7 @@ impl Mm {
             Some(v) if v.test(VmaBit::GrowsDown) => {
                 let key = v.start;
                 self.expand_downwards(key, addr).map_err(|_| Signal::Segv)?;
-                addr.page_down()
+                VirtAddr(addr.0 & self.page_mask())
             }
             _ => return Err(Signal::Segv),
         };
@@ -343,7 +354,25 @@ impl Mm {
     /// `handle_mm_fault` for an access the VMA at `key` allows (also `get_user_pages`' path),
     /// with the address space held exclusively: a fault that needs the VMA's first anon_vma
     /// prepares it here and runs again.
+    ///
+    /// A guest page larger than the engine's 4 KiB unit is faulted whole: the units around
+    /// `addr` in the same guest page get their entries too, as the kernel maps one page
+    /// (`docs/profiles.md`). A unit that cannot be had (past a file's 4 KiB end) is left out.
     fn handle_page(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<PageRef, Signal> {
+        let page = self.handle_unit(key, addr, write)?;
+        if self.unit_shift() != 0 {
+            let first = addr.0 & self.page_mask();
+            for unit in (first..first + self.page_size()).step_by(PAGE_SIZE as usize) {
+                if unit != addr.page_down().0 {
+                    let _ = self.handle_unit(key, VirtAddr(unit), write);
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// [`Mm::handle_page`] for one 4 KiB unit.
+    fn handle_unit(&mut self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<PageRef, Signal> {
         loop {
             match self.handle_page_shared(key, addr, write) {
                 Ok(page) => return Ok(page),
@@ -505,7 +534,7 @@ impl Mm {
             return Err(Signal::Bus);
         };
         let pgoff = vma.pgoff_at(addr);
-        let mut vmf = VmFault::new(vma, pgoff, write, &self.machine);
+        let mut vmf = VmFault::new(vma, pgoff, write, &self.machine).with_page_size(self.page_size());
         let mark = self.events.mark();
         let result = fault.fault(&mut vmf);
         let page = vmf.take_page();
@@ -542,7 +571,7 @@ impl Mm {
             return Ok(());
         }
         let pgoff = vma.pgoff_at(addr);
-        let mut vmf = VmFault::new(vma, pgoff, true, &self.machine);
+        let mut vmf = VmFault::new(vma, pgoff, true, &self.machine).with_page_size(self.page_size());
         let result = match (pfn_hook, page_hook) {
             (Some(hook), _) if pfn => hook.pfn_mkwrite(&mut vmf),
             (_, Some(hook)) => hook.page_mkwrite(&mut vmf),
@@ -607,7 +636,7 @@ impl Mm {
 
     /// `expand_downwards`: grow the grows-down VMA at `key` so that it covers `addr`.
     fn expand_downwards(&mut self, key: VirtAddr, addr: VirtAddr) -> Result<()> {
-        let address = addr.page_down();
+        let address = VirtAddr(addr.0 & self.page_mask());
         if address.0 < self.profile.mmap_min_addr {
             return Err(err(Errno::EPERM, "stack would grow below mmap_min_addr"));
         }
@@ -621,6 +650,10 @@ impl Mm {
                 Errno::ENOMEM,
                 "stack would grow into the guard gap above another mapping",
             ));
+        }
+        // Not the kernel's check: a host-reserved range is never the guest's.
+        if self.profile.is_reserved(address.0, key.0) {
+            return Err(err(Errno::ENOMEM, "stack would grow into a host-reserved range"));
         }
         self.alloc()?; // vma_iter_prealloc
         self.anon_vma_prepare(key)?;

@@ -66,7 +66,14 @@ impl Mm {
 
     /// `thp_vma_allowable_order(vma, vm_flags, TVA_PAGEFAULT, PMD_ORDER)`: may this VMA be
     /// mapped by PMD-size pages on a fault, whatever the address?
+    ///
+    /// Only a 4K guest gets huge pages on a fault: the engine's page table holds 2 MiB blocks
+    /// of 4 KiB entries, not a larger guest's PMD (`docs/profiles.md`). Placement still aligns
+    /// to the guest's PMD size ([`Mm::pmd_size`]).
     pub(crate) fn thp_vma_allowable(&self, vma: &Vma) -> bool {
+        if self.unit_shift() != 0 {
+            return false;
+        }
         if vma.test(VmaBit::NoHugePage) || vma.test(VmaBit::HugeTlb) || vma.flags.test_any(flags::SPECIAL) {
             return false;
         }

@@ -160,7 +160,7 @@ impl Mm {
             return Err(err(Errno::EINVAL, "unknown advice"));
         };
         // check_input_range
-        let end = super::checked_range_end(start, len)?;
+        let end = super::checked_range_end(self, start, len)?;
         if len == 0 {
             return Ok(());
         }
@@ -477,6 +477,13 @@ impl Mm {
         let vma = self.tree.get(key).expect("VMA in tree");
         let no_thp = || err(Errno::EINVAL, "the mapping cannot hold a transparent huge page");
         let pmd_pages = PMD_SIZE >> PAGE_SHIFT;
+        if self.unit_shift() != 0 {
+            // The engine's huge pages are 2 MiB blocks of 4 KiB entries (docs/profiles.md).
+            return Err(err(
+                Errno::EINVAL,
+                "MADV_COLLAPSE is modelled for 4K guest pages only (not modelled: a larger PMD)",
+            ));
+        }
         if vma.flags.test_any(flags::SPECIAL) || vma.flags.test_any(vma_flags![HugeTlb, NoHugePage]) {
             return Err(no_thp());
         }

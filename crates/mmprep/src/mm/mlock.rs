@@ -48,7 +48,7 @@
 //! comes after the walk, so every VMA of the range stays locked ([H]:
 //! `tests/scenarios/mlock-populate-fault.scn`).
 
-use crate::addr::{PAGE_MASK, PAGE_SHIFT, VirtAddr, page_align_wrapping};
+use crate::addr::{PAGE_MASK, PAGE_SHIFT, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::flags::{self, VmaBit, VmaFlags};
 use crate::mm::Mm;
@@ -76,7 +76,7 @@ impl Mm {
 
     /// `munlock(start, len)`: clears `VM_LOCKED` and `VM_LOCKONFAULT` in the range.
     pub fn munlock(&mut self, start: VirtAddr, len: u64) -> Result<()> {
-        let (start, len) = lock_range(start, len);
+        let (start, len) = lock_range(start, len, self.page_size());
         self.apply_vma_lock_flags(start, len, VmaFlags::EMPTY)
     }
 
@@ -159,7 +159,7 @@ impl Mm {
         if !self.can_do_mlock() {
             return Err(err(Errno::EPERM, "RLIMIT_MEMLOCK is 0 and there is no CAP_IPC_LOCK"));
         }
-        let (start, len) = lock_range(start, len);
+        let (start, len) = lock_range(start, len, self.page_size());
         let lock_limit = self.profile.rlimit_memlock >> PAGE_SHIFT;
         let capable = self.profile.cap_ipc_lock;
         let mut locked = (len >> PAGE_SHIFT) + self.locked_vm;
@@ -298,10 +298,12 @@ impl Mm {
 /// The range `mlock` and `munlock` work on: `start` rounded down to its page, and `len` grown by
 /// the part of the page below `start`, then rounded up (`PAGE_ALIGN(len + offset_in_page(start))`,
 /// wrapping as the kernel's `size_t` arithmetic does).
-fn lock_range(start: VirtAddr, len: u64) -> (VirtAddr, u64) {
-    let offset = start.0 & !PAGE_MASK;
+/// `page` is the guest page size.
+fn lock_range(start: VirtAddr, len: u64, page: u64) -> (VirtAddr, u64) {
+    let mask = !(page - 1);
+    let offset = start.0 & !mask;
     (
-        VirtAddr(start.0 & PAGE_MASK),
-        page_align_wrapping(len.wrapping_add(offset)),
+        VirtAddr(start.0 & mask),
+        len.wrapping_add(offset).wrapping_add(page - 1) & mask,
     )
 }

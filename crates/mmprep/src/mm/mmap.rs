@@ -35,7 +35,7 @@
 use alloc::sync::Arc;
 
 use crate::action::MmapAction;
-use crate::addr::{PAGE_MASK, PAGE_SHIFT, PageRange, PgOff, VirtAddr, page_align};
+use crate::addr::{PAGE_SHIFT, PageRange, PgOff, VirtAddr};
 use crate::desc::VmAreaDesc;
 use crate::driver::pipeline::{self, Completion};
 use crate::errno::{Errno, Result, err};
@@ -87,13 +87,15 @@ impl Mm {
         file: Option<&Arc<File>>,
         offset: u64,
     ) -> Result<VirtAddr> {
-        if offset & !PAGE_MASK != 0 {
+        if offset & !self.page_mask() != 0 {
             return Err(err(Errno::EINVAL, "offset is not page aligned"));
         }
         self.mmap_pgoff(addr, len, prot, flags, file, offset >> PAGE_SHIFT)
     }
 
-    /// `mmap_pgoff`: like [`Mm::mmap`] with the offset in pages (`ksys_mmap_pgoff`).
+    /// `mmap_pgoff`: like [`Mm::mmap`] with the offset in 4096-byte units (`ksys_mmap_pgoff`,
+    /// as i386's `mmap2` passes it; the engine's pgoff unit). With a larger guest page, an
+    /// offset that is not a whole number of guest pages is `EINVAL`, as `mmap` refuses it.
     pub fn mmap_pgoff(
         &mut self,
         addr: VirtAddr,
@@ -103,6 +105,9 @@ impl Mm {
         file: Option<&Arc<File>>,
         pgoff: u64,
     ) -> Result<VirtAddr> {
+        if pgoff & ((1 << self.unit_shift()) - 1) != 0 {
+            return Err(err(Errno::EINVAL, "offset is not page aligned"));
+        }
         let file = if !flags.contains(MapFlags::ANONYMOUS) {
             let Some(f) = file else {
                 return Err(err(Errno::EBADF, "the descriptor is not open"));
@@ -165,10 +170,12 @@ impl Mm {
         if !flags.contains(MapFlags::FIXED) {
             addr = self.round_hint_to_min(addr);
         }
-        let Some(len) = page_align(len).filter(|l| *l != 0) else {
+        let Some(len) = self.page_align(len).filter(|l| *l != 0) else {
             return Err(err(Errno::ENOMEM, "length rounds up past the end of the address space"));
         };
-        if pgoff.checked_add(len >> PAGE_SHIFT).is_none() {
+        // In guest pages, as the kernel counts them (the engine's pgoff is in 4 KiB units).
+        let shift = self.unit_shift();
+        if (pgoff >> shift).checked_add(len >> (PAGE_SHIFT + shift)).is_none() {
             return Err(err(Errno::EOVERFLOW, "offset plus length wraps"));
         }
         if self.map_count() > self.profile.max_map_count {
@@ -196,7 +203,15 @@ impl Mm {
                     "offset plus length is beyond what the file can map",
                 ));
             }
-            let mut mask = MapFlags::LEGACY_MASK;
+            let mut legacy = MapFlags::LEGACY_MASK;
+            if !matches!(
+                self.profile.arch.isa(),
+                crate::arch::Isa::X86_64 | crate::arch::Isa::I386
+            ) {
+                // MAP_32BIT is x86's; elsewhere include/linux/mman.h defines it as 0.
+                legacy = legacy.without(MapFlags::BIT32);
+            }
+            let mut mask = legacy;
             if f.ops().fop_flags().contains(crate::file::FopFlags::MMAP_SYNC) {
                 mask = mask | MapFlags::SYNC;
             }
@@ -204,7 +219,7 @@ impl Mm {
             if ty == MapFlags::SHARED || ty == MapFlags::SHARED_VALIDATE {
                 if ty == MapFlags::SHARED {
                     // Plain MAP_SHARED silently drops what MAP_SHARED_VALIDATE would refuse.
-                    flags = flags.intersection(MapFlags::LEGACY_MASK);
+                    flags = flags.intersection(legacy);
                 }
                 if flags.without(mask).bits() != 0 {
                     return Err(err(

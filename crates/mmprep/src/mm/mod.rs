@@ -32,6 +32,7 @@ mod brk;
 mod exit;
 mod fault;
 mod fork;
+mod granule;
 mod huge_memory;
 mod import;
 mod layout;
@@ -317,8 +318,9 @@ impl Mm {
         for v in self.tree.iter() {
             assert!(v.start.0 < v.end.0, "empty or inverted VMA {v:?}\n{self:?}");
             assert!(
-                v.start.is_page_aligned() && v.end.is_page_aligned(),
-                "unaligned VMA {v:?}\n{self:?}"
+                self.is_page_aligned(v.start) && self.is_page_aligned(v.end),
+                "VMA {v:?} not aligned to the guest page ({:#x})\n{self:?}",
+                self.page_size()
             );
             assert!(v.start.0 >= prev_end, "VMA {v:?} overlaps the one before it\n{self:?}");
             assert_eq!(
@@ -430,11 +432,11 @@ pub(crate) fn total_pages(vmas: &[Vma]) -> u64 {
 /// `mm/mseal.c:do_mseal`): `start` page aligned, `len` rounded up to pages without wrapping to 0,
 /// the end not wrapping. Returns the end; a zero `len` gives `start`.
 #[track_caller]
-pub(crate) fn checked_range_end(start: VirtAddr, len: u64) -> Result<VirtAddr> {
-    if !start.is_page_aligned() {
+pub(crate) fn checked_range_end(mm: &Mm, start: VirtAddr, len: u64) -> Result<VirtAddr> {
+    if !mm.is_page_aligned(start) {
         return Err(err(Errno::EINVAL, "address is not page aligned"));
     }
-    let aligned = crate::addr::page_align_wrapping(len);
+    let aligned = mm.page_align_wrapping(len);
     if len != 0 && aligned == 0 {
         return Err(err(Errno::EINVAL, "length rounds up past the end of the address space"));
     }

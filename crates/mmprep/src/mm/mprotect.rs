@@ -32,7 +32,7 @@
 //! never had a page written (no anon_vma). So a written private VMA made read-only keeps `ac` and
 //! no longer merges with a fresh read-only neighbour, as on the host.
 
-use crate::addr::{VirtAddr, page_align_wrapping};
+use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
 use crate::flags::{self, ACCESS_FLAGS, VmaBit, VmaFlags, calc_vm_prot_bits};
 use crate::mm::Mm;
@@ -47,13 +47,13 @@ impl Mm {
         if grows == Prot::GROWSDOWN.bits() | Prot::GROWSUP.bits() {
             return Err(err(Errno::EINVAL, "PROT_GROWSDOWN and PROT_GROWSUP together"));
         }
-        if !start.is_page_aligned() {
+        if !self.is_page_aligned(start) {
             return Err(err(Errno::EINVAL, "address is not page aligned"));
         }
         if len == 0 {
             return Ok(());
         }
-        let end = VirtAddr(start.0.wrapping_add(page_align_wrapping(len)));
+        let end = VirtAddr(start.0.wrapping_add(self.page_align_wrapping(len)));
         if end <= start {
             return Err(err(Errno::ENOMEM, "range wraps around the end of the address space"));
         }

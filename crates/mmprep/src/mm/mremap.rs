@@ -88,7 +88,7 @@
 //!   so the engine takes a policy that depends on the mapping's flags (`/dev/zero`'s own
 //!   function, shmem for shared and THP for private mappings) as the driver's own.
 
-use crate::addr::{PAGE_SHIFT, PgOff, VirtAddr, page_align_wrapping};
+use crate::addr::{PAGE_SHIFT, PgOff, VirtAddr};
 use crate::errno::{Errno, Error, Result, err};
 use crate::events::Event;
 use crate::flags::{self, VmaBit, VmaFlags};
@@ -202,8 +202,8 @@ impl Mm {
     ) -> Result<VirtAddr> {
         let mut vrm = Remap {
             addr,
-            old_len: page_align_wrapping(old_len),
-            new_len: page_align_wrapping(new_len),
+            old_len: self.page_align_wrapping(old_len),
+            new_len: self.page_align_wrapping(new_len),
             flags,
             new_addr,
             delta: 0,
@@ -242,7 +242,7 @@ impl Mm {
         if vrm.flags & !(mr::FIXED | mr::MAYMOVE | mr::DONTUNMAP) != 0 {
             return Err(err(Errno::EINVAL, "unknown mremap flags"));
         }
-        if !vrm.addr.is_page_aligned() {
+        if !self.is_page_aligned(vrm.addr) {
             return Err(err(Errno::EINVAL, "old address is not page aligned"));
         }
         // A zero old length is allowed (a second mapping of a shared object); a zero new one is
@@ -259,7 +259,11 @@ impl Mm {
         if vrm.new_addr.0 > task_size - vrm.new_len {
             return Err(err(Errno::EINVAL, "new range reaches past TASK_SIZE"));
         }
-        if !vrm.new_addr.is_page_aligned() {
+        // A host-reserved range is outside the guest's space, as if beyond TASK_SIZE.
+        if self.profile.is_reserved(vrm.new_addr.0, vrm.new_addr.0 + vrm.new_len) {
+            return Err(err(Errno::EINVAL, "new range reaches into a host-reserved range"));
+        }
+        if !self.is_page_aligned(vrm.new_addr) {
             return Err(err(Errno::EINVAL, "new address is not page aligned"));
         }
         if !vrm.has(mr::MAYMOVE) {
@@ -325,7 +329,12 @@ impl Mm {
             vrm.populate_expand = true;
         }
         let pgoff = vma.pgoff_at(vrm.addr).get();
-        if pgoff.checked_add(vrm.new_len >> PAGE_SHIFT).is_none() {
+        // In guest pages, as the kernel counts them.
+        let shift = self.unit_shift();
+        if (pgoff >> shift)
+            .checked_add(vrm.new_len >> (PAGE_SHIFT + shift))
+            .is_none()
+        {
             return Err(err(Errno::EINVAL, "the file offset would wrap"));
         }
         if vma.flags.test_any(vma_flags![DontExpand, PfnMap]) {

@@ -47,7 +47,7 @@ impl Mm {
         if flags != 0 {
             return Err(err(Errno::EINVAL, "no mseal flags are defined"));
         }
-        let end = super::checked_range_end(start, len)?;
+        let end = super::checked_range_end(self, start, len)?;
         if end == start {
             return Ok(());
         }

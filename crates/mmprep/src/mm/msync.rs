@@ -11,7 +11,7 @@
 //! Writeback itself (`vfs_fsync_range` for `MS_SYNC` on a shared file VMA) always succeeds
 //! here: the engine's page cache has no backing store to fail.
 
-use crate::addr::{VirtAddr, page_align_wrapping};
+use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
 use crate::flags::VmaBit;
 use crate::mm::Mm;
@@ -27,13 +27,13 @@ impl Mm {
         if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 {
             return Err(err(Errno::EINVAL, "unknown msync flags"));
         }
-        if !start.is_page_aligned() {
+        if !self.is_page_aligned(start) {
             return Err(err(Errno::EINVAL, "address is not page aligned"));
         }
         if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
             return Err(err(Errno::EINVAL, "MS_ASYNC and MS_SYNC together"));
         }
-        let end = start.0.wrapping_add(page_align_wrapping(len));
+        let end = start.0.wrapping_add(self.page_align_wrapping(len));
         if end < start.0 {
             return Err(err(Errno::ENOMEM, "range wraps around the end of the address space"));
         }

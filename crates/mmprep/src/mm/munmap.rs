@@ -28,7 +28,7 @@
 
 use alloc::vec::Vec;
 
-use crate::addr::{PAGE_MASK, VirtAddr, page_align_wrapping};
+use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
 use crate::flags::VmaBit;
 use crate::mm::Mm;
@@ -53,13 +53,13 @@ impl Mm {
     /// `munmap(addr, len)`.
     pub fn munmap(&mut self, addr: VirtAddr, len: u64) -> Result<()> {
         let task_size = self.profile.task_size;
-        if addr.0 & !PAGE_MASK != 0 {
+        if !self.is_page_aligned(addr) {
             return Err(err(Errno::EINVAL, "address is not page aligned"));
         }
         if addr.0 > task_size || len > task_size - addr.0 {
             return Err(err(Errno::EINVAL, "range reaches past TASK_SIZE"));
         }
-        let end = VirtAddr(addr.0 + page_align_wrapping(len));
+        let end = VirtAddr(addr.0 + self.page_align_wrapping(len));
         if end == addr {
             return Err(err(Errno::EINVAL, "length is zero"));
         }
