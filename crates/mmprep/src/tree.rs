@@ -22,6 +22,7 @@
 //! Insertion never merges: merging is [`crate::merge`]'s job, and the names say so.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use crate::addr::{PgOff, VirtAddr};
 use crate::vma::Vma;
@@ -74,8 +75,8 @@ type Path = [(u32, usize); MAX_HEIGHT];
 ///
 /// # Invariants
 /// VMAs do not overlap; every leaf is `height` branches below the root; leaves are linked in
-/// address order from `first`; `len` counts the VMAs.
-#[derive(Clone)]
+/// address order from `first`; `len` counts the VMAs. `hint` is any node id (it is checked
+/// before use).
 pub struct VmaTree {
     nodes: Vec<Node>,
     free: Vec<u32>,
@@ -83,6 +84,26 @@ pub struct VmaTree {
     height: usize,
     first: u32,
     len: usize,
+    /// The leaf the last descent ended in. One system call looks at the same few VMAs again
+    /// and again, as the kernel's `vma_iterator` keeps its maple state between steps; a look-up
+    /// first tries this leaf and descends only when the answer is not in it. An atomic (read
+    /// and written `Relaxed`, plain moves on x86) so that look-ups through `&self` can update
+    /// it and the tree stays `Sync`.
+    hint: AtomicU32,
+}
+
+impl Clone for VmaTree {
+    fn clone(&self) -> VmaTree {
+        VmaTree {
+            nodes: self.nodes.clone(),
+            free: self.free.clone(),
+            root: self.root,
+            height: self.height,
+            first: self.first,
+            len: self.len,
+            hint: AtomicU32::new(self.hint.load(Relaxed)),
+        }
+    }
 }
 
 impl Default for VmaTree {
@@ -136,6 +157,7 @@ impl VmaTree {
             height: 0,
             first: 0,
             len: 0,
+            hint: AtomicU32::new(0),
         }
     }
 
@@ -207,13 +229,26 @@ impl VmaTree {
         (path, id, first_above(&l.ends, addr).min(l.vmas.len()))
     }
 
-    /// [`VmaTree::descend`] without the path.
+    /// [`VmaTree::descend`] without the path: the hinted leaf when it holds the answer, else a
+    /// descent (which becomes the hint).
     fn seek(&self, addr: u64) -> (u32, usize) {
+        let hint = self.hint.load(Relaxed);
+        if let Some(Node::Leaf(l)) = self.nodes.get(hint as usize) {
+            let n = l.vmas.len();
+            let slot = first_above(&l.ends, addr).min(n);
+            // The first end above `addr` is in this leaf when one is, and no VMA of an earlier
+            // leaf ends above `addr`; none is anywhere when this is the last leaf.
+            let earlier_below = || l.prev == NIL || self.leaf(l.prev).ends[self.leaf(l.prev).vmas.len() - 1] <= addr;
+            if n > 0 && ((slot < n && (slot > 0 || earlier_below())) || (slot == n && l.next == NIL)) {
+                return (hint, slot);
+            }
+        }
         let mut id = self.root;
         for _ in 0..self.height {
             let b = self.branch(id);
             id = b.children[child_for(b, addr)];
         }
+        self.hint.store(id, Relaxed);
         let l = self.leaf(id);
         (id, first_above(&l.ends, addr).min(l.vmas.len()))
     }
@@ -358,7 +393,7 @@ impl VmaTree {
     /// between its neighbours, as every merge and split keeps it).
     pub(crate) fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> &mut Vma {
         debug_assert!(start < end);
-        let (path, leaf, slot) = self.descend(key.0);
+        let (leaf, slot) = self.seek(key.0);
         debug_assert!(
             self.leaf(leaf).vmas.get(slot).is_some_and(|v| v.start == key),
             "set_range of {key:?}, which is not in the tree"
@@ -368,18 +403,20 @@ impl VmaTree {
                 && self.after((leaf, slot)).is_none_or(|p| self.vma(p).start >= end),
             "set_range of {key:?} to [{start:?}, {end:?}) overlaps a neighbour"
         );
+        let l = self.leaf(leaf);
+        if slot + 1 == l.vmas.len() && l.ends[slot] != end.0 {
+            // The leaf's highest end moves: the path to the pivot naming it, found while the
+            // tree still routes `key` here.
+            let (path, ..) = self.descend(key.0);
+            self.fix_pivot(&path, end.0);
+        }
         let l = self.leaf_mut(leaf);
-        let last = slot + 1 == l.vmas.len();
         l.ends[slot] = end.0;
         let v = &mut l.vmas[slot];
-        let end_moved = v.end != end;
         v.start = start;
         v.end = end;
         v.pgoff = pgoff;
-        if last && end_moved {
-            self.fix_pivot(&path, end.0);
-        }
-        &mut self.leaf_mut(leaf).vmas[slot]
+        v
     }
 
     /// The highest end of the subtree at the end of `path` is now `max`: set the one pivot that
@@ -401,11 +438,17 @@ impl VmaTree {
             "insert of {vma:?} overlaps {:?}",
             self.find_intersection(vma.start, vma.end)
         );
-        let (path, leaf, idx) = self.descend(vma.start.0);
+        let (leaf, idx) = self.seek(vma.start.0);
+        let n = self.leaf(leaf).vmas.len();
+        // The path is needed only when the leaf splits or gets a new highest end.
+        let path = if n == B || idx == n {
+            self.descend(vma.start.0).0
+        } else {
+            [(NIL, 0); MAX_HEIGHT]
+        };
         self.len += 1;
         let end = vma.end.0;
         let l = self.leaf_mut(leaf);
-        let n = l.vmas.len();
         if n < B {
             l.ends.copy_within(idx..n, idx + 1);
             l.ends[idx] = end;
@@ -513,12 +556,18 @@ impl VmaTree {
 
     /// Removes and returns the VMA starting at `start`.
     pub(crate) fn remove(&mut self, start: VirtAddr) -> Option<Vma> {
-        let (path, leaf, slot) = self.descend(start.0);
-        let l = self.leaf_mut(leaf);
-        let n = l.vmas.len();
-        if slot >= n || l.vmas[slot].start != start {
+        let (leaf, slot) = self.seek(start.0);
+        let n = self.leaf(leaf).vmas.len();
+        if slot >= n || self.leaf(leaf).vmas[slot].start != start {
             return None;
         }
+        // The path is needed only when the leaf empties or loses its highest end.
+        let path = if slot + 1 == n {
+            self.descend(start.0).0
+        } else {
+            [(NIL, 0); MAX_HEIGHT]
+        };
+        let l = self.leaf_mut(leaf);
         let v = l.vmas.remove(slot);
         l.ends.copy_within(slot + 1..n, slot);
         l.ends[n - 1] = u64::MAX;
