@@ -452,6 +452,8 @@ impl VmaTree {
         if n < B {
             l.ends.copy_within(idx..n, idx + 1);
             l.ends[idx] = end;
+            // Room for B and no more (a grown Vec would double to 2B).
+            l.vmas.reserve_exact(B - n);
             l.vmas.insert(idx, vma);
             if idx == n {
                 self.fix_pivot(&path, end);
@@ -460,9 +462,17 @@ impl VmaTree {
         }
         // The leaf is full: split it, keeping `keep` of the B + 1 VMAs on the left.
         let keep = split_point(idx);
-        l.vmas.insert(idx, vma);
         let mut right = new_leaf();
-        right.vmas = l.vmas.split_off(keep);
+        right.vmas.reserve_exact(B);
+        // Of the B + 1 VMAs (the old ones with the new one at `idx`), the first `keep` stay;
+        // neither Vec grows past B.
+        if idx < keep {
+            right.vmas.extend(l.vmas.drain(keep - 1..));
+            l.vmas.insert(idx, vma);
+        } else {
+            right.vmas.extend(l.vmas.drain(keep..));
+            right.vmas.insert(idx - keep, vma);
+        }
         for (k, v) in right.vmas.iter().enumerate() {
             right.ends[k] = v.end.0;
         }
@@ -680,6 +690,7 @@ impl VmaTree {
             let l = self.leaf(id);
             assert!(l.vmas.len() <= B);
             assert!(id == self.root || !l.vmas.is_empty(), "empty leaf {id}");
+            assert!(l.vmas.capacity() <= B, "leaf {id} holds room for {}", l.vmas.capacity());
             for (k, v) in l.vmas.iter().enumerate() {
                 assert_eq!(l.ends[k], v.end.0, "leaf {id} slot {k}: end key");
             }
