@@ -11,13 +11,13 @@
 //!
 //! The tree lives in an arena of nodes named by `u32` ids, with a free list, so it needs no
 //! pointers and no `unsafe` (`docs/core-design.md` section 3):
-//! - a leaf holds up to [`B`] VMAs in address order, with their end addresses in an array of
+//! - a leaf holds up to `B` (16) VMAs in address order, with their end addresses in an array of
 //!   their own (a search scans eight-byte keys, not whole VMAs), and links to the leaves beside
 //!   it;
-//! - a branch holds up to [`B`] children and, for every child but the last, the highest end
+//! - a branch holds up to `B` children and, for every child but the last, the highest end
 //!   address in that child's subtree (its pivot).
 //!
-//! A VMA's range may change in place ([`VmaTree::set_range`]) as long as it stays between its
+//! A VMA's range may change in place (`VmaTree::set_range`) as long as it stays between its
 //! neighbours, which a merge or a split always keeps: no re-insert, no move of the VMA.
 //! Insertion never merges: merging is [`crate::merge`]'s job, and the names say so.
 
