@@ -214,33 +214,18 @@ impl Mm {
         flags::sticky_flags(self.profile.soft_dirty)
     }
 
-    /// Moves the VMA at `key` to `[start, end)` with `pgoff` (re-keying the tree only when its
-    /// start changes: an end that moves is written in place, one descent and no move of the
-    /// `Vma` through the B-tree's nodes).
+    /// Moves the VMA at `key` to `[start, end)` with `pgoff`, in place in the tree (one descent,
+    /// no move of the `Vma`; [`crate::tree::VmaTree::set_range`]).
     fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> VirtAddr {
-        if start == key {
-            let v = self
-                .tree
-                .get_mut(key)
-                .expect("set_range of a VMA that is not in the tree");
-            v.end = end;
-            v.pgoff = pgoff;
-            // INVARIANT: the callers only grow a VMA over space a merge freed, or shrink it.
-            debug_assert!(start < end);
-            return start;
+        if start != key {
+            // vma_adjust_trans_huge: a new boundary may cut a huge block (an old one cannot: no
+            // huge block straddles a VMA boundary).
+            self.ptes.split_huge_at(start);
+            self.ptes.split_huge_at(end);
         }
-        let mut v = self
-            .tree
-            .remove(key)
-            .expect("set_range of a VMA that is not in the tree");
-        // vma_adjust_trans_huge: a new boundary may cut a huge block (an old one cannot: no
-        // huge block straddles a VMA boundary).
-        self.ptes.split_huge_at(start);
-        self.ptes.split_huge_at(end);
-        v.start = start;
-        v.end = end;
-        v.pgoff = pgoff;
-        self.tree.insert(v);
+        // INVARIANT: the callers only grow a VMA over space a merge freed, or shrink it, so it
+        // stays between its neighbours and keeps its place in the tree.
+        self.tree.set_range(key, start, end, pgoff);
         start
     }
 

@@ -48,6 +48,7 @@ impl Mm {
         );
         // Anonymous memory has no driver: no hook to call, and no second look-up for one.
         let hooks = vma.ops.driver().map(|o| o.hooks());
+        let vma_end = vma.end;
         if hooks.is_some_and(|h| h.contains(VmHooks::MAY_SPLIT)) {
             self.hook_may_split(key, addr)?;
         }
@@ -58,11 +59,15 @@ impl Mm {
         // The piece that keeps the start `key` is changed in place; the other piece is a copy
         // inserted at `addr`. Both pieces are the same VMA but for their ranges, so which one
         // "is" the original only decides where `open` is called.
-        let lower = self.tree.get_mut(key).expect("VMA in tree");
+        let (l_start, l_pgoff) = {
+            let v = self.tree.get(key).expect("VMA in tree");
+            (v.start, v.pgoff)
+        };
+        let lower = self.tree.set_range(key, l_start, addr, l_pgoff);
         let mut upper = lower.clone();
-        let below_pages = addr.pages_from(lower.start);
-        lower.end = addr;
+        let below_pages = addr.pages_from(l_start);
         upper.start = addr;
+        upper.end = vma_end;
         upper.pgoff = upper.pgoff.add(below_pages);
         // INVARIANT: the two pieces cover exactly the old range and do not overlap.
         self.tree.insert(upper);

@@ -2,62 +2,311 @@
 //!
 //! The kernel keeps VMAs in a maple tree keyed by range (`mm->mm_mt`), with iterators that find
 //! the VMA containing an address, the first one ending above it, or every one overlapping a
-//! range. Here a B-tree keyed by start address does the same in O(log n): since VMAs never
-//! overlap, the VMA containing `addr` is the last one starting at or below it.
+//! range. Here a B+-tree keyed by end address does the same in O(log n): the VMA containing
+//! `addr` is the first one ending above it, if it also starts at or below it, so one descent
+//! answers `find_vma` and `vma_lookup` alike (as `lib/maple_tree.c:mas_walk` does).
 //!
 //! Mirrors the lookups of `include/linux/mm.h` (`find_vma`, `find_vma_intersection`,
 //! `vma_lookup`, `vma_prev`, `vma_next`), \[H\] 6.18.
 //!
+//! The tree lives in an arena of nodes named by `u32` ids, with a free list, so it needs no
+//! pointers and no `unsafe` (`docs/core-design.md` section 3):
+//! - a leaf holds up to `B` (16) VMAs in address order, with their end addresses in an array of
+//!   their own (a search scans eight-byte keys, not whole VMAs), and links to the leaves beside
+//!   it;
+//! - a branch holds up to `B` children and, for every child but the last, the highest end
+//!   address in that child's subtree (its pivot).
+//!
+//! A VMA's range may change in place (`VmaTree::set_range`) as long as it stays between its
+//! neighbours, which a merge or a split always keeps: no re-insert, no move of the VMA.
 //! Insertion never merges: merging is [`crate::merge`]'s job, and the names say so.
 
-use alloc::collections::BTreeMap;
-use core::ops::Bound::{Excluded, Unbounded};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use crate::addr::VirtAddr;
+use crate::addr::{PgOff, VirtAddr};
 use crate::vma::Vma;
+
+/// Most VMAs in a leaf, and most children of a branch.
+const B: usize = 16;
+/// No node.
+const NIL: u32 = u32::MAX;
+/// Most levels of branches. A level is added only when the root splits, which takes `B`
+/// children below it, so 32 levels would need far more VMAs than an address space can hold.
+const MAX_HEIGHT: usize = 32;
+
+/// Up to [`B`] VMAs in address order.
+///
+/// # Invariants
+/// `ends[i] == vmas[i].end` for `i < vmas.len()` and `u64::MAX` beyond; `vmas.len() <= B`; a
+/// leaf that is not the root is not empty.
+#[derive(Clone)]
+struct Leaf {
+    ends: [u64; B],
+    vmas: Vec<Vma>,
+    prev: u32,
+    next: u32,
+}
+
+/// Up to [`B`] children.
+///
+/// # Invariants
+/// `1 <= len <= B`; `pivots[i]` (`i < len - 1`) is the highest end in child `i`'s subtree, and
+/// every end in child `i + 1`'s subtree is above it; the other pivots are `u64::MAX`.
+#[derive(Clone)]
+struct Branch {
+    pivots: [u64; B],
+    children: [u32; B],
+    len: usize,
+}
+
+#[derive(Clone)]
+enum Node {
+    Leaf(Leaf),
+    Branch(Branch),
+    /// On the free list.
+    Free,
+}
+
+/// The branches from the root down to a leaf: each branch and the child taken.
+type Path = [(u32, usize); MAX_HEIGHT];
 
 /// The VMAs of one address space, sorted by address.
 ///
 /// # Invariants
-/// Every entry's key is its VMA's start; VMAs do not overlap.
-#[derive(Clone, Default)]
+/// VMAs do not overlap; every leaf is `height` branches below the root; leaves are linked in
+/// address order from `first`; `len` counts the VMAs. `hint` is any node id (it is checked
+/// before use).
 pub struct VmaTree {
-    map: BTreeMap<u64, Vma>,
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    root: u32,
+    height: usize,
+    first: u32,
+    len: usize,
+    /// The leaf the last descent ended in. One system call looks at the same few VMAs again
+    /// and again, as the kernel's `vma_iterator` keeps its maple state between steps; a look-up
+    /// first tries this leaf and descends only when the answer is not in it. An atomic (read
+    /// and written `Relaxed`, plain moves on x86) so that look-ups through `&self` can update
+    /// it and the tree stays `Sync`.
+    hint: AtomicU32,
+}
+
+impl Clone for VmaTree {
+    fn clone(&self) -> VmaTree {
+        VmaTree {
+            nodes: self.nodes.clone(),
+            free: self.free.clone(),
+            root: self.root,
+            height: self.height,
+            first: self.first,
+            len: self.len,
+            hint: AtomicU32::new(self.hint.load(Relaxed)),
+        }
+    }
+}
+
+impl Default for VmaTree {
+    fn default() -> VmaTree {
+        VmaTree::new()
+    }
+}
+
+fn new_leaf() -> Leaf {
+    Leaf {
+        ends: [u64::MAX; B],
+        vmas: Vec::new(),
+        prev: NIL,
+        next: NIL,
+    }
+}
+
+/// The index of the first key above `addr` among the sorted `keys`; unused slots hold
+/// `u64::MAX`, so the scan needs no length and stops at the first of them (measured against a
+/// branch-free count of all sixteen: the early stop runs a third of the instructions).
+fn first_above(keys: &[u64; B], addr: u64) -> usize {
+    keys.iter().position(|&k| k > addr).unwrap_or(B)
+}
+
+/// How many of the `B + 1` items of a full node that takes a new one at `idx` stay on its left.
+/// An append or a prepend leaves the old node full (a layout built in address order, as a
+/// process's is, packs its leaves); anywhere else the node splits in half.
+fn split_point(idx: usize) -> usize {
+    if idx >= B - 1 {
+        B
+    } else if idx <= 1 {
+        idx + 1
+    } else {
+        B.div_ceil(2)
+    }
+}
+
+/// The child of branch `b` whose subtree holds the first end above `addr`.
+fn child_for(b: &Branch, addr: u64) -> usize {
+    // An address at `u64::MAX` counts the padding too.
+    first_above(&b.pivots, addr).min(b.len - 1)
 }
 
 impl VmaTree {
     /// An empty tree.
     pub fn new() -> VmaTree {
-        VmaTree { map: BTreeMap::new() }
+        VmaTree {
+            nodes: alloc::vec![Node::Leaf(new_leaf())],
+            free: Vec::new(),
+            root: 0,
+            height: 0,
+            first: 0,
+            len: 0,
+            hint: AtomicU32::new(0),
+        }
     }
 
     /// Number of VMAs.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     /// No VMAs?
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
+    }
+
+    fn leaf(&self, id: u32) -> &Leaf {
+        match &self.nodes[id as usize] {
+            Node::Leaf(l) => l,
+            _ => unreachable!("node {id} is not a leaf"),
+        }
+    }
+
+    fn leaf_mut(&mut self, id: u32) -> &mut Leaf {
+        match &mut self.nodes[id as usize] {
+            Node::Leaf(l) => l,
+            _ => unreachable!("node {id} is not a leaf"),
+        }
+    }
+
+    fn branch(&self, id: u32) -> &Branch {
+        match &self.nodes[id as usize] {
+            Node::Branch(b) => b,
+            _ => unreachable!("node {id} is not a branch"),
+        }
+    }
+
+    fn branch_mut(&mut self, id: u32) -> &mut Branch {
+        match &mut self.nodes[id as usize] {
+            Node::Branch(b) => b,
+            _ => unreachable!("node {id} is not a branch"),
+        }
+    }
+
+    fn alloc_node(&mut self, node: Node) -> u32 {
+        if let Some(id) = self.free.pop() {
+            self.nodes[id as usize] = node;
+            id
+        } else {
+            self.nodes.push(node);
+            u32::try_from(self.nodes.len() - 1).expect("fewer than 2^32 tree nodes")
+        }
+    }
+
+    fn free_node(&mut self, id: u32) {
+        self.nodes[id as usize] = Node::Free;
+        self.free.push(id);
+    }
+
+    /// One descent to the first VMA ending above `addr`: the branches passed, the leaf and the
+    /// slot (the leaf's length when no VMA ends above `addr`).
+    fn descend(&self, addr: u64) -> (Path, u32, usize) {
+        let mut path = [(NIL, 0); MAX_HEIGHT];
+        let mut id = self.root;
+        for step in path.iter_mut().take(self.height) {
+            let b = self.branch(id);
+            let i = child_for(b, addr);
+            *step = (id, i);
+            id = b.children[i];
+        }
+        let l = self.leaf(id);
+        (path, id, first_above(&l.ends, addr).min(l.vmas.len()))
+    }
+
+    /// [`VmaTree::descend`] without the path: the hinted leaf when it holds the answer, else a
+    /// descent (which becomes the hint).
+    fn seek(&self, addr: u64) -> (u32, usize) {
+        let hint = self.hint.load(Relaxed);
+        if let Some(Node::Leaf(l)) = self.nodes.get(hint as usize) {
+            let n = l.vmas.len();
+            let slot = first_above(&l.ends, addr).min(n);
+            // The first end above `addr` is in this leaf when one is, and no VMA of an earlier
+            // leaf ends above `addr`; none is anywhere when this is the last leaf.
+            let earlier_below = || l.prev == NIL || self.leaf(l.prev).ends[self.leaf(l.prev).vmas.len() - 1] <= addr;
+            if n > 0 && ((slot < n && (slot > 0 || earlier_below())) || (slot == n && l.next == NIL)) {
+                return (hint, slot);
+            }
+        }
+        let mut id = self.root;
+        for _ in 0..self.height {
+            let b = self.branch(id);
+            id = b.children[child_for(b, addr)];
+        }
+        self.hint.store(id, Relaxed);
+        let l = self.leaf(id);
+        (id, first_above(&l.ends, addr).min(l.vmas.len()))
+    }
+
+    /// The VMA at a position, or at the next one when the slot is past its leaf's end.
+    fn at(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
+        let l = self.leaf(id);
+        if slot < l.vmas.len() {
+            return Some((id, slot));
+        }
+        // Only the last leaf has no VMA ending above an address its subtree was chosen for,
+        // and a non-root leaf is never empty.
+        (l.next != NIL).then_some((l.next, 0))
+    }
+
+    /// The position before `(id, slot)`.
+    fn before(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
+        if slot > 0 {
+            return Some((id, slot - 1));
+        }
+        let prev = self.leaf(id).prev;
+        (prev != NIL).then(|| (prev, self.leaf(prev).vmas.len() - 1))
+    }
+
+    /// The position after `(id, slot)`.
+    fn after(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
+        self.at((id, slot + 1))
+    }
+
+    fn vma(&self, (id, slot): (u32, usize)) -> &Vma {
+        &self.leaf(id).vmas[slot]
     }
 
     /// Every VMA, lowest first.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> {
-        self.map.values()
+    pub fn iter(&self) -> Iter<'_> {
+        let mut id = self.root;
+        for _ in 0..self.height {
+            let b = self.branch(id);
+            id = b.children[b.len - 1];
+        }
+        let last = self.leaf(id).vmas.len().checked_sub(1).map(|s| (id, s));
+        Iter {
+            tree: self,
+            front: (self.first, 0),
+            back: last.unwrap_or((self.first, 0)),
+            remaining: self.len,
+        }
     }
 
     /// `vma_lookup`: the VMA containing `addr`.
     pub fn lookup(&self, addr: VirtAddr) -> Option<&Vma> {
-        let (_, v) = self.map.range(..=addr.0).next_back()?;
-        (addr.0 < v.end.0).then_some(v)
+        let v = self.find_vma(addr)?;
+        (v.start <= addr).then_some(v)
     }
 
     /// `find_vma`: the first VMA ending above `addr` (it may start above it too).
     pub fn find_vma(&self, addr: VirtAddr) -> Option<&Vma> {
-        if let Some(v) = self.lookup(addr) {
-            return Some(v);
-        }
-        self.map.range((Excluded(addr.0), Unbounded)).next().map(|(_, v)| v)
+        self.at(self.seek(addr.0)).map(|p| self.vma(p))
     }
 
     /// `find_vma_intersection` / `vma_find(vmi, end)` from `start`: the first VMA overlapping
@@ -68,60 +317,118 @@ impl VmaTree {
 
     /// One look at `[start, end)`: `Err(first)`, the first VMA overlapping it, or `Ok(prev)`, the
     /// last VMA ending at or below `start` (what `vma_iter_next_rewind` gives `mmap_region` for a
-    /// gap). Usually a single descent: the last VMA starting below `end` either ends before
-    /// `start` (nothing overlaps; it is `prev`) or covers `start` (it is the first overlap).
+    /// gap). One descent: the first VMA ending above `start` either starts below `end` (it is
+    /// the first overlap) or not (nothing overlaps, and the VMA before it is `prev`).
     ///
     /// An empty or inverted range (`end <= start`) overlaps nothing, even inside a VMA: the
     /// answer is `Ok` with the last VMA ending at or below `start`. (The kernel's
     /// `find_vma_intersection` gets only non-empty ranges from its callers; here the range is
     /// caller input of a public function, so it is answered, never asserted.)
     pub fn overlap_or_prev(&self, start: VirtAddr, end: VirtAddr) -> Result<Option<&Vma>, &Vma> {
-        if end <= start {
-            return Ok(match self.prev_before(start) {
-                // `start` is inside this VMA: the one before it ends at or below its start.
-                Some(v) if v.end > start => self.prev_before(v.start),
-                other => other,
-            });
+        let pos = self.seek(start.0);
+        if end > start
+            && let Some(p) = self.at(pos)
+            && self.vma(p).start < end
+        {
+            return Err(self.vma(p));
         }
-        match self.map.range(..end.0).next_back() {
-            None => Ok(None),
-            Some((_, last)) if last.end.0 <= start.0 => Ok(Some(last)),
-            Some((_, last)) if last.start.0 <= start.0 => Err(last),
-            // Several VMAs overlap; the first contains `start` or is the first after it.
-            Some((_, last)) => Err(self.find_vma(start).unwrap_or(last)),
-        }
+        Ok(self.before(pos).map(|p| self.vma(p)))
     }
 
     /// The last VMA starting below `addr` (`vma_prev` from a position at `addr`).
     pub fn prev_before(&self, addr: VirtAddr) -> Option<&Vma> {
-        self.map.range(..addr.0).next_back().map(|(_, v)| v)
+        let pos = self.seek(addr.0);
+        match self.at(pos) {
+            Some(p) if self.vma(p).start < addr => Some(self.vma(p)),
+            Some(p) => self.before(p).map(|p| self.vma(p)),
+            None => self.before(pos).map(|p| self.vma(p)),
+        }
     }
 
     /// The first VMA starting at or above `addr` (`vma_next` from a gap at `addr`).
     pub fn next_from(&self, addr: VirtAddr) -> Option<&Vma> {
-        self.map.range(addr.0..).next().map(|(_, v)| v)
+        let p = self.at(self.seek(addr.0))?;
+        if self.vma(p).start >= addr {
+            return Some(self.vma(p));
+        }
+        self.after(p).map(|p| self.vma(p))
+    }
+
+    /// The position of the VMA starting exactly at `start`.
+    fn find_start(&self, start: VirtAddr) -> Option<(u32, usize)> {
+        let (id, slot) = self.seek(start.0);
+        let l = self.leaf(id);
+        (slot < l.vmas.len() && l.vmas[slot].start == start).then_some((id, slot))
     }
 
     /// The VMA starting exactly at `start`.
     pub fn get(&self, start: VirtAddr) -> Option<&Vma> {
-        self.map.get(&start.0)
+        self.find_start(start).map(|p| self.vma(p))
     }
 
     /// The VMA starting exactly at `start`, to change in place (not its range: use
-    /// [`VmaTree::remove`] and [`VmaTree::insert`] for that).
+    /// [`VmaTree::set_range`] for that).
     pub(crate) fn get_mut(&mut self, start: VirtAddr) -> Option<&mut Vma> {
-        self.map.get_mut(&start.0)
+        let (id, slot) = self.find_start(start)?;
+        Some(&mut self.leaf_mut(id).vmas[slot])
     }
 
     /// The VMAs overlapping `[start, end)`, lowest first; none for an empty or inverted range.
     pub fn range(&self, start: VirtAddr, end: VirtAddr) -> impl Iterator<Item = &Vma> {
-        let first = self.find_intersection(start, end).map(|v| v.start.0);
-        // No VMA starts at u64::MAX (a VMA is non-empty), so an empty answer ranges over nothing.
-        let from = first.unwrap_or(u64::MAX);
-        self.map
-            .range(from..)
-            .map(|(_, v)| v)
-            .take_while(move |v| first.is_some() && v.start.0 < end.0)
+        let mut pos = if end > start { self.at(self.seek(start.0)) } else { None };
+        core::iter::from_fn(move || {
+            let p = pos?;
+            pos = self.after(p);
+            Some(self.vma(p))
+        })
+        .take_while(move |v| v.start < end)
+    }
+
+    /// Moves the VMA starting at `key` to `[start, end)` with file offset `pgoff`, in place,
+    /// and returns it: one descent, and the pivot above it is fixed when its end was its leaf's
+    /// highest.
+    ///
+    /// # Preconditions
+    /// A VMA starts at `key`; `start < end`; the new range overlaps no other VMA (it stays
+    /// between its neighbours, as every merge and split keeps it).
+    pub(crate) fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> &mut Vma {
+        debug_assert!(start < end);
+        let (leaf, slot) = self.seek(key.0);
+        debug_assert!(
+            self.leaf(leaf).vmas.get(slot).is_some_and(|v| v.start == key),
+            "set_range of {key:?}, which is not in the tree"
+        );
+        debug_assert!(
+            self.before((leaf, slot)).is_none_or(|p| self.vma(p).end <= start)
+                && self.after((leaf, slot)).is_none_or(|p| self.vma(p).start >= end),
+            "set_range of {key:?} to [{start:?}, {end:?}) overlaps a neighbour"
+        );
+        let l = self.leaf(leaf);
+        if slot + 1 == l.vmas.len() && l.ends[slot] != end.0 {
+            // The leaf's highest end moves: the path to the pivot naming it, found while the
+            // tree still routes `key` here.
+            let (path, ..) = self.descend(key.0);
+            self.fix_pivot(&path, end.0);
+        }
+        let l = self.leaf_mut(leaf);
+        l.ends[slot] = end.0;
+        let v = &mut l.vmas[slot];
+        v.start = start;
+        v.end = end;
+        v.pgoff = pgoff;
+        v
+    }
+
+    /// The highest end of the subtree at the end of `path` is now `max`: set the one pivot that
+    /// names it, in the deepest branch where the path does not take the last child.
+    fn fix_pivot(&mut self, path: &Path, max: u64) {
+        for &(bid, i) in path[..self.height].iter().rev() {
+            let b = self.branch_mut(bid);
+            if i + 1 < b.len {
+                b.pivots[i] = max;
+                return;
+            }
+        }
     }
 
     /// Inserts a VMA that overlaps none. Never merges.
@@ -131,20 +438,329 @@ impl VmaTree {
             "insert of {vma:?} overlaps {:?}",
             self.find_intersection(vma.start, vma.end)
         );
-        self.map.insert(vma.start.0, vma);
+        let (leaf, idx) = self.seek(vma.start.0);
+        let n = self.leaf(leaf).vmas.len();
+        // The path is needed only when the leaf splits or gets a new highest end.
+        let path = if n == B || idx == n {
+            self.descend(vma.start.0).0
+        } else {
+            [(NIL, 0); MAX_HEIGHT]
+        };
+        self.len += 1;
+        let end = vma.end.0;
+        let l = self.leaf_mut(leaf);
+        if n < B {
+            l.ends.copy_within(idx..n, idx + 1);
+            l.ends[idx] = end;
+            // Room for B and no more (a grown Vec would double to 2B).
+            l.vmas.reserve_exact(B - n);
+            l.vmas.insert(idx, vma);
+            if idx == n {
+                self.fix_pivot(&path, end);
+            }
+            return;
+        }
+        // The leaf is full: split it, keeping `keep` of the B + 1 VMAs on the left.
+        let keep = split_point(idx);
+        let mut right = new_leaf();
+        right.vmas.reserve_exact(B);
+        // Of the B + 1 VMAs (the old ones with the new one at `idx`), the first `keep` stay;
+        // neither Vec grows past B.
+        if idx < keep {
+            right.vmas.extend(l.vmas.drain(keep - 1..));
+            l.vmas.insert(idx, vma);
+        } else {
+            right.vmas.extend(l.vmas.drain(keep..));
+            right.vmas.insert(idx - keep, vma);
+        }
+        for (k, v) in right.vmas.iter().enumerate() {
+            right.ends[k] = v.end.0;
+        }
+        for (k, v) in l.vmas.iter().enumerate() {
+            l.ends[k] = v.end.0;
+        }
+        l.ends[keep..].fill(u64::MAX);
+        let left_max = l.ends[keep - 1];
+        let old_next = l.next;
+        right.prev = leaf;
+        right.next = old_next;
+        let right_id = self.alloc_node(Node::Leaf(right));
+        self.leaf_mut(leaf).next = right_id;
+        if old_next != NIL {
+            self.leaf_mut(old_next).prev = right_id;
+        }
+        self.insert_child(&path, self.height, left_max, right_id);
+    }
+
+    /// The node at `path[depth]` (or the root, at `depth == 0`) split: its left half keeps
+    /// the id and has `left_max` as highest end, its right half is `right`. Puts `right` into
+    /// the branch above, splitting that one in turn when it is full.
+    fn insert_child(&mut self, path: &Path, depth: usize, left_max: u64, right: u32) {
+        if depth == 0 {
+            // The root split: a new root above the two halves.
+            let mut b = Branch {
+                pivots: [u64::MAX; B],
+                children: [NIL; B],
+                len: 2,
+            };
+            b.pivots[0] = left_max;
+            b.children[0] = self.root;
+            b.children[1] = right;
+            self.root = self.alloc_node(Node::Branch(b));
+            self.height += 1;
+            assert!(self.height < MAX_HEIGHT, "the VMA tree is too deep");
+            return;
+        }
+        let (bid, i) = path[depth - 1];
+        let b = self.branch_mut(bid);
+        let len = b.len;
+        // The children with the right half beside the left, and each child's highest end (the
+        // old pivot of the split child moves to its right half; the last child has none, and
+        // its slot holds a placeholder).
+        let mut children = [NIL; B + 1];
+        let mut maxes = [0u64; B + 1];
+        children[..len].copy_from_slice(&b.children[..len]);
+        maxes[..len - 1].copy_from_slice(&b.pivots[..len - 1]);
+        children.copy_within(i + 1..len, i + 2);
+        maxes.copy_within(i..len, i + 1);
+        children[i + 1] = right;
+        maxes[i] = left_max;
+        if len < B {
+            b.children[..=len].copy_from_slice(&children[..=len]);
+            b.pivots[..len].copy_from_slice(&maxes[..len]);
+            b.len = len + 1;
+            return;
+        }
+        let keep = split_point(i + 1);
+        b.children[..keep].copy_from_slice(&children[..keep]);
+        b.pivots[..keep - 1].copy_from_slice(&maxes[..keep - 1]);
+        b.pivots[keep - 1..].fill(u64::MAX);
+        b.len = keep;
+        let mut r = Branch {
+            pivots: [u64::MAX; B],
+            children: [NIL; B],
+            len: B + 1 - keep,
+        };
+        r.children[..B + 1 - keep].copy_from_slice(&children[keep..]);
+        r.pivots[..B - keep].copy_from_slice(&maxes[keep..B]);
+        let right_id = self.alloc_node(Node::Branch(r));
+        self.insert_child(path, depth - 1, maxes[keep - 1], right_id);
     }
 
     /// Every VMA, lowest first, taken out of the tree.
     pub(crate) fn into_vmas(self) -> impl Iterator<Item = Vma> {
-        self.map.into_values()
+        let VmaTree { mut nodes, first, .. } = self;
+        let mut id = first;
+        core::iter::from_fn(move || {
+            if id == NIL {
+                return None;
+            }
+            let Node::Leaf(l) = core::mem::replace(&mut nodes[id as usize], Node::Free) else {
+                unreachable!("the leaf list reaches a branch");
+            };
+            id = l.next;
+            Some(l.vmas)
+        })
+        .flatten()
     }
 
     /// Removes and returns the VMA starting at `start`.
     pub(crate) fn remove(&mut self, start: VirtAddr) -> Option<Vma> {
-        self.map.remove(&start.0)
+        let (leaf, slot) = self.seek(start.0);
+        let n = self.leaf(leaf).vmas.len();
+        if slot >= n || self.leaf(leaf).vmas[slot].start != start {
+            return None;
+        }
+        // The path is needed only when the leaf empties or loses its highest end.
+        let path = if slot + 1 == n {
+            self.descend(start.0).0
+        } else {
+            [(NIL, 0); MAX_HEIGHT]
+        };
+        let l = self.leaf_mut(leaf);
+        let v = l.vmas.remove(slot);
+        l.ends.copy_within(slot + 1..n, slot);
+        l.ends[n - 1] = u64::MAX;
+        self.len -= 1;
+        if n == 1 {
+            if self.height > 0 {
+                self.remove_leaf(&path, leaf);
+            }
+        } else if slot == n - 1 {
+            let max = self.leaf(leaf).ends[n - 2];
+            self.fix_pivot(&path, max);
+        }
+        Some(v)
+    }
+
+    /// Takes the empty leaf at the end of `path` out of the tree, with every branch above it
+    /// that it leaves empty, and lowers the root while it has a single child.
+    fn remove_leaf(&mut self, path: &Path, leaf: u32) {
+        let (prev, next) = {
+            let l = self.leaf(leaf);
+            (l.prev, l.next)
+        };
+        if prev == NIL {
+            self.first = next;
+        } else {
+            self.leaf_mut(prev).next = next;
+        }
+        if next != NIL {
+            self.leaf_mut(next).prev = prev;
+        }
+        self.free_node(leaf);
+        for depth in (0..self.height).rev() {
+            let (bid, i) = path[depth];
+            let b = self.branch_mut(bid);
+            let len = b.len;
+            b.children.copy_within(i + 1..len, i);
+            b.len = len - 1;
+            if i + 1 < len {
+                // Child i's pivot goes with it.
+                b.pivots.copy_within(i + 1..len, i);
+            } else if len > 1 {
+                // The last child went: the one before it is now last, and its pivot is this
+                // subtree's new highest end.
+                let max = core::mem::replace(&mut b.pivots[len - 2], u64::MAX);
+                self.fix_pivot_above(path, depth, max);
+            }
+            if len > 1 {
+                break;
+            }
+            // The branch emptied (only a root can reach here with one child left to lose, since
+            // a lone child is folded into its parent below).
+            self.free_node(bid);
+            if depth == 0 {
+                self.root = self.alloc_node(Node::Leaf(new_leaf()));
+                self.first = self.root;
+                self.height = 0;
+                return;
+            }
+        }
+        while self.height > 0 && self.branch(self.root).len == 1 {
+            let old = self.root;
+            self.root = self.branch(old).children[0];
+            self.free_node(old);
+            self.height -= 1;
+        }
+    }
+
+    /// [`VmaTree::fix_pivot`] for the subtree at `path[depth]`.
+    fn fix_pivot_above(&mut self, path: &Path, depth: usize, max: u64) {
+        for &(bid, i) in path[..depth].iter().rev() {
+            let b = self.branch_mut(bid);
+            if i + 1 < b.len {
+                b.pivots[i] = max;
+                return;
+            }
+        }
+    }
+
+    /// Checks the tree's own invariants: sorted, non-overlapping VMAs; `ends` and pivots that
+    /// match; leaves linked in order; the count. Panics with what is wrong.
+    pub(crate) fn check(&self) {
+        let mut leaves = Vec::new();
+        let max = self.check_node(self.root, self.height, &mut leaves);
+        let mut id = self.first;
+        let mut prev = NIL;
+        let mut linked = Vec::new();
+        while id != NIL {
+            let l = self.leaf(id);
+            assert_eq!(l.prev, prev, "leaf {id}'s back link");
+            linked.push(id);
+            prev = id;
+            id = l.next;
+        }
+        assert_eq!(linked, leaves, "the leaf list is not the leaves in order");
+        let vmas: Vec<&Vma> = self.iter().collect();
+        assert_eq!(vmas.len(), self.len, "len");
+        for w in vmas.windows(2) {
+            assert!(
+                w[0].end <= w[1].start,
+                "{:?} and {:?} overlap or are out of order",
+                w[0],
+                w[1]
+            );
+        }
+        assert_eq!(max, vmas.last().map(|v| v.end.0), "the root's highest end");
+    }
+
+    fn check_node(&self, id: u32, depth: usize, leaves: &mut Vec<u32>) -> Option<u64> {
+        if depth == 0 {
+            let l = self.leaf(id);
+            assert!(l.vmas.len() <= B);
+            assert!(id == self.root || !l.vmas.is_empty(), "empty leaf {id}");
+            assert!(l.vmas.capacity() <= B, "leaf {id} holds room for {}", l.vmas.capacity());
+            for (k, v) in l.vmas.iter().enumerate() {
+                assert_eq!(l.ends[k], v.end.0, "leaf {id} slot {k}: end key");
+            }
+            assert!(
+                l.ends[l.vmas.len()..].iter().all(|&k| k == u64::MAX),
+                "leaf {id}: padding"
+            );
+            leaves.push(id);
+            return l.vmas.last().map(|v| v.end.0);
+        }
+        let b = self.branch(id);
+        assert!(b.len >= 1 && b.len <= B, "branch {id} has {} children", b.len);
+        assert!(id != self.root || b.len >= 2, "a root branch with one child");
+        assert!(
+            b.pivots[b.len - 1..].iter().all(|&k| k == u64::MAX),
+            "branch {id}: padding"
+        );
+        let mut max = None;
+        for k in 0..b.len {
+            let m = self.check_node(b.children[k], depth - 1, leaves);
+            if k + 1 < b.len {
+                assert_eq!(m, Some(b.pivots[k]), "branch {id} pivot {k}");
+            }
+            max = m;
+        }
+        max
     }
 }
 
+/// The VMAs of a [`VmaTree`] in address order, from either end.
+pub struct Iter<'a> {
+    tree: &'a VmaTree,
+    front: (u32, usize),
+    back: (u32, usize),
+    remaining: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a Vma;
+
+    fn next(&mut self) -> Option<&'a Vma> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let p = self.tree.at(self.front)?;
+        self.front = (p.0, p.1 + 1);
+        Some(self.tree.vma(p))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<'a> DoubleEndedIterator for Iter<'a> {
+    fn next_back(&mut self) -> Option<&'a Vma> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let p = self.back;
+        if let Some(b) = self.tree.before(p) {
+            self.back = b;
+        }
+        Some(self.tree.vma(p))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +838,139 @@ mod tests {
         assert_eq!(prev(8, 8), Ok(Some(5)), "at B's end");
         assert_eq!(prev(2, 2), Ok(None), "inside A, nothing below");
         assert_eq!(prev(7, 3), Ok(Some(1)), "inverted, from inside B");
+    }
+}
+
+/// The tree against `BTreeMap<start, end>` under random inserts, removals and range changes,
+/// with every lookup compared after each step and the tree's own invariants checked.
+#[cfg(test)]
+mod model {
+    use super::*;
+    use crate::addr::PageRange;
+    use crate::flags::VmaFlags;
+    use alloc::collections::BTreeMap;
+    use proptest::prelude::*;
+
+    fn vma(start: u64, end: u64) -> Vma {
+        Vma::new(
+            PageRange::new(VirtAddr(start << 12), VirtAddr(end << 12)).unwrap(),
+            PgOff(0),
+            VmaFlags::EMPTY,
+        )
+    }
+
+    /// One step: 0 insert `[a, a + len)` if free, 1 remove the VMA around `a`, 2 grow or shrink
+    /// the VMA around `a` within its gap.
+    fn step(t: &mut VmaTree, m: &mut BTreeMap<u64, u64>, op: u8, a: u64, len: u64) {
+        let containing = m
+            .range(..=a)
+            .next_back()
+            .filter(|(_, e)| **e > a)
+            .map(|(s, e)| (*s, *e));
+        match op {
+            0 => {
+                let end = a + len;
+                if m.range(..end).next_back().is_none_or(|(_, e)| *e <= a) {
+                    t.insert(vma(a, end));
+                    m.insert(a, end);
+                }
+            }
+            1 => {
+                if let Some((s, e)) = containing {
+                    let v = t.remove(VirtAddr(s << 12)).expect("in the tree");
+                    assert_eq!(v.end.0, e << 12);
+                    m.remove(&s);
+                }
+            }
+            _ => {
+                if let Some((s, e)) = containing {
+                    let lo = m.range(..s).next_back().map_or(0, |(_, e)| *e);
+                    let hi = m.range(e..).next().map_or(e + 64, |(s, _)| *s);
+                    let (ns, ne) = if len.is_multiple_of(2) {
+                        (lo.max(s.saturating_sub(len)), hi.min(e + len))
+                    } else {
+                        (s, (s + 1).max(e.saturating_sub(len)))
+                    };
+                    t.set_range(VirtAddr(s << 12), VirtAddr(ns << 12), VirtAddr(ne << 12), PgOff(0));
+                    m.remove(&s);
+                    m.insert(ns, ne);
+                }
+            }
+        }
+    }
+
+    fn compare(t: &VmaTree, m: &BTreeMap<u64, u64>, probes: &[u64]) {
+        t.check();
+        let got: Vec<(u64, u64)> = t.iter().map(|v| (v.start.0 >> 12, v.end.0 >> 12)).collect();
+        let want: Vec<(u64, u64)> = m.iter().map(|(s, e)| (*s, *e)).collect();
+        assert_eq!(got, want);
+        let back: Vec<(u64, u64)> = t.iter().rev().map(|v| (v.start.0 >> 12, v.end.0 >> 12)).collect();
+        assert!(back.iter().rev().eq(want.iter()), "reverse iteration");
+        let pages = |v: Option<&Vma>| v.map(|v| (v.start.0 >> 12, v.end.0 >> 12));
+        for &p in probes {
+            let a = VirtAddr(p << 12);
+            let lookup = m
+                .range(..=p)
+                .next_back()
+                .filter(|(_, e)| **e > p)
+                .map(|(s, e)| (*s, *e));
+            assert_eq!(pages(t.lookup(a)), lookup, "lookup {p}");
+            let find = m.iter().find(|(_, e)| **e > p).map(|(s, e)| (*s, *e));
+            assert_eq!(pages(t.find_vma(a)), find, "find_vma {p}");
+            let prev = m.range(..p).next_back().map(|(s, e)| (*s, *e));
+            assert_eq!(pages(t.prev_before(a)), prev, "prev_before {p}");
+            let next = m.range(p..).next().map(|(s, e)| (*s, *e));
+            assert_eq!(pages(t.next_from(a)), next, "next_from {p}");
+            assert_eq!(pages(t.get(a)), m.get(&p).map(|e| (p, *e)), "get {p}");
+            let q = p + 5;
+            let overlap: Vec<(u64, u64)> = m
+                .iter()
+                .filter(|(s, e)| **e > p && **s < q)
+                .map(|(s, e)| (*s, *e))
+                .collect();
+            let got: Vec<(u64, u64)> = t
+                .range(a, VirtAddr(q << 12))
+                .map(|v| (v.start.0 >> 12, v.end.0 >> 12))
+                .collect();
+            assert_eq!(got, overlap, "range [{p}, {q})");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn matches_btreemap(ops in proptest::collection::vec((0u8..3, 0u64..600, 1u64..6), 1..700)) {
+            let mut t = VmaTree::new();
+            let mut m = BTreeMap::new();
+            for (k, &(op, a, len)) in ops.iter().enumerate() {
+                step(&mut t, &mut m, op, a, len);
+                if k % 50 == 0 {
+                    compare(&t, &m, &[0, a, a + 1, a + len, 300, 599, 700, u64::MAX >> 12]);
+                }
+            }
+            compare(&t, &m, &(0..610).step_by(7).collect::<Vec<_>>());
+            let all: Vec<(u64, u64)> = t.into_vmas().map(|v| (v.start.0 >> 12, v.end.0 >> 12)).collect();
+            prop_assert_eq!(all, m.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    /// A layout built in address order (as the perf stream's mprotect of every other page builds
+    /// it) packs its leaves, and emptying it from either end leaves an empty tree.
+    #[test]
+    fn sequential_build_packs_leaves() {
+        let mut t = VmaTree::new();
+        for k in 0..10_000u64 {
+            t.insert(vma(2 * k, 2 * k + 1));
+        }
+        t.check();
+        let leaves = t.nodes.iter().filter(|n| matches!(n, Node::Leaf(_))).count();
+        assert!(leaves <= 10_000 / (B - 1) + 1, "{leaves} leaves for 10 000 VMAs");
+        for k in 0..5_000u64 {
+            t.remove(VirtAddr((2 * k) << 12)).unwrap();
+            t.remove(VirtAddr((2 * (9_999 - k)) << 12)).unwrap();
+        }
+        t.check();
+        assert!(t.is_empty() && t.height == 0);
+        assert!(t.iter().next().is_none());
     }
 }

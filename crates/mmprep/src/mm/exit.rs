@@ -19,11 +19,8 @@
 //! counters as they were (the `mm_struct` is freed right after); the engine brings them to zero
 //! with the VMAs, so [`Mm::check_invariants`] still holds after `exit`.
 
-use alloc::vec::Vec;
-
 use crate::flags::VmaBit;
 use crate::mm::Mm;
-use crate::vma::Vma;
 
 impl Mm {
     /// `exit_mmap`: unmaps every VMA, calling its driver's `close` (lowest VMA first), drops the
@@ -36,13 +33,14 @@ impl Mm {
         if self.tree.is_empty() {
             return;
         }
-        let vmas: Vec<Vma> = core::mem::take(&mut self.tree).into_vmas().collect();
-        // unmap_vmas: the whole address space's page tables first, then the VMAs go.
-        for v in &vmas {
+        let tree = core::mem::take(&mut self.tree);
+        // unmap_vmas: the whole address space's page tables first, then the VMAs go, one leaf
+        // of the tree at a time (no copy of a million VMAs at the peak of a run's memory).
+        for v in tree.iter() {
             self.ptes.zap(v.start, v.end);
         }
         let mut nr_accounted = 0;
-        for v in vmas {
+        for v in tree.into_vmas() {
             let n = v.pages();
             if v.test(VmaBit::Account) {
                 nr_accounted += n;

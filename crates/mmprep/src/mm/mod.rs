@@ -315,6 +315,7 @@ impl Mm {
     pub fn check_invariants(&self) {
         let mut prev_end = 0u64;
         let (mut total, mut data, mut exec, mut stack, mut locked, mut acct) = (0, 0, 0, 0, 0, 0);
+        self.tree.check();
         for v in self.tree.iter() {
             assert!(v.start.0 < v.end.0, "empty or inverted VMA {v:?}\n{self:?}");
             assert!(
