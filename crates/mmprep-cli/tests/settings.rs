@@ -144,21 +144,30 @@ fn emit_needs_the_perf_stream() {
     assert_eq!(text(&out.stdout), "");
 }
 
-/// Past the host's `max_map_count` the engine runs alone, and says so. Ignored by default: a
-/// debug build checks the engine's invariants after every operation, which takes minutes at
-/// 32K VMAs (`cargo test --release -p mmprep-cli --test settings -- --ignored`).
-#[test]
-#[ignore = "minutes in a debug build; run with --release -- --ignored"]
-fn bench_perf_past_max_map_count_runs_the_engine_alone() {
+/// The host's `max_map_count`, when it is small enough to reach in a test (`None`, and a
+/// message, otherwise).
+fn small_max_map_count() -> Option<u64> {
     let limit: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .expect("max_map_count")
         .trim()
         .parse()
         .expect("a number");
     if limit > 200_000 {
-        eprintln!("skipped: this host's max_map_count {limit} is too large to exceed cheaply");
-        return;
+        eprintln!("skipped: this host's max_map_count {limit} is too large to reach cheaply");
+        return None;
     }
+    Some(limit)
+}
+
+/// Past the host's `max_map_count` the engine runs alone, and says so. Ignored by default: a
+/// debug build checks the engine's invariants after every operation, which takes minutes at
+/// 32K VMAs (`cargo test --release -p mmprep-cli --test settings -- --ignored`).
+#[test]
+#[ignore = "minutes in a debug build; run with --release -- --ignored"]
+fn bench_perf_past_max_map_count_runs_the_engine_alone() {
+    let Some(limit) = small_max_map_count() else {
+        return;
+    };
     let vmas = (limit / 2 + 1).to_string();
     let out = mmprep(&["bench", "--stream", "perf", "--vmas", &vmas, "--ops", "100"], "");
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
@@ -175,15 +184,9 @@ fn bench_perf_past_max_map_count_runs_the_engine_alone() {
 #[test]
 #[ignore = "minutes in a debug build; run with --release -- --ignored"]
 fn diff_at_the_map_limit_is_the_same() {
-    let limit: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .expect("max_map_count")
-        .trim()
-        .parse()
-        .expect("a number");
-    if limit > 200_000 {
-        eprintln!("skipped: this host's max_map_count {limit} is too large to reach cheaply");
+    let Some(limit) = small_max_map_count() else {
         return;
-    }
+    };
     // One 4 KiB VMA every other page, past the limit.
     let mut scenario = format!("window {}M\n", (2 * (limit + 100) * 4096).div_ceil(1 << 20));
     for i in 0..limit + 100 {
