@@ -122,8 +122,8 @@ impl MergeState {
         next: Option<VirtAddr>,
     ) -> MergeState {
         MergeState {
-            anon: src.anon,
-            ..MergeState::new_range(start, end, pgoff, src.flags, src.file.clone(), prev, next)
+            anon: src.anon_vma(),
+            ..MergeState::new_range(start, end, pgoff, src.flags(), src.file().cloned(), prev, next)
         }
     }
 
@@ -136,7 +136,7 @@ impl MergeState {
 /// kernel's order: memory policy (not modelled), flags ignoring the sticky ones, the file (same
 /// open file object), userfaultfd context and anon name (not modelled).
 fn attrs_compatible(v: &Vma, vmg: &MergeState, sticky: VmaFlags) -> bool {
-    v.flags.diff(vmg.flags).without(sticky).is_empty() && same_file(v.file.as_ref(), vmg.file.as_ref())
+    v.flags().diff(vmg.flags).without(sticky).is_empty() && same_file(v.file(), vmg.file.as_ref())
 }
 
 /// `is_mergeable_anon_vma` (6.17+): may the proposal's anon_vma and neighbour `tgt`'s live in one
@@ -173,10 +173,10 @@ fn can_merge_left(prev: Option<&Vma>, vmg: &MergeState, sticky: VmaFlags) -> boo
     let Some(prev) = prev else {
         return false;
     };
-    prev.end == vmg.start
+    prev.end() == vmg.start
         && attrs_compatible(prev, vmg, sticky)
-        && anon_compatible(vmg.anon, prev.anon)
-        && prev.pgoff.add(prev.pages()) == vmg.pgoff
+        && anon_compatible(vmg.anon, prev.anon_vma())
+        && prev.pgoff().add(prev.pages()) == vmg.pgoff
 }
 
 /// `can_vma_merge_before` + `can_vma_merge_right`: may the proposal join `next` on its right?
@@ -191,22 +191,22 @@ fn can_merge_right(
     let Some(next) = next else {
         return false;
     };
-    if next.start != vmg.end
+    if next.start() != vmg.end
         || !attrs_compatible(next, vmg, sticky)
-        || !anon_compatible(vmg.anon, next.anon)
-        || next.pgoff != vmg.pgoff.add(vmg.pglen())
+        || !anon_compatible(vmg.anon, next.anon_vma())
+        || next.pgoff() != vmg.pgoff.add(vmg.pglen())
     {
         return false;
     }
     if !merge_left {
         return true;
     }
-    anon_pair_compatible(prev.and_then(|p| p.anon), next.anon)
+    anon_pair_compatible(prev.and_then(|p| p.anon_vma()), next.anon_vma())
 }
 
 /// `can_merge_remove_vma`: a VMA whose driver has `close` may not be deleted by a merge.
 fn can_remove(v: &Vma) -> bool {
-    !v.ops.has_close()
+    !v.ops().has_close()
 }
 
 impl Mm {
@@ -233,9 +233,9 @@ impl Mm {
     /// pages it takes over.
     fn dup_anon_vma(&mut self, dst: VirtAddr, src: Option<AnonVmaRef>) {
         if let (Some(src), Some(d)) = (src, self.tree.get_mut(dst))
-            && d.anon.is_none()
+            && d.anon_vma().is_none()
         {
-            d.anon = Some(src);
+            d.set_anon(Some(src));
         }
     }
 
@@ -292,28 +292,28 @@ impl Mm {
             let prev = vmg.prev.expect("left merge has a prev");
             let (p_start, p_pgoff) = {
                 let p = self.tree.get(prev).expect("prev in tree");
-                (p.start, p.pgoff)
+                (p.start(), p.pgoff())
             };
             let mut end = vmg.end;
             let mut extra_sticky = vmg.flags.and(sticky);
             if merge_right {
                 // (c): prev absorbs the range and next; next's anon_vma and sticky bits move over.
                 let next = self.remove_merged(vmg.next.expect("right merge has a next"));
-                end = next.end;
-                extra_sticky = extra_sticky.with(next.flags.and(sticky));
-                self.dup_anon_vma(prev, next.anon);
+                end = next.end();
+                extra_sticky = extra_sticky.with(next.flags().and(sticky));
+                self.dup_anon_vma(prev, next.anon_vma());
             }
             self.set_range(prev, p_start, end, p_pgoff);
             let p = self.tree.get_mut(prev).expect("prev in tree");
-            p.flags.set_mask(extra_sticky);
+            p.set_flag_bits(extra_sticky);
             prev
         } else {
             // (b): next grows down over the range and takes its pgoff.
             let next = vmg.next.expect("right merge has a next");
-            let n_end = self.tree.get(next).expect("next in tree").end;
+            let n_end = self.tree.get(next).expect("next in tree").end();
             let key = self.set_range(next, vmg.start, n_end, vmg.pgoff);
             let n = self.tree.get_mut(key).expect("next in tree");
-            n.flags.set_mask(vmg.flags.and(sticky));
+            n.set_flag_bits(vmg.flags.and(sticky));
             key
         };
         // vma_expand: dup_anon_vma(target, vmg->copied_from). A copied range brings the anon_vma
@@ -353,7 +353,7 @@ impl Mm {
         debug_assert!(
             self.tree
                 .get(middle_key)
-                .is_some_and(|m| m.start == m_start && m.end == m_end)
+                .is_some_and(|m| m.start() == m_start && m.end() == m_end)
         );
         debug_assert!(m_start <= vmg.start && vmg.end <= m_end && vmg.start < vmg.end);
         let left_side = vmg.start == m_start;
@@ -375,7 +375,7 @@ impl Mm {
         if right_side {
             // Only a VMA starting right at the end can merge.
             let next_vma = self.tree.get(m_end);
-            vmg.next = next_vma.map(|v| v.start);
+            vmg.next = next_vma.map(|v| v.start());
             merge_right = can_merge_right(next_vma, prev_vma, vmg, merge_left, sticky);
             next_removable = next_vma.is_some_and(can_remove);
         }
@@ -404,10 +404,10 @@ impl Mm {
             let next = self.remove_merged(vmg.next.expect("next"));
             self.remove_merged(middle_key);
             let p = self.tree.get(prev).expect("prev in tree");
-            let (p_start, p_pgoff) = (p.start, p.pgoff);
-            sticky_bits = sticky_bits.with(p.flags.and(sticky)).with(next.flags.and(sticky));
-            self.set_range(prev, p_start, next.end, p_pgoff);
-            self.dup_anon_vma(prev, if next.anon.is_some() { next.anon } else { m_anon });
+            let (p_start, p_pgoff) = (p.start(), p.pgoff());
+            sticky_bits = sticky_bits.with(p.flags().and(sticky)).with(next.flags().and(sticky));
+            self.set_range(prev, p_start, next.end(), p_pgoff);
+            self.dup_anon_vma(prev, next.anon_vma().or(m_anon));
             prev
         } else if merge_left {
             //  |<--------->|           or  |<------------->|
@@ -415,8 +415,8 @@ impl Mm {
             //   extend shrink               extend  delete
             let prev = vmg.prev.expect("prev");
             let p = self.tree.get(prev).expect("prev in tree");
-            let (p_start, p_pgoff) = (p.start, p.pgoff);
-            sticky_bits = sticky_bits.with(p.flags.and(sticky));
+            let (p_start, p_pgoff) = (p.start(), p.pgoff());
+            sticky_bits = sticky_bits.with(p.flags().and(sticky));
             if remove_middle {
                 self.remove_merged(middle_key);
             } else {
@@ -432,8 +432,8 @@ impl Mm {
             //   shrink extend                delete   extend
             let next = vmg.next.expect("next");
             let n = self.tree.get(next).expect("next in tree");
-            let (n_end, n_pgoff) = (n.end, n.pgoff);
-            sticky_bits = sticky_bits.with(n.flags.and(sticky));
+            let (n_end, n_pgoff) = (n.end(), n.pgoff());
+            sticky_bits = sticky_bits.with(n.flags().and(sticky));
             let pglen = vmg.pglen();
             if remove_middle {
                 self.remove_merged(middle_key);
@@ -447,8 +447,7 @@ impl Mm {
         self.tree
             .get_mut(target)
             .expect("target in tree")
-            .flags
-            .set_mask(sticky_bits);
+            .set_flag_bits(sticky_bits);
         vmg.outcome = MergeOutcome::Success(target);
         Some(target)
     }
@@ -475,13 +474,13 @@ impl Mm {
                 .get(middle)
                 .expect("vma_modify of a VMA that is not in the tree");
             let info = MiddleVma {
-                start: m.start,
-                end: m.end,
-                pgoff: m.pgoff,
-                anon: m.anon,
-                has_close: m.ops.has_close(),
+                start: m.start(),
+                end: m.end(),
+                pgoff: m.pgoff(),
+                anon: m.anon_vma(),
+                has_close: m.ops().has_close(),
             };
-            (m.file.clone(), info)
+            (m.file().cloned(), info)
         };
         let (m_start, m_end, m_pgoff, m_anon) = (m.start, m.end, m.pgoff, m.anon);
         let mut vmg = MergeState {

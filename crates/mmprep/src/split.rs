@@ -43,12 +43,12 @@ impl Mm {
     pub(crate) fn split_vma_unchecked(&mut self, key: VirtAddr, addr: VirtAddr, new_below: bool) -> Result<()> {
         let vma = self.tree.get(key).expect("split of a VMA that is not in the tree");
         debug_assert!(
-            vma.start < addr && addr < vma.end && addr.is_page_aligned(),
+            vma.start() < addr && addr < vma.end() && addr.is_page_aligned(),
             "split {vma:?} at {addr:?}"
         );
         // Anonymous memory has no driver: no hook to call, and no second look-up for one.
-        let hooks = vma.ops.driver().map(|o| o.hooks());
-        let vma_end = vma.end;
+        let hooks = vma.ops().driver().map(|o| o.hooks());
+        let vma_end = vma.end();
         if hooks.is_some_and(|h| h.contains(VmHooks::MAY_SPLIT)) {
             self.hook_may_split(key, addr)?;
         }
@@ -61,14 +61,12 @@ impl Mm {
         // "is" the original only decides where `open` is called.
         let (l_start, l_pgoff) = {
             let v = self.tree.get(key).expect("VMA in tree");
-            (v.start, v.pgoff)
+            (v.start(), v.pgoff())
         };
         let lower = self.tree.set_range(key, l_start, addr, l_pgoff);
         let mut upper = lower.clone();
         let below_pages = addr.pages_from(l_start);
-        upper.start = addr;
-        upper.end = vma_end;
-        upper.pgoff = upper.pgoff.add(below_pages);
+        upper.set_bounds(addr, vma_end, upper.pgoff().add(below_pages));
         // INVARIANT: the two pieces cover exactly the old range and do not overlap.
         self.tree.insert(upper);
         let new_key = if new_below { key } else { addr };
@@ -81,14 +79,14 @@ impl Mm {
     /// Calls `may_split` if the VMA's driver has it.
     pub(crate) fn hook_may_split(&mut self, key: VirtAddr, addr: VirtAddr) -> Result<()> {
         let vma = self.tree.get(key).expect("VMA in tree");
-        let Some(ops) = vma.ops.driver() else {
+        let Some(ops) = vma.ops().driver() else {
             return Ok(());
         };
         let Some(hook) = ops.may_split() else {
             return Ok(());
         };
         let result = hook.may_split(vma, addr);
-        let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
+        let (name, start, end) = (ops.ops_name(), vma.start(), vma.end());
         self.events.push(|| Event::MaySplit {
             ops: name,
             start,
@@ -102,12 +100,12 @@ impl Mm {
     /// Calls `open` on the VMA at `key` if its driver has it.
     pub(crate) fn hook_open(&mut self, key: VirtAddr) {
         let vma = self.tree.get(key).expect("VMA in tree");
-        if let Some(ops) = vma.ops.driver()
+        if let Some(ops) = vma.ops().driver()
             && let Some(hook) = ops.open()
         {
             let mark = self.events.mark();
             hook.open(vma);
-            let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
+            let (name, start, end) = (ops.ops_name(), vma.start(), vma.end());
             self.events.insert_at(mark, || Event::Open { ops: name, start, end });
         }
     }
@@ -115,12 +113,12 @@ impl Mm {
     /// `mm/internal.h:vma_close`: calls `close` once on a VMA that is going away. The kernel then
     /// swaps in dummy ops so it cannot run twice; here the VMA is consumed by the caller.
     pub(crate) fn hook_close(&mut self, vma: &Vma) {
-        if let Some(ops) = vma.ops.driver()
+        if let Some(ops) = vma.ops().driver()
             && let Some(hook) = ops.close()
         {
             let mark = self.events.mark();
             hook.close(vma);
-            let (name, start, end) = (ops.ops_name(), vma.start, vma.end);
+            let (name, start, end) = (ops.ops_name(), vma.start(), vma.end());
             self.events.insert_at(mark, || Event::Close { ops: name, start, end });
         }
     }

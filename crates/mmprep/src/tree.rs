@@ -301,7 +301,7 @@ impl VmaTree {
     /// `vma_lookup`: the VMA containing `addr`.
     pub fn lookup(&self, addr: VirtAddr) -> Option<&Vma> {
         let v = self.find_vma(addr)?;
-        (v.start <= addr).then_some(v)
+        (v.start() <= addr).then_some(v)
     }
 
     /// `find_vma`: the first VMA ending above `addr` (it may start above it too).
@@ -328,7 +328,7 @@ impl VmaTree {
         let pos = self.seek(start.0);
         if end > start
             && let Some(p) = self.at(pos)
-            && self.vma(p).start < end
+            && self.vma(p).start() < end
         {
             return Err(self.vma(p));
         }
@@ -339,7 +339,7 @@ impl VmaTree {
     pub fn prev_before(&self, addr: VirtAddr) -> Option<&Vma> {
         let pos = self.seek(addr.0);
         match self.at(pos) {
-            Some(p) if self.vma(p).start < addr => Some(self.vma(p)),
+            Some(p) if self.vma(p).start() < addr => Some(self.vma(p)),
             Some(p) => self.before(p).map(|p| self.vma(p)),
             None => self.before(pos).map(|p| self.vma(p)),
         }
@@ -348,7 +348,7 @@ impl VmaTree {
     /// The first VMA starting at or above `addr` (`vma_next` from a gap at `addr`).
     pub fn next_from(&self, addr: VirtAddr) -> Option<&Vma> {
         let p = self.at(self.seek(addr.0))?;
-        if self.vma(p).start >= addr {
+        if self.vma(p).start() >= addr {
             return Some(self.vma(p));
         }
         self.after(p).map(|p| self.vma(p))
@@ -358,7 +358,7 @@ impl VmaTree {
     fn find_start(&self, start: VirtAddr) -> Option<(u32, usize)> {
         let (id, slot) = self.seek(start.0);
         let l = self.leaf(id);
-        (slot < l.vmas.len() && l.vmas[slot].start == start).then_some((id, slot))
+        (slot < l.vmas.len() && l.vmas[slot].start() == start).then_some((id, slot))
     }
 
     /// The VMA starting exactly at `start`.
@@ -381,7 +381,7 @@ impl VmaTree {
             pos = self.after(p);
             Some(self.vma(p))
         })
-        .take_while(move |v| v.start < end)
+        .take_while(move |v| v.start() < end)
     }
 
     /// Moves the VMA starting at `key` to `[start, end)` with file offset `pgoff`, in place,
@@ -395,12 +395,12 @@ impl VmaTree {
         debug_assert!(start < end);
         let (leaf, slot) = self.seek(key.0);
         debug_assert!(
-            self.leaf(leaf).vmas.get(slot).is_some_and(|v| v.start == key),
+            self.leaf(leaf).vmas.get(slot).is_some_and(|v| v.start() == key),
             "set_range of {key:?}, which is not in the tree"
         );
         debug_assert!(
-            self.before((leaf, slot)).is_none_or(|p| self.vma(p).end <= start)
-                && self.after((leaf, slot)).is_none_or(|p| self.vma(p).start >= end),
+            self.before((leaf, slot)).is_none_or(|p| self.vma(p).end() <= start)
+                && self.after((leaf, slot)).is_none_or(|p| self.vma(p).start() >= end),
             "set_range of {key:?} to [{start:?}, {end:?}) overlaps a neighbour"
         );
         let l = self.leaf(leaf);
@@ -413,9 +413,7 @@ impl VmaTree {
         let l = self.leaf_mut(leaf);
         l.ends[slot] = end.0;
         let v = &mut l.vmas[slot];
-        v.start = start;
-        v.end = end;
-        v.pgoff = pgoff;
+        v.set_bounds(start, end, pgoff);
         v
     }
 
@@ -434,20 +432,20 @@ impl VmaTree {
     /// Inserts a VMA that overlaps none. Never merges.
     pub(crate) fn insert(&mut self, vma: Vma) {
         debug_assert!(
-            self.find_intersection(vma.start, vma.end).is_none(),
+            self.find_intersection(vma.start(), vma.end()).is_none(),
             "insert of {vma:?} overlaps {:?}",
-            self.find_intersection(vma.start, vma.end)
+            self.find_intersection(vma.start(), vma.end())
         );
-        let (leaf, idx) = self.seek(vma.start.0);
+        let (leaf, idx) = self.seek(vma.start().0);
         let n = self.leaf(leaf).vmas.len();
         // The path is needed only when the leaf splits or gets a new highest end.
         let path = if n == B || idx == n {
-            self.descend(vma.start.0).0
+            self.descend(vma.start().0).0
         } else {
             [(NIL, 0); MAX_HEIGHT]
         };
         self.len += 1;
-        let end = vma.end.0;
+        let end = vma.end().0;
         let l = self.leaf_mut(leaf);
         if n < B {
             l.ends.copy_within(idx..n, idx + 1);
@@ -474,10 +472,10 @@ impl VmaTree {
             right.vmas.insert(idx - keep, vma);
         }
         for (k, v) in right.vmas.iter().enumerate() {
-            right.ends[k] = v.end.0;
+            right.ends[k] = v.end().0;
         }
         for (k, v) in l.vmas.iter().enumerate() {
-            l.ends[k] = v.end.0;
+            l.ends[k] = v.end().0;
         }
         l.ends[keep..].fill(u64::MAX);
         let left_max = l.ends[keep - 1];
@@ -568,7 +566,7 @@ impl VmaTree {
     pub(crate) fn remove(&mut self, start: VirtAddr) -> Option<Vma> {
         let (leaf, slot) = self.seek(start.0);
         let n = self.leaf(leaf).vmas.len();
-        if slot >= n || self.leaf(leaf).vmas[slot].start != start {
+        if slot >= n || self.leaf(leaf).vmas[slot].start() != start {
             return None;
         }
         // The path is needed only when the leaf empties or loses its highest end.
@@ -676,13 +674,13 @@ impl VmaTree {
         assert_eq!(vmas.len(), self.len, "len");
         for w in vmas.windows(2) {
             assert!(
-                w[0].end <= w[1].start,
+                w[0].end() <= w[1].start(),
                 "{:?} and {:?} overlap or are out of order",
                 w[0],
                 w[1]
             );
         }
-        assert_eq!(max, vmas.last().map(|v| v.end.0), "the root's highest end");
+        assert_eq!(max, vmas.last().map(|v| v.end().0), "the root's highest end");
     }
 
     fn check_node(&self, id: u32, depth: usize, leaves: &mut Vec<u32>) -> Option<u64> {
@@ -692,14 +690,14 @@ impl VmaTree {
             assert!(id == self.root || !l.vmas.is_empty(), "empty leaf {id}");
             assert!(l.vmas.capacity() <= B, "leaf {id} holds room for {}", l.vmas.capacity());
             for (k, v) in l.vmas.iter().enumerate() {
-                assert_eq!(l.ends[k], v.end.0, "leaf {id} slot {k}: end key");
+                assert_eq!(l.ends[k], v.end().0, "leaf {id} slot {k}: end key");
             }
             assert!(
                 l.ends[l.vmas.len()..].iter().all(|&k| k == u64::MAX),
                 "leaf {id}: padding"
             );
             leaves.push(id);
-            return l.vmas.last().map(|v| v.end.0);
+            return l.vmas.last().map(|v| v.end().0);
         }
         let b = self.branch(id);
         assert!(b.len >= 1 && b.len <= B, "branch {id} has {} children", b.len);
@@ -789,25 +787,25 @@ mod tests {
         t.insert(vma(5, 8));
         t.insert(vma(9, 10));
         assert!(t.lookup(VirtAddr(0)).is_none());
-        assert_eq!(t.lookup(VirtAddr(2 << 12)).unwrap().start.0, 1 << 12);
+        assert_eq!(t.lookup(VirtAddr(2 << 12)).unwrap().start().0, 1 << 12);
         assert!(t.lookup(VirtAddr(3 << 12)).is_none());
-        assert_eq!(t.find_vma(VirtAddr(3 << 12)).unwrap().start.0, 5 << 12);
+        assert_eq!(t.find_vma(VirtAddr(3 << 12)).unwrap().start().0, 5 << 12);
         assert!(t.find_vma(VirtAddr(10 << 12)).is_none());
         assert!(t.find_intersection(VirtAddr(3 << 12), VirtAddr(5 << 12)).is_none());
         assert_eq!(
-            starts(t.range(VirtAddr(2 << 12), VirtAddr(10 << 12)).map(|v| v.start)),
+            starts(t.range(VirtAddr(2 << 12), VirtAddr(10 << 12)).map(|v| v.start())),
             [1, 5, 9]
         );
         assert_eq!(
-            starts(t.range(VirtAddr(3 << 12), VirtAddr(6 << 12)).map(|v| v.start)),
+            starts(t.range(VirtAddr(3 << 12), VirtAddr(6 << 12)).map(|v| v.start())),
             [5]
         );
         assert_eq!(
-            starts(t.range(VirtAddr(10 << 12), VirtAddr(20 << 12)).map(|v| v.start)),
+            starts(t.range(VirtAddr(10 << 12), VirtAddr(20 << 12)).map(|v| v.start())),
             Vec::<u64>::new()
         );
-        assert_eq!(t.prev_before(VirtAddr(5 << 12)).unwrap().start.0, 1 << 12);
-        assert_eq!(t.next_from(VirtAddr(8 << 12)).unwrap().start.0, 9 << 12);
+        assert_eq!(t.prev_before(VirtAddr(5 << 12)).unwrap().start().0, 1 << 12);
+        assert_eq!(t.next_from(VirtAddr(8 << 12)).unwrap().start().0, 9 << 12);
     }
 
     /// Issue 12 finding 4: an empty or inverted range overlaps nothing. Before, the lookup hit
@@ -830,8 +828,8 @@ mod tests {
         // `prev` of an empty range is the last VMA ending at or below its start.
         let prev = |s: u64, e: u64| {
             t.overlap_or_prev(a(s), a(e))
-                .map(|p| p.map(|v| v.start.0 >> 12))
-                .map_err(|v| v.start.0 >> 12)
+                .map(|p| p.map(|v| v.start().0 >> 12))
+                .map_err(|v| v.start().0 >> 12)
         };
         assert_eq!(prev(6, 6), Ok(Some(1)), "inside B: the VMA before B");
         assert_eq!(prev(5, 5), Ok(Some(1)), "at B's start");
@@ -878,7 +876,7 @@ mod model {
             1 => {
                 if let Some((s, e)) = containing {
                     let v = t.remove(VirtAddr(s << 12)).expect("in the tree");
-                    assert_eq!(v.end.0, e << 12);
+                    assert_eq!(v.end().0, e << 12);
                     m.remove(&s);
                 }
             }
@@ -901,12 +899,12 @@ mod model {
 
     fn compare(t: &VmaTree, m: &BTreeMap<u64, u64>, probes: &[u64]) {
         t.check();
-        let got: Vec<(u64, u64)> = t.iter().map(|v| (v.start.0 >> 12, v.end.0 >> 12)).collect();
+        let got: Vec<(u64, u64)> = t.iter().map(|v| (v.start().0 >> 12, v.end().0 >> 12)).collect();
         let want: Vec<(u64, u64)> = m.iter().map(|(s, e)| (*s, *e)).collect();
         assert_eq!(got, want);
-        let back: Vec<(u64, u64)> = t.iter().rev().map(|v| (v.start.0 >> 12, v.end.0 >> 12)).collect();
+        let back: Vec<(u64, u64)> = t.iter().rev().map(|v| (v.start().0 >> 12, v.end().0 >> 12)).collect();
         assert!(back.iter().rev().eq(want.iter()), "reverse iteration");
-        let pages = |v: Option<&Vma>| v.map(|v| (v.start.0 >> 12, v.end.0 >> 12));
+        let pages = |v: Option<&Vma>| v.map(|v| (v.start().0 >> 12, v.end().0 >> 12));
         for &p in probes {
             let a = VirtAddr(p << 12);
             let lookup = m
@@ -930,7 +928,7 @@ mod model {
                 .collect();
             let got: Vec<(u64, u64)> = t
                 .range(a, VirtAddr(q << 12))
-                .map(|v| (v.start.0 >> 12, v.end.0 >> 12))
+                .map(|v| (v.start().0 >> 12, v.end().0 >> 12))
                 .collect();
             assert_eq!(got, overlap, "range [{p}, {q})");
         }
@@ -949,7 +947,7 @@ mod model {
                 }
             }
             compare(&t, &m, &(0..610).step_by(7).collect::<Vec<_>>());
-            let all: Vec<(u64, u64)> = t.into_vmas().map(|v| (v.start.0 >> 12, v.end.0 >> 12)).collect();
+            let all: Vec<(u64, u64)> = t.into_vmas().map(|v| (v.start().0 >> 12, v.end().0 >> 12)).collect();
             prop_assert_eq!(all, m.into_iter().collect::<Vec<_>>());
         }
     }

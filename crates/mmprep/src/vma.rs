@@ -141,24 +141,58 @@ impl PageProt {
     }
 }
 
+/// What only file and driver mappings have (`vm_file`, `vm_ops`, `vm_private_data`), kept
+/// behind one shared handle so that the index holds small [`Vma`]s.
+///
+/// A split clones the handle (a reference count bump); a change to one VMA's file, ops or
+/// private data copies it first (`Arc::make_mut`), so the other halves keep theirs.
+#[derive(Clone)]
+struct VmaAttrs {
+    file: Option<Arc<File>>,
+    ops: VmOps,
+    private_data: Option<PrivateData>,
+}
+
+impl VmaAttrs {
+    /// No file, anonymous ops, no private data: what `Vma::attrs == None` stands for.
+    fn is_plain(&self) -> bool {
+        self.file.is_none() && matches!(self.ops, VmOps::Anonymous) && self.private_data.is_none()
+    }
+}
+
+/// The ops of every VMA without attributes (`vm_ops == NULL`).
+static ANONYMOUS_OPS: VmOps = VmOps::Anonymous;
+
 /// A virtual memory area (`struct vm_area_struct`).
 ///
+/// Kept small (at most 72 B, asserted in a test) because the index moves whole `Vma`s inside
+/// its leaves: what every operation touches is inline, the file, ops and private data sit behind
+/// one shared handle that is `None` for plain anonymous memory.
+///
 /// # Invariants
-/// - `start < end`, both page aligned.
+/// - `start < end`, both page aligned. A VMA in the tree changes its range only through
+///   `VmaTree::set_range` (which keeps the tree's keys true); `Vma::set_bounds` is for a VMA
+///   that is not in the tree (a split's new half, a moved copy) and for the tree itself.
 /// - A VMA with `ops == VmOps::Anonymous` has no driver hooks; a VMA with a file has `Dummy` or
 ///   `Driver` ops, except private `/dev/zero`, which the kernel makes anonymous while it keeps
 ///   the file.
+/// - `attrs` is `None` exactly when there is no file, the ops are `Anonymous` and there is no
+///   private data: every setter of those three restores this, so anonymous VMAs never allocate.
+/// - `page_prot` follows `flags` only where the kernel calls `vma_set_page_prot`: the setter of
+///   the flags leaves it alone (`Vma::set_flags`, `vm_flags_reset`), and
+///   `Vma::set_page_prot_from_flags` recomputes it.
 #[derive(Clone)]
 pub struct Vma {
-    pub(crate) start: VirtAddr,
-    pub(crate) end: VirtAddr,
-    pub(crate) pgoff: PgOff,
-    pub(crate) flags: VmaFlags,
-    pub(crate) page_prot: PageProt,
-    pub(crate) file: Option<Arc<File>>,
-    pub(crate) ops: VmOps,
-    pub(crate) anon: Option<AnonVmaRef>,
-    pub(crate) private_data: Option<PrivateData>,
+    start: VirtAddr,
+    end: VirtAddr,
+    pgoff: PgOff,
+    flags: VmaFlags,
+    // The anon_vma, unpacked so that its absence costs no tag: `anon_chain == 0` means none
+    // (a real one has at least itself in its chain). 4 B of chain and 4 B of page_prot share a word.
+    anon_id: AnonVmaId,
+    anon_chain: u32,
+    page_prot: PageProt,
+    attrs: Option<Arc<VmaAttrs>>,
 }
 
 // Read access: anyone holding a `&Vma` (drivers in hooks, callers after a lookup).
@@ -201,15 +235,15 @@ impl Vma {
     }
     /// The mapped file (`vm_file`).
     pub fn file(&self) -> Option<&Arc<File>> {
-        self.file.as_ref()
+        self.attrs.as_deref().and_then(|a| a.file.as_ref())
     }
     /// The operations.
     pub fn ops(&self) -> &VmOps {
-        &self.ops
+        self.attrs.as_deref().map_or(&ANONYMOUS_OPS, |a| &a.ops)
     }
     /// Anonymous (`vma_is_anonymous`: no `vm_ops`)?
     pub fn is_anonymous(&self) -> bool {
-        matches!(self.ops, VmOps::Anonymous)
+        matches!(self.ops(), VmOps::Anonymous)
     }
     /// Is any of read, write, exec allowed (`vma_is_accessible`)?
     pub fn is_accessible(&self) -> bool {
@@ -217,11 +251,14 @@ impl Vma {
     }
     /// The anon_vma, if a private page was ever written.
     pub fn anon_vma(&self) -> Option<AnonVmaRef> {
-        self.anon
+        (self.anon_chain != 0).then_some(AnonVmaRef {
+            id: self.anon_id,
+            chain: self.anon_chain,
+        })
     }
     /// The driver's private data.
     pub fn private_data(&self) -> Option<&PrivateData> {
-        self.private_data.as_ref()
+        self.attrs.as_deref().and_then(|a| a.private_data.as_ref())
     }
     /// Sealed (`vma_is_sealed`)?
     pub fn is_sealed(&self) -> bool {
@@ -239,9 +276,10 @@ impl Vma {
     }
 }
 
-// Changes: only `Mm` and the merge code, which keep the tree's invariants.
+// Changes: only `Mm`, the tree and the merge code, which keep the tree's invariants.
 impl Vma {
-    /// A new VMA with no file, no ops table decided yet (anonymous), no anon_vma.
+    /// A new VMA with no file, no ops table decided yet (anonymous), no anon_vma
+    /// (`vm_area_alloc` + `vma_set_range`, page_prot from the flags).
     pub(crate) fn new(range: PageRange, pgoff: PgOff, flags: VmaFlags) -> Vma {
         Vma {
             start: range.start(),
@@ -249,10 +287,105 @@ impl Vma {
             pgoff,
             flags,
             page_prot: PageProt::from_flags(flags),
-            file: None,
-            ops: VmOps::Anonymous,
-            anon: None,
-            private_data: None,
+            anon_id: AnonVmaId(0),
+            anon_chain: 0,
+            attrs: None,
+        }
+    }
+
+    /// `vma_set_range`: new bounds and file offset. Only for a VMA outside the tree (a split's
+    /// new half, mremap's copy, a VMA between `remove` and `insert`) and for `VmaTree::set_range`,
+    /// which keeps its keys in step.
+    pub(crate) fn set_bounds(&mut self, start: VirtAddr, end: VirtAddr, pgoff: PgOff) {
+        debug_assert!(start < end, "a VMA's range is non-empty");
+        self.start = start;
+        self.end = end;
+        self.pgoff = pgoff;
+    }
+
+    /// `vm_flags_reset`: new flags; the page protection stays until
+    /// `Vma::set_page_prot_from_flags` (the kernel's `vma_set_page_prot`).
+    pub(crate) fn set_flags(&mut self, flags: VmaFlags) {
+        self.flags = flags;
+    }
+
+    /// `vm_flags_set`: add the flags of `mask`; the page protection stays.
+    pub(crate) fn set_flag_bits(&mut self, mask: VmaFlags) {
+        self.flags.set_mask(mask);
+    }
+
+    /// `vm_flags_set` of one flag.
+    pub(crate) fn set_flag(&mut self, bit: VmaBit) {
+        self.flags.set(bit);
+    }
+
+    /// `vm_flags_clear` of one flag.
+    pub(crate) fn clear_flag(&mut self, bit: VmaBit) {
+        self.flags.clear(bit);
+    }
+
+    /// `vm_flags_clear`: remove the flags of `mask`; the page protection stays.
+    pub(crate) fn clear_flag_bits(&mut self, mask: VmaFlags) {
+        self.flags.clear_mask(mask);
+    }
+
+    /// `vma_set_page_prot`: recompute the protection from the flags, keeping the cache mode.
+    pub(crate) fn set_page_prot_from_flags(&mut self) {
+        self.page_prot = self.page_prot.recompute(self.flags);
+    }
+
+    /// Set the page protection as a driver or the mmap path chose it (`vma->vm_page_prot = ...`).
+    pub(crate) fn set_page_prot(&mut self, prot: PageProt) {
+        self.page_prot = prot;
+    }
+
+    /// Set the file offset of a VMA whose start does not move (a driver's `mmap` hook may).
+    pub(crate) fn set_pgoff(&mut self, pgoff: PgOff) {
+        self.pgoff = pgoff;
+    }
+
+    /// Attach, replace or drop the anon_vma (`anon_vma_prepare`, `dup_anon_vma`, fork).
+    pub(crate) fn set_anon(&mut self, anon: Option<AnonVmaRef>) {
+        match anon {
+            Some(a) => {
+                debug_assert!(a.chain >= 1, "an anon_vma chain holds at least its own anon_vma");
+                self.anon_id = a.id;
+                self.anon_chain = a.chain;
+            }
+            None => {
+                self.anon_id = AnonVmaId(0);
+                self.anon_chain = 0;
+            }
+        }
+    }
+
+    /// Set `vm_file`.
+    pub(crate) fn set_file(&mut self, file: Option<Arc<File>>) {
+        self.change_attrs(|a| a.file = file);
+    }
+
+    /// Set `vm_ops`.
+    pub(crate) fn set_ops(&mut self, ops: VmOps) {
+        self.change_attrs(|a| a.ops = ops);
+    }
+
+    /// Set `vm_private_data`.
+    pub(crate) fn set_private_data(&mut self, data: Option<PrivateData>) {
+        self.change_attrs(|a| a.private_data = data);
+    }
+
+    /// Copy-on-write change of the shared attributes, then back to `None` if they are plain.
+    fn change_attrs(&mut self, change: impl FnOnce(&mut VmaAttrs)) {
+        let attrs = self.attrs.get_or_insert_with(|| {
+            Arc::new(VmaAttrs {
+                file: None,
+                ops: VmOps::Anonymous,
+                private_data: None,
+            })
+        });
+        change(Arc::make_mut(attrs));
+        if attrs.is_plain() {
+            self.attrs = None;
         }
     }
 }
@@ -262,14 +395,66 @@ impl fmt::Debug for Vma {
         write!(
             f,
             "Vma[{:#x}, {:#x}) {:?} {:?} ops={:?}",
-            self.start.0, self.end.0, self.pgoff, self.flags, self.ops
+            self.start.0,
+            self.end.0,
+            self.pgoff,
+            self.flags,
+            self.ops()
         )?;
-        if let Some(file) = &self.file {
+        if let Some(file) = self.file() {
             write!(f, " file={}", file.path())?;
         }
-        if let Some(a) = self.anon {
+        if let Some(a) = self.anon_vma() {
             write!(f, " anon={}/{}", a.id.0, a.chain)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index moves whole `Vma`s inside its leaves: keep them small.
+    #[test]
+    fn vma_is_at_most_72_bytes() {
+        assert!(
+            core::mem::size_of::<Vma>() <= 72,
+            "size_of::<Vma>() = {}",
+            core::mem::size_of::<Vma>()
+        );
+        // What it is today: range, pgoff, flags, anon_vma, page_prot and one handle.
+        assert_eq!(core::mem::size_of::<Vma>(), 64);
+    }
+
+    /// The unpacked anon_vma reads back as it was set.
+    #[test]
+    fn anon_vma_round_trips() {
+        let range = PageRange::new(VirtAddr(0x1000), VirtAddr(0x2000)).unwrap();
+        let mut v = Vma::new(range, PgOff(1), VmaFlags::EMPTY);
+        assert_eq!(v.anon_vma(), None);
+        let a = AnonVmaRef {
+            id: AnonVmaId(0),
+            chain: 2,
+        };
+        v.set_anon(Some(a));
+        assert_eq!(v.anon_vma(), Some(a));
+        v.set_anon(None);
+        assert_eq!(v.anon_vma(), None);
+    }
+
+    /// Setting and clearing the file, ops and private data keeps plain VMAs without a handle,
+    /// and a change to one clone leaves the other's attributes alone.
+    #[test]
+    fn attrs_are_shared_and_copied_on_write() {
+        let range = PageRange::new(VirtAddr(0x1000), VirtAddr(0x3000)).unwrap();
+        let mut a = Vma::new(range, PgOff(0), VmaFlags::EMPTY);
+        assert!(a.attrs.is_none() && a.is_anonymous());
+        a.set_ops(VmOps::Dummy);
+        let mut b = a.clone();
+        assert!(Arc::ptr_eq(a.attrs.as_ref().unwrap(), b.attrs.as_ref().unwrap()));
+        b.set_ops(VmOps::Anonymous);
+        assert!(b.attrs.is_none() && b.is_anonymous());
+        assert!(matches!(a.ops(), VmOps::Dummy));
     }
 }

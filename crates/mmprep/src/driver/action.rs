@@ -112,7 +112,7 @@ impl NewVma<'_> {
     /// `vma_set_anonymous`: drop the `vm_ops`, so faults fill zero pages as in anonymous memory.
     /// The file stays (`/proc/PID/maps` still names it).
     pub fn set_anonymous(&mut self) {
-        self.vma.ops = VmOps::Anonymous;
+        self.vma.set_ops(VmOps::Anonymous);
     }
 }
 

@@ -55,45 +55,45 @@ impl LegacyVma<'_> {
     }
     /// `vm_flags_set`: sets these flags.
     pub fn set_flags(&mut self, mask: VmaFlags) {
-        self.vma.flags.set_mask(mask);
+        self.vma.set_flag_bits(mask);
     }
     /// `vm_flags_clear`: clears these flags.
     pub fn clear_flags(&mut self, mask: VmaFlags) {
-        self.vma.flags.clear_mask(mask);
+        self.vma.clear_flag_bits(mask);
     }
     /// `vma->vm_ops = ops`.
     pub fn set_vm_ops(&mut self, ops: Arc<dyn VmOperations>) {
-        self.vma.ops = VmOps::Driver(ops);
+        self.vma.set_ops(VmOps::Driver(ops));
     }
     /// `vma->vm_private_data = data`.
     pub fn set_private_data(&mut self, data: PrivateData) {
-        self.vma.private_data = Some(data);
+        self.vma.set_private_data(Some(data));
     }
     /// `vma->vm_pgoff = pgoff`.
     pub fn set_pgoff(&mut self, pgoff: PgOff) {
-        self.vma.pgoff = pgoff;
+        self.vma.set_pgoff(pgoff);
     }
     /// `vma_set_file`: points the VMA at another file (a stacked file's inner one).
     pub fn set_file(&mut self, file: Arc<File>) {
-        self.vma.file = Some(file);
+        self.vma.set_file(Some(file));
     }
     /// `vma->vm_page_prot = prot`.
     pub fn set_page_prot(&mut self, prot: PageProt) {
-        self.vma.page_prot = prot;
+        self.vma.set_page_prot(prot);
     }
 
     /// `vm_insert_page`: maps a kernel page at `addr` (sets `VM_MIXEDMAP`).
     pub fn vm_insert_page(&mut self, addr: VirtAddr, page: FrameRef) -> Result<()> {
-        if addr < self.vma.start || addr >= self.vma.end {
+        if addr < self.vma.start() || addr >= self.vma.end() {
             return Err(err(Errno::EFAULT, "address outside the VMA"));
         }
-        if self.vma.flags.test(VmaBit::PfnMap) {
+        if self.vma.flags().test(VmaBit::PfnMap) {
             return Err(err(Errno::EINVAL, "vm_insert_page into a PFN mapping"));
         }
         if self.ptes.get(addr).is_some() {
             return Err(err(Errno::EBUSY, "a page is already mapped there"));
         }
-        self.vma.flags.set(VmaBit::MixedMap);
+        self.vma.set_flag(VmaBit::MixedMap);
         self.ptes.set(addr.page_down(), Pte::frame(page, false, false));
         Ok(())
     }
@@ -111,18 +111,18 @@ impl LegacyVma<'_> {
     /// `remap_range` in `driver/action.rs`), `EINVAL` for a partial private remap, a misaligned start or a
     /// physical range that wraps.
     pub fn remap_pfn_range(&mut self, addr: VirtAddr, pfn: Pfn, size: u64) -> Result<()> {
-        let range = (self.vma.start, self.vma.end);
+        let range = (self.vma.start(), self.vma.end());
         let end = action::remap_range(addr, size, range.0, range.1)?;
-        let is_cow = flags::is_cow_mapping(self.vma.flags);
+        let is_cow = flags::is_cow_mapping(self.vma.flags());
         if let Some(pgoff) = action::get_remap_pgoff(is_cow, (addr, end), range, pfn)? {
-            self.vma.pgoff = pgoff;
+            self.vma.set_pgoff(pgoff);
         }
-        self.vma.flags.set_mask(flags::REMAP_FLAGS);
+        self.vma.set_flag_bits(flags::REMAP_FLAGS);
         let kind = ActionKind::RemapPfn {
             start: addr,
             pfn,
             size,
-            prot: self.vma.page_prot,
+            prot: self.vma.page_prot(),
         };
         action::install_ptes(self.ptes, &kind)
     }
@@ -131,22 +131,22 @@ impl LegacyVma<'_> {
     /// file (overlayfs, a backing file) does when the file below converted to mmap_prepare.
     pub fn compat_mmap_prepare(&mut self, inner: &Arc<File>) -> Result<()> {
         let v = &*self.vma;
-        let mut desc = VmAreaDesc::new(inner.clone(), v.start, v.end, v.pgoff, v.flags, self.shmem);
-        if let Some(f) = &v.file {
+        let mut desc = VmAreaDesc::new(inner.clone(), v.start(), v.end(), v.pgoff(), v.flags(), self.shmem);
+        if let Some(f) = v.file() {
             desc.set_vm_file(f.clone());
         }
-        desc.set_page_prot(v.page_prot);
+        desc.set_page_prot(v.page_prot());
         let parts = pipeline::call_mmap_prepare(inner, desc, self.events)?;
         // compat_set_vma_from_desc
         let vma = &mut *self.vma;
-        vma.pgoff = parts.pgoff;
-        vma.file = Some(parts.vm_file);
-        vma.flags = parts.flags;
-        vma.page_prot = parts.page_prot;
+        vma.set_pgoff(parts.pgoff);
+        vma.set_file(Some(parts.vm_file));
+        vma.set_flags(parts.flags);
+        vma.set_page_prot(parts.page_prot);
         if let Some(ops) = parts.vm_ops {
-            vma.ops = VmOps::Driver(ops);
+            vma.set_ops(VmOps::Driver(ops));
         }
-        vma.private_data = parts.private_data;
+        vma.set_private_data(parts.private_data);
         // mmap_action_complete with is_compat: no unmap, no error hook; the caller's failure
         // path cleans up ([N+]).
         let action = parts.action;

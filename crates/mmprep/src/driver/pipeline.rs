@@ -98,7 +98,7 @@ pub(crate) fn mmap_action_complete(
     action: &MmapAction,
     driver: &'static str,
 ) -> Result<()> {
-    let (start, end) = (vma.start, vma.end);
+    let (start, end) = (vma.start(), vma.end());
     if !matches!(action.kind, ActionKind::Nothing) {
         let r = action::install_ptes(ptes, &action.kind);
         let name = action.kind.name();
@@ -127,15 +127,15 @@ pub(crate) fn mmap_action_complete(
 /// `mm/util.c:call_vma_mapped`: if the VMA's ops have `mapped`, call it with a copy of the private
 /// data, which is written back only on success.
 fn call_vma_mapped(vma: &mut Vma, events: &EventLog) -> Result<()> {
-    let Some(ops) = vma.ops.driver().filter(|o| o.mapped().is_some()).cloned() else {
+    let Some(ops) = vma.ops().driver().filter(|o| o.mapped().is_some()).cloned() else {
         return Ok(());
     };
-    let mut private = vma.private_data.clone();
-    let (start, end, pgoff) = (vma.start, vma.end, vma.pgoff);
+    let mut private = vma.private_data().cloned();
+    let (start, end, pgoff) = (vma.start(), vma.end(), vma.pgoff());
     let mark = events.mark();
-    let r = ops.mapped().map_or(Ok(()), |hook| {
-        hook.mapped(start, end, pgoff, vma.file.as_ref(), &mut private)
-    });
+    let r = ops
+        .mapped()
+        .map_or(Ok(()), |hook| hook.mapped(start, end, pgoff, vma.file(), &mut private));
     let name = ops.ops_name();
     events.insert_at(mark, || Event::Mapped {
         ops: name,
@@ -145,7 +145,7 @@ fn call_vma_mapped(vma: &mut Vma, events: &EventLog) -> Result<()> {
         result: r.map_err(|e| e.errno),
     });
     r?;
-    vma.private_data = private;
+    vma.set_private_data(private);
     Ok(())
 }
 

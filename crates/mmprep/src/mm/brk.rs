@@ -118,7 +118,10 @@ impl Mm {
         }
         if brk <= b.brk {
             // Always allow shrinking, if something is there to unmap.
-            let found = self.tree.find_vma(VirtAddr(newbrk)).is_some_and(|v| v.start.0 < oldbrk);
+            let found = self
+                .tree
+                .find_vma(VirtAddr(newbrk))
+                .is_some_and(|v| v.start().0 < oldbrk);
             if !found {
                 return VirtAddr(origbrk);
             }
@@ -137,7 +140,7 @@ impl Mm {
         let gap = self.profile.stack_guard_gap;
         let page = self.page_size();
         let limit = newbrk.saturating_add(page).saturating_add(gap);
-        if let Some(next) = self.tree.find_vma(VirtAddr(oldbrk)).filter(|v| v.start.0 < limit)
+        if let Some(next) = self.tree.find_vma(VirtAddr(oldbrk)).filter(|v| v.start().0 < limit)
             && newbrk + page > next.start_gap(gap).0
         {
             return VirtAddr(origbrk);
@@ -146,8 +149,8 @@ impl Mm {
         let brkvma = self
             .tree
             .prev_before(VirtAddr(oldbrk))
-            .filter(|v| v.end.0 > b.start_brk)
-            .map(|v| v.start);
+            .filter(|v| v.end().0 > b.start_brk)
+            .map(|v| v.start());
         if self
             .do_brk_flags(brkvma, VirtAddr(oldbrk), len, VmaFlags::EMPTY)
             .is_err()
@@ -168,7 +171,11 @@ impl Mm {
         if self.tree.find_intersection(addr, VirtAddr(addr.0 + len)).is_some() {
             return Err(err(Errno::ENOMEM, "the bss range is already mapped"));
         }
-        let prev = self.tree.prev_before(addr).filter(|v| v.end == addr).map(|v| v.start);
+        let prev = self
+            .tree
+            .prev_before(addr)
+            .filter(|v| v.end() == addr)
+            .map(|v| v.start());
         self.do_brk_flags(prev, addr, len, flags)
     }
 
@@ -216,7 +223,7 @@ impl Mm {
         let end = VirtAddr(addr.0 + len);
         let pgoff = PgOff(addr.page_index());
         let mut merged = false;
-        if let Some(prev) = brkvma.filter(|k| self.tree.get(*k).is_some_and(|v| v.end == addr)) {
+        if let Some(prev) = brkvma.filter(|k| self.tree.get(*k).is_some_and(|v| v.end() == addr)) {
             let mut vmg = MergeState::new_range(addr, end, pgoff, vm_flags, None, Some(prev), None);
             vmg.just_expand = true;
             merged = self.merge_new_range(&mut vmg).is_some();
@@ -237,10 +244,10 @@ impl Mm {
             let range = PageRange::new(addr, end).expect("heap range is aligned and non-empty");
             self.tree.insert(Vma::new(range, pgoff, vm_flags));
         } else if self.profile.soft_dirty
-            && let Some(key) = self.tree.lookup(addr).map(|v| v.start)
+            && let Some(key) = self.tree.lookup(addr).map(|v| v.start())
             && let Some(v) = self.tree.get_mut(key)
         {
-            v.flags.set(VmaBit::SoftDirty);
+            v.set_flag(VmaBit::SoftDirty);
         }
         self.vm_stat_account(vm_flags, npages as i64);
         if vm_flags.test(VmaBit::Locked) {

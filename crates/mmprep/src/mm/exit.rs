@@ -37,7 +37,7 @@ impl Mm {
         // unmap_vmas: the whole address space's page tables first, then the VMAs go, one leaf
         // of the tree at a time (no copy of a million VMAs at the peak of a run's memory).
         for v in tree.iter() {
-            self.ptes.zap(v.start, v.end);
+            self.ptes.zap(v.start(), v.end());
         }
         let mut nr_accounted = 0;
         for v in tree.into_vmas() {
@@ -50,7 +50,7 @@ impl Mm {
                 // while a failed test unwinds, and must not panic a second time.
                 self.locked_vm = self.locked_vm.saturating_sub(n);
             }
-            self.vm_stat_account(v.flags, -(n as i64));
+            self.vm_stat_account(v.flags(), -(n as i64));
             // remove_vma: vma_close, then fput and the free (dropping `v` drops the file, the
             // private data and the driver's ops).
             self.hook_close(&v);

@@ -171,7 +171,7 @@ impl Mm {
             let a = VirtAddr(addr.0.wrapping_add(done as u64));
             let chunk = chunk_len(a, buf.len() - done);
             let Some(vma) = self.tree.lookup(a) else { break };
-            let (key, flags) = (vma.start, vma.flags);
+            let (key, flags) = (vma.start(), vma.flags());
             let gup_ok = !flags.test_any(vma_flags![Io, PfnMap])
                 && if write {
                     flags.test(VmaBit::Write) || crate::flags::is_cow_mapping(flags)
@@ -203,7 +203,7 @@ impl Mm {
     /// Calls the VMA's `access` hook; the bytes it did (0 on error or without a hook).
     fn hook_access(&mut self, key: VirtAddr, addr: VirtAddr, buf: &mut [u8], write: bool) -> usize {
         let vma = self.tree.get(key).expect("VMA in tree");
-        let Some(ops) = vma.ops.driver() else {
+        let Some(ops) = vma.ops().driver() else {
             return 0;
         };
         let Some(hook) = ops.access() else {
@@ -300,7 +300,7 @@ impl Mm {
     /// `lock_vma_under_rcu` + `access_error` + the fault, without changing the address space.
     fn user_page_shared(&self, addr: VirtAddr, access: Access) -> core::result::Result<PageRef, Stop> {
         let vma = match self.tree.find_vma(addr) {
-            Some(v) if v.start <= addr => v,
+            Some(v) if v.start() <= addr => v,
             // Growing a stack changes the VMA: only under the exclusive lock.
             Some(v) if v.test(VmaBit::GrowsDown) => return Err(Stop::NeedsAnonVma),
             _ => return Err(Stop::Signal(Signal::Segv)),
@@ -312,7 +312,7 @@ impl Mm {
         if !allowed {
             return Err(Stop::Signal(Signal::Segv));
         }
-        let (key, write) = (vma.start, access == Access::Write);
+        let (key, write) = (vma.start(), access == Access::Write);
         let page = self.handle_page_shared(key, addr, write)?;
         // The rest of a larger guest page, as `handle_page` does.
         if self.unit_shift() != 0 {
@@ -330,9 +330,9 @@ impl Mm {
     fn user_page(&mut self, addr: VirtAddr, access: Access) -> core::result::Result<PageRef, Signal> {
         // lock_mm_and_find_vma
         let key = match self.tree.find_vma(addr) {
-            Some(v) if v.start <= addr => v.start,
+            Some(v) if v.start() <= addr => v.start(),
             Some(v) if v.test(VmaBit::GrowsDown) => {
-                let key = v.start;
+                let key = v.start();
                 self.expand_downwards(key, addr).map_err(|_| Signal::Segv)?;
                 VirtAddr(addr.0 & self.page_mask())
             }
@@ -397,7 +397,7 @@ impl Mm {
         let vma = self.tree.get(key).expect("VMA in tree");
         let shared = vma.test(VmaBit::Shared);
         let anonymous = vma.is_anonymous();
-        let has_anon = vma.anon.is_some();
+        let has_anon = vma.anon_vma().is_some();
         let need_anon = || if has_anon { Ok(()) } else { Err(Stop::NeedsAnonVma) };
         loop {
             if write && !shared {
@@ -527,7 +527,7 @@ impl Mm {
     /// `__do_fault`: asks the VMA's driver for the page at `addr`.
     fn call_fault(&self, key: VirtAddr, addr: VirtAddr, write: bool) -> core::result::Result<FrameRef, Signal> {
         let vma = self.tree.get(key).expect("VMA in tree");
-        let VmOps::Driver(ops) = &vma.ops else {
+        let VmOps::Driver(ops) = vma.ops() else {
             return Err(Signal::Bus);
         };
         let Some(fault) = ops.fault() else {
@@ -562,7 +562,7 @@ impl Mm {
     /// written, if it wants to know. An error is `SIGBUS`.
     fn call_mkwrite(&self, key: VirtAddr, addr: VirtAddr, pfn: bool) -> core::result::Result<(), Signal> {
         let vma = self.tree.get(key).expect("VMA in tree");
-        let Some(ops) = vma.ops.driver() else {
+        let Some(ops) = vma.ops().driver() else {
             return Ok(());
         };
         // The member the write needs: a missing one means the driver does not want to know.
@@ -605,7 +605,7 @@ impl Mm {
     /// `__anon_vma_prepare`: give the VMA at `key` an anon_vma, reusing a neighbour's if it is
     /// compatible, else a new one.
     pub(crate) fn anon_vma_prepare(&mut self, key: VirtAddr) -> Result<()> {
-        if self.tree.get(key).expect("VMA in tree").anon.is_some() {
+        if self.tree.get(key).expect("VMA in tree").anon_vma().is_some() {
             return Ok(());
         }
         self.alloc()?; // anon_vma_chain_alloc
@@ -613,7 +613,7 @@ impl Mm {
             Some(id) => AnonVmaRef { id, chain: 1 },
             None => self.new_anon_vma(),
         };
-        self.tree.get_mut(key).expect("VMA in tree").anon = Some(anon);
+        self.tree.get_mut(key).expect("VMA in tree").set_anon(Some(anon));
         Ok(())
     }
 
@@ -622,15 +622,15 @@ impl Mm {
     fn find_mergeable_anon_vma(&self, key: VirtAddr) -> Option<AnonVmaId> {
         let vma = self.tree.get(key).expect("VMA in tree");
         let reusable = |old: &Vma, a: &Vma, b: &Vma| -> Option<AnonVmaId> {
-            let anon = old.anon.filter(|x| !x.is_fork_child())?;
+            let anon = old.anon_vma().filter(|x| !x.is_fork_child())?;
             anon_vma_compatible(a, b).then_some(anon.id)
         };
-        if let Some(next) = self.tree.get(vma.end)
+        if let Some(next) = self.tree.get(vma.end())
             && let Some(id) = reusable(next, vma, next)
         {
             return Some(id);
         }
-        let prev = self.tree.prev_before(vma.start)?;
+        let prev = self.tree.prev_before(vma.start())?;
         reusable(prev, prev, vma)
     }
 
@@ -644,7 +644,7 @@ impl Mm {
         if let Some(prev) = self.tree.prev_before(key)
             && !prev.test(VmaBit::GrowsDown)
             && prev.is_accessible()
-            && address.0 - prev.end.0 < gap
+            && address.0 - prev.end().0 < gap
         {
             return Err(err(
                 Errno::ENOMEM,
@@ -659,12 +659,12 @@ impl Mm {
         self.anon_vma_prepare(key)?;
         let vma = self.tree.get(key).expect("VMA in tree");
         let grow = key.pages_from(address);
-        let size = vma.end.0 - address.0;
-        if grow > vma.pgoff.get() {
+        let size = vma.end().0 - address.0;
+        if grow > vma.pgoff().get() {
             return Err(err(Errno::ENOMEM, "stack pgoff would go below zero"));
         }
         // acct_stack_growth
-        let flags = vma.flags;
+        let flags = vma.flags();
         if !self.may_expand_vm(flags, grow) {
             return Err(err(Errno::ENOMEM, "stack growth exceeds RLIMIT_AS"));
         }
@@ -680,8 +680,7 @@ impl Mm {
             self.charge(grow)?;
         }
         let mut v = self.tree.remove(key).expect("VMA in tree");
-        v.start = address;
-        v.pgoff = v.pgoff.sub(grow);
+        v.set_bounds(address, v.end(), v.pgoff().sub(grow));
         self.tree.insert(v);
         if flags.test(VmaBit::Locked) {
             self.locked_vm += grow;
@@ -698,8 +697,8 @@ impl Mm {
             let Some(v) = self.tree.find_intersection(nstart, end) else {
                 break;
             };
-            let (key, v_start, nend) = (v.start, v.start, v.end.min(end));
-            if !v.flags.test_any(vma_flags![Io, PfnMap]) {
+            let (key, v_start, nend) = (v.start(), v.start(), v.end().min(end));
+            if !v.flags().test_any(vma_flags![Io, PfnMap]) {
                 self.populate_vma_range(key, nstart.max(v_start), nend);
             }
             nstart = nend;
@@ -764,7 +763,7 @@ impl Mm {
         write: bool,
     ) -> core::result::Result<(), Signal> {
         let v = self.tree.get(key).expect("VMA in tree");
-        debug_assert!(v.start <= start && end <= v.end && start <= end);
+        debug_assert!(v.start() <= start && end <= v.end() && start <= end);
         let (anonymous, shared) = (v.is_anonymous(), v.test(VmaBit::Shared));
         let huge = anonymous && self.thp_vma_allowable(v);
         let stop = self.ptes.first_guard(start, end).unwrap_or(end);
@@ -804,7 +803,7 @@ impl Mm {
             // Every page between, up to the end of the file, is in a shmem object's page cache
             // now, as the kernel's faults leave it (what MADV_COLLAPSE asks about).
             let v = self.tree.get(key).expect("VMA in tree");
-            if let Some(file) = v.file.as_ref().filter(|f| f.inode().dev() == SHMEM_DEV) {
+            if let Some(file) = v.file().filter(|f| f.inode().dev() == SHMEM_DEV) {
                 let eof = file.inode().size().div_ceil(PAGE_SIZE);
                 let (first, end) = (v.pgoff_at(start).get(), v.pgoff_at(stop).get());
                 file.inode().populated(first, end.min(eof));
@@ -856,8 +855,8 @@ fn page_offset(a: VirtAddr) -> usize {
 /// offsets.
 fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
     let ignore = ACCESS_FLAGS.with(crate::flags::sticky_flags(true));
-    a.end == b.start
-        && same_file(a.file.as_ref(), b.file.as_ref())
-        && a.flags.diff(b.flags).without(ignore).is_empty()
-        && b.pgoff == a.pgoff.add(a.pages())
+    a.end() == b.start()
+        && same_file(a.file(), b.file())
+        && a.flags().diff(b.flags()).without(ignore).is_empty()
+        && b.pgoff() == a.pgoff().add(a.pages())
 }

@@ -56,27 +56,27 @@ impl Mm {
                 child.charge(v.pages())?;
             }
             let mut c = v.clone();
-            c.flags.clear_mask(flags::LOCKED_MASK);
-            c.anon = if v.test(VmaBit::WipeOnFork) {
+            c.clear_flag_bits(flags::LOCKED_MASK);
+            c.set_anon(if v.test(VmaBit::WipeOnFork) {
                 None
             } else {
-                v.anon.map(|parent| {
+                v.anon_vma().map(|parent| {
                     let own = child.new_anon_vma();
                     AnonVmaRef {
                         id: own.id,
                         chain: parent.chain + 1,
                     }
                 })
-            };
-            let (key, flags, pages) = (c.start, c.flags, c.pages());
+            });
+            let (key, flags, pages) = (c.start(), c.flags(), c.pages());
             // copy_page_range: the child maps the same frames (anonymous ones become
             // copy-on-write for both, since now two address spaces map them) and the same
             // guard markers. A VM_WIPEONFORK child starts empty.
             if !v.test(VmaBit::WipeOnFork) {
                 // vma_needs_copy: page tables are copied for VMAs with an anon_vma, PFN
                 // entries or guard markers.
-                let needs_copy = v.anon.is_some() || v.flags.test_any(vma_flags![PfnMap, MixedMap, MaybeGuard]);
-                self.ptes.fork_into(&child.ptes, v.start, v.end, needs_copy);
+                let needs_copy = v.anon_vma().is_some() || v.flags().test_any(vma_flags![PfnMap, MixedMap, MaybeGuard]);
+                self.ptes.fork_into(&child.ptes, v.start(), v.end(), needs_copy);
             }
             child.tree.insert(c);
             child.vm_stat_account(flags, pages as i64);

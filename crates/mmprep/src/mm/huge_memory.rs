@@ -74,7 +74,7 @@ impl Mm {
         if self.unit_shift() != 0 {
             return false;
         }
-        if vma.test(VmaBit::NoHugePage) || vma.test(VmaBit::HugeTlb) || vma.flags.test_any(flags::SPECIAL) {
+        if vma.test(VmaBit::NoHugePage) || vma.test(VmaBit::HugeTlb) || vma.flags().test_any(flags::SPECIAL) {
             return false;
         }
         let mode_allows = match self.profile.thp {
@@ -89,7 +89,7 @@ impl Mm {
     /// wholly inside it.
     pub(crate) fn thp_block_fits(vma: &Vma, addr: VirtAddr) -> bool {
         let (start, end) = huge_block(addr);
-        vma.start <= start && end <= vma.end && start < end
+        vma.start() <= start && end <= vma.end() && start < end
     }
 
     /// `__handle_mm_fault`'s test for the huge path: the block around `addr` has no page table

@@ -95,7 +95,7 @@ impl Mm {
             ImportAnon::None => None,
             ImportAnon::New => Some(()),
             ImportAnon::SameAs(at) => {
-                if self.tree.get(at).and_then(|v| v.anon).is_none() {
+                if self.tree.get(at).and_then(|v| v.anon_vma()).is_none() {
                     return Err(err(Errno::EINVAL, "SameAs names no imported VMA with an anon_vma"));
                 }
                 Some(())
@@ -108,14 +108,14 @@ impl Mm {
             _ => return Err(err(Errno::EINVAL, "the ops do not fit the file (or its absence)")),
         };
         let mut vma = Vma::new(range, spec.pgoff, flags);
-        vma.file = spec.file;
-        vma.ops = ops;
-        vma.page_prot = PageProt::from_flags(flags);
-        vma.anon = match (anon, spec.anon) {
+        vma.set_file(spec.file);
+        vma.set_ops(ops);
+        vma.set_page_prot(PageProt::from_flags(flags));
+        vma.set_anon(match (anon, spec.anon) {
             (None, _) => None,
-            (Some(()), ImportAnon::SameAs(at)) => self.tree.get(at).and_then(|v| v.anon),
+            (Some(()), ImportAnon::SameAs(at)) => self.tree.get(at).and_then(|v| v.anon_vma()),
             (Some(()), _) => Some(self.new_anon_vma()),
-        };
+        });
         let pages = vma.pages();
         self.tree.insert(vma);
         self.vm_stat_account(flags, pages as i64);

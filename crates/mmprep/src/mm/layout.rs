@@ -239,7 +239,7 @@ impl Mm {
     /// ranges among them, lowest first. Only built when there are reserved ranges.
     fn occupied_with_reserved(&self) -> Vec<(u64, u64)> {
         let gap = self.profile.stack_guard_gap;
-        let mut v: Vec<(u64, u64)> = self.tree.iter().map(|v| (v.start_gap(gap).0, v.end.0)).collect();
+        let mut v: Vec<(u64, u64)> = self.tree.iter().map(|v| (v.start_gap(gap).0, v.end().0)).collect();
         // Rounded out to whole guest pages, so that every hole stays page aligned.
         let mask = self.page_mask();
         v.extend(
@@ -258,7 +258,7 @@ impl Mm {
         if self.profile.reserved.is_empty() {
             let gap = self.profile.stack_guard_gap;
             topdown_in(
-                self.tree.iter().rev().map(|v| (v.start_gap(gap).0, v.end.0)),
+                self.tree.iter().rev().map(|v| (v.start_gap(gap).0, v.end().0)),
                 len,
                 low,
                 high,
@@ -272,7 +272,12 @@ impl Mm {
     fn unmapped_area_bottomup(&self, len: u64, low: u64, high: u64) -> Option<u64> {
         if self.profile.reserved.is_empty() {
             let gap = self.profile.stack_guard_gap;
-            bottomup_in(self.tree.iter().map(|v| (v.start_gap(gap).0, v.end.0)), len, low, high)
+            bottomup_in(
+                self.tree.iter().map(|v| (v.start_gap(gap).0, v.end().0)),
+                len,
+                low,
+                high,
+            )
         } else {
             let mut v = self.occupied_with_reserved();
             v.sort_unstable();

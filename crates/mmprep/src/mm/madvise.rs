@@ -177,10 +177,10 @@ impl Mm {
         let mut unmapped_error = Ok(());
         let mut range_start = start;
         // find_vma_prev
-        let mut vma = self.tree.find_vma(start).map(|v| (v.start, v.end));
+        let mut vma = self.tree.find_vma(start).map(|v| (v.start(), v.end()));
         let mut prev = match vma {
             Some((v, _)) if start > v => Some(v),
-            Some((v, _)) => self.tree.prev_before(v).map(|p| p.start),
+            Some((v, _)) => self.tree.prev_before(v).map(|p| p.start()),
             None => None,
         };
         loop {
@@ -202,14 +202,14 @@ impl Mm {
             // kernel look the next VMA up afresh with no prev; they never change VMAs, so
             // carrying on from this VMA finds the same one.
             prev = Some(key);
-            let v_end = self.tree.get(key).expect("VMA in tree").end;
+            let v_end = self.tree.get(key).expect("VMA in tree").end();
             if range_end < v_end {
                 range_end = v_end;
             }
             if range_end >= last_end {
                 break;
             }
-            vma = self.tree.find_vma(v_end).map(|v| (v.start, v.end));
+            vma = self.tree.find_vma(v_end).map(|v| (v.start(), v.end()));
             range_start = range_end;
         }
         unmapped_error
@@ -233,7 +233,7 @@ impl Mm {
                 "discarding the data of a sealed read-only anonymous mapping",
             ));
         }
-        let flags = vma.flags;
+        let flags = vma.flags();
         let mut new_flags = flags;
         match advice {
             Remove => return self.madvise_remove(key, start, end).map(|()| key),
@@ -275,7 +275,7 @@ impl Mm {
             }
             WipeOnFork => {
                 // Only private anonymous memory; a private /dev/zero mapping still has its file.
-                if vma.file.is_some() || flags.test(VmaBit::Shared) {
+                if vma.file().is_some() || flags.test(VmaBit::Shared) {
                     return Err(err(Errno::EINVAL, "wipeonfork on a file or shared mapping"));
                 }
                 new_flags.set(VmaBit::WipeOnFork);
@@ -336,7 +336,7 @@ impl Mm {
         new_flags: VmaFlags,
     ) -> Result<VirtAddr> {
         debug_assert_ne!(
-            self.tree.get(key).expect("VMA in tree").flags,
+            self.tree.get(key).expect("VMA in tree").flags(),
             new_flags,
             "the caller returns early when the flags stay"
         );
@@ -344,7 +344,7 @@ impl Mm {
         // INVARIANT: the range has the new flags; the sticky bits a merge brought stay.
         let sticky = flags::sticky_flags(self.profile.soft_dirty);
         let v = self.tree.get_mut(target).expect("VMA in tree");
-        v.flags = new_flags.with(v.flags.and(sticky));
+        v.set_flags(new_flags.with(v.flags().and(sticky)));
         Ok(target)
     }
 
@@ -361,7 +361,7 @@ impl Mm {
         if advice != Advice::DontNeedLocked {
             forbidden.set(VmaBit::Locked);
         }
-        if vma.flags.test_any(forbidden) || vma.test(VmaBit::HugeTlb) {
+        if vma.flags().test_any(forbidden) || vma.test(VmaBit::HugeTlb) {
             return Err(err(Errno::EINVAL, "the mapping is locked or maps raw page frames"));
         }
         if advice == Advice::Free {
@@ -385,16 +385,16 @@ impl Mm {
         if vma.test(VmaBit::Locked) {
             return Err(err(Errno::EINVAL, "remove on a locked mapping"));
         }
-        let Some(file) = vma.file.clone() else {
+        let Some(file) = vma.file().cloned() else {
             return Err(err(Errno::EINVAL, "remove needs a file"));
         };
-        if !flags::is_shared_maywrite(vma.flags) {
+        if !flags::is_shared_maywrite(vma.flags()) {
             return Err(err(
                 Errno::EACCES,
                 "remove needs a shared mapping the file may be written through",
             ));
         }
-        let offset = vma.pgoff.bytes().wrapping_add(start.bytes_from(vma.start));
+        let offset = vma.pgoff().bytes().wrapping_add(start.bytes_from(vma.start()));
         let len = end.bytes_from(start);
         // vfs_fallocate
         if !file.mode().write {
@@ -424,7 +424,7 @@ impl Mm {
     fn madvise_guard_install(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr) -> Result<()> {
         let vma = self.tree.get(key).expect("VMA in tree");
         // is_valid_guard_vma(allow_locked = false)
-        if vma.flags.test_any(flags::SPECIAL) || vma.flags.test_any(vma_flags![HugeTlb, Locked]) {
+        if vma.flags().test_any(flags::SPECIAL) || vma.flags().test_any(vma_flags![HugeTlb, Locked]) {
             return Err(err(Errno::EINVAL, "guard pages need a plain, unlocked mapping"));
         }
         let anonymous = vma.is_anonymous();
@@ -432,8 +432,7 @@ impl Mm {
         self.tree
             .get_mut(key)
             .expect("VMA in tree")
-            .flags
-            .set(VmaBit::MaybeGuard);
+            .set_flag(VmaBit::MaybeGuard);
         if anonymous {
             self.anon_vma_prepare(key)?;
         }
@@ -446,7 +445,7 @@ impl Mm {
     fn madvise_guard_remove(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr) -> Result<()> {
         let vma = self.tree.get(key).expect("VMA in tree");
         // is_valid_guard_vma(allow_locked = true): removing guards destroys nothing.
-        if vma.flags.test_any(flags::SPECIAL) || vma.test(VmaBit::HugeTlb) {
+        if vma.flags().test_any(flags::SPECIAL) || vma.test(VmaBit::HugeTlb) {
             return Err(err(Errno::EINVAL, "guard pages need a plain mapping"));
         }
         self.ptes.remove_guards(start, end);
@@ -484,21 +483,21 @@ impl Mm {
                 "MADV_COLLAPSE is modelled for 4K guest pages only (not modelled: a larger PMD)",
             ));
         }
-        if vma.flags.test_any(flags::SPECIAL) || vma.flags.test_any(vma_flags![HugeTlb, NoHugePage]) {
+        if vma.flags().test_any(flags::SPECIAL) || vma.flags().test_any(vma_flags![HugeTlb, NoHugePage]) {
             return Err(no_thp());
         }
         // thp_vma_suitable_order at the VMA's end.
-        let haddr = vma.end.0.saturating_sub(PMD_SIZE) & !(PMD_SIZE - 1);
-        if haddr < vma.start.0 || haddr + PMD_SIZE > vma.end.0 {
+        let haddr = vma.end().0.saturating_sub(PMD_SIZE) & !(PMD_SIZE - 1);
+        if haddr < vma.start().0 || haddr + PMD_SIZE > vma.end().0 {
             return Err(no_thp());
         }
         if vma.is_anonymous() {
-            if vma.anon.is_none() {
+            if vma.anon_vma().is_none() {
                 return Err(no_thp());
             }
         } else {
-            let shmem = vma.file.as_ref().is_some_and(|f| f.inode().dev() == SHMEM_DEV);
-            let aligned = (vma.start.page_index().wrapping_sub(vma.pgoff.get())).is_multiple_of(pmd_pages);
+            let shmem = vma.file().is_some_and(|f| f.inode().dev() == SHMEM_DEV);
+            let aligned = (vma.start().page_index().wrapping_sub(vma.pgoff().get())).is_multiple_of(pmd_pages);
             if !shmem || !aligned {
                 return Err(no_thp());
             }
@@ -529,7 +528,7 @@ impl Mm {
         // page table; a private copy in the block keeps the huge page from being mapped
         // (collapse_pte_mapped_thp).
         let vma = self.tree.get(key).expect("VMA in tree");
-        let inode = vma.file.as_ref().expect("a file VMA").inode().clone();
+        let inode = vma.file().expect("a file VMA").inode().clone();
         let private = !vma.test(VmaBit::Shared);
         let mut failed = false;
         let mut block = hstart;
@@ -565,7 +564,7 @@ impl Mm {
             let Some(vma) = self.tree.lookup(addr) else {
                 return Err(err(Errno::ENOMEM, "part of the range is not mapped"));
             };
-            let (key, vma_end, flags) = (vma.start, vma.end, vma.flags);
+            let (key, vma_end, flags) = (vma.start(), vma.end(), vma.flags());
             let allowed = !flags.test_any(vma_flags![Io, PfnMap])
                 && if write {
                     flags.test(VmaBit::Write)

@@ -137,20 +137,20 @@ impl Mm {
             VmaFlags::EMPTY
         };
         let mut prev = None;
-        let mut next = self.tree.next_from(VirtAddr(0)).map(|v| v.start);
+        let mut next = self.tree.next_from(VirtAddr(0)).map(|v| v.start());
         while let Some(key) = next {
             let v = self.tree.get(key).expect("VMA in tree");
-            let (start, end) = (v.start, v.end);
-            let newflags = v.flags.without(flags::LOCKED_MASK).with(to_add);
+            let (start, end) = (v.start(), v.end());
+            let newflags = v.flags().without(flags::LOCKED_MASK).with(to_add);
             let after = match self.mlock_fixup(key, &mut prev, start, end, newflags) {
-                Ok(covering) => self.tree.get(covering).expect("VMA in tree").end,
+                Ok(covering) => self.tree.get(covering).expect("VMA in tree").end(),
                 Err(_) => {
                     // "Ignore errors, but prev needs fixing up."
                     prev = Some(key);
                     end
                 }
             };
-            next = self.tree.next_from(after).map(|v| v.start);
+            next = self.tree.next_from(after).map(|v| v.start());
         }
     }
 
@@ -189,7 +189,7 @@ impl Mm {
         self.tree
             .range(start, end)
             .filter(|v| v.test(VmaBit::Locked))
-            .map(|v| v.end.min(end).pages_from(v.start.max(start)))
+            .map(|v| v.end().min(end).pages_from(v.start().max(start)))
             .sum()
     }
 
@@ -210,30 +210,30 @@ impl Mm {
         let Some(first) = self.tree.lookup(start) else {
             return Err(err(Errno::ENOMEM, "the range starts in a hole"));
         };
-        let mut key = first.start;
-        let mut prev = if start > first.start {
-            Some(first.start)
+        let mut key = first.start();
+        let mut prev = if start > first.start() {
+            Some(first.start())
         } else {
-            self.tree.prev_before(first.start).map(|v| v.start)
+            self.tree.prev_before(first.start()).map(|v| v.start())
         };
         let mut nstart = start;
-        let mut tmp = first.start;
+        let mut tmp = first.start();
         loop {
             let vma = self.tree.get(key).expect("VMA in tree");
-            if vma.start != tmp {
+            if vma.start() != tmp {
                 return Err(err(Errno::ENOMEM, "the range has a hole"));
             }
-            let newflags = vma.flags.without(flags::LOCKED_MASK).with(lock);
-            tmp = vma.end.min(end);
+            let newflags = vma.flags().without(flags::LOCKED_MASK).with(lock);
+            tmp = vma.end().min(end);
             let covering = self.mlock_fixup(key, &mut prev, nstart, tmp, newflags)?;
             // vma_iter_end: a merge may have reached past this VMA.
-            tmp = self.tree.get(covering).expect("VMA in tree").end;
+            tmp = self.tree.get(covering).expect("VMA in tree").end();
             nstart = tmp;
             if tmp >= end {
                 return Ok(());
             }
             match self.tree.next_from(tmp) {
-                Some(n) if n.start < end => key = n.start,
+                Some(n) if n.start() < end => key = n.start(),
                 _ => return Err(err(Errno::ENOMEM, "the range runs past the last mapping")),
             }
         }
@@ -250,7 +250,7 @@ impl Mm {
         end: VirtAddr,
         newflags: VmaFlags,
     ) -> Result<VirtAddr> {
-        let oldflags = self.tree.get(key).expect("VMA in tree").flags;
+        let oldflags = self.tree.get(key).expect("VMA in tree").flags();
         // The gate VMA, DAX and secretmem VMAs are not modelled.
         if newflags == oldflags
             || oldflags.test_any(flags::SPECIAL)
@@ -271,7 +271,7 @@ impl Mm {
         // covering them has VM_LOCKED. The sticky bits a merge brought stay.
         let sticky = flags::sticky_flags(self.profile.soft_dirty);
         let v = self.tree.get_mut(target).expect("VMA in tree");
-        v.flags = newflags.with(v.flags.and(sticky));
+        v.set_flags(newflags.with(v.flags().and(sticky)));
         *prev = Some(target);
         Ok(target)
     }
@@ -285,8 +285,8 @@ impl Mm {
             let Some(v) = self.tree.find_intersection(nstart, end) else {
                 break;
             };
-            let (key, nend) = (v.start, v.end.min(end));
-            if !v.flags.test_any(vma_flags![Io, PfnMap]) {
+            let (key, nend) = (v.start(), v.end().min(end));
+            if !v.flags().test_any(vma_flags![Io, PfnMap]) {
                 self.populate_vma_page_range(key, nstart.max(key), nend)?;
             }
             nstart = nend;

@@ -359,9 +359,9 @@ impl Mm {
             // set_vma_user_defined_fields: ops only if set; private data always.
             let v = self.tree.get_mut(key).expect("mapped VMA in tree");
             if let Some(ops) = map.vm_ops.take() {
-                v.ops = VmOps::Driver(ops);
+                v.set_ops(VmOps::Driver(ops));
             }
-            v.private_data = map.private_data.take();
+            v.set_private_data(map.private_data.take());
         }
         let action = core::mem::take(&mut map.action);
         self.mmap_complete(map, key);
@@ -377,14 +377,14 @@ impl Mm {
     fn mmap_setup(&mut self, map: &mut MmapState) -> Result<()> {
         match self.tree.overlap_or_prev(map.addr, map.end) {
             Err(first) => {
-                let first = first.start;
+                let first = first.start();
                 map.gather = self.gather_munmap_vmas(first, map.addr, map.end)?;
-                map.prev = self.tree.prev_before(map.addr).map(|v| v.start);
+                map.prev = self.tree.prev_before(map.addr).map(|v| v.start());
             }
-            Ok(prev) => map.prev = prev.map(|v| v.start),
+            Ok(prev) => map.prev = prev.map(|v| v.start()),
         }
         // Only an adjacent next VMA can take part in a merge.
-        map.next = self.tree.get(map.end).map(|v| v.start);
+        map.next = self.tree.get(map.end).map(|v| v.start());
         if !self.may_expand_vm(map.flags, map.pglen - map.gather.nr_pages) {
             let g = core::mem::take(&mut map.gather);
             self.reattach(g);
@@ -509,18 +509,18 @@ impl Mm {
         self.alloc()?; // vma_iter_prealloc
         let range = PageRange::new(map.addr, map.end).expect("mmap range is aligned and non-empty");
         let mut vma = Vma::new(range, map.pgoff, map.flags);
-        vma.page_prot = map.page_prot;
+        vma.set_page_prot(map.page_prot);
         if let Some(f) = &map.vm_file {
-            vma.file = Some(f.clone());
-            vma.ops = VmOps::Dummy;
+            vma.set_file(Some(f.clone()));
+            vma.set_ops(VmOps::Dummy);
             if f.ops().mmap_hook() == MmapHook::Legacy {
                 self.call_legacy_mmap(f, &mut vma)?;
             }
         } else if map.flags.test(VmaBit::Shared) {
             // shmem_zero_setup: shared anonymous memory is a new shmem object.
             let (file, ops) = self.shmem.zero_setup(map.end.bytes_from(map.addr))?;
-            vma.file = Some(file);
-            vma.ops = VmOps::Driver(ops);
+            vma.set_file(Some(file));
+            vma.set_ops(VmOps::Driver(ops));
         }
         self.tree.insert(vma);
         Ok(map.addr)
@@ -532,19 +532,19 @@ impl Mm {
         self.complete_munmap_vmas(g);
         let soft_dirty = self.profile.soft_dirty;
         let v = self.tree.get_mut(key).expect("mapped VMA in tree");
-        let vflags = v.flags;
+        let vflags = v.flags();
         let mut lock = false;
         if vflags.test(VmaBit::Locked) {
             if vflags.test_any(flags::SPECIAL) || vflags.test(VmaBit::HugeTlb) {
-                v.flags.clear_mask(flags::LOCKED_MASK);
+                v.clear_flag_bits(flags::LOCKED_MASK);
             } else {
                 lock = true;
             }
         }
         if soft_dirty {
-            v.flags.set(VmaBit::SoftDirty);
+            v.set_flag(VmaBit::SoftDirty);
         }
-        v.page_prot = v.page_prot.recompute(v.flags);
+        v.set_page_prot_from_flags();
         self.vm_stat_account(vflags, map.pglen as i64);
         if lock {
             self.locked_vm += map.pglen;
@@ -576,7 +576,7 @@ impl Mm {
     /// made (the caller leaves a hole). A hook that installs ops with `mapped` is refused
     /// (`__vma_check_mmap_hook`, [N]).
     fn call_legacy_mmap(&mut self, file: &Arc<File>, vma: &mut Vma) -> Result<()> {
-        let (start, end, pgoff) = (vma.start, vma.end, vma.pgoff);
+        let (start, end, pgoff) = (vma.start(), vma.end(), vma.pgoff());
         let shmem = self.shmem.clone();
         let machine = self.machine.clone();
         let mark = self.events.mark();
@@ -593,7 +593,7 @@ impl Mm {
                 None => Err(err(Errno::ENODEV, "the file has no mmap hook")),
             }
         };
-        if result.is_ok() && vma.ops.hooks().contains(VmHooks::MAPPED) {
+        if result.is_ok() && vma.ops().hooks().contains(VmHooks::MAPPED) {
             result = Err(err(
                 Errno::EINVAL,
                 "a legacy ->mmap hook may not install vm_ops->mapped",

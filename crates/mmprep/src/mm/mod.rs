@@ -317,21 +317,24 @@ impl Mm {
         let (mut total, mut data, mut exec, mut stack, mut locked, mut acct) = (0, 0, 0, 0, 0, 0);
         self.tree.check();
         for v in self.tree.iter() {
-            assert!(v.start.0 < v.end.0, "empty or inverted VMA {v:?}\n{self:?}");
+            assert!(v.start().0 < v.end().0, "empty or inverted VMA {v:?}\n{self:?}");
             assert!(
-                self.is_page_aligned(v.start) && self.is_page_aligned(v.end),
+                self.is_page_aligned(v.start()) && self.is_page_aligned(v.end()),
                 "VMA {v:?} not aligned to the guest page ({:#x})\n{self:?}",
                 self.page_size()
             );
-            assert!(v.start.0 >= prev_end, "VMA {v:?} overlaps the one before it\n{self:?}");
+            assert!(
+                v.start().0 >= prev_end,
+                "VMA {v:?} overlaps the one before it\n{self:?}"
+            );
             assert_eq!(
-                self.tree.get(v.start).map(|x| x.end),
-                Some(v.end),
+                self.tree.get(v.start()).map(|x| x.end()),
+                Some(v.end()),
                 "tree key is not the VMA start"
             );
-            assert!(v.end.0 <= self.profile.task_size, "VMA {v:?} above TASK_SIZE");
+            assert!(v.end().0 <= self.profile.task_size, "VMA {v:?} above TASK_SIZE");
             // Page-table entries only where a VMA is (checked from the VMA side below).
-            if v.is_anonymous() && v.file.is_none() {
+            if v.is_anonymous() && v.file().is_none() {
                 assert!(
                     !v.test(VmaBit::MayShare),
                     "anonymous VMA {v:?} is shared but has no shmem file"
@@ -340,14 +343,14 @@ impl Mm {
             if v.test(VmaBit::Shared) {
                 assert!(v.test(VmaBit::MayShare), "VM_SHARED without VM_MAYSHARE: {v:?}");
             }
-            prev_end = v.end.0;
+            prev_end = v.end().0;
             let n = v.pages();
             total += n;
-            if flags::is_exec_mapping(v.flags) {
+            if flags::is_exec_mapping(v.flags()) {
                 exec += n;
-            } else if flags::is_stack_mapping(v.flags) {
+            } else if flags::is_stack_mapping(v.flags()) {
                 stack += n;
-            } else if flags::is_data_mapping(v.flags) {
+            } else if flags::is_data_mapping(v.flags()) {
                 data += n;
             }
             if v.test(VmaBit::Locked) {
@@ -379,12 +382,12 @@ impl Mm {
                 let v = self.tree.lookup(a);
                 assert!(
                     v.is_some_and(|v| v.is_anonymous()
-                        && v.anon.is_some()
-                        && (v.end >= end || v.end.0.is_multiple_of(crate::addr::PMD_SIZE))),
+                        && v.anon_vma().is_some()
+                        && (v.end() >= end || v.end().0.is_multiple_of(crate::addr::PMD_SIZE))),
                     "huge block at {a:?} (run {start:?}-{end:?}) not inside one anonymous VMA \
                      with an anon_vma\n{self:?}"
                 );
-                a = v.expect("checked").end;
+                a = v.expect("checked").end();
             }
         }
     }

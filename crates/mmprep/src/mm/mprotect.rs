@@ -64,7 +64,7 @@ impl Mm {
         let Some(first) = self.tree.find_intersection(start, end) else {
             return Err(err(Errno::ENOMEM, "no mapping in the range"));
         };
-        let (f_start, f_end, f_flags) = (first.start, first.end, first.flags);
+        let (f_start, f_end, f_flags) = (first.start(), first.end(), first.flags());
         let mut start = start;
         if grows == Prot::GROWSDOWN.bits() {
             if f_start >= end {
@@ -89,7 +89,7 @@ impl Mm {
         let mut prev = if start > f_start {
             Some(f_start)
         } else {
-            self.tree.prev_before(f_start).map(|v| v.start)
+            self.tree.prev_before(f_start).map(|v| v.start())
         };
         let mut nstart = start;
         // The VMA the walk is at: its start, end and flags, as the look-up that found it read
@@ -97,7 +97,11 @@ impl Mm {
         let (mut key, mut v_end, mut v_flags) = (f_start, f_end, f_flags);
         let new_access = calc_vm_prot_bits(prot);
         loop {
-            debug_assert!(self.tree.get(key).is_some_and(|v| v.end == v_end && v.flags == v_flags));
+            debug_assert!(
+                self.tree
+                    .get(key)
+                    .is_some_and(|v| v.end() == v_end && v.flags() == v_flags)
+            );
             // Each call passes all of r/w/x: what is not asked for is cleared.
             let newflags = new_access.with(v_flags.without(ACCESS_FLAGS));
             let may = VmaFlags::from_legacy(newflags.to_legacy() >> 4);
@@ -115,7 +119,7 @@ impl Mm {
             }
             // The walk continues only with a VMA that starts where this one ended.
             match self.tree.get(done_end) {
-                Some(n) => (key, v_end, v_flags) = (n.start, n.end, n.flags),
+                Some(n) => (key, v_end, v_flags) = (n.start(), n.end(), n.flags()),
                 None => return Err(err(Errno::ENOMEM, "the range has a hole or runs past the last mapping")),
             }
         }
@@ -139,7 +143,7 @@ impl Mm {
         }
         if newflags == oldflags {
             *prev = Some(key);
-            return Ok(self.tree.get(key).expect("VMA in tree").end);
+            return Ok(self.tree.get(key).expect("VMA in tree").end());
         }
         let nrpages = end.pages_from(start);
         let mut charged = 0;
@@ -154,7 +158,7 @@ impl Mm {
             }
         } else if oldflags.test(VmaBit::Account) {
             let vma = self.tree.get(key).expect("VMA in tree");
-            if vma.is_anonymous() && vma.anon.is_none() {
+            if vma.is_anonymous() && vma.anon_vma().is_none() {
                 newflags.clear(VmaBit::Account);
             }
         }
@@ -168,9 +172,9 @@ impl Mm {
         *prev = Some(target);
         let sticky = flags::sticky_flags(self.profile.soft_dirty);
         let v = self.tree.get_mut(target).expect("VMA in tree");
-        v.flags = newflags.with(v.flags.and(sticky));
-        v.page_prot = v.page_prot.recompute(v.flags);
-        let target_end = v.end;
+        v.set_flags(newflags.with(v.flags().and(sticky)));
+        v.set_page_prot_from_flags();
+        let target_end = v.end();
         if oldflags.test(VmaBit::Account) && !newflags.test(VmaBit::Account) {
             self.uncharge(nrpages);
         }

@@ -304,10 +304,10 @@ impl Mm {
         if !vrm.will_map_new() {
             return Ok(());
         }
-        if vrm.old_len == 0 && !vma.flags.test_any(vma_flags![Shared, MayShare]) {
+        if vrm.old_len == 0 && !vma.flags().test_any(vma_flags![Shared, MayShare]) {
             return Err(err(Errno::EINVAL, "old length zero duplicates only shared mappings"));
         }
-        if vrm.has(mr::DONTUNMAP) && vma.flags.test_any(vma_flags![DontExpand, PfnMap]) {
+        if vrm.has(mr::DONTUNMAP) && vma.flags().test_any(vma_flags![DontExpand, PfnMap]) {
             return Err(err(
                 Errno::EINVAL,
                 "MREMAP_DONTUNMAP of a VM_DONTEXPAND or VM_PFNMAP mapping",
@@ -319,7 +319,7 @@ impl Mm {
         } else {
             vrm.old_len
         };
-        if old_len > vma.end.0 - vrm.addr.0 {
+        if old_len > vma.end().0 - vrm.addr.0 {
             return Err(err(Errno::EFAULT, "the old range runs past the end of its mapping"));
         }
         if vrm.new_len == old_len {
@@ -337,13 +337,13 @@ impl Mm {
         {
             return Err(err(Errno::EINVAL, "the file offset would wrap"));
         }
-        if vma.flags.test_any(vma_flags![DontExpand, PfnMap]) {
+        if vma.flags().test_any(vma_flags![DontExpand, PfnMap]) {
             return Err(err(Errno::EFAULT, "a VM_DONTEXPAND or VM_PFNMAP mapping cannot grow"));
         }
-        if !self.mlock_future_ok(vma.flags, vrm.delta) {
+        if !self.mlock_future_ok(vma.flags(), vrm.delta) {
             return Err(err(Errno::EAGAIN, "growing would exceed RLIMIT_MEMLOCK"));
         }
-        if !self.may_expand_vm(vma.flags, vrm.delta >> PAGE_SHIFT) {
+        if !self.may_expand_vm(vma.flags(), vrm.delta >> PAGE_SHIFT) {
             return Err(err(Errno::ENOMEM, "growing would exceed RLIMIT_AS or RLIMIT_DATA"));
         }
         Ok(())
@@ -376,10 +376,10 @@ impl Mm {
         // The iterator resumes after the end of the VMA it last returned.
         let mut cursor = start;
         while cursor < end {
-            let Some(vma) = self.tree.find_vma(cursor).filter(|v| v.start < end) else {
+            let Some(vma) = self.tree.find_vma(cursor).filter(|v| v.start() < end) else {
                 break;
             };
-            let (v_start, v_end) = (vma.start, vma.end);
+            let (v_start, v_end) = (vma.start(), vma.end());
             let multi_allowed = vma_multi_allowed(vma);
             // No hole at the start of the range.
             if first.is_none() && start < v_start {
@@ -456,17 +456,17 @@ impl Mm {
     /// `delta` bytes above are free, and the grown VMA is a valid fixed placement.
     fn can_expand_in_place(&self, vrm: &Remap) -> bool {
         let vma = self.tree.lookup(vrm.addr).expect("the remapped VMA contains addr");
-        if vma.end.0 - vrm.addr.0 != vrm.old_len {
+        if vma.end().0 - vrm.addr.0 != vrm.old_len {
             return false;
         }
-        let Some(end) = vma.end.0.checked_add(vrm.delta) else {
+        let Some(end) = vma.end().0.checked_add(vrm.delta) else {
             return false;
         };
-        if self.tree.find_intersection(vma.end, VirtAddr(end)).is_some() {
+        if self.tree.find_intersection(vma.end(), VirtAddr(end)).is_some() {
             return false;
         }
-        let len = end - vma.start.0;
-        self.get_unmapped_area(None, vma.start, len, 0, MapFlags::FIXED, VmaFlags::EMPTY)
+        let len = end - vma.start().0;
+        self.get_unmapped_area(None, vma.start(), len, 0, MapFlags::FIXED, VmaFlags::EMPTY)
             .is_ok()
     }
 
@@ -486,7 +486,7 @@ impl Mm {
                 "the extension did not merge into the mapping (VM_SPECIAL, or no memory)",
             ));
         };
-        let flags = self.tree.get(key).expect("grown VMA in tree").flags;
+        let flags = self.tree.get(key).expect("grown VMA in tree").flags();
         self.remap_stat_account(flags, vrm.delta);
         Ok(())
     }
@@ -510,13 +510,13 @@ impl Mm {
         let vma = self.tree.lookup(addr).expect("the remapped VMA contains addr");
         debug_assert!(
             self.tree
-                .find_intersection(vma.end, VirtAddr(vma.end.0 + delta))
+                .find_intersection(vma.end(), VirtAddr(vma.end().0 + delta))
                 .is_none()
         );
-        let (start, end) = (vma.end, VirtAddr(vma.end.0 + delta));
-        let pgoff = vma.pgoff.add(vma.pages());
-        let next = self.tree.next_from(end).map(|v| v.start);
-        let mut vmg = MergeState::copied_range(start, end, pgoff, vma, Some(vma.start), next);
+        let (start, end) = (vma.end(), VirtAddr(vma.end().0 + delta));
+        let pgoff = vma.pgoff().add(vma.pages());
+        let next = self.tree.next_from(end).map(|v| v.start());
+        let mut vmg = MergeState::copied_range(start, end, pgoff, vma, Some(vma.start()), next);
         self.merge_new_range(&mut vmg)
     }
 
@@ -544,7 +544,7 @@ impl Mm {
         }
         if vrm.has(mr::DONTUNMAP) {
             // The source stays mapped: the address space grows by the whole length.
-            let flags = self.tree.lookup(vrm.addr).expect("source VMA").flags;
+            let flags = self.tree.lookup(vrm.addr).expect("source VMA").flags();
             if !self.may_expand_vm(flags, vrm.old_len >> PAGE_SHIFT) {
                 return Err(err(
                     Errno::ENOMEM,
@@ -574,7 +574,7 @@ impl Mm {
         if vma.test(VmaBit::MayShare) {
             map_flags = map_flags | MapFlags::SHARED;
         }
-        let file = vma.file.clone();
+        let file = vma.file().cloned();
         vrm.new_addr = self.get_unmapped_area(file.as_ref(), hint, vrm.new_len, pgoff, map_flags, VmaFlags::EMPTY)?;
         Ok(())
     }
@@ -603,7 +603,7 @@ impl Mm {
         };
         // The new length is accounted now; unmapping the source (or the failed copy) takes the
         // old length off again.
-        let flags = self.tree.lookup(vrm.addr).expect("source VMA").flags;
+        let flags = self.tree.lookup(vrm.addr).expect("source VMA").flags();
         self.remap_stat_account(flags, vrm.new_len);
         if result.is_ok() && vrm.has(mr::DONTUNMAP) {
             self.dontunmap_complete(vrm);
@@ -624,10 +624,10 @@ impl Mm {
             return Err(err(Errno::ENOMEM, "moving could exceed vm.max_map_count"));
         }
         let vma = self.tree.lookup(vrm.addr).expect("source VMA");
-        if !vma.ops.hooks().contains(VmHooks::MAY_SPLIT) {
+        if !vma.ops().hooks().contains(VmHooks::MAY_SPLIT) {
             return Ok(());
         }
-        let (key, v_end) = (vma.start, vma.end);
+        let (key, v_end) = (vma.start(), vma.end());
         if key != vrm.addr {
             self.hook_may_split(key, vrm.addr)?;
         }
@@ -675,12 +675,12 @@ impl Mm {
         self.move_page_tables(vrm.addr, vrm.new_addr, vrm.old_len);
         // The source (which the copy may have merged with) and its ops.
         let src = self.tree.lookup(vrm.addr).expect("source VMA");
-        let Some(ops) = src.ops.driver().filter(|o| o.mremap().is_some()).cloned() else {
+        let Some(ops) = src.ops().driver().filter(|o| o.mremap().is_some()).cloned() else {
             return Ok(());
         };
         let new_vma = self.tree.lookup(vrm.new_addr).expect("the copy is mapped");
         let result = ops.mremap().map_or(Ok(()), |hook| hook.mremap(new_vma));
-        let (name, start, end) = (ops.ops_name(), new_vma.start, new_vma.end);
+        let (name, start, end) = (ops.ops_name(), new_vma.start(), new_vma.end());
         self.events.push(|| Event::Mremap {
             ops: name,
             start,
@@ -724,24 +724,22 @@ impl Mm {
             return Err(err(Errno::ENOMEM, "the destination is not free"));
         }
         let mut new = self.tree.lookup(src).expect("source VMA").clone();
-        let pgoff = if new.is_anonymous() && new.anon.is_none() {
+        let pgoff = if new.is_anonymous() && new.anon_vma().is_none() {
             PgOff(addr.page_index())
         } else {
             pgoff
         };
-        let prev = self.tree.prev_before(addr).map(|v| v.start);
-        let next = self.tree.next_from(end).map(|v| v.start);
+        let prev = self.tree.prev_before(addr).map(|v| v.start());
+        let next = self.tree.next_from(end).map(|v| v.start());
         let mut vmg = MergeState::copied_range(addr, end, pgoff, &new, prev, next);
         if self.merge_new_range(&mut vmg).is_some() {
             return Ok(());
         }
         self.alloc()?; // vm_area_dup
-        if new.anon.is_some() {
+        if new.anon_vma().is_some() {
             self.alloc()?; // anon_vma_clone
         }
-        new.start = addr;
-        new.end = end;
-        new.pgoff = pgoff;
+        new.set_bounds(addr, end, pgoff);
         // INVARIANT: [addr, end) is free (checked above), so the insert overlaps nothing.
         self.tree.insert(new);
         self.hook_open(addr);
@@ -804,15 +802,11 @@ impl Mm {
     fn unmap_source_vma(&mut self, vrm: &Remap) {
         let (addr, end) = (vrm.addr, vrm.old_end());
         let vma = self.tree.lookup(addr).expect("the unmapped range starts in a VMA");
-        debug_assert!(end <= vma.end, "the unmapped range {addr:?}..{end:?} leaves {vma:?}");
-        let (key, vm_start, vm_end) = (vma.start, vma.start, vma.end);
+        debug_assert!(end <= vma.end(), "the unmapped range {addr:?}..{end:?} leaves {vma:?}");
+        let (key, vm_start, vm_end) = (vma.start(), vma.start(), vma.end());
         let accountable = vma.test(VmaBit::Account) && !vrm.has(mr::DONTUNMAP);
         if accountable {
-            self.tree
-                .get_mut(key)
-                .expect("VMA in tree")
-                .flags
-                .clear(VmaBit::Account);
+            self.tree.get_mut(key).expect("VMA in tree").clear_flag(VmaBit::Account);
         }
         // A zero length (a duplicated shared mapping) is munmap's EINVAL: nothing is unmapped.
         let result = if vrm.old_len == 0 {
@@ -829,16 +823,15 @@ impl Mm {
                 let prev = self
                     .tree
                     .prev_before(addr)
-                    .map(|v| v.start)
+                    .map(|v| v.start())
                     .expect("the part below stays");
-                self.tree.get_mut(prev).expect("VMA in tree").flags.set(VmaBit::Account);
+                self.tree.get_mut(prev).expect("VMA in tree").set_flag(VmaBit::Account);
             }
             if vm_end > end {
                 self.tree
                     .get_mut(end)
                     .expect("the part above stays")
-                    .flags
-                    .set(VmaBit::Account);
+                    .set_flag(VmaBit::Account);
             }
         }
     }
@@ -859,16 +852,16 @@ impl Mm {
     /// `VM_LOCKONFAULT` are cleared on the whole source VMA (nothing is there to be locked); a
     /// source moved whole, and not merged with its copy, also drops its anon_vma.
     fn dontunmap_complete(&mut self, vrm: &Remap) {
-        let new_key = self.tree.lookup(vrm.new_addr).expect("the copy is mapped").start;
-        let key = self.tree.lookup(vrm.addr).expect("the source stays").start;
+        let new_key = self.tree.lookup(vrm.new_addr).expect("the copy is mapped").start();
+        let key = self.tree.lookup(vrm.addr).expect("the source stays").start();
         let end = vrm.old_end();
         let vma = self.tree.get_mut(key).expect("VMA in tree");
         let was_locked = vma.test(VmaBit::Locked);
-        vma.flags.clear_mask(flags::LOCKED_MASK);
+        vma.clear_flag_bits(flags::LOCKED_MASK);
         let pages = vma.pages();
-        if key != new_key && vma.start == vrm.addr && vma.end == end {
+        if key != new_key && vma.start() == vrm.addr && vma.end() == end {
             // unlink_anon_vmas
-            vma.anon = None;
+            vma.set_anon(None);
         }
         if was_locked {
             // Departure (module doc): the kernel leaves these pages in locked_vm.
@@ -895,7 +888,7 @@ enum Copied {
 /// `get_unmapped_area_zero`), one that does not is a kernel helper (H: a private `/dev/zero`
 /// VMA cannot move with another, an ext4 or memfd one can).
 fn vma_multi_allowed(vma: &Vma) -> bool {
-    let Some(file) = &vma.file else { return true };
+    let Some(file) = vma.file() else { return true };
     let ops = file.ops();
     ops.area_policy(MapFlags::SHARED) == ops.area_policy(MapFlags::PRIVATE)
 }

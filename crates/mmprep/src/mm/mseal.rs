@@ -61,10 +61,10 @@ impl Mm {
     fn range_contains_unmapped(&self, start: VirtAddr, end: VirtAddr) -> bool {
         let mut prev_end = start;
         for v in self.tree.range(start, end) {
-            if v.start > prev_end {
+            if v.start() > prev_end {
                 return true;
             }
-            prev_end = v.end;
+            prev_end = v.end();
         }
         prev_end < end
     }
@@ -77,29 +77,29 @@ impl Mm {
     fn mseal_apply(&mut self, start: VirtAddr, end: VirtAddr) -> Result<()> {
         debug_assert!(start < end && !self.range_contains_unmapped(start, end));
         let first = self.tree.lookup(start).expect("a range without holes starts in a VMA");
-        let mut key = first.start;
-        let mut prev = if start > first.start {
-            Some(first.start)
+        let mut key = first.start();
+        let mut prev = if start > first.start() {
+            Some(first.start())
         } else {
-            self.tree.prev_before(first.start).map(|v| v.start)
+            self.tree.prev_before(first.start()).map(|v| v.start())
         };
         loop {
             let vma = self.tree.get(key).expect("VMA in tree");
             // After a merge with the next VMA the walk resumes past it: the range of each VMA
             // is its own part of `[start, end)` (the host merges such a following VMA on its
             // left too, which a stale `curr_start` would prevent).
-            let curr_start = vma.start.max(start);
-            let curr_end = vma.end.min(end);
+            let curr_start = vma.start().max(start);
+            let curr_end = vma.end().min(end);
             if !vma.is_sealed() {
-                let flags = vma.flags;
+                let flags = vma.flags();
                 let mut sealed = flags;
                 sealed.set(VmaBit::Sealed);
                 key = self.vma_modify(prev, key, curr_start, curr_end, sealed)?;
                 // vm_flags_set(vma, VM_SEALED): whatever the merge brought (sticky bits) stays.
-                self.tree.get_mut(key).expect("VMA in tree").flags.set(VmaBit::Sealed);
+                self.tree.get_mut(key).expect("VMA in tree").set_flag(VmaBit::Sealed);
             }
             prev = Some(key);
-            let vma_end = self.tree.get(key).expect("VMA in tree").end;
+            let vma_end = self.tree.get(key).expect("VMA in tree").end();
             if vma_end >= end {
                 return Ok(());
             }

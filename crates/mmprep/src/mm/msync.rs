@@ -46,11 +46,11 @@ impl Mm {
             let Some(vma) = self.tree.find_vma(VirtAddr(start)) else {
                 return Err(err(Errno::ENOMEM, "no mapping at or after the range's rest"));
             };
-            if start < vma.start.0 {
+            if start < vma.start().0 {
                 if flags == MS_ASYNC {
                     return Err(err(Errno::ENOMEM, "a hole in the range"));
                 }
-                start = vma.start.0;
+                start = vma.start().0;
                 if start >= end {
                     return Err(err(Errno::ENOMEM, "a hole at the end of the range"));
                 }
@@ -59,7 +59,7 @@ impl Mm {
             if flags & MS_INVALIDATE != 0 && vma.test(VmaBit::Locked) {
                 return Err(err(Errno::EBUSY, "MS_INVALIDATE on a locked mapping"));
             }
-            start = vma.end.0;
+            start = vma.end().0;
             if start >= end {
                 return if unmapped {
                     Err(err(Errno::ENOMEM, "a hole in the range"))

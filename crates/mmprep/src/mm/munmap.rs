@@ -71,7 +71,7 @@ impl Mm {
         let Some(first) = self.tree.find_intersection(start, end) else {
             return Ok(());
         };
-        let gather = self.gather_munmap_vmas(first.start, start, end)?;
+        let gather = self.gather_munmap_vmas(first.start(), start, end)?;
         self.complete_munmap_vmas(gather);
         Ok(())
     }
@@ -87,8 +87,8 @@ impl Mm {
         end: VirtAddr,
     ) -> Result<MunmapGather> {
         let vma = self.tree.get(first).expect("gather starts at a VMA in the tree");
-        debug_assert!(vma.start < end && vma.end > start);
-        let (f_start, f_end, f_sealed) = (vma.start, vma.end, vma.is_sealed());
+        debug_assert!(vma.start() < end && vma.end() > start);
+        let (f_start, f_end, f_sealed) = (vma.start(), vma.end(), vma.is_sealed());
         if start > f_start {
             // Two splits of one VMA would leave map_count higher than it started.
             if end < f_end && self.map_count() >= self.profile.max_map_count {
@@ -112,7 +112,7 @@ impl Mm {
                 self.reattach(g);
                 return Err(err(Errno::EPERM, "a VMA in the range is sealed"));
             }
-            if vma.end > end
+            if vma.end() > end
                 && let Err(e) = self.split_vma_unchecked(key, end, false)
             {
                 self.reattach(g);
@@ -124,7 +124,7 @@ impl Mm {
                 return Err(e);
             }
             let vma = self.tree.remove(key).expect("VMA in tree");
-            let vma_end = vma.end;
+            let vma_end = vma.end();
             let n = vma.pages();
             g.nr_pages += n;
             if vma.test(VmaBit::Locked) {
@@ -138,7 +138,7 @@ impl Mm {
                 break;
             }
             match self.tree.next_from(vma_end) {
-                Some(n) if n.start < end => key = n.start,
+                Some(n) if n.start() < end => key = n.start(),
                 _ => break,
             }
         }
@@ -171,11 +171,11 @@ impl Mm {
             return;
         }
         for v in &g.detached {
-            self.ptes.zap(v.start, v.end);
+            self.ptes.zap(v.start(), v.end());
             // free_pgtables: the floor and ceiling are the VMAs left on either side.
-            let floor = self.tree.prev_before(v.start).map_or(VirtAddr(0), |p| p.end);
-            let ceiling = self.tree.find_vma(v.end).map_or(VirtAddr(u64::MAX), |n| n.start);
-            self.ptes.free_tables(v.start, v.end, floor, ceiling);
+            let floor = self.tree.prev_before(v.start()).map_or(VirtAddr(0), |p| p.end());
+            let ceiling = self.tree.find_vma(v.end()).map_or(VirtAddr(u64::MAX), |n| n.start());
+            self.ptes.free_tables(v.start(), v.end(), floor, ceiling);
         }
         for v in &g.detached {
             self.hook_close(v);
@@ -188,7 +188,7 @@ impl Mm {
         self.clean_up_area(&mut g);
         self.locked_vm -= g.locked_vm;
         for v in &g.detached {
-            self.vm_stat_account(v.flags, -(v.pages() as i64));
+            self.vm_stat_account(v.flags(), -(v.pages() as i64));
         }
         self.uncharge(g.nr_accounted);
         debug_assert_eq!(g.nr_pages, super::total_pages(&g.detached));

@@ -158,8 +158,8 @@ impl Mm {
             self.charge(range.pages())?;
         }
         let mut vma = Vma::new(range, PgOff(0), vm_flags);
-        vma.ops = VmOps::Driver(Arc::new(SpecialMapping::new(name)));
-        vma.page_prot = PageProt::from_flags(vm_flags);
+        vma.set_ops(VmOps::Driver(Arc::new(SpecialMapping::new(name))));
+        vma.set_page_prot(PageProt::from_flags(vm_flags));
         self.tree.insert(vma);
         self.vm_stat_account(vm_flags, range.pages() as i64);
         Ok(())
