@@ -69,8 +69,9 @@ impl ShmemFs {
     }
 
     /// `shmem_zero_setup`: the object behind a shared anonymous mapping of `size` bytes, and the
-    /// VM ops its VMA gets.
-    pub fn zero_setup(&self, size: u64) -> Result<(Arc<File>, Arc<dyn VmOperations>)> {
+    /// VM ops its VMA gets. The kernel's inode allocation may fail; the engine's cannot, so this
+    /// returns no `Result`.
+    pub fn zero_setup(&self, size: u64) -> (Arc<File>, Arc<dyn VmOperations>) {
         let inode = self.new_inode(size);
         let file = File::new(
             inode,
@@ -79,7 +80,7 @@ impl ShmemFs {
             String::from("/dev/zero (deleted)"),
             false,
         );
-        Ok((file, Arc::new(ShmemVmOps { anon: true })))
+        (file, Arc::new(ShmemVmOps { anon: true }))
     }
 }
 

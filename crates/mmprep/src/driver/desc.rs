@@ -102,18 +102,6 @@ impl<'a> VmAreaDesc<'a> {
         }
     }
 
-    /// Builds a descriptor for a test of a driver's hook alone, outside any address space.
-    pub fn for_test(
-        file: Arc<File>,
-        start: VirtAddr,
-        end: VirtAddr,
-        pgoff: PgOff,
-        flags: VmaFlags,
-        shmem: &'a ShmemFs,
-    ) -> VmAreaDesc<'a> {
-        VmAreaDesc::new(file, start, end, pgoff, flags, shmem)
-    }
-
     /// Takes the fields the kernel copies back after the hook.
     pub(crate) fn into_parts(self) -> DescParts {
         DescParts {
@@ -326,8 +314,11 @@ impl<'a> VmAreaDesc<'a> {
     /// `mm/shmem.c:shmem_zero_setup_desc`: back this mapping with a new shmem object as large as
     /// the mapping (what a shared `/dev/zero` or shared anonymous mapping gets). `vm_file` becomes
     /// that object, shown as `/dev/zero (deleted)`, and `vm_ops` its anonymous-shmem ops.
+    ///
+    /// Returns a `Result` as the kernel's `int` does (its inode allocation may fail with
+    /// `ENOMEM`); the engine does not model that failure, so it always succeeds today.
     pub fn shmem_zero_setup(&mut self) -> Result<()> {
-        let (file, ops) = self.shmem.zero_setup(self.size())?;
+        let (file, ops) = self.shmem.zero_setup(self.size());
         self.vm_file = file;
         self.vm_ops = Some(ops);
         Ok(())

@@ -518,7 +518,7 @@ impl Mm {
             }
         } else if map.flags.test(VmaBit::Shared) {
             // shmem_zero_setup: shared anonymous memory is a new shmem object.
-            let (file, ops) = self.shmem.zero_setup(map.end.bytes_from(map.addr))?;
+            let (file, ops) = self.shmem.zero_setup(map.end.bytes_from(map.addr));
             vma.set_file(Some(file));
             vma.set_ops(VmOps::Driver(ops));
         }
