@@ -9,8 +9,11 @@
 //! Mirrors `include/linux/mm_types.h:struct vm_area_struct` and
 //! `include/linux/mm.h:struct vm_operations_struct`, \[H\] 6.18 / \[N\].
 //!
-//! - [`Vma`]: the VMA. Drivers and callers read it; only [`Mm`](crate::mm::Mm) and the merge code
-//!   change it, so the mutators are `pub(crate)`.
+//! - [`Vma`]: the VMA, 64 B so that the index can move it cheaply. Drivers and callers read it;
+//!   its fields are private and the engine changes them only through `pub(crate)` setters named
+//!   after the kernel's helpers (`vm_flags_reset`, `vma_set_page_prot`, ...).
+//! - `VmaAttrs` (private): file, `vm_ops` and private data, which only file and driver mappings
+//!   have, behind one shared handle in the `Vma`.
 //! - [`VmOperations`]: the driver's per-VMA hooks, with [`VmHooks`] saying which ones exist
 //!   (the C struct's non-NULL members).
 //! - [`VmOps`]: what a VMA's `vm_ops` pointer holds: nothing (anonymous), the dummy ops, or a
@@ -374,6 +377,19 @@ impl Vma {
         self.change_attrs(|a| a.private_data = data);
     }
 
+    /// Asserts the representation invariants (see `# Invariants`): a handle only for non-plain
+    /// attributes, no stray anon_vma id without a chain. Run by `Mm::check_invariants`.
+    pub(crate) fn check_representation(&self) {
+        assert!(
+            self.attrs.as_deref().is_none_or(|a| !a.is_plain()),
+            "VMA {self:?} keeps a handle to plain attributes"
+        );
+        assert!(
+            self.anon_chain != 0 || self.anon_id == AnonVmaId(0),
+            "VMA {self:?} has an anon_vma id but no chain"
+        );
+    }
+
     /// Copy-on-write change of the shared attributes, then back to `None` if they are plain.
     fn change_attrs(&mut self, change: impl FnOnce(&mut VmaAttrs)) {
         let attrs = self.attrs.get_or_insert_with(|| {
@@ -456,5 +472,7 @@ mod tests {
         b.set_ops(VmOps::Anonymous);
         assert!(b.attrs.is_none() && b.is_anonymous());
         assert!(matches!(a.ops(), VmOps::Dummy));
+        a.check_representation();
+        b.check_representation();
     }
 }

@@ -333,6 +333,7 @@ impl Mm {
                 "tree key is not the VMA start"
             );
             assert!(v.end().0 <= self.profile.task_size, "VMA {v:?} above TASK_SIZE");
+            v.check_representation();
             // Page-table entries only where a VMA is (checked from the VMA side below).
             if v.is_anonymous() && v.file().is_none() {
                 assert!(
