@@ -58,7 +58,7 @@ pub const SITES: &[(&str, &str, &str)] = &[
         "remap_pfn_range",
         "mm/memory.c:remap_pfn_range_notrack",
     ),
-    ("merge.rs", "vma_modify", "mm/vma.c:vma_modify"),
+    ("mm/merge.rs", "vma_modify", "mm/vma.c:vma_modify"),
     ("exec.rs", "rd", "fs/binfmt_elf.c:elf_read"),
     (
         "exec.rs",
@@ -166,7 +166,7 @@ pub const SITES: &[(&str, &str, &str)] = &[
         "mm/mmap.c:__install_special_mapping",
     ),
     ("mm/special.rs", "map_vdso", "arch/x86/entry/vdso/vma.c:map_vdso"),
-    ("split.rs", "split_vma", "mm/vma.c:split_vma"),
+    ("mm/split.rs", "split_vma", "mm/vma.c:split_vma"),
 ];
 
 /// The engine file under `src/` that `file` (a `Location::file`) names, if it is one of this

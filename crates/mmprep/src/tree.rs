@@ -19,7 +19,7 @@
 //!
 //! A VMA's range may change in place (`VmaTree::set_range`) as long as it stays between its
 //! neighbours, which a merge or a split always keeps: no re-insert, no move of the VMA.
-//! Insertion never merges: merging is [`crate::merge`]'s job, and the names say so.
+//! Insertion never merges: merging is [`crate::mm::merge`]'s job, and the names say so.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};

@@ -37,6 +37,7 @@ mod huge_memory;
 mod import;
 mod layout;
 mod madvise;
+pub(crate) mod merge;
 mod mlock;
 mod mmap;
 mod mprotect;
@@ -45,6 +46,7 @@ mod mseal;
 mod msync;
 mod munmap;
 mod special;
+mod split;
 
 use alloc::string::String;
 use alloc::sync::Arc;
