@@ -57,20 +57,22 @@ impl Mm {
         // vma_adjust_trans_huge: a huge block the new boundary cuts is split first.
         self.ptes.split_huge_at(addr);
         // The piece that keeps the start `key` is changed in place; the other piece is a copy
-        // inserted at `addr`. Both pieces are the same VMA but for their ranges, so which one
-        // "is" the original only decides where `open` is called.
+        // inserted at `addr`, both at one cursor position (no look-up by start). Both pieces
+        // are the same VMA but for their ranges, so which one "is" the original only decides
+        // where `open` is called.
+        let mut c = self.tree.cursor(key);
         let (l_start, l_pgoff) = {
-            let v = self.tree.get(key).expect("VMA in tree");
+            let v = c.get().expect("VMA in tree");
             (v.start, v.pgoff)
         };
-        let lower = self.tree.set_range(key, l_start, addr, l_pgoff);
+        let lower = c.set_range(l_start, addr, l_pgoff);
         let mut upper = lower.clone();
         let below_pages = addr.pages_from(l_start);
         upper.start = addr;
         upper.end = vma_end;
         upper.pgoff = upper.pgoff.add(below_pages);
         // INVARIANT: the two pieces cover exactly the old range and do not overlap.
-        self.tree.insert(upper);
+        c.insert_after(upper);
         let new_key = if new_below { key } else { addr };
         if hooks.is_some_and(|h| h.contains(VmHooks::OPEN)) {
             self.hook_open(new_key);
