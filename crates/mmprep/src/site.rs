@@ -143,6 +143,11 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ),
     ("mm/mmap.rs", "call_legacy_mmap", "mm/vma.c:__mmap_new_file_vma"),
     ("mm/mod.rs", "alloc", "mmprep:Mm::fail_allocation_in (a failed kmalloc)"),
+    (
+        "mm/mod.rs",
+        "alloc_from",
+        "mmprep:Mm::fail_allocation_in (a failed kmalloc)",
+    ),
     ("mm/mod.rs", "charge", "mm/util.c:__vm_enough_memory"),
     ("mm/mod.rs", "checked_range_end", "mm/madvise.c:check_input_range"),
     ("mm/mprotect.rs", "mprotect", "mm/mprotect.c:do_mprotect_pkey"),

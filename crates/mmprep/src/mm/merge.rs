@@ -237,7 +237,9 @@ impl Mm {
         let sticky = self.sticky();
         // One cursor at the gap: the first VMA ending above `start` is the one after the gap,
         // the one before it is before the gap. Only the caller's neighbours may merge.
-        let c = self.tree.cursor(vmg.start);
+        let ptes = &mut self.ptes;
+        let fail_alloc_in = &mut self.fail_alloc_in;
+        let mut c = self.tree.cursor(vmg.start);
         let next_vma = c.get().filter(|n| Some(n.start) == vmg.next);
         let prev_vma = c.peek_prev().filter(|p| Some(p.start) == vmg.prev);
         let merge_left = can_merge_left(prev_vma, vmg, sticky);
@@ -251,12 +253,10 @@ impl Mm {
         // vma_expand may need a tree node; when it cannot have one the merge fails with
         // VMA_MERGE_ERROR_NOMEM, which each caller judges (brk fails with ENOMEM, mmap_region
         // and copy_vma go on to allocate a VMA of their own).
-        if self.alloc().is_err() {
+        if super::alloc_from(fail_alloc_in).is_err() {
             vmg.outcome = MergeOutcome::ErrorNoMem;
             return None;
         }
-        let ptes = &mut self.ptes;
-        let mut c = self.tree.cursor(vmg.start);
         let survivor = if merge_left {
             let mut end = vmg.end;
             let mut extra_sticky = vmg.flags.and(sticky);
@@ -316,19 +316,25 @@ impl Mm {
     ///
     /// # Preconditions
     /// `vmg.middle` is a VMA in the tree containing `[vmg.start, vmg.end)`.
-    fn merge_existing_range(&mut self, vmg: &mut MergeState) -> Option<VirtAddr> {
+    fn merge_existing_range(&mut self, vmg: &mut MergeState) -> (Option<VirtAddr>, VirtAddr) {
         let middle_key = vmg.middle.expect("a modification has a middle VMA");
         let sticky = self.sticky();
         vmg.outcome = MergeOutcome::NoMerge;
-        let c = self.tree.cursor(middle_key);
+        let ptes = &mut self.ptes;
+        let fail_alloc_in = &mut self.fail_alloc_in;
+        let mut c = self.tree.cursor(middle_key);
         let m = c.get().expect("vma_modify of a VMA that is not in the tree");
         let (m_start, m_end, m_pgoff, m_anon, m_close) = (m.start, m.end, m.pgoff, m.anon, m.ops.has_close());
         debug_assert!(m_start == middle_key);
         debug_assert!(m_start <= vmg.start && vmg.end <= m_end && vmg.start < vmg.end);
+        // The proposal is the middle VMA's part with the new flags.
+        vmg.pgoff = m_pgoff.add(vmg.start.pages_from(m_start));
+        vmg.file.clone_from(&m.file);
+        vmg.anon = m_anon;
         let left_side = vmg.start == m_start;
         let right_side = vmg.end == m_end;
         if vmg.flags.test_any(flags::SPECIAL) || (!left_side && !right_side) {
-            return None;
+            return (None, m_end);
         }
         // prev matters only when the range starts at middle's start, and only the caller's prev
         // (the VMA just before middle) can merge.
@@ -348,24 +354,23 @@ impl Mm {
             next_removable = next_vma.is_some_and(can_remove);
         }
         if !merge_left && !merge_right {
-            return None;
+            return (None, m_end);
         }
         let remove_middle = left_side && right_side;
         if remove_middle && m_close {
-            return None;
+            return (None, m_end);
         }
         let mut merge_both = merge_left && merge_right;
         if merge_both && !next_removable {
             merge_both = false;
             merge_right = false;
         }
-        if self.alloc().is_err() {
+        // The tree node the commit may need (vma_iter_prealloc), taken while the cursor stays.
+        if super::alloc_from(fail_alloc_in).is_err() {
             vmg.outcome = MergeOutcome::ErrorNoMem;
-            return None;
+            return (None, m_end);
         }
         let mut sticky_bits = vmg.flags.and(sticky);
-        let ptes = &mut self.ptes;
-        let mut c = self.tree.cursor(middle_key);
         // vma_adjust_trans_huge: the boundary the merge moves may cut a huge block (an old one
         // cannot: no huge block straddles a VMA boundary).
         let boundary = |a: VirtAddr| ptes.split_huge_at(a);
@@ -423,7 +428,7 @@ impl Mm {
         // INVARIANT: the survivor covers the range and what it absorbed; nothing else moved.
         c.get_mut().expect("target in tree").flags.set_mask(sticky_bits);
         vmg.outcome = MergeOutcome::Success(target);
-        Some(target)
+        (Some(target), m_end)
     }
 
     /// `mm/vma.c:vma_modify`: make `[start, end)` of VMA `middle` ready to take new flags: merge
@@ -444,32 +449,29 @@ impl Mm {
         end: VirtAddr,
         new_flags: VmaFlags,
     ) -> Result<VirtAddr> {
-        let (m_file, m_start, m_end, m_pgoff, m_anon) = {
-            let m = self
-                .tree
-                .get(middle)
-                .expect("vma_modify of a VMA that is not in the tree");
-            (m.file.clone(), m.start, m.end, m.pgoff, m.anon)
-        };
+        // The proposal's offset, file and anon_vma are the middle VMA's: the merge reads them
+        // at its cursor.
         let mut vmg = MergeState {
             start,
             end,
-            pgoff: m_pgoff.add(start.pages_from(m_start)),
+            pgoff: PgOff(0),
             flags: new_flags,
-            file: m_file,
-            anon: m_anon,
+            file: None,
+            anon: None,
             prev,
             middle: Some(middle),
             next: None,
             just_expand: false,
             outcome: MergeOutcome::Start,
         };
-        if let Some(target) = self.merge_existing_range(&mut vmg) {
+        let (merged, m_end) = self.merge_existing_range(&mut vmg);
+        if let Some(target) = merged {
             return Ok(target);
         }
         if vmg.outcome == MergeOutcome::ErrorNoMem {
             return Err(crate::errno::err(crate::Errno::ENOMEM, "merge ran out of memory"));
         }
+        let m_start = middle;
         let mut key = middle;
         if m_start < start {
             self.split_vma(key, start, true)?;
