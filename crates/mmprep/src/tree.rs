@@ -309,6 +309,16 @@ impl VmaTree {
         self.at(self.seek(addr.0)).map(|p| self.vma(p))
     }
 
+    /// `find_vma_prev`: the first VMA ending above `addr` and the VMA before it (the last VMA
+    /// when none ends above `addr`), in one look-up.
+    pub fn find_vma_prev(&self, addr: VirtAddr) -> (Option<&Vma>, Option<&Vma>) {
+        let pos = self.seek(addr.0);
+        match self.at(pos) {
+            Some(p) => (Some(self.vma(p)), self.before(p).map(|b| self.vma(b))),
+            None => (None, self.before(pos).map(|b| self.vma(b))),
+        }
+    }
+
     /// `find_vma_intersection` / `vma_find(vmi, end)` from `start`: the first VMA overlapping
     /// `[start, end)`. An empty or inverted range (`end <= start`) overlaps nothing.
     pub fn find_intersection(&self, start: VirtAddr, end: VirtAddr) -> Option<&Vma> {
@@ -1100,6 +1110,10 @@ mod model {
             assert_eq!(pages(t.lookup(a)), lookup, "lookup {p}");
             let find = m.iter().find(|(_, e)| **e > p).map(|(s, e)| (*s, *e));
             assert_eq!(pages(t.find_vma(a)), find, "find_vma {p}");
+            let (fv, fp) = t.find_vma_prev(a);
+            assert_eq!(pages(fv), find, "find_vma_prev {p}");
+            let before = find.map_or_else(|| m.iter().next_back().map(|(s, e)| (*s, *e)), |(fs, _)| m.range(..fs).next_back().map(|(s, e)| (*s, *e)));
+            assert_eq!(pages(fp), before, "find_vma_prev {p}: prev");
             let prev = m.range(..p).next_back().map(|(s, e)| (*s, *e));
             assert_eq!(pages(t.prev_before(a)), prev, "prev_before {p}");
             let next = m.range(p..).next().map(|(s, e)| (*s, *e));
