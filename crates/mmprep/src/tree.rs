@@ -20,6 +20,10 @@
 //! A VMA's range may change in place (`VmaTree::set_range`) as long as it stays between its
 //! neighbours, which a merge or a split always keeps: no re-insert, no move of the VMA.
 //! Insertion never merges: merging is [`crate::mm::merge`]'s job, and the names say so.
+//!
+//! `Cursor` is the kernel's `vma_iterator`: one descent to a position, then the neighbours and
+//! the changes a merge or split makes (move a range, insert after, remove) at that position
+//! without descending again. Merge and split work through it.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -1112,7 +1116,10 @@ mod model {
             assert_eq!(pages(t.find_vma(a)), find, "find_vma {p}");
             let (fv, fp) = t.find_vma_prev(a);
             assert_eq!(pages(fv), find, "find_vma_prev {p}");
-            let before = find.map_or_else(|| m.iter().next_back().map(|(s, e)| (*s, *e)), |(fs, _)| m.range(..fs).next_back().map(|(s, e)| (*s, *e)));
+            let before = find.map_or_else(
+                || m.iter().next_back().map(|(s, e)| (*s, *e)),
+                |(fs, _)| m.range(..fs).next_back().map(|(s, e)| (*s, *e)),
+            );
             assert_eq!(pages(fp), before, "find_vma_prev {p}: prev");
             let prev = m.range(..p).next_back().map(|(s, e)| (*s, *e));
             assert_eq!(pages(t.prev_before(a)), prev, "prev_before {p}");
