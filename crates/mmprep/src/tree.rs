@@ -19,7 +19,7 @@
 //!
 //! A VMA's range may change in place (`VmaTree::set_range`) as long as it stays between its
 //! neighbours, which a merge or a split always keeps: no re-insert, no move of the VMA.
-//! Insertion never merges: merging is [`crate::mm::merge`]'s job, and the names say so.
+//! Insertion never merges: merging is `mm/merge.rs`'s job, and the names say so.
 //!
 //! `Cursor` is the kernel's `vma_iterator`: one descent to a position, then the neighbours and
 //! the changes a merge or split makes (move a range, insert after, remove) at that position
