@@ -65,7 +65,8 @@ pub(crate) struct MergeState {
     pub middle: Option<VirtAddr>,
     /// The VMA after the range.
     pub next: Option<VirtAddr>,
-    /// brk-style: only try to extend `prev`.
+    /// brk-style: only try to extend `prev` (`vmg->just_expand`, set by `mm/vma.c:do_brk_flags`
+    /// alone, as here by `Mm::brk`).
     pub just_expand: bool,
     /// The result.
     pub outcome: MergeOutcome,
