@@ -204,16 +204,6 @@ impl Mm {
         flags::sticky_flags(self.profile.soft_dirty)
     }
 
-    /// `dup_anon_vma(dst, src)`: a survivor without an anon_vma adopts the one of the VMA whose
-    /// pages it takes over.
-    fn dup_anon_vma(&mut self, dst: VirtAddr, src: Option<AnonVmaRef>) {
-        if let (Some(src), Some(d)) = (src, self.tree.get_mut(dst))
-            && d.anon.is_none()
-        {
-            d.anon = Some(src);
-        }
-    }
-
     /// `mm/vma.c:vma_merge_new_range`: try to place the new range `[start, end)` into `prev`
     /// and/or `next` instead of a VMA of its own.
     ///
@@ -292,7 +282,8 @@ impl Mm {
         // of the VMA it was copied from, and the survivor must own it to keep the moved pages
         // reachable (H: a written page moved next to an unwritten VMA makes the merged VMA keep
         // `ac` through mprotect(r--)). A new mmap range carries none, so this is a no-op there.
-        self.dup_anon_vma(survivor, vmg.anon);
+        // The cursor is at the survivor in both branches.
+        dup_anon_vma(c.get_mut().expect("the survivor"), vmg.anon);
         vmg.outcome = MergeOutcome::Success(survivor);
         Some(survivor)
     }
