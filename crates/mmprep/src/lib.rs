@@ -14,7 +14,7 @@
 //! | `struct mmap_action` | [`action::MmapAction`] |
 //! | (none: the embedder's host memory) | [`backend::Planner`], [`backend::Backend`] |
 //! | `vma_flags_t`, `VMA_*_BIT` | [`flags::VmaFlags`], [`flags::VmaBit`] |
-//! | `struct vma_merge_struct` | `merge::MergeState` (internal) |
+//! | `struct vma_merge_struct` | `mm::merge::MergeState` (internal) |
 //! | `struct file`, `file_operations` | [`file::File`], [`file::FileOperations`] |
 //! | `vm_operations_struct` | [`vma::VmOperations`] |
 //! | the syscall ABI (`syscall_64.tbl`, `syscall_32.tbl`, `asm-generic/unistd.h`) | [`abi::syscall`], [`abi::FdTable`] |
@@ -72,7 +72,6 @@ pub mod events;
 pub mod exec;
 pub mod file;
 pub mod flags;
-pub mod merge;
 pub mod mm;
 pub mod mmap_layout;
 mod pagetable;
@@ -81,7 +80,6 @@ pub mod procfs;
 pub mod profile;
 pub mod shmem;
 pub mod site;
-mod split;
 mod sync;
 pub mod tree;
 pub mod uapi;

@@ -58,7 +58,7 @@ pub const SITES: &[(&str, &str, &str)] = &[
         "remap_pfn_range",
         "mm/memory.c:remap_pfn_range_notrack",
     ),
-    ("merge.rs", "vma_modify", "mm/vma.c:vma_modify"),
+    ("mm/merge.rs", "vma_modify", "mm/vma.c:vma_modify"),
     ("exec.rs", "rd", "fs/binfmt_elf.c:elf_read"),
     (
         "exec.rs",
@@ -143,6 +143,11 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ),
     ("mm/mmap.rs", "call_legacy_mmap", "mm/vma.c:__mmap_new_file_vma"),
     ("mm/mod.rs", "alloc", "mmprep:Mm::fail_allocation_in (a failed kmalloc)"),
+    (
+        "mm/mod.rs",
+        "alloc_from",
+        "mmprep:Mm::fail_allocation_in (a failed kmalloc)",
+    ),
     ("mm/mod.rs", "charge", "mm/util.c:__vm_enough_memory"),
     ("mm/mod.rs", "checked_range_end", "mm/madvise.c:check_input_range"),
     ("mm/mprotect.rs", "mprotect", "mm/mprotect.c:do_mprotect_pkey"),
@@ -166,7 +171,7 @@ pub const SITES: &[(&str, &str, &str)] = &[
         "mm/mmap.c:__install_special_mapping",
     ),
     ("mm/special.rs", "map_vdso", "arch/x86/entry/vdso/vma.c:map_vdso"),
-    ("split.rs", "split_vma", "mm/vma.c:split_vma"),
+    ("mm/split.rs", "split_vma", "mm/vma.c:split_vma"),
 ];
 
 /// The engine file under `src/` that `file` (a `Location::file`) names, if it is one of this

@@ -19,7 +19,11 @@
 //!
 //! A VMA's range may change in place (`VmaTree::set_range`) as long as it stays between its
 //! neighbours, which a merge or a split always keeps: no re-insert, no move of the VMA.
-//! Insertion never merges: merging is [`crate::merge`]'s job, and the names say so.
+//! Insertion never merges: merging is `mm/merge.rs`'s job, and the names say so.
+//!
+//! `Cursor` is the kernel's `vma_iterator`: one descent to a position, then the neighbours and
+//! the changes a merge or split makes (move a range, insert after, remove) at that position
+//! without descending again. Merge and split work through it.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -309,6 +313,16 @@ impl VmaTree {
         self.at(self.seek(addr.0)).map(|p| self.vma(p))
     }
 
+    /// `find_vma_prev`: the first VMA ending above `addr` and the VMA before it (the last VMA
+    /// when none ends above `addr`), in one look-up.
+    pub fn find_vma_prev(&self, addr: VirtAddr) -> (Option<&Vma>, Option<&Vma>) {
+        let pos = self.seek(addr.0);
+        match self.at(pos) {
+            Some(p) => (Some(self.vma(p)), self.before(p).map(|b| self.vma(b))),
+            None => (None, self.before(pos).map(|b| self.vma(b))),
+        }
+    }
+
     /// `find_vma_intersection` / `vma_find(vmi, end)` from `start`: the first VMA overlapping
     /// `[start, end)`. An empty or inverted range (`end <= start`) overlaps nothing.
     pub fn find_intersection(&self, start: VirtAddr, end: VirtAddr) -> Option<&Vma> {
@@ -391,13 +405,20 @@ impl VmaTree {
     /// # Preconditions
     /// A VMA starts at `key`; `start < end`; the new range overlaps no other VMA (it stays
     /// between its neighbours, as every merge and split keeps it).
-    pub(crate) fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> &mut Vma {
-        debug_assert!(start < end);
-        let (leaf, slot) = self.seek(key.0);
+    #[cfg(test)]
+    fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> &mut Vma {
+        let pos = self.seek(key.0);
         debug_assert!(
-            self.leaf(leaf).vmas.get(slot).is_some_and(|v| v.start() == key),
+            self.leaf(pos.0).vmas.get(pos.1).is_some_and(|v| v.start() == key),
             "set_range of {key:?}, which is not in the tree"
         );
+        self.set_range_at(pos, start, end, pgoff)
+    }
+
+    /// [`VmaTree::set_range`] of the VMA at position `(leaf, slot)`.
+    fn set_range_at(&mut self, (leaf, slot): (u32, usize), start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> &mut Vma {
+        debug_assert!(start < end);
+        let key = self.leaf(leaf).vmas[slot].start();
         debug_assert!(
             self.before((leaf, slot)).is_none_or(|p| self.vma(p).end() <= start)
                 && self.after((leaf, slot)).is_none_or(|p| self.vma(p).start() >= end),
@@ -437,7 +458,14 @@ impl VmaTree {
             self.find_intersection(vma.start(), vma.end())
         );
         let (leaf, idx) = self.seek(vma.start().0);
+        self.insert_at((leaf, idx), vma);
+    }
+
+    /// Inserts `vma` at position `(leaf, idx)` (where [`VmaTree::seek`] of its start ends) and
+    /// returns its position: a descent only when the leaf splits or gets a new highest end.
+    fn insert_at(&mut self, (leaf, idx): (u32, usize), vma: Vma) -> (u32, usize) {
         let n = self.leaf(leaf).vmas.len();
+        debug_assert!(idx <= n && (idx == n || self.leaf(leaf).vmas[idx].start() >= vma.end()));
         // The path is needed only when the leaf splits or gets a new highest end.
         let path = if n == B || idx == n {
             self.descend(vma.start().0).0
@@ -456,7 +484,7 @@ impl VmaTree {
             if idx == n {
                 self.fix_pivot(&path, end);
             }
-            return;
+            return (leaf, idx);
         }
         // The leaf is full: split it, keeping `keep` of the B + 1 VMAs on the left.
         let keep = split_point(idx);
@@ -488,6 +516,11 @@ impl VmaTree {
             self.leaf_mut(old_next).prev = right_id;
         }
         self.insert_child(&path, self.height, left_max, right_id);
+        if idx < keep {
+            (leaf, idx)
+        } else {
+            (right_id, idx - keep)
+        }
     }
 
     /// The node at `path[depth]` (or the root, at `depth == 0`) split: its left half keeps
@@ -569,6 +602,14 @@ impl VmaTree {
         if slot >= n || self.leaf(leaf).vmas[slot].start() != start {
             return None;
         }
+        Some(self.remove_at((leaf, slot)).0)
+    }
+
+    /// Removes the VMA at position `(leaf, slot)`; returns it and whether its leaf is gone (else
+    /// the same position now holds the VMA after it, or is past the leaf's end).
+    fn remove_at(&mut self, (leaf, slot): (u32, usize)) -> (Vma, bool) {
+        let n = self.leaf(leaf).vmas.len();
+        let start = self.leaf(leaf).vmas[slot].start();
         // The path is needed only when the leaf empties or loses its highest end.
         let path = if slot + 1 == n {
             self.descend(start.0).0
@@ -580,15 +621,17 @@ impl VmaTree {
         l.ends.copy_within(slot + 1..n, slot);
         l.ends[n - 1] = u64::MAX;
         self.len -= 1;
+        let mut gone = false;
         if n == 1 {
             if self.height > 0 {
                 self.remove_leaf(&path, leaf);
+                gone = true;
             }
         } else if slot == n - 1 {
             let max = self.leaf(leaf).ends[n - 2];
             self.fix_pivot(&path, max);
         }
-        Some(v)
+        (v, gone)
     }
 
     /// Takes the empty leaf at the end of `path` out of the tree, with every branch above it
@@ -715,6 +758,118 @@ impl VmaTree {
             max = m;
         }
         max
+    }
+}
+
+/// A position in a [`VmaTree`], worked at without a new descent: the kernel's `vma_iterator`
+/// (its `ma_state`). [`VmaTree::cursor`] descends once; `prev`/`next` step to the VMAs beside
+/// it (through the leaf links), and `get_mut`, `set_range`, `insert_after` (a split's new upper
+/// piece) and `remove` (munmap's detach, a merge's deleted VMA) change the tree there.
+///
+/// # Invariants
+/// `pos` is a position as [`VmaTree::seek`] gives it: a leaf and a slot in it, the slot at most
+/// the leaf's length (past the last VMA of the leaf means the first VMA of the next leaf, or
+/// the end of the tree). Changes that keep the leaves (`get_mut`, `set_range`) keep the
+/// position; `insert_after` and `remove` may split or empty a leaf, and return with `pos`
+/// recomputed by the insert itself or, when a leaf went away, by one descent.
+pub(crate) struct Cursor<'a> {
+    tree: &'a mut VmaTree,
+    pos: (u32, usize),
+}
+
+impl VmaTree {
+    /// A cursor at the first VMA ending above `addr` (`vma_iter_init` + `vma_find`).
+    pub(crate) fn cursor(&mut self, addr: VirtAddr) -> Cursor<'_> {
+        let pos = self.seek(addr.0);
+        Cursor { tree: self, pos }
+    }
+}
+
+impl Cursor<'_> {
+    /// The VMA at the position.
+    pub(crate) fn get(&self) -> Option<&Vma> {
+        self.tree.at(self.pos).map(|p| self.tree.vma(p))
+    }
+
+    /// The VMA at the position, to change in place (not its range: [`Cursor::set_range`]).
+    pub(crate) fn get_mut(&mut self) -> Option<&mut Vma> {
+        let (id, slot) = self.tree.at(self.pos)?;
+        Some(&mut self.tree.leaf_mut(id).vmas[slot])
+    }
+
+    /// The VMA before the position, without moving.
+    pub(crate) fn peek_prev(&self) -> Option<&Vma> {
+        let p = self.tree.at(self.pos).unwrap_or(self.pos);
+        self.tree.before(p).map(|p| self.tree.vma(p))
+    }
+
+    /// The VMA after the VMA at the position, without moving.
+    pub(crate) fn peek_next(&self) -> Option<&Vma> {
+        let p = self.tree.at(self.pos)?;
+        self.tree.after(p).map(|p| self.tree.vma(p))
+    }
+
+    /// Steps back to the VMA before the position (`vma_prev`); stays put when there is none.
+    pub(crate) fn prev(&mut self) -> Option<&Vma> {
+        let p = self.tree.at(self.pos).unwrap_or(self.pos);
+        let b = self.tree.before(p)?;
+        self.pos = b;
+        Some(self.tree.vma(b))
+    }
+
+    /// Steps on to the VMA after the position (`vma_next`); at the end of the tree, stays past
+    /// the last VMA.
+    pub(crate) fn next(&mut self) -> Option<&Vma> {
+        let p = self.tree.at(self.pos)?;
+        self.pos = (p.0, p.1 + 1);
+        self.get()
+    }
+
+    /// Moves the VMA at the position to `[start, end)` with `pgoff`, in place
+    /// ([`VmaTree::set_range`] without its descent).
+    ///
+    /// # Preconditions
+    /// A VMA is at the position; the new range stays between its neighbours.
+    pub(crate) fn set_range(&mut self, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> &mut Vma {
+        let p = self.tree.at(self.pos).expect("set_range past the last VMA");
+        self.pos = p;
+        debug_assert!(
+            self.tree.before(p).is_none_or(|b| self.tree.vma(b).end() <= start)
+                && self.tree.after(p).is_none_or(|a| self.tree.vma(a).start() >= end),
+            "set_range to [{start:?}, {end:?}) overlaps a neighbour"
+        );
+        self.tree.set_range_at(p, start, end, pgoff)
+    }
+
+    /// Inserts `vma` right after the VMA at the position (a split's upper piece) and moves to
+    /// it.
+    ///
+    /// # Preconditions
+    /// `vma` lies between the VMA at the position and the one after it.
+    pub(crate) fn insert_after(&mut self, vma: Vma) -> &mut Vma {
+        let p = self.tree.at(self.pos).expect("insert_after past the last VMA");
+        debug_assert!(self.tree.vma(p).end() <= vma.start());
+        debug_assert!(self.tree.after(p).is_none_or(|a| self.tree.vma(a).start() >= vma.end()));
+        // After the last VMA of a leaf, the slot is the next leaf's first (where a descent of
+        // `vma.start` leads, so the insert's path matches), unless this is the last leaf.
+        let l = self.tree.leaf(p.0);
+        let at = if p.1 + 1 == l.vmas.len() && l.next != NIL {
+            (l.next, 0)
+        } else {
+            (p.0, p.1 + 1)
+        };
+        self.pos = self.tree.insert_at(at, vma);
+        let (id, slot) = self.pos;
+        &mut self.tree.leaf_mut(id).vmas[slot]
+    }
+
+    /// Removes the VMA at the position and returns it; the position moves to the VMA after it.
+    pub(crate) fn remove(&mut self) -> Vma {
+        let p = self.tree.at(self.pos).expect("remove past the last VMA");
+        let (v, gone) = self.tree.remove_at(p);
+        // INVARIANT: a leaf that went away takes its position with it; find the next VMA anew.
+        self.pos = if gone { self.tree.seek(v.start().0) } else { p };
+        v
     }
 }
 
@@ -858,7 +1013,8 @@ mod model {
     }
 
     /// One step: 0 insert `[a, a + len)` if free, 1 remove the VMA around `a`, 2 grow or shrink
-    /// the VMA around `a` within its gap.
+    /// the VMA around `a` within its gap; through a [`Cursor`]: 3 split the VMA around `a` at
+    /// `a`, 4 remove it (the cursor then stands at the next VMA), 5 walk back and forth.
     fn step(t: &mut VmaTree, m: &mut BTreeMap<u64, u64>, op: u8, a: u64, len: u64) {
         let containing = m
             .range(..=a)
@@ -878,6 +1034,47 @@ mod model {
                     let v = t.remove(VirtAddr(s << 12)).expect("in the tree");
                     assert_eq!(v.end().0, e << 12);
                     m.remove(&s);
+                }
+            }
+            3 => {
+                if let Some((s, e)) = containing.filter(|(s, _)| *s < a) {
+                    let mut c = t.cursor(VirtAddr(a << 12));
+                    assert_eq!(c.get().map(|v| v.start().0 >> 12), Some(s));
+                    c.set_range(VirtAddr(s << 12), VirtAddr(a << 12), PgOff(0));
+                    let up = c.insert_after(vma(a, e));
+                    assert_eq!(up.start().0 >> 12, a);
+                    assert_eq!(c.get().map(|v| v.start().0 >> 12), Some(a));
+                    assert_eq!(c.peek_prev().map(|v| v.start().0 >> 12), Some(s));
+                    m.insert(s, a);
+                    m.insert(a, e);
+                }
+            }
+            4 => {
+                if let Some((s, e)) = containing {
+                    let mut c = t.cursor(VirtAddr(a << 12));
+                    let v = c.remove();
+                    assert_eq!((v.start().0 >> 12, v.end().0 >> 12), (s, e));
+                    m.remove(&s);
+                    let next = m.range(s..).next().map(|(s, _)| *s);
+                    assert_eq!(c.get().map(|v| v.start().0 >> 12), next, "after remove");
+                }
+            }
+            5 => {
+                let mut c = t.cursor(VirtAddr(a << 12));
+                let here = m.iter().find(|(_, e)| **e > a).map(|(s, _)| *s);
+                assert_eq!(c.get().map(|v| v.start().0 >> 12), here);
+                let before = here.map_or_else(
+                    || m.keys().next_back().copied(),
+                    |h| m.range(..h).next_back().map(|(s, _)| *s),
+                );
+                assert_eq!(c.peek_prev().map(|v| v.start().0 >> 12), before);
+                if let Some(h) = here {
+                    let after = m.range(h + 1..).next().map(|(s, _)| *s);
+                    assert_eq!(c.peek_next().map(|v| v.start().0 >> 12), after);
+                    assert_eq!(c.next().map(|v| v.start().0 >> 12), after);
+                    if after.is_some() {
+                        assert_eq!(c.prev().map(|v| v.start().0 >> 12), Some(h));
+                    }
                 }
             }
             _ => {
@@ -915,6 +1112,13 @@ mod model {
             assert_eq!(pages(t.lookup(a)), lookup, "lookup {p}");
             let find = m.iter().find(|(_, e)| **e > p).map(|(s, e)| (*s, *e));
             assert_eq!(pages(t.find_vma(a)), find, "find_vma {p}");
+            let (fv, fp) = t.find_vma_prev(a);
+            assert_eq!(pages(fv), find, "find_vma_prev {p}");
+            let before = find.map_or_else(
+                || m.iter().next_back().map(|(s, e)| (*s, *e)),
+                |(fs, _)| m.range(..fs).next_back().map(|(s, e)| (*s, *e)),
+            );
+            assert_eq!(pages(fp), before, "find_vma_prev {p}: prev");
             let prev = m.range(..p).next_back().map(|(s, e)| (*s, *e));
             assert_eq!(pages(t.prev_before(a)), prev, "prev_before {p}");
             let next = m.range(p..).next().map(|(s, e)| (*s, *e));
@@ -937,7 +1141,7 @@ mod model {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
-        fn matches_btreemap(ops in proptest::collection::vec((0u8..3, 0u64..600, 1u64..6), 1..700)) {
+        fn matches_btreemap(ops in proptest::collection::vec((0u8..6, 0u64..600, 1u64..6), 1..700)) {
             let mut t = VmaTree::new();
             let mut m = BTreeMap::new();
             for (k, &(op, a, len)) in ops.iter().enumerate() {

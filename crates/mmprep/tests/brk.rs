@@ -237,3 +237,25 @@ fn stack_and_vdso_names() {
     );
     mm.check_invariants();
 }
+
+/// `do_brk_flags` with `vmg.just_expand`: when extending the heap VMA cannot have its tree node
+/// (`VMA_MERGE_ERROR_NOMEM`), brk fails (`vmg_nomem` → `unacct_fail`) and returns the old break;
+/// it does not fall back to a second heap VMA. Before, the merge reported "no merge" and brk
+/// mapped `[0x55555556a000, 0x55555556b000)` as a VMA of its own beside the heap.
+#[test]
+fn failed_expand_allocation_fails_brk() {
+    let mut mm = heap_probe();
+    brk(&mut mm, START_BRK + 0x1000, START_BRK + 0x1000);
+    let before = mm.maps();
+    mm.fail_allocation_in(0);
+    brk(&mut mm, START_BRK + 0x2000, START_BRK + 0x1000);
+    assert_eq!(mm.maps(), before, "a failed brk changes no VMA");
+    assert_eq!(mm.bounds().map(|b| b.brk), Some(START_BRK + 0x1000));
+    // The switch is spent: the next brk extends the heap VMA in place.
+    brk(&mut mm, START_BRK + 0x2000, START_BRK + 0x2000);
+    assert_maps(
+        &mm,
+        "555555559000-555555569000 rw-p 00000000 00:00 0 
+         555555569000-55555556b000 rw-p 00000000 00:00 0                          [heap]",
+    );
+}

@@ -36,8 +36,8 @@
 use crate::addr::{PAGE_SHIFT, PageRange, PgOff, VirtAddr};
 use crate::errno::{Errno, Result, err};
 use crate::flags::{VmaBit, VmaFlags};
-use crate::merge::{MergeOutcome, MergeState};
 use crate::mm::Mm;
+use crate::mm::merge::{MergeOutcome, MergeState};
 use crate::vma::Vma;
 use crate::vma_flags;
 

@@ -177,10 +177,11 @@ impl Mm {
         let mut unmapped_error = Ok(());
         let mut range_start = start;
         // find_vma_prev
-        let mut vma = self.tree.find_vma(start).map(|v| (v.start(), v.end()));
+        let (first, before) = self.tree.find_vma_prev(start);
+        let mut vma = first.map(|v| (v.start(), v.end()));
         let mut prev = match vma {
             Some((v, _)) if start > v => Some(v),
-            Some((v, _)) => self.tree.prev_before(v).map(|p| p.start()),
+            Some(_) => before.map(|p| p.start()),
             None => None,
         };
         loop {

@@ -37,6 +37,7 @@ mod huge_memory;
 mod import;
 mod layout;
 mod madvise;
+pub(crate) mod merge;
 mod mlock;
 mod mmap;
 mod mprotect;
@@ -45,6 +46,7 @@ mod mseal;
 mod msync;
 mod munmap;
 mod special;
+mod split;
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -231,17 +233,7 @@ impl Mm {
 
     /// One kernel allocation (a VMA, a tree node). Fails only when the test switch says so.
     pub(crate) fn alloc(&mut self) -> Result<()> {
-        match self.fail_alloc_in {
-            Some(0) => {
-                self.fail_alloc_in = None;
-                Err(err(Errno::ENOMEM, "allocation failed (test switch)"))
-            }
-            Some(n) => {
-                self.fail_alloc_in = Some(n - 1);
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        alloc_from(&mut self.fail_alloc_in)
     }
 
     /// A fresh anon_vma (`anon_vma_alloc`), linked once.
@@ -450,4 +442,20 @@ pub(crate) fn checked_range_end(mm: &Mm, start: VirtAddr, len: u64) -> Result<Vi
         return Err(err(Errno::EINVAL, "range wraps around the end of the address space"));
     }
     Ok(end)
+}
+
+/// [`Mm::alloc`] on the test switch alone, for code that holds a cursor into the tree (a
+/// borrow of another field of `Mm`) while it allocates.
+pub(crate) fn alloc_from(fail_alloc_in: &mut Option<u32>) -> Result<()> {
+    match *fail_alloc_in {
+        Some(0) => {
+            *fail_alloc_in = None;
+            Err(err(Errno::ENOMEM, "allocation failed (test switch)"))
+        }
+        Some(n) => {
+            *fail_alloc_in = Some(n - 1);
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }

@@ -61,10 +61,13 @@ impl Mm {
         if prot.without(Prot::RWX | Prot::SEM).bits() != 0 {
             return Err(err(Errno::EINVAL, "unknown protection bits"));
         }
-        let Some(first) = self.tree.find_intersection(start, end) else {
+        // find_vma_prev-style: the first VMA in the range and the one before it, in one look-up.
+        let (first, before) = self.tree.find_vma_prev(start);
+        let Some(first) = first.filter(|v| v.start() < end) else {
             return Err(err(Errno::ENOMEM, "no mapping in the range"));
         };
         let (f_start, f_end, f_flags) = (first.start(), first.end(), first.flags());
+        let before = before.map(|v| v.start());
         let mut start = start;
         if grows == Prot::GROWSDOWN.bits() {
             if f_start >= end {
@@ -86,11 +89,7 @@ impl Mm {
                 return Err(err(Errno::EINVAL, "PROT_GROWSUP: x86 has no grows-up mappings"));
             }
         }
-        let mut prev = if start > f_start {
-            Some(f_start)
-        } else {
-            self.tree.prev_before(f_start).map(|v| v.start())
-        };
+        let mut prev = if start > f_start { Some(f_start) } else { before };
         let mut nstart = start;
         // The VMA the walk is at: its start, end and flags, as the look-up that found it read
         // them (each VMA is looked up once).

@@ -173,8 +173,10 @@ impl Mm {
         for v in &g.detached {
             self.ptes.zap(v.start(), v.end());
             // free_pgtables: the floor and ceiling are the VMAs left on either side.
-            let floor = self.tree.prev_before(v.start()).map_or(VirtAddr(0), |p| p.end());
-            let ceiling = self.tree.find_vma(v.end()).map_or(VirtAddr(u64::MAX), |n| n.start());
+            // With `v` detached, the first VMA ending above its start is the one after it.
+            let (next, prev) = self.tree.find_vma_prev(v.start());
+            let floor = prev.map_or(VirtAddr(0), |p| p.end());
+            let ceiling = next.map_or(VirtAddr(u64::MAX), |n| n.start());
             self.ptes.free_tables(v.start(), v.end(), floor, ceiling);
         }
         for v in &g.detached {

@@ -20,7 +20,8 @@
 use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
-use crate::mm::Mm;
+use crate::mm::{Mm, alloc_from};
+use crate::tree::Cursor;
 use crate::vma::{VmHooks, Vma};
 
 impl Mm {
@@ -41,36 +42,31 @@ impl Mm {
     /// # On failure
     /// `may_split`'s error or `ENOMEM` (allocation); nothing changed.
     pub(crate) fn split_vma_unchecked(&mut self, key: VirtAddr, addr: VirtAddr, new_below: bool) -> Result<()> {
-        let vma = self.tree.get(key).expect("split of a VMA that is not in the tree");
+        let fail_alloc_in = &mut self.fail_alloc_in;
+        let mut c = self.tree.cursor(key);
+        let vma = c.get().expect("split of a VMA that is not in the tree");
         debug_assert!(
-            vma.start() < addr && addr < vma.end() && addr.is_page_aligned(),
+            vma.start() == key && vma.start() < addr && addr < vma.end() && addr.is_page_aligned(),
             "split {vma:?} at {addr:?}"
         );
-        // Anonymous memory has no driver: no hook to call, and no second look-up for one.
-        let hooks = vma.ops().driver().map(|o| o.hooks());
-        let vma_end = vma.end();
-        if hooks.is_some_and(|h| h.contains(VmHooks::MAY_SPLIT)) {
+        // Anonymous memory has no driver: no hook to call, and the cursor stays where it is.
+        let Some(hooks) = vma.ops().driver().map(|o| o.hooks()) else {
+            alloc_from(fail_alloc_in)?; // vm_area_dup
+            alloc_from(fail_alloc_in)?; // vma_iter_prealloc
+            // vma_adjust_trans_huge: a huge block the new boundary cuts is split first.
+            self.ptes.split_huge_at(addr);
+            split_at(&mut c, addr);
+            return Ok(());
+        };
+        if hooks.contains(VmHooks::MAY_SPLIT) {
             self.hook_may_split(key, addr)?;
         }
         self.alloc()?; // vm_area_dup
         self.alloc()?; // vma_iter_prealloc
-        // vma_adjust_trans_huge: a huge block the new boundary cuts is split first.
         self.ptes.split_huge_at(addr);
-        // The piece that keeps the start `key` is changed in place; the other piece is a copy
-        // inserted at `addr`. Both pieces are the same VMA but for their ranges, so which one
-        // "is" the original only decides where `open` is called.
-        let (l_start, l_pgoff) = {
-            let v = self.tree.get(key).expect("VMA in tree");
-            (v.start(), v.pgoff())
-        };
-        let lower = self.tree.set_range(key, l_start, addr, l_pgoff);
-        let mut upper = lower.clone();
-        let below_pages = addr.pages_from(l_start);
-        upper.set_bounds(addr, vma_end, upper.pgoff().add(below_pages));
-        // INVARIANT: the two pieces cover exactly the old range and do not overlap.
-        self.tree.insert(upper);
+        split_at(&mut self.tree.cursor(key), addr);
         let new_key = if new_below { key } else { addr };
-        if hooks.is_some_and(|h| h.contains(VmHooks::OPEN)) {
+        if hooks.contains(VmHooks::OPEN) {
             self.hook_open(new_key);
         }
         Ok(())
@@ -122,4 +118,20 @@ impl Mm {
             self.events.insert_at(mark, || Event::Close { ops: name, start, end });
         }
     }
+}
+
+/// The commit of `__split_vma` at the cursor's VMA: the piece that keeps its start is changed in
+/// place, the other is a copy inserted after it, both at one position (no look-up by start).
+/// Both pieces are the same VMA but for their ranges, so which one "is" the original only
+/// decides where `open` is called.
+fn split_at(c: &mut Cursor<'_>, addr: VirtAddr) {
+    let (l_start, vma_end, l_pgoff) = {
+        let v = c.get().expect("VMA in tree");
+        (v.start(), v.end(), v.pgoff())
+    };
+    let lower = c.set_range(l_start, addr, l_pgoff);
+    let mut upper = lower.clone();
+    upper.set_bounds(addr, vma_end, upper.pgoff().add(addr.pages_from(l_start)));
+    // INVARIANT: the two pieces cover exactly the old range and do not overlap.
+    c.insert_after(upper);
 }

@@ -40,17 +40,6 @@ pub enum MergeOutcome {
     ErrorNoMem,
 }
 
-/// What [`Mm::vma_modify`] read of the middle VMA, handed on so that the merge does not look it
-/// up again.
-#[derive(Clone, Copy)]
-struct MiddleVma {
-    start: VirtAddr,
-    end: VirtAddr,
-    pgoff: PgOff,
-    anon: Option<AnonVmaRef>,
-    has_close: bool,
-}
-
 /// One merge operation (`struct vma_merge_struct`).
 ///
 /// # Invariants
@@ -76,7 +65,8 @@ pub(crate) struct MergeState {
     pub middle: Option<VirtAddr>,
     /// The VMA after the range.
     pub next: Option<VirtAddr>,
-    /// brk-style: only try to extend `prev`.
+    /// brk-style: only try to extend `prev` (`vmg->just_expand`, set by `mm/vma.c:do_brk_flags`
+    /// alone, as here by `Mm::brk`).
     pub just_expand: bool,
     /// The result.
     pub outcome: MergeOutcome,
@@ -214,42 +204,6 @@ impl Mm {
         flags::sticky_flags(self.profile.soft_dirty)
     }
 
-    /// Moves the VMA at `key` to `[start, end)` with `pgoff`, in place in the tree (one descent,
-    /// no move of the `Vma`; [`crate::tree::VmaTree::set_range`]).
-    fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> VirtAddr {
-        if start != key {
-            // vma_adjust_trans_huge: a new boundary may cut a huge block (an old one cannot: no
-            // huge block straddles a VMA boundary).
-            self.ptes.split_huge_at(start);
-            self.ptes.split_huge_at(end);
-        }
-        // INVARIANT: the callers only grow a VMA over space a merge freed, or shrink it, so it
-        // stays between its neighbours and keeps its place in the tree.
-        self.tree.set_range(key, start, end, pgoff);
-        start
-    }
-
-    /// `dup_anon_vma(dst, src)`: a survivor without an anon_vma adopts the one of the VMA whose
-    /// pages it takes over.
-    fn dup_anon_vma(&mut self, dst: VirtAddr, src: Option<AnonVmaRef>) {
-        if let (Some(src), Some(d)) = (src, self.tree.get_mut(dst))
-            && d.anon_vma().is_none()
-        {
-            d.set_anon(Some(src));
-        }
-    }
-
-    /// Removes a VMA that a merge swallowed (`vma_complete` with `remove`): it is gone without
-    /// `close` (a merge never deletes a VMA that has one).
-    fn remove_merged(&mut self, key: VirtAddr) -> Vma {
-        let v = self
-            .tree
-            .remove(key)
-            .expect("merge removes a VMA that is not in the tree");
-        debug_assert!(can_remove(&v), "a merge deleted {v:?}, which has close()");
-        v
-    }
-
     /// `mm/vma.c:vma_merge_new_range`: try to place the new range `[start, end)` into `prev`
     /// and/or `next` instead of a VMA of its own.
     ///
@@ -272,8 +226,13 @@ impl Mm {
             return None;
         }
         let sticky = self.sticky();
-        let prev_vma = vmg.prev.and_then(|k| self.tree.get(k));
-        let next_vma = vmg.next.and_then(|k| self.tree.get(k));
+        // One cursor at the gap: the first VMA ending above `start` is the one after the gap,
+        // the one before it is before the gap. Only the caller's neighbours may merge.
+        let ptes = &mut self.ptes;
+        let fail_alloc_in = &mut self.fail_alloc_in;
+        let mut c = self.tree.cursor(vmg.start);
+        let next_vma = c.get().filter(|n| Some(n.start()) == vmg.next);
+        let prev_vma = c.peek_prev().filter(|p| Some(p.start()) == vmg.prev);
         let merge_left = can_merge_left(prev_vma, vmg, sticky);
         let mut merge_right = !vmg.just_expand && can_merge_right(next_vma, prev_vma, vmg, merge_left, sticky);
         if merge_left && merge_right && !next_vma.is_some_and(can_remove) {
@@ -282,45 +241,49 @@ impl Mm {
         if !merge_left && !merge_right {
             return None;
         }
-        // vma_expand may need a tree node.
-        if self.alloc().is_err() {
-            vmg.outcome = MergeOutcome::NoMerge;
+        // vma_expand may need a tree node; when it cannot have one the merge fails with
+        // VMA_MERGE_ERROR_NOMEM, which each caller judges (brk fails with ENOMEM, mmap_region
+        // and copy_vma go on to allocate a VMA of their own).
+        if super::alloc_from(fail_alloc_in).is_err() {
+            vmg.outcome = MergeOutcome::ErrorNoMem;
             return None;
         }
-        let sticky = self.sticky();
         let survivor = if merge_left {
-            let prev = vmg.prev.expect("left merge has a prev");
-            let (p_start, p_pgoff) = {
-                let p = self.tree.get(prev).expect("prev in tree");
-                (p.start(), p.pgoff())
-            };
             let mut end = vmg.end;
             let mut extra_sticky = vmg.flags.and(sticky);
+            let mut next_anon = None;
             if merge_right {
                 // (c): prev absorbs the range and next; next's anon_vma and sticky bits move over.
-                let next = self.remove_merged(vmg.next.expect("right merge has a next"));
+                let next = c.remove();
+                debug_assert!(can_remove(&next), "a merge deleted {next:?}, which has close()");
                 end = next.end();
                 extra_sticky = extra_sticky.with(next.flags().and(sticky));
-                self.dup_anon_vma(prev, next.anon_vma());
+                next_anon = next.anon_vma();
             }
-            self.set_range(prev, p_start, end, p_pgoff);
-            let p = self.tree.get_mut(prev).expect("prev in tree");
+            let p = c.prev().expect("left merge has a prev");
+            let (p_start, p_pgoff) = (p.start(), p.pgoff());
+            // INVARIANT: prev grows over the gap (and the next VMA it swallowed) only.
+            let p = c.set_range(p_start, end, p_pgoff);
+            dup_anon_vma(p, next_anon);
             p.set_flag_bits(extra_sticky);
-            prev
+            p_start
         } else {
             // (b): next grows down over the range and takes its pgoff.
-            let next = vmg.next.expect("right merge has a next");
-            let n_end = self.tree.get(next).expect("next in tree").end();
-            let key = self.set_range(next, vmg.start, n_end, vmg.pgoff);
-            let n = self.tree.get_mut(key).expect("next in tree");
+            let n_end = c.get().expect("right merge has a next").end();
+            // vma_adjust_trans_huge at the new boundary.
+            ptes.split_huge_at(vmg.start);
+            ptes.split_huge_at(n_end);
+            // INVARIANT: next grows down over the gap only.
+            let n = c.set_range(vmg.start, n_end, vmg.pgoff);
             n.set_flag_bits(vmg.flags.and(sticky));
-            key
+            vmg.start
         };
         // vma_expand: dup_anon_vma(target, vmg->copied_from). A copied range brings the anon_vma
         // of the VMA it was copied from, and the survivor must own it to keep the moved pages
         // reachable (H: a written page moved next to an unwritten VMA makes the merged VMA keep
         // `ac` through mprotect(r--)). A new mmap range carries none, so this is a no-op there.
-        self.dup_anon_vma(survivor, vmg.anon);
+        // The cursor is at the survivor in both branches.
+        dup_anon_vma(c.get_mut().expect("the survivor"), vmg.anon);
         vmg.outcome = MergeOutcome::Success(survivor);
         Some(survivor)
     }
@@ -337,35 +300,39 @@ impl Mm {
     ///  inner part             |M**M|       ->     never merges
     /// ```
     ///
-    /// Returns the VMA now covering `[start, end)` (with its flags *not yet* rewritten: the
-    /// caller does that), or `None`.
+    /// Decides with one cursor at `middle` (prev and next are the VMAs beside it), then commits
+    /// with a second one after the allocation check: two look-ups for the whole merge. Returns
+    /// the VMA now covering `[start, end)` (with its flags *not yet* rewritten: the caller does
+    /// that), or `None` (then `vmg.outcome` says why: `NoMerge`, or `ErrorNoMem` when the tree
+    /// node could not be had).
     ///
-    /// `middle` is what the caller read of the middle VMA (it looked it up already).
-    fn merge_existing_range(&mut self, vmg: &mut MergeState, middle: MiddleVma) -> Option<VirtAddr> {
+    /// # Preconditions
+    /// `vmg.middle` is a VMA in the tree containing `[vmg.start, vmg.end)`.
+    fn merge_existing_range(&mut self, vmg: &mut MergeState) -> (Option<VirtAddr>, VirtAddr) {
         let middle_key = vmg.middle.expect("a modification has a middle VMA");
-        let MiddleVma {
-            start: m_start,
-            end: m_end,
-            pgoff: m_pgoff,
-            anon: m_anon,
-            has_close: m_close,
-        } = middle;
-        debug_assert!(
-            self.tree
-                .get(middle_key)
-                .is_some_and(|m| m.start() == m_start && m.end() == m_end)
-        );
+        let sticky = self.sticky();
+        vmg.outcome = MergeOutcome::NoMerge;
+        let ptes = &mut self.ptes;
+        let fail_alloc_in = &mut self.fail_alloc_in;
+        let mut c = self.tree.cursor(middle_key);
+        let m = c.get().expect("vma_modify of a VMA that is not in the tree");
+        let (m_start, m_end, m_pgoff, m_anon, m_close) =
+            (m.start(), m.end(), m.pgoff(), m.anon_vma(), m.ops().has_close());
+        debug_assert!(m_start == middle_key);
         debug_assert!(m_start <= vmg.start && vmg.end <= m_end && vmg.start < vmg.end);
+        // The proposal is the middle VMA's part with the new flags.
+        vmg.pgoff = m_pgoff.add(vmg.start.pages_from(m_start));
+        vmg.file = m.file().cloned();
+        vmg.anon = m_anon;
         let left_side = vmg.start == m_start;
         let right_side = vmg.end == m_end;
-        vmg.outcome = MergeOutcome::NoMerge;
         if vmg.flags.test_any(flags::SPECIAL) || (!left_side && !right_side) {
-            return None;
+            return (None, m_end);
         }
-        let sticky = self.sticky();
-        // prev matters only when the range starts at middle's start.
+        // prev matters only when the range starts at middle's start, and only the caller's prev
+        // (the VMA just before middle) can merge.
         let prev_vma = if left_side {
-            vmg.prev.and_then(|k| self.tree.get(k))
+            c.peek_prev().filter(|p| Some(p.start()) == vmg.prev)
         } else {
             None
         };
@@ -374,82 +341,94 @@ impl Mm {
         let mut next_removable = false;
         if right_side {
             // Only a VMA starting right at the end can merge.
-            let next_vma = self.tree.get(m_end);
+            let next_vma = c.peek_next().filter(|n| n.start() == m_end);
             vmg.next = next_vma.map(|v| v.start());
             merge_right = can_merge_right(next_vma, prev_vma, vmg, merge_left, sticky);
             next_removable = next_vma.is_some_and(can_remove);
         }
         if !merge_left && !merge_right {
-            return None;
+            return (None, m_end);
         }
         let remove_middle = left_side && right_side;
         if remove_middle && m_close {
-            return None;
+            return (None, m_end);
         }
         let mut merge_both = merge_left && merge_right;
         if merge_both && !next_removable {
             merge_both = false;
             merge_right = false;
         }
-        if self.alloc().is_err() {
+        // The tree node the commit may need (vma_iter_prealloc), taken while the cursor stays.
+        if super::alloc_from(fail_alloc_in).is_err() {
             vmg.outcome = MergeOutcome::ErrorNoMem;
-            return None;
+            return (None, m_end);
         }
-        let sticky = self.sticky();
         let mut sticky_bits = vmg.flags.and(sticky);
+        // vma_adjust_trans_huge: the boundary the merge moves may cut a huge block (an old one
+        // cannot: no huge block straddles a VMA boundary).
+        let boundary = |a: VirtAddr| ptes.split_huge_at(a);
         let target = if merge_both {
             //  |<------------------>|
             //  | prev | middle | next |   prev extends; middle and next are deleted
-            let prev = vmg.prev.expect("prev");
-            let next = self.remove_merged(vmg.next.expect("next"));
-            self.remove_merged(middle_key);
-            let p = self.tree.get(prev).expect("prev in tree");
+            let m = c.remove();
+            debug_assert!(can_remove(&m));
+            let next = c.remove();
+            debug_assert!(can_remove(&next));
+            let p = c.prev().expect("prev");
             let (p_start, p_pgoff) = (p.start(), p.pgoff());
             sticky_bits = sticky_bits.with(p.flags().and(sticky)).with(next.flags().and(sticky));
-            self.set_range(prev, p_start, next.end(), p_pgoff);
-            self.dup_anon_vma(prev, next.anon_vma().or(m_anon));
-            prev
+            let p = c.set_range(p_start, next.end(), p_pgoff);
+            dup_anon_vma(
+                p,
+                if next.anon_vma().is_some() {
+                    next.anon_vma()
+                } else {
+                    m_anon
+                },
+            );
+            p_start
         } else if merge_left {
             //  |<--------->|           or  |<------------->|
             //  | prev |****MM|             | prev |********|
             //   extend shrink               extend  delete
-            let prev = vmg.prev.expect("prev");
-            let p = self.tree.get(prev).expect("prev in tree");
+            if remove_middle {
+                debug_assert!(can_remove(c.get().expect("middle")));
+                c.remove();
+            } else {
+                boundary(vmg.end);
+                c.set_range(vmg.end, m_end, m_pgoff.add(vmg.end.pages_from(m_start)));
+            }
+            let p = c.prev().expect("prev");
             let (p_start, p_pgoff) = (p.start(), p.pgoff());
             sticky_bits = sticky_bits.with(p.flags().and(sticky));
-            if remove_middle {
-                self.remove_merged(middle_key);
-            } else {
-                self.set_range(middle_key, vmg.end, m_end, m_pgoff.add(vmg.end.pages_from(m_start)));
-            }
-            self.set_range(prev, p_start, vmg.end, p_pgoff);
-            self.dup_anon_vma(prev, m_anon);
-            prev
+            let p = c.set_range(p_start, vmg.end, p_pgoff);
+            dup_anon_vma(p, m_anon);
+            p_start
         } else {
             debug_assert!(merge_right);
             //      |<--------->|       or  |<------------->|
             //  |MM****| next |             |********| next |
             //   shrink extend                delete   extend
-            let next = vmg.next.expect("next");
-            let n = self.tree.get(next).expect("next in tree");
+            if remove_middle {
+                debug_assert!(can_remove(c.get().expect("middle")));
+                c.remove();
+            } else {
+                boundary(vmg.start);
+                c.set_range(m_start, vmg.start, m_pgoff);
+                c.next();
+            }
+            let n = c.get().expect("next");
+            debug_assert!(Some(n.start()) == vmg.next);
             let (n_end, n_pgoff) = (n.end(), n.pgoff());
             sticky_bits = sticky_bits.with(n.flags().and(sticky));
-            let pglen = vmg.pglen();
-            if remove_middle {
-                self.remove_merged(middle_key);
-            } else {
-                self.set_range(middle_key, m_start, vmg.start, m_pgoff);
-            }
-            let key = self.set_range(next, vmg.start, n_end, n_pgoff.sub(pglen));
-            self.dup_anon_vma(key, m_anon);
-            key
+            let n = c.set_range(vmg.start, n_end, n_pgoff.sub(vmg.pglen()));
+            dup_anon_vma(n, m_anon);
+            vmg.start
         };
-        self.tree
-            .get_mut(target)
-            .expect("target in tree")
-            .set_flag_bits(sticky_bits);
+        // INVARIANT: the survivor covers the range and what it absorbed; nothing else moved.
+        c.get_mut().expect("target in tree").set_flag_bits(sticky_bits);
         vmg.outcome = MergeOutcome::Success(target);
-        Some(target)
+        (Some(target), m_end)
     }
 
     /// `mm/vma.c:vma_modify`: make `[start, end)` of VMA `middle` ready to take new flags: merge
@@ -459,7 +438,9 @@ impl Mm {
     /// `prev` is the VMA before `middle`, or `middle` itself when `start` lies inside it.
     ///
     /// # On failure
-    /// A split at `start` that succeeded stays when the split at `end` fails, as in the kernel.
+    /// `ENOMEM` when the merge's tree node cannot be had (`VMA_MERGE_ERROR_NOMEM`: the kernel
+    /// returns the error, it does not fall back to a split). A split at `start` that succeeded
+    /// stays when the split at `end` fails, as in the kernel.
     pub(crate) fn vma_modify(
         &mut self,
         prev: Option<VirtAddr>,
@@ -468,40 +449,29 @@ impl Mm {
         end: VirtAddr,
         new_flags: VmaFlags,
     ) -> Result<VirtAddr> {
-        let (m_file, m) = {
-            let m = self
-                .tree
-                .get(middle)
-                .expect("vma_modify of a VMA that is not in the tree");
-            let info = MiddleVma {
-                start: m.start(),
-                end: m.end(),
-                pgoff: m.pgoff(),
-                anon: m.anon_vma(),
-                has_close: m.ops().has_close(),
-            };
-            (m.file().cloned(), info)
-        };
-        let (m_start, m_end, m_pgoff, m_anon) = (m.start, m.end, m.pgoff, m.anon);
+        // The proposal's offset, file and anon_vma are the middle VMA's: the merge reads them
+        // at its cursor.
         let mut vmg = MergeState {
             start,
             end,
-            pgoff: m_pgoff.add(start.pages_from(m_start)),
+            pgoff: PgOff(0),
             flags: new_flags,
-            file: m_file,
-            anon: m_anon,
+            file: None,
+            anon: None,
             prev,
             middle: Some(middle),
             next: None,
             just_expand: false,
             outcome: MergeOutcome::Start,
         };
-        if let Some(target) = self.merge_existing_range(&mut vmg, m) {
+        let (merged, m_end) = self.merge_existing_range(&mut vmg);
+        if let Some(target) = merged {
             return Ok(target);
         }
         if vmg.outcome == MergeOutcome::ErrorNoMem {
             return Err(crate::errno::err(crate::Errno::ENOMEM, "merge ran out of memory"));
         }
+        let m_start = middle;
         let mut key = middle;
         if m_start < start {
             self.split_vma(key, start, true)?;
@@ -511,6 +481,14 @@ impl Mm {
             self.split_vma(key, end, false)?;
         }
         Ok(key)
+    }
+}
+
+/// `dup_anon_vma(dst, src)`: a survivor without an anon_vma adopts the one of the VMA whose
+/// pages it takes over.
+fn dup_anon_vma(dst: &mut Vma, src: Option<AnonVmaRef>) {
+    if src.is_some() && dst.anon_vma().is_none() {
+        dst.set_anon(src);
     }
 }
 
