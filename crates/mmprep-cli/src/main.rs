@@ -27,6 +27,7 @@ mod settings;
 mod json;
 mod progress;
 mod reference;
+mod stream;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod trace;
 
@@ -470,6 +471,22 @@ fn run_files(files: &[PathBuf], mode: &Mode, json: bool) -> ExitCode {
     let mut status = exit::OK;
     for path in files {
         bar.set_message(display_name(path));
+        // `run` without `--json` prints as it goes: nothing holds the whole transcript.
+        if !json && let Mode::Engine { profile, sanitize, why } = mode {
+            let (file_status, written) = bar.suspend(|| stream_run(path, profile, *sanitize, *why, files.len() > 1));
+            if status == exit::OK {
+                status = file_status;
+            }
+            bar.inc(1);
+            if let Err(e) = written {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    return ExitCode::from(status);
+                }
+                eprintln!("mmprep: cannot write to stdout: {e}");
+                return ExitCode::from(exit::HOST_FAILED);
+            }
+            continue;
+        }
         let mut report = match Input::read(path) {
             Ok(input) => {
                 let script = mmprep_scenario::parse(&input.text);
@@ -529,6 +546,61 @@ fn run_files(files: &[PathBuf], mode: &Mode, json: bool) -> ExitCode {
         return print_json(&doc, status);
     }
     ExitCode::from(status)
+}
+
+/// `run` of one file without `--json`, streamed ([`stream`]): the `==> FILE <==` header when
+/// `header`, the transcript as it is made, then the stderr line. The file's exit status, and
+/// the error if stdout could not be written (the run stops there).
+fn stream_run(path: &Path, profile: &Profile, sanitize: bool, why: bool, header: bool) -> (u8, io::Result<()>) {
+    let name = display_name(path);
+    let mut stdout = io::stdout().lock();
+    if header && let Err(e) = writeln!(stdout, "==> {name} <==") {
+        return (exit::OK, Err(e));
+    }
+    let dir = (path != Path::new("-")).then(|| path.parent().unwrap_or(Path::new("")).to_path_buf());
+    let mut input = Input {
+        name,
+        text: String::new(),
+        dir,
+    };
+    let options = input.run_options(sanitize);
+    let streamed = match (path != Path::new("-"))
+        .then(|| stream::run_file(path, profile, &options, why, &mut stdout))
+        .flatten()
+    {
+        Some(streamed) => streamed,
+        // Standard input, or a file that cannot be read or is not UTF-8: read whole, which
+        // gives the message of a bad file.
+        None => match Input::read(path) {
+            Ok(whole) => {
+                input = whole;
+                stream::run_text(&input.text, profile, &options, why, &mut stdout)
+            }
+            Err(report) => {
+                drop(stdout);
+                if let Some(message) = &report.stderr {
+                    eprintln!("mmprep: {message}");
+                }
+                return (report.status, Ok(()));
+            }
+        },
+    };
+    drop(stdout);
+    if let Some(e) = streamed.write_error {
+        return (streamed.end.exit_code(), Err(e));
+    }
+    if !streamed.seen_content && streamed.end == RunEnd::Finished {
+        // Nothing but blank lines and comments: nothing ran, as `Input::read` reports it.
+        eprintln!(
+            "mmprep: {}: empty scenario: no line other than blank lines and comments, nothing ran",
+            input.name
+        );
+        return (exit::BAD_SCENARIO, Ok(()));
+    }
+    if let Some(message) = input.message(&streamed.end) {
+        eprintln!("mmprep: {message}");
+    }
+    (streamed.end.exit_code(), Ok(()))
 }
 
 /// Prints `doc` as one line on stdout and ends with `status` (or [`exit::HOST_FAILED`] when
