@@ -154,7 +154,7 @@ pub fn run_text(text: &str, profile: &Profile, options: &RunOptions, why: bool, 
         write_error: None,
         last_first_column: 1,
     };
-    for raw in text.lines() {
+    for raw in mmprep_scenario::parse::lines(text) {
         if feeder.line(raw).is_break() {
             break;
         }
@@ -185,7 +185,7 @@ pub fn run_file(
             changed = true;
             return ControlFlow::Break(());
         };
-        for raw in text.lines() {
+        for raw in mmprep_scenario::parse::lines(text) {
             feeder.line(raw)?;
         }
         ControlFlow::Continue(())

@@ -589,7 +589,7 @@ fn find_verb(name: &str) -> Option<&'static Verb> {
 
 /// `text.lines()` (lines end with `\n` or `\r\n`; a last line may lack its end) as a plain
 /// byte loop: `str::lines` costs about twice as much on the short lines of a scenario.
-fn lines(text: &str) -> impl Iterator<Item = &str> {
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     core::iter::from_fn(move || {
         if rest.is_empty() {
@@ -631,6 +631,8 @@ struct Parser {
     files: Vec<FileDecl>,
     /// Which files have been closed, by [`FileId`], with the line that closed them.
     closed: Vec<Option<usize>>,
+    /// The last `mmap` FLAGS token that parsed, and its value.
+    last_mmap_flags: Option<(String, u32)>,
 }
 
 impl Parser {
@@ -815,7 +817,16 @@ impl Parser {
         };
         let len = number("LEN", len)?;
         let prot = arg("PROT", prot, parse_prot)?;
-        let flags = arg("FLAGS", flags, |t| parse_flags(t, MMAP_FLAGS))?;
+        let flags = match &self.last_mmap_flags {
+            // A stream of mmap lines repeats a few FLAGS tokens: one comparison instead of a
+            // table lookup per word.
+            Some((token, value)) if token == flags => *value,
+            _ => {
+                let value = arg("FLAGS", flags, |t| parse_flags(t, MMAP_FLAGS))?;
+                self.last_mmap_flags = Some((flags.to_string(), value));
+                value
+            }
+        };
         let file = match file {
             None => None,
             Some((name, offset)) => {
