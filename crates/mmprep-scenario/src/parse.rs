@@ -118,6 +118,35 @@ enum Tokens<'t> {
 /// Tokens a line keeps without allocating: `mmap ADDR LEN PROT FLAGS FILE OFFSET` has seven.
 const INLINE_TOKENS: usize = 8;
 
+/// The index of the first space, tab or `#` at or after `i` in `bytes` (`bytes.len()` if none):
+/// eight bytes at a time, as a word of a `u64` each (tokens such as `private|anon|fixed` are long
+/// enough for it to pay).
+fn token_end(bytes: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `w` that equals `c`. A byte above a match may be flagged too
+    // (a borrow), never one below it, so the lowest flag is the first match.
+    let matches = |w: u64, c: u8| {
+        let v = w ^ (LO * u64::from(c));
+        v.wrapping_sub(LO) & !v & HI
+    };
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(word);
+        let found = matches(w, b' ') | matches(w, b'\t') | matches(w, b'#');
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'#') {
+        i += 1;
+    }
+    i
+}
+
 impl<'t> Tokens<'t> {
     /// Splits `raw` into its tokens (runs of characters other than space and tab), up to a `#`
     /// that starts a comment. A byte loop rather than `split(..).filter(..)`: this runs once per
@@ -135,9 +164,7 @@ impl<'t> Tokens<'t> {
                 return tokens;
             }
             let start = i;
-            while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'#') {
-                i += 1;
-            }
+            i = token_end(bytes, i);
             tokens.push(&raw[start..i]);
         }
     }
@@ -1194,6 +1221,22 @@ mod tests {
                 text.lines().collect::<Vec<_>>(),
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn token_ends_are_the_first_separator() {
+        let mut rng = fastrand::Rng::with_seed(8);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..40);
+            let bytes: Vec<u8> = (0..len).map(|_| b"ab #\t|\x80\xff\x01"[rng.usize(..9)]).collect();
+            for start in 0..=len {
+                let want = bytes[start..]
+                    .iter()
+                    .position(|b| matches!(b, b' ' | b'\t' | b'#'))
+                    .map_or(len, |p| start + p);
+                assert_eq!(token_end(&bytes, start), want, "{bytes:?} from {start}");
+            }
         }
     }
 
