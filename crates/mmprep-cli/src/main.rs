@@ -27,6 +27,7 @@ mod settings;
 mod json;
 mod progress;
 mod reference;
+mod stream;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod trace;
 
@@ -85,7 +86,8 @@ enum Command {
         /// `pairs` stream: pairs of calls (each pair leaves the layout as it was)
         #[arg(long, default_value_t = 20_000)]
         pairs: u64,
-        /// `perf` stream: random operations after the layout
+        /// `perf` stream: random operations after the layout (the ns/op columns are the whole run's
+        /// time less the layout's, over OPS)
         #[arg(long, default_value_t = 200_000)]
         ops: u64,
         /// `perf` stream: the seed of its random operations
@@ -307,7 +309,9 @@ Streams:
          engine as `mmprep run FILE` runs it, the kernel as `mmprep kernel FILE` (in its child).
          The transcripts must be identical. When 2*VMAS does not fit under this machine's
          vm.max_map_count, the kernel side is skipped and the engine runs alone with a
-         max_map_count raised to fit (the output says so).
+         max_map_count raised to fit (the output says so). Each side also runs the layout
+         alone (the same stream with --ops 0), and ns/op is (whole - layout) / OPS: the cost
+         of one op at that VMA count, so that `--vmas 1000,1000000` shows how it grows.
          --emit prints the scenario instead, to run it with `mmprep run` / `mmprep kernel`.";
 
 /// Which [`Profile`] the engine runs with.
@@ -470,6 +474,22 @@ fn run_files(files: &[PathBuf], mode: &Mode, json: bool) -> ExitCode {
     let mut status = exit::OK;
     for path in files {
         bar.set_message(display_name(path));
+        // `run` without `--json` prints as it goes: nothing holds the whole transcript.
+        if !json && let Mode::Engine { profile, sanitize, why } = mode {
+            let (file_status, written) = bar.suspend(|| stream_run(path, profile, *sanitize, *why, files.len() > 1));
+            if status == exit::OK {
+                status = file_status;
+            }
+            bar.inc(1);
+            if let Err(e) = written {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    return ExitCode::from(status);
+                }
+                eprintln!("mmprep: cannot write to stdout: {e}");
+                return ExitCode::from(exit::HOST_FAILED);
+            }
+            continue;
+        }
         let mut report = match Input::read(path) {
             Ok(input) => {
                 let script = mmprep_scenario::parse(&input.text);
@@ -529,6 +549,61 @@ fn run_files(files: &[PathBuf], mode: &Mode, json: bool) -> ExitCode {
         return print_json(&doc, status);
     }
     ExitCode::from(status)
+}
+
+/// `run` of one file without `--json`, streamed ([`stream`]): the `==> FILE <==` header when
+/// `header`, the transcript as it is made, then the stderr line. The file's exit status, and
+/// the error if stdout could not be written (the run stops there).
+fn stream_run(path: &Path, profile: &Profile, sanitize: bool, why: bool, header: bool) -> (u8, io::Result<()>) {
+    let name = display_name(path);
+    let mut stdout = io::stdout().lock();
+    if header && let Err(e) = writeln!(stdout, "==> {name} <==") {
+        return (exit::OK, Err(e));
+    }
+    let dir = (path != Path::new("-")).then(|| path.parent().unwrap_or(Path::new("")).to_path_buf());
+    let mut input = Input {
+        name,
+        text: String::new(),
+        dir,
+    };
+    let options = input.run_options(sanitize);
+    let streamed = match (path != Path::new("-"))
+        .then(|| stream::run_file(path, profile, &options, why, &mut stdout))
+        .flatten()
+    {
+        Some(streamed) => streamed,
+        // Standard input, or a file that cannot be read or is not UTF-8: read whole, which
+        // gives the message of a bad file.
+        None => match Input::read(path) {
+            Ok(whole) => {
+                input = whole;
+                stream::run_text(&input.text, profile, &options, why, &mut stdout)
+            }
+            Err(report) => {
+                drop(stdout);
+                if let Some(message) = &report.stderr {
+                    eprintln!("mmprep: {message}");
+                }
+                return (report.status, Ok(()));
+            }
+        },
+    };
+    drop(stdout);
+    if let Some(e) = streamed.write_error {
+        return (streamed.end.exit_code(), Err(e));
+    }
+    if !streamed.seen_content && streamed.end == RunEnd::Finished {
+        // Nothing but blank lines and comments: nothing ran, as `Input::read` reports it.
+        eprintln!(
+            "mmprep: {}: empty scenario: no line other than blank lines and comments, nothing ran",
+            input.name
+        );
+        return (exit::BAD_SCENARIO, Ok(()));
+    }
+    if let Some(message) = input.message(&streamed.end) {
+        eprintln!("mmprep: {message}");
+    }
+    (streamed.end.exit_code(), Ok(()))
 }
 
 /// Prints `doc` as one line on stdout and ends with `status` (or [`exit::HOST_FAILED`] when
@@ -985,13 +1060,16 @@ fn emit_perf(vmas: &[u64], ops: u64, seed: u64) -> ExitCode {
 fn bench_perf(vmas: &[u64], ops: u64, seed: u64, profile: &Profile, overridden: bool) -> ExitCode {
     use mmprep_host::bench::{run_whole_engine, run_whole_kernel};
     println!(
-        "{:>8} {:>8} {:>10} {:>12} {:>12} {:>14}  transcripts",
-        "VMAs", "ops", "lines", "engine ms", "kernel ms", "kernel/engine"
+        "{:>8} {:>8} {:>10} {:>12} {:>12} {:>14} {:>13} {:>13}  transcripts",
+        "VMAs", "ops", "lines", "engine ms", "kernel ms", "kernel/engine", "engine ns/op", "kernel ns/op"
     );
     let mut status = exit::OK;
     for &n in vmas {
         let text = mmprep_scenario::perf::perf_stream(n, ops, seed);
         let lines = text.lines().count();
+        // The same stream without its ops: the layout alone, whose time is taken off the whole
+        // run's to give the cost of one op (the stream with ops starts with exactly these lines).
+        let layout = mmprep_scenario::perf::perf_stream(n, 0, seed);
         // The layout alone has 2n VMAs; the process's own VMAs count against the limit too.
         let needed = 2 * n + profile.unmodelled_map_count + 16;
         let host_limit = mmprep_host::host_profile().max_map_count;
@@ -1002,10 +1080,13 @@ fn bench_perf(vmas: &[u64], ops: u64, seed: u64, profile: &Profile, overridden: 
                 engine_profile.max_map_count = needed;
             }
             let engine = run_whole_engine(&text, &engine_profile);
+            let engine_layout = run_whole_engine(&layout, &engine_profile);
             println!(
-                "{n:>8} {ops:>8} {lines:>10} {:>12.1} {:>12} {:>14}  engine alone: {} VMAs exceed this host's vm.max_map_count {host_limit}{}",
+                "{n:>8} {ops:>8} {lines:>10} {:>12.1} {:>12} {:>14} {:>13.1} {:>13}  engine alone: {} VMAs exceed this host's vm.max_map_count {host_limit}{}",
                 ms(engine.wall),
                 "-",
+                "-",
+                per_op(engine.wall, engine_layout.wall, ops),
                 "-",
                 2 * n,
                 if raised {
@@ -1024,12 +1105,16 @@ fn bench_perf(vmas: &[u64], ops: u64, seed: u64, profile: &Profile, overridden: 
         }
         let engine = run_whole_engine(&text, profile);
         let kernel = run_whole_kernel(&text);
+        let engine_layout = run_whole_engine(&layout, profile);
+        let kernel_layout = run_whole_kernel(&layout);
         let same = engine.text == kernel.text && engine.end == kernel.end;
         println!(
-            "{n:>8} {ops:>8} {lines:>10} {:>12.1} {:>12.1} {:>14.2}  {}",
+            "{n:>8} {ops:>8} {lines:>10} {:>12.1} {:>12.1} {:>14.2} {:>13.1} {:>13.1}  {}",
             ms(engine.wall),
             ms(kernel.wall),
             kernel.wall.as_secs_f64() / engine.wall.as_secs_f64().max(1e-12),
+            per_op(engine.wall, engine_layout.wall, ops),
+            per_op(kernel.wall, kernel_layout.wall, ops),
             if same { "same" } else { "DIFFER" }
         );
         if let Some(message) = kernel.end.message() {
@@ -1043,6 +1128,15 @@ fn bench_perf(vmas: &[u64], ops: u64, seed: u64, profile: &Profile, overridden: 
         }
     }
     ExitCode::from(status)
+}
+
+/// The cost of one op in nanoseconds: the whole run's time less the layout's, over `ops` (0 when
+/// there are no ops; never negative, though on a loaded machine the difference can be noise).
+fn per_op(whole: std::time::Duration, layout: std::time::Duration, ops: u64) -> f64 {
+    if ops == 0 {
+        return 0.0;
+    }
+    whole.saturating_sub(layout).as_secs_f64() * 1e9 / ops as f64
 }
 
 fn ms(d: std::time::Duration) -> f64 {

@@ -28,8 +28,11 @@ use mmprep_drivers::registry::{self, CDriverHost, CDriverRequest, DriverEnv, Par
 use mmprep_drivers::{regular, zero};
 use std::path::PathBuf;
 
-use crate::script::{Access, FileKind, MmapAddr, Op, ParseError, Script, Step, page_chunks};
-use crate::transcript::{Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step, offset_hex, push_run};
+use crate::parse::LineParser;
+use crate::script::{Access, FileDecl, FileKind, MmapAddr, Op, ParseError, Script, Step, WINDOW_BASE, page_chunks};
+use crate::transcript::{
+    Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step, offset_hex, push_run, write_step,
+};
 
 /// An open scenario file on the engine side.
 struct OpenFile {
@@ -152,6 +155,115 @@ pub fn run_why(script: &Script, profile: &Profile, options: &RunOptions) -> Tran
     })
 }
 
+/// A scenario run on the engine as it is read, one line at a time: each line is parsed, run and
+/// its transcript entry appended to the caller's buffer before the next line is looked at, so a
+/// run holds neither the script nor the transcript and its memory follows the address space, not
+/// the file. What `mmprep run FILE` prints is the same as [`run_with`] (or [`run_why`]) on the
+/// whole parsed script: the lines before a bad line run, then the run ends with its error.
+///
+/// ```
+/// # use mmprep_scenario::engine::{RunOptions, Stream};
+/// let profile = mmprep::Profile::reference_host();
+/// let mut run = Stream::new(&profile, &RunOptions::default(), false, false);
+/// let mut out = String::new();
+/// for line in "mmap 0 8K rw- private|anon|fixed\nmprotect 4K 4K r--".lines() {
+///     if run.line(line, &mut out).is_break() {
+///         break;
+///     }
+/// }
+/// assert_eq!(out, "L1 mmap = 0x0\nL2 mprotect = 0\n");
+/// assert_eq!(run.finish(), mmprep_scenario::RunEnd::Finished);
+/// ```
+pub struct Stream {
+    parser: LineParser,
+    /// Made at the first line that runs: the window is final by then (only the first line that
+    /// is not blank or a comment may set it).
+    runner: Option<EngineRunner>,
+    profile: Profile,
+    options: RunOptions,
+    /// Log driver calls (the script may have an `events` line).
+    events: bool,
+    /// Follow each failed call with its `--why` line.
+    why: bool,
+    /// The 1-based number of the last line fed.
+    line: usize,
+    /// How the run ended, once it has.
+    end: Option<RunEnd>,
+}
+
+impl Stream {
+    /// A run on a fresh address space built from `profile`. `events`: the script may have an
+    /// `events` line (a caller that cannot tell says `true`: the hook log only costs time).
+    /// `why`: follow each failed call's entry with [`why_line`], as [`run_why`] does.
+    pub fn new(profile: &Profile, options: &RunOptions, events: bool, why: bool) -> Stream {
+        Stream {
+            parser: LineParser::new(),
+            runner: None,
+            profile: profile.clone(),
+            options: options.clone(),
+            events,
+            why,
+            line: 0,
+            end: None,
+        }
+    }
+
+    /// Parses and runs the next line of the script (without its `\n`; a `\r` before it
+    /// removed), appending its transcript entry and a `\n` to `out` if it prints one.
+    /// [`ControlFlow::Break`] when the run has ended at this line (a line that does not parse,
+    /// an unsupported one): feed no more lines, [`Stream::finish`] says how it ended.
+    pub fn line(&mut self, raw: &str, out: &mut String) -> ControlFlow<()> {
+        if self.end.is_some() {
+            return ControlFlow::Break(());
+        }
+        self.line += 1;
+        let line = self.line;
+        let op = match self.parser.line(line, raw) {
+            Ok(Some(op)) => op,
+            Ok(None) => return ControlFlow::Continue(()),
+            Err(e) => {
+                self.end = Some(RunEnd::ParseError(e));
+                return ControlFlow::Break(());
+            }
+        };
+        let runner = self.runner.get_or_insert_with(|| {
+            let window = (WINDOW_BASE, WINDOW_BASE + self.parser.window());
+            let mut runner = EngineRunner::with_window(window, &self.profile, self.events);
+            runner.options = self.options.clone();
+            runner
+        });
+        match runner.step_with(self.parser.files(), &op) {
+            Ok(Some(outcome)) => {
+                write_step(out, line, op.verb(), &outcome, runner.window);
+                if self.why
+                    && let Some(why) = why_line(Some(&outcome), runner.last_error())
+                {
+                    out.push_str(&why);
+                }
+                out.push('\n');
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.end = Some(e.end(line));
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Has a line other than blank lines and comments been fed? A scenario without one is empty
+    /// (`mmprep run` reports it as a bad scenario).
+    pub fn seen_content(&self) -> bool {
+        self.parser.seen_content()
+    }
+
+    /// How the run ended: the error that stopped it, or [`RunEnd::Finished`] when every line fed
+    /// ran.
+    pub fn finish(self) -> RunEnd {
+        self.end.unwrap_or(RunEnd::Finished)
+    }
+}
+
 /// Why a step did not run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepError {
@@ -221,13 +333,20 @@ fn errno_outcome<T>(last: &mut Option<mmprep::Error>, r: mmprep::Result<T>, ok: 
 impl EngineRunner {
     /// A fresh address space for `script`.
     pub fn new(script: &Script, profile: &Profile) -> EngineRunner {
-        let mut mm = Mm::new(profile.clone());
         // Log driver calls only when the script will print them.
-        mm.set_event_log(script.steps.iter().any(|s| s.op == Op::Events));
+        let events = script.steps.iter().any(|s| s.op == Op::Events);
+        EngineRunner::with_window(script.window_range(), profile, events)
+    }
+
+    /// A fresh address space for a script whose window is `window` (absolute `[start, end)`);
+    /// `events`: the script may have an `events` line, so driver calls are logged.
+    pub fn with_window(window: (u64, u64), profile: &Profile, events: bool) -> EngineRunner {
+        let mut mm = Mm::new(profile.clone());
+        mm.set_event_log(events);
         EngineRunner {
             mm,
             files: Vec::new(),
-            window: script.window_range(),
+            window,
             pending_events: Vec::new(),
             parents: Vec::new(),
             last_error: None,
@@ -286,9 +405,15 @@ impl EngineRunner {
 
     /// Runs one step: `Ok(None)` for lines that print nothing, `Err(reason)` for unsupported.
     pub fn step(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, StepError> {
+        self.step_with(&script.files, op)
+    }
+
+    /// [`EngineRunner::step`] with the script's file declarations alone (what `file` lines need),
+    /// for a runner that has no whole [`Script`] ([`Stream`]).
+    pub fn step_with(&mut self, files: &[FileDecl], op: &Op) -> Result<Option<Outcome>, StepError> {
         self.last_error = None;
         self.last_events.clear();
-        let outcome = self.step_inner(script, op);
+        let outcome = self.step_inner(files, op);
         // After a fork, drivers may log into a parent's log: collect it step by step, so that
         // what a driver printed stays with the step that called it.
         if self.record_events || !self.parents.is_empty() {
@@ -304,10 +429,10 @@ impl EngineRunner {
         outcome
     }
 
-    fn step_inner(&mut self, script: &Script, op: &Op) -> Result<Option<Outcome>, StepError> {
+    fn step_inner(&mut self, files: &[FileDecl], op: &Op) -> Result<Option<Outcome>, StepError> {
         let outcome = match *op {
             Op::File { id } => {
-                let decl = &script.files[id];
+                let decl = &files[id];
                 let file = match &decl.kind {
                     FileKind::Memfd { size } => self.mm.shmem().memfd_create(&decl.name, *size),
                     FileKind::Tmpfile { size, read_only } => {

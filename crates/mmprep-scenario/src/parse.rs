@@ -37,26 +37,158 @@ const PAGE_SIZE: u64 = 4096;
 /// holds the steps before it plus the error ([`Script::error`]). Line endings may be `\n` or
 /// `\r\n`.
 pub fn parse(text: &str) -> Script {
-    let mut parser = Parser::default();
+    let mut parser = LineParser::new();
+    let mut steps = Vec::new();
     let mut error = None;
-    // One token buffer for every line: no allocation per line.
-    let mut tokens = Vec::new();
     for (index, raw) in lines(text).enumerate() {
         let line = index.saturating_add(1);
-        if let Err(e) = parser.line(line, raw, &mut tokens) {
-            error = Some(ParseError {
-                line,
-                column: column(raw, e.token),
-                message: tidy(&e.message),
-            });
-            break;
+        match parser.line(line, raw) {
+            Ok(Some(op)) => steps.push(Step { line, op }),
+            Ok(None) => {}
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
         }
     }
     Script {
-        window: parser.window.unwrap_or(DEFAULT_WINDOW),
-        steps: parser.steps,
+        window: parser.window(),
+        steps,
         error,
-        files: parser.files,
+        files: parser.inner.files,
+    }
+}
+
+/// The scenario parser one line at a time, for a runner that executes each line as it reads
+/// it ([`crate::engine::Stream`]) instead of holding the whole script: the state between lines
+/// (the window, the declared files) lives here, and each line gives its [`Op`] or its error.
+/// [`parse`] is this, over a whole text.
+///
+/// A line is parsed without allocating unless it declares a file or is wrong: tokens are slices
+/// of the line, numbers and flag words are read in place.
+#[derive(Debug, Default)]
+pub struct LineParser {
+    inner: Parser,
+}
+
+impl LineParser {
+    /// A parser before the first line.
+    pub fn new() -> LineParser {
+        LineParser::default()
+    }
+
+    /// Parses line number `line` (1-based; lines must come in order, blank ones included):
+    /// `Ok(Some(op))` for a line that does something, `Ok(None)` for a blank line, a comment or
+    /// `window`, or the error that ends the script. `raw` is the line without its `\n` (a
+    /// `\r` before it removed, as [`parse`] does).
+    pub fn line(&mut self, line: usize, raw: &str) -> Result<Option<Op>, ParseError> {
+        let tokens = Tokens::of(raw);
+        self.inner.line(line, tokens.as_slice()).map_err(|e| ParseError {
+            line,
+            column: column(raw, e.token),
+            message: tidy(&e.message),
+        })
+    }
+
+    /// The window: the `window` line's size, or [`DEFAULT_WINDOW`]. Final once the first line
+    /// that is not blank or a comment has been parsed (only that line may set it).
+    pub fn window(&self) -> u64 {
+        self.inner.window.unwrap_or(DEFAULT_WINDOW)
+    }
+
+    /// The files declared so far, indexed by [`FileId`].
+    pub fn files(&self) -> &[FileDecl] {
+        &self.inner.files
+    }
+
+    /// Has a line other than blank lines and comments been parsed? (A scenario without one is
+    /// empty.)
+    pub fn seen_content(&self) -> bool {
+        self.inner.seen_content
+    }
+}
+
+/// The tokens of one line, without allocating for the lines of the format (at most
+/// [`INLINE_TOKENS`] tokens; only a `file` line with many parameters spills to the heap).
+enum Tokens<'t> {
+    Inline([&'t str; INLINE_TOKENS], usize),
+    Spilled(Vec<&'t str>),
+}
+
+/// Tokens a line keeps without allocating: `mmap ADDR LEN PROT FLAGS FILE OFFSET` has seven.
+const INLINE_TOKENS: usize = 8;
+
+/// The index of the first space, tab or `#` at or after `i` in `bytes` (`bytes.len()` if none):
+/// eight bytes at a time, as a word of a `u64` each (tokens such as `private|anon|fixed` are long
+/// enough for it to pay).
+fn token_end(bytes: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `w` that equals `c`. A byte above a match may be flagged too
+    // (a borrow), never one below it, so the lowest flag is the first match.
+    let matches = |w: u64, c: u8| {
+        let v = w ^ (LO * u64::from(c));
+        v.wrapping_sub(LO) & !v & HI
+    };
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(word);
+        let found = matches(w, b' ') | matches(w, b'\t') | matches(w, b'#');
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'#') {
+        i += 1;
+    }
+    i
+}
+
+impl<'t> Tokens<'t> {
+    /// Splits `raw` into its tokens (runs of characters other than space and tab), up to a `#`
+    /// that starts a comment. A byte loop rather than `split(..).filter(..)`: this runs once per
+    /// line, and parsing is part of what users time. Space, tab and `#` are ASCII, so every cut
+    /// is a character boundary.
+    fn of(raw: &'t str) -> Tokens<'t> {
+        let mut tokens = Tokens::Inline([""; INLINE_TOKENS], 0);
+        let bytes = raw.as_bytes();
+        let mut i = 0;
+        loop {
+            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+                i += 1;
+            }
+            if i == bytes.len() || bytes[i] == b'#' {
+                return tokens;
+            }
+            let start = i;
+            i = token_end(bytes, i);
+            tokens.push(&raw[start..i]);
+        }
+    }
+
+    fn push(&mut self, token: &'t str) {
+        match self {
+            Tokens::Inline(array, n) if *n < INLINE_TOKENS => {
+                array[*n] = token;
+                *n += 1;
+            }
+            Tokens::Inline(array, _) => {
+                let mut spilled = array.to_vec();
+                spilled.push(token);
+                *self = Tokens::Spilled(spilled);
+            }
+            Tokens::Spilled(v) => v.push(token),
+        }
+    }
+
+    fn as_slice(&self) -> &[&'t str] {
+        match self {
+            Tokens::Inline(array, n) => &array[..*n],
+            Tokens::Spilled(v) => v,
+        }
     }
 }
 
@@ -72,7 +204,7 @@ pub struct Verb {
     pub summary: &'static str,
     /// Parses the arguments (the tokens after the verb). `Ok(None)` for lines that only set
     /// something up (`window`).
-    parse: LineParser,
+    parse: ArgsParser,
 }
 
 /// What a line parses into: a step, nothing (`window`), or a parse error.
@@ -104,7 +236,7 @@ fn start_of(token: &str) -> usize {
 }
 
 /// Parses the arguments of one verb, given the verb's own table entry (for its usage text).
-type LineParser = fn(&mut Parser, &'static Verb, &[&str]) -> LineResult;
+type ArgsParser = fn(&mut Parser, &'static Verb, &[&str]) -> LineResult;
 
 impl Verb {
     /// The whole line as the contract writes it: `mmap ADDR LEN PROT FLAGS [FILE OFFSET]`.
@@ -358,6 +490,7 @@ fn parse_number_full(token: &str) -> Result<u64, String> {
 /// The common case of [`parse_number`], taken first: decimal digits with an optional `K`, `M` or
 /// `G`, whose value fits. `None` for anything else (hex, an error...), which the full parser
 /// then handles and explains.
+#[inline]
 fn plain_decimal(token: &str) -> Option<u64> {
     let bytes = token.as_bytes();
     let (digits, shift) = match bytes.last()? {
@@ -452,21 +585,38 @@ fn parse_flags(token: &str, table: &[(&str, u32)]) -> Result<u32, String> {
 
 /// One word of `table`; `whole` is the token it came from, for the message.
 fn lookup(word: &str, table: &[(&str, u32)], whole: &str) -> Result<u32, String> {
-    if word.is_empty() {
-        return Err(format!("`{whole}` has an empty word (join words with a single `|`)"));
-    }
-    match table.iter().find(|(name, _)| *name == word) {
+    match table.iter().find(|(name, _)| same_word(name, word)) {
         Some(&(_, value)) => Ok(value),
-        None => {
-            let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
-            Err(format!("unknown word `{word}` (one of: {})", names.join(" ")))
-        }
+        None => Err(unknown_word(word, table, whole)),
     }
+}
+
+/// Why `word` is not in `table` (kept out of [`lookup`], which runs for every flag word).
+#[cold]
+#[inline(never)]
+fn unknown_word(word: &str, table: &[(&str, u32)], whole: &str) -> String {
+    if word.is_empty() {
+        return format!("`{whole}` has an empty word (join words with a single `|`)");
+    }
+    let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
+    format!("unknown word `{word}` (one of: {})", names.join(" "))
+}
+
+/// `name == word`, comparing the length and the first byte before the bytes: in a table of
+/// words those two tell almost every wrong entry apart without a call to `memcmp`.
+#[inline]
+fn same_word(name: &str, word: &str) -> bool {
+    name.len() == word.len() && name.as_bytes().first() == word.as_bytes().first() && name == word
+}
+
+/// The table entry of the verb `name`.
+fn find_verb(name: &str) -> Option<&'static Verb> {
+    VERBS.iter().find(|v| same_word(v.name, name))
 }
 
 /// `text.lines()` (lines end with `\n` or `\r\n`; a last line may lack its end) as a plain
 /// byte loop: `str::lines` costs about twice as much on the short lines of a scenario.
-fn lines(text: &str) -> impl Iterator<Item = &str> {
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     core::iter::from_fn(move || {
         if rest.is_empty() {
@@ -485,29 +635,6 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Splits `raw` into its tokens (runs of characters other than space and tab), up to a `#` that
-/// starts a comment. A byte loop rather than `split(..).filter(..)`: this runs once per line, and
-/// parsing is part of what users time. Space, tab and `#` are ASCII, so every cut is a character
-/// boundary.
-fn tokenize<'t>(raw: &'t str, tokens: &mut Vec<&'t str>) {
-    tokens.clear();
-    let bytes = raw.as_bytes();
-    let mut i = 0;
-    loop {
-        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
-            i += 1;
-        }
-        if i == bytes.len() || bytes[i] == b'#' {
-            return;
-        }
-        let start = i;
-        while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'#') {
-            i += 1;
-        }
-        tokens.push(&raw[start..i]);
-    }
-}
-
 /// Is `name` a file NAME: letters, digits, `_` and `-`?
 fn is_word(name: &str) -> bool {
     !name.is_empty()
@@ -517,7 +644,7 @@ fn is_word(name: &str) -> bool {
 }
 
 /// Parser state between lines.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Parser {
     /// The `window` line's size, if there was one.
     window: Option<u64>,
@@ -527,29 +654,27 @@ struct Parser {
     first_line: bool,
     /// The 1-based number of the current line.
     line: usize,
-    steps: Vec<Step>,
+    /// The file declarations so far (what [`Script::files`] holds at the end).
     files: Vec<FileDecl>,
     /// Which files have been closed, by [`FileId`], with the line that closed them.
     closed: Vec<Option<usize>>,
+    /// The last `mmap` FLAGS token that parsed, and its value.
+    last_mmap_flags: Option<(String, u32)>,
 }
 
 impl Parser {
-    /// Parses one line; on success, any step it makes is appended. `tokens` is scratch space.
-    fn line<'t>(&mut self, line: usize, raw: &'t str, tokens: &mut Vec<&'t str>) -> Result<(), LineError> {
-        tokenize(raw, tokens);
+    /// Parses the tokens of one line: the step it makes, if any.
+    fn line(&mut self, line: usize, tokens: &[&str]) -> LineResult {
         let Some((&verb, args)) = tokens.split_first() else {
-            return Ok(());
+            return Ok(None);
         };
         self.line = line;
         self.first_line = !self.seen_content;
         self.seen_content = true;
-        let Some(spec) = VERBS.iter().find(|v| v.name == verb) else {
+        let Some(spec) = find_verb(verb) else {
             return Err(at(verb, format!("unknown verb `{verb}`")));
         };
-        if let Some(op) = (spec.parse)(self, spec, args)? {
-            self.steps.push(Step { line, op });
-        }
-        Ok(())
+        (spec.parse)(self, spec, args)
     }
 
     /// The file called `name`, and whether it is still open.
@@ -566,7 +691,7 @@ impl Parser {
         let &[size] = args else {
             return Err(spec.arity_error(args.len()).into());
         };
-        let size = arg("SIZE", size, parse_number)?;
+        let size = number("SIZE", size)?;
         if size == 0 || size % PAGE_SIZE != 0 || size > MAX_WINDOW {
             return Err(format!("SIZE: the window is a non-zero multiple of 4K, at most 16T (got {size:#x})").into());
         }
@@ -592,15 +717,15 @@ impl Parser {
         }
         let kind = match (kind, rest) {
             ("memfd", &[size]) => FileKind::Memfd {
-                size: arg("SIZE", size, parse_number)?,
+                size: number("SIZE", size)?,
             },
             ("memfd", _) => return Err(format!("expected `file {name} memfd SIZE`").into()),
             ("tmpfile", &[size]) => FileKind::Tmpfile {
-                size: arg("SIZE", size, parse_number)?,
+                size: number("SIZE", size)?,
                 read_only: false,
             },
             ("tmpfile", &[size, "ro"]) => FileKind::Tmpfile {
-                size: arg("SIZE", size, parse_number)?,
+                size: number("SIZE", size)?,
                 read_only: true,
             },
             ("tmpfile", _) => return Err(format!("expected `file {name} tmpfile SIZE [ro]`").into()),
@@ -715,11 +840,20 @@ impl Parser {
         };
         let addr = match addr {
             "any" => MmapAddr::Any,
-            a => MmapAddr::At(arg("ADDR", a, parse_number)?),
+            a => MmapAddr::At(number("ADDR", a)?),
         };
-        let len = arg("LEN", len, parse_number)?;
+        let len = number("LEN", len)?;
         let prot = arg("PROT", prot, parse_prot)?;
-        let flags = arg("FLAGS", flags, |t| parse_flags(t, MMAP_FLAGS))?;
+        let flags = match &self.last_mmap_flags {
+            // A stream of mmap lines repeats a few FLAGS tokens: one comparison instead of a
+            // table lookup per word.
+            Some((token, value)) if token == flags => *value,
+            _ => {
+                let value = arg("FLAGS", flags, |t| parse_flags(t, MMAP_FLAGS))?;
+                self.last_mmap_flags = Some((flags.to_string(), value));
+                value
+            }
+        };
         let file = match file {
             None => None,
             Some((name, offset)) => {
@@ -729,7 +863,7 @@ impl Parser {
                         format!("FILE: no file named `{name}` (declare it on a `file` line first)"),
                     ));
                 };
-                let offset = arg("OFFSET", offset, parse_number)?;
+                let offset = number("OFFSET", offset)?;
                 Some(FileArg { file, offset, open })
             }
         };
@@ -751,8 +885,8 @@ impl Parser {
         let &[addr, len, prot] = args else {
             return Err(spec.arity_error(args.len()).into());
         };
-        let addr = arg("ADDR", addr, parse_number)?;
-        let len = arg("LEN", len, parse_number)?;
+        let addr = number("ADDR", addr)?;
+        let len = number("LEN", len)?;
         let prot = arg("PROT", prot, |token| {
             let mut words = words(token);
             let mut bits = parse_prot(words.next().unwrap_or_default())?;
@@ -772,8 +906,8 @@ impl Parser {
         let &[addr, len, advice] = args else {
             return Err(spec.arity_error(args.len()).into());
         };
-        let addr = arg("ADDR", addr, parse_number)?;
-        let len = arg("LEN", len, parse_number)?;
+        let addr = number("ADDR", addr)?;
+        let len = number("LEN", len)?;
         let advice = arg("ADVICE", advice, |t| lookup(t, MADVICE, t))?;
         Ok(Some(Op::Madvise { addr, len, advice }))
     }
@@ -787,8 +921,8 @@ impl Parser {
         let &[addr, len, flags] = args else {
             return Err(spec.arity_error(args.len()).into());
         };
-        let addr = arg("ADDR", addr, parse_number)?;
-        let len = arg("LEN", len, parse_number)?;
+        let addr = number("ADDR", addr)?;
+        let len = number("LEN", len)?;
         if flags != "onfault" {
             return Err(at(flags, format!("unknown mlock2 flag `{flags}` (only `onfault`)")));
         }
@@ -810,11 +944,11 @@ impl Parser {
             [a, o, n, f, new] => ([a, o, n, f], Some(new)),
             _ => return Err(spec.arity_error(args.len()).into()),
         };
-        let addr = arg("ADDR", addr, parse_number)?;
-        let old_len = arg("OLDLEN", old_len, parse_number)?;
-        let new_len = arg("NEWLEN", new_len, parse_number)?;
+        let addr = number("ADDR", addr)?;
+        let old_len = number("OLDLEN", old_len)?;
+        let new_len = number("NEWLEN", new_len)?;
         let flags = arg("FLAGS", flags, |t| parse_flags(t, MREMAP_FLAGS))?;
-        let new_addr = new_addr.map(|a| arg("NEWADDR", a, parse_number)).transpose()?;
+        let new_addr = new_addr.map(|a| number("NEWADDR", a)).transpose()?;
         let fixed = flags & mremap::FIXED != 0;
         match (fixed, new_addr.is_some()) {
             (true, false) => return Err("FLAGS has `fixed`, so NEWADDR is required".into()),
@@ -839,8 +973,8 @@ impl Parser {
         let &[addr, len, access] = args else {
             return Err(spec.arity_error(args.len()).into());
         };
-        let addr = arg("ADDR", addr, parse_number)?;
-        let len = arg("LEN", len, parse_number)?;
+        let addr = number("ADDR", addr)?;
+        let len = number("LEN", len)?;
         let access = match access {
             "r" => Access::Read,
             "w" => Access::Write,
@@ -853,8 +987,8 @@ impl Parser {
         let &[addr, len, byte] = args else {
             return Err(spec.arity_error(args.len()).into());
         };
-        let addr = arg("ADDR", addr, parse_number)?;
-        let len = arg("LEN", len, parse_number)?;
+        let addr = number("ADDR", addr)?;
+        let len = number("LEN", len)?;
         let byte = arg("BYTE", byte, |t| {
             let value = parse_number(t)?;
             u8::try_from(value).map_err(|_| format!("`{t}` is not a byte (0 to 255)"))
@@ -882,6 +1016,22 @@ impl Parser {
     fn events(&mut self, spec: &'static Verb, args: &[&str]) -> LineResult {
         no_args(spec, args, Op::Events)
     }
+}
+
+/// Parses a number argument: [`plain_decimal`] in place for the common tokens, else the full
+/// parser with its message, prefixed with the argument's name and pointing at `token`.
+#[inline]
+fn number(name: &str, token: &str) -> Result<u64, LineError> {
+    match plain_decimal(token) {
+        Some(value) => Ok(value),
+        None => number_full(name, token),
+    }
+}
+
+/// [`number`] for the tokens that are not plain decimal: hex, and every error.
+#[inline(never)]
+fn number_full(name: &str, token: &str) -> Result<u64, LineError> {
+    arg(name, token, parse_number_full)
 }
 
 /// Parses one argument, prefixing an error with the argument's name; the error points at `token`.
@@ -962,7 +1112,7 @@ fn addr_len(spec: &Verb, args: &[&str]) -> Result<(u64, u64), LineError> {
     let &[addr, len] = args else {
         return Err(spec.arity_error(args.len()).into());
     };
-    Ok((arg("ADDR", addr, parse_number)?, arg("LEN", len, parse_number)?))
+    Ok((number("ADDR", addr)?, number("LEN", len)?))
 }
 
 /// A line that is its verb alone.
@@ -1075,8 +1225,23 @@ mod tests {
     }
 
     #[test]
+    fn token_ends_are_the_first_separator() {
+        let mut rng = fastrand::Rng::with_seed(8);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..40);
+            let bytes: Vec<u8> = (0..len).map(|_| b"ab #\t|\x80\xff\x01"[rng.usize(..9)]).collect();
+            for start in 0..=len {
+                let want = bytes[start..]
+                    .iter()
+                    .position(|b| matches!(b, b' ' | b'\t' | b'#'))
+                    .map_or(len, |p| start + p);
+                assert_eq!(token_end(&bytes, start), want, "{bytes:?} from {start}");
+            }
+        }
+    }
+
+    #[test]
     fn tokens_stop_at_a_comment() {
-        let mut t = Vec::new();
         for (raw, want) in [
             ("", &[][..]),
             ("  \t ", &[]),
@@ -1087,9 +1252,15 @@ mod tests {
             ("maps #x y", &["maps"]),
             ("caf\u{e9} \u{1f600}x", &["caf\u{e9}", "\u{1f600}x"]),
         ] {
-            tokenize(raw, &mut t);
-            assert_eq!(t, want, "{raw:?}");
+            assert_eq!(Tokens::of(raw).as_slice(), want, "{raw:?}");
         }
+        // More tokens than the inline room spill to the heap, in order.
+        let many = "file d driver counter a=1 b=2 c=3 d=4 e=5 f=6";
+        let want: Vec<&str> = many.split(' ').collect();
+        assert!(want.len() > INLINE_TOKENS);
+        assert_eq!(Tokens::of(many).as_slice(), want);
+        let exact = "a b c d e f g h";
+        assert_eq!(Tokens::of(exact).as_slice(), exact.split(' ').collect::<Vec<_>>());
     }
 
     #[test]

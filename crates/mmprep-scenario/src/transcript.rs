@@ -187,18 +187,24 @@ pub fn offset_hex(addr: u64) -> String {
     out
 }
 
-/// Appends [`offset_hex`]`(addr)` to `out`.
+/// Appends [`offset_hex`]`(addr)` to `out`: the digits go to a buffer on the stack and into `out`
+/// in one piece (what `write!(out, "{:#x}", ..)` prints, without the formatting machinery).
 fn push_offset_hex(out: &mut String, addr: u64) {
-    let n = addr.wrapping_sub(WINDOW_BASE);
-    out.push_str("0x");
-    if n == 0 {
-        out.push('0');
-        return;
+    let mut n = addr.wrapping_sub(WINDOW_BASE);
+    let mut buf = [0u8; 18];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
     }
-    let digits = (64 - n.leading_zeros()).div_ceil(4);
-    for i in (0..digits).rev() {
-        out.push(char::from(b"0123456789abcdef"[((n >> (4 * i)) & 0xf) as usize]));
-    }
+    at -= 2;
+    buf[at] = b'0';
+    buf[at + 1] = b'x';
+    push_ascii(out, &buf[at..]);
 }
 
 /// Appends `n` in decimal to `out` (what `write!(out, "{n}")` prints, without the formatting
@@ -214,8 +220,14 @@ fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &digit in &buf[at..] {
-        out.push(char::from(digit));
+    push_ascii(out, &buf[at..]);
+}
+
+/// Appends ASCII digits from a stack buffer: one check and one copy instead of a `push` per
+/// character.
+fn push_ascii(out: &mut String, digits: &[u8]) {
+    if let Ok(text) = core::str::from_utf8(digits) {
+        out.push_str(text);
     }
 }
 
@@ -243,11 +255,10 @@ fn maps_line(out: &mut String, e: &MapsEntry) {
 
 /// The text of one transcript entry, without a trailing newline. `window` is the absolute window
 /// range `[start, end)`; multi-line results (`maps`, `smaps`, `events`) put their lines after
-/// the first, separated by `\n`.
+/// the first, separated by `\n`. [`write_step`] appends the same text to a buffer.
 pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64)) -> String {
     // Most entries are one short line (`L123 mprotect = 0`): exactly the room it takes, so that
-    // writing it never grows the string and a long transcript keeps no slack, and no `format!`
-    // (parsing and printing are part of what users time).
+    // writing it never grows the string and a long transcript keeps no slack.
     let digits = (line.max(1).ilog10() + 1) as usize;
     let result = match outcome {
         Outcome::Addr(_) => 18,
@@ -256,15 +267,23 @@ pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64
         _ => 32,
     };
     let mut out = String::with_capacity(1 + digits + 1 + verb.len() + 3 + result);
+    write_step(&mut out, line, verb, outcome, window);
+    out
+}
+
+/// Appends the text of [`format_step`] to `out`, without a trailing newline: a runner that prints
+/// as it goes reuses one buffer for the whole transcript, with no `String` per line and no
+/// `format!` on the common results (parsing and printing are part of what users time).
+pub fn write_step(out: &mut String, line: usize, verb: &str, outcome: &Outcome, window: (u64, u64)) {
     out.push('L');
-    push_decimal(&mut out, line as u64);
+    push_decimal(out, line as u64);
     out.push(' ');
     out.push_str(verb);
     out.push_str(" = ");
     match outcome {
         Outcome::Addr(a) => {
             if *a >= window.0 && *a < window.1 {
-                push_offset_hex(&mut out, *a);
+                push_offset_hex(out, *a);
             } else {
                 out.push_str("outside");
             }
@@ -275,7 +294,7 @@ pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64
             out.push_str(e.name());
         }
         Outcome::Accessed(None) => out.push('0'),
-        Outcome::Accessed(Some(f)) => push_fault(&mut out, f),
+        Outcome::Accessed(Some(f)) => push_fault(out, f),
         Outcome::Read { len, runs, fault } => {
             if *len == 0 {
                 out.push('-');
@@ -292,7 +311,7 @@ pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64
                     if !first {
                         out.push(' ');
                     }
-                    push_fault(&mut out, f);
+                    push_fault(out, f);
                 }
             }
         }
@@ -300,14 +319,14 @@ pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64
             let _ = write!(out, "{}", entries.len());
             for e in entries {
                 out.push('\n');
-                maps_line(&mut out, e);
+                maps_line(out, e);
             }
         }
         Outcome::Smaps(entries) => {
             let _ = write!(out, "{}", entries.len());
             for (e, codes) in entries {
                 out.push('\n');
-                maps_line(&mut out, e);
+                maps_line(out, e);
                 out.push_str(" |");
                 for c in codes {
                     out.push(' ');
@@ -323,7 +342,6 @@ pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,200 @@
+//! `mmprep run FILE` as it reads: the file in chunks of whole lines, each line parsed, run and
+//! printed before the next ([`mmprep_scenario::engine::Stream`]), so that a run's memory follows
+//! the address space and not the length of the file (issue 8).
+//!
+//! Two reads of the file: the first checks what must be known before anything runs (the whole
+//! file is UTF-8; whether any line may be `events`, so that driver calls are logged), the second
+//! runs it. A file that fails the first read, and standard input (which cannot be read twice),
+//! go through [`Input::read`](crate::Input), which holds the whole text, and run from it the same way.
+//! What is printed, on stdout and stderr, and the exit status are those of the whole-script run
+//! (`tests/stream.rs` in `mmprep-scenario` and the CLI suites check it).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use mmprep::Profile;
+use mmprep_scenario::RunEnd;
+use mmprep_scenario::engine::{RunOptions, Stream};
+
+/// How much of the file is read at a time (a chunk grows to hold a longer line).
+const CHUNK: usize = 64 << 10;
+
+/// The transcript is written to stdout whenever this much of it is waiting.
+const FLUSH_AT: usize = 32 << 10;
+
+/// Calls `each` with the file's bytes in pieces of whole lines (each ends with `\n`, except the
+/// file's last line when it has none), in order; stops early when `each` breaks.
+fn for_each_chunk(path: &Path, mut each: impl FnMut(&[u8]) -> ControlFlow<()>) -> io::Result<()> {
+    let mut file = File::open(path)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    loop {
+        if buf.capacity() - buf.len() < CHUNK / 2 {
+            buf.reserve(CHUNK);
+        }
+        let len = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let n = match file.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        buf.truncate(len + n);
+        if n == 0 {
+            if !buf.is_empty() {
+                let _ = each(&buf);
+            }
+            return Ok(());
+        }
+        if let Some(last) = buf.iter().rposition(|&b| b == b'\n') {
+            if each(&buf[..=last]).is_break() {
+                return Ok(());
+            }
+            buf.drain(..=last);
+        }
+    }
+}
+
+/// What the first read learns: the file is UTF-8, and may have an `events` line.
+struct Checked {
+    events: bool,
+}
+
+/// The first read: `None` when the file cannot be read or is not UTF-8 (the caller then reads it
+/// whole, which gives the message).
+fn check(path: &Path) -> Option<Checked> {
+    let mut events = false;
+    let mut utf8 = true;
+    let read = for_each_chunk(path, |chunk| match std::str::from_utf8(chunk) {
+        Ok(text) => {
+            // A word search, not a parse: a `#events` comment also turns the log on, which
+            // only costs time.
+            events = events || text.contains("events");
+            ControlFlow::Continue(())
+        }
+        Err(_) => {
+            utf8 = false;
+            ControlFlow::Break(())
+        }
+    });
+    (read.is_ok() && utf8).then_some(Checked { events })
+}
+
+/// The end of a streamed run, and whether a line other than blanks and comments was seen.
+pub struct Streamed {
+    pub end: RunEnd,
+    pub seen_content: bool,
+    /// Writing to stdout failed (a closed pipe ends the run early).
+    pub write_error: Option<io::Error>,
+}
+
+/// Feeds lines to `run`, writing the transcript to `stdout` as it grows. On an end at a line, the
+/// column of a runner-found parse error (column 0) is that line's first token's.
+struct Feeder<'a, W: Write> {
+    run: Stream,
+    out: String,
+    stdout: &'a mut W,
+    write_error: Option<io::Error>,
+    /// The 1-based column of the first token of the last line fed.
+    last_first_column: usize,
+}
+
+impl<W: Write> Feeder<'_, W> {
+    fn line(&mut self, raw: &str) -> ControlFlow<()> {
+        let flow = self.run.line(raw, &mut self.out);
+        if flow.is_break() {
+            self.last_first_column = raw.chars().take_while(|&c| c == ' ' || c == '\t').count() + 1;
+        }
+        if self.out.len() >= FLUSH_AT && self.flush().is_break() {
+            return ControlFlow::Break(());
+        }
+        flow
+    }
+
+    fn flush(&mut self) -> ControlFlow<()> {
+        if let Err(e) = self.stdout.write_all(self.out.as_bytes()) {
+            self.write_error = Some(e);
+            return ControlFlow::Break(());
+        }
+        self.out.clear();
+        ControlFlow::Continue(())
+    }
+
+    fn finish(mut self) -> Streamed {
+        if self.write_error.is_none() {
+            let _ = self.flush();
+        }
+        if self.write_error.is_none()
+            && let Err(e) = self.stdout.flush()
+        {
+            self.write_error = Some(e);
+        }
+        let seen_content = self.run.seen_content();
+        let mut end = self.run.finish();
+        if let RunEnd::ParseError(e) = &mut end
+            && e.column == 0
+        {
+            e.column = self.last_first_column;
+        }
+        Streamed {
+            end,
+            seen_content,
+            write_error: self.write_error,
+        }
+    }
+}
+
+/// Runs `text` (a whole scenario in memory) as it would stream from a file.
+pub fn run_text(text: &str, profile: &Profile, options: &RunOptions, why: bool, stdout: &mut impl Write) -> Streamed {
+    let mut feeder = Feeder {
+        run: Stream::new(profile, options, text.contains("events"), why),
+        out: String::with_capacity(FLUSH_AT + 4096),
+        stdout,
+        write_error: None,
+        last_first_column: 1,
+    };
+    for raw in mmprep_scenario::parse::lines(text) {
+        if feeder.line(raw).is_break() {
+            break;
+        }
+    }
+    feeder.finish()
+}
+
+/// Runs the scenario file at `path` as it reads it. `None` when it cannot be read or is not
+/// UTF-8: nothing ran, and the caller reads it whole for the message.
+pub fn run_file(
+    path: &Path,
+    profile: &Profile,
+    options: &RunOptions,
+    why: bool,
+    stdout: &mut impl Write,
+) -> Option<Streamed> {
+    let checked = check(path)?;
+    let mut feeder = Feeder {
+        run: Stream::new(profile, options, checked.events, why),
+        out: String::with_capacity(FLUSH_AT + 4096),
+        stdout,
+        write_error: None,
+        last_first_column: 1,
+    };
+    let mut changed = false;
+    let read = for_each_chunk(path, |chunk| {
+        let Ok(text) = std::str::from_utf8(chunk) else {
+            changed = true;
+            return ControlFlow::Break(());
+        };
+        for raw in mmprep_scenario::parse::lines(text) {
+            feeder.line(raw)?;
+        }
+        ControlFlow::Continue(())
+    });
+    let mut streamed = feeder.finish();
+    if let Err(e) = read {
+        streamed.end = RunEnd::RunnerFailed(format!("cannot read the scenario: {e}"));
+    } else if changed {
+        streamed.end = RunEnd::RunnerFailed("the scenario changed while it ran (no longer UTF-8)".into());
+    }
+    Some(streamed)
+}
