@@ -11,7 +11,7 @@
 //!
 //! Mirrors `arch/x86/mm/fault.c:do_user_addr_fault` / `access_error`,
 //! `mm/mmap_lock.c:lock_mm_and_find_vma` (there since it left `mm/memory.c`; checked on 6.18),
-//! `mm/mmap.c:expand_downwards`, `acct_stack_growth`,
+//! `mm/vma.c:expand_downwards`, `acct_stack_growth` (moved there from `mm/mmap.c`),
 //! `mm/memory.c:handle_pte_fault` (`do_anonymous_page`, `do_read_fault`, `do_cow_fault`,
 //! `do_shared_fault`, `do_wp_page`), `mm/rmap.c:__anon_vma_prepare`,
 //! `mm/vma.c:find_mergeable_anon_vma`, `mm/gup.c:__mm_populate` / `populate_vma_page_range`

@@ -8,7 +8,7 @@
 //! - `VM_LOCKED` and `VM_LOCKONFAULT` are cleared (locks are not inherited);
 //! - a `VM_WIPEONFORK` VMA starts without an anon_vma (its pages are not copied);
 //! - every other VMA with an anon_vma gets a new one of its own, chained to the parent's: the
-//!   child's VMA is a *fork child*, which refuses several merges (`merge.rs`).
+//!   child's VMA is a *fork child*, which refuses several merges (`mm/merge.rs`).
 //!
 //! Each child VMA's driver sees `open`. A `VM_ACCOUNT` VMA is charged again for the child. The
 //! child's page tables map the parent's frames; a write on either side then copies the page.
