@@ -376,9 +376,8 @@ impl Mm {
     /// charge, and call `close` on the replaced VMAs.
     fn mmap_setup(&mut self, map: &mut MmapState) -> Result<()> {
         match self.tree.overlap_or_prev(map.addr, map.end) {
-            Err(first) => {
-                let first = first.start();
-                map.gather = self.gather_munmap_vmas(first, map.addr, map.end)?;
+            Err(_) => {
+                map.gather = self.gather_munmap_vmas(map.addr, map.end)?;
                 map.prev = self.tree.prev_before(map.addr).map(|v| v.start());
             }
             Ok(prev) => map.prev = prev.map(|v| v.start()),
