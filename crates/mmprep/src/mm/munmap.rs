@@ -48,6 +48,9 @@ pub(crate) struct MunmapGather {
     pub nr_accounted: u64,
     /// `close` already ran (`vms_clean_up_area`): the VMAs can no longer be put back.
     pub closed: bool,
+    /// The VMA before the range (`vms->prev`): the start of the last VMA ending at or below
+    /// the range's start, once the edges are split.
+    pub prev: Option<VirtAddr>,
     /// The end of the VMA before the range, 0 when none (`unmap_start`): page tables below it
     /// stay.
     pub floor: VirtAddr,
@@ -73,11 +76,10 @@ impl Mm {
         self.do_munmap(addr, end)
     }
 
-    /// `do_vmi_align_munmap` for an aligned, non-empty, valid range.
+    /// `do_vmi_align_munmap` for an aligned, non-empty, valid range (`do_vmi_munmap` returns
+    /// early when no VMA ends above `start`; one that starts at or above `end` leaves nothing
+    /// to detach either).
     pub(crate) fn do_munmap(&mut self, start: VirtAddr, end: VirtAddr) -> Result<()> {
-        if self.tree.find_intersection(start, end).is_none() {
-            return Ok(());
-        }
         let gather = self.gather_munmap_vmas(start, end)?;
         self.complete_munmap_vmas(gather);
         Ok(())
@@ -88,8 +90,7 @@ impl Mm {
     /// tables may be freed between (the end of the VMA before the range, the start of the one
     /// after it: the kernel's `unmap_start`/`unmap_end`).
     ///
-    /// # Preconditions
-    /// A VMA intersects `[start, end)`.
+    /// When no VMA intersects `[start, end)` nothing changes and the gather is empty.
     ///
     /// # On failure
     /// The detached VMAs are put back; a split that already happened stays (see the module doc).
@@ -139,9 +140,11 @@ impl Mm {
     /// A VMA with a driver is split by `__split_vma` ([`Mm::split_vma_unchecked`], which calls
     /// the hooks) and the step starts again on the piece that is left.
     ///
+    /// Returns `None` and changes nothing when no VMA ending above `key` starts below `end`
+    /// (which only the first step can meet).
+    ///
     /// # Preconditions
-    /// The first VMA ending above `key` starts below `end`; `key <= start` or the VMAs before
-    /// `key` in the range are already detached.
+    /// `key <= start`, or the VMAs before `key` in the range are already detached.
     fn gather_one(
         &mut self,
         g: &mut MunmapGather,
@@ -154,9 +157,13 @@ impl Mm {
         let fail_alloc_in = &mut self.fail_alloc_in;
         let ptes = &self.ptes;
         let mut c = self.tree.cursor(key);
-        let v = c.get().expect("gather of a range with a VMA in it");
+        let Some(v) = c.get().filter(|v| v.start() < end) else {
+            // Nothing (more) in the range: only the first step can get here.
+            debug_assert!(g.detached.is_empty());
+            return Ok(None);
+        };
         let (vs, ve, pgoff) = (v.start(), v.end(), v.pgoff());
-        debug_assert!(vs < end && ve > start, "{v:?} is not in [{start:?}, {end:?})");
+        debug_assert!(ve > start, "{v:?} is not in [{start:?}, {end:?})");
         let cut_below = vs < start;
         let cut_above = ve > end;
         // Two splits of one VMA would leave map_count higher than it started.
@@ -172,16 +179,17 @@ impl Mm {
             self.split_vma_unchecked(vs, addr, new_below)?;
             return self.gather_one(g, if cut_below { start } else { key }, start, end);
         }
+        let mut detached = v.clone();
         if g.detached.is_empty() {
-            // unmap_start: the end of the VMA before the range (after a split at `start`, the
-            // piece below it).
-            g.floor = if cut_below {
-                start
+            // vms->prev and unmap_start: the VMA before the range (after a split at `start`, the
+            // piece below it) and its end.
+            (g.prev, g.floor) = if cut_below {
+                (Some(vs), start)
             } else {
-                c.peek_prev().map_or(VirtAddr(0), |p| p.end())
+                c.peek_prev()
+                    .map_or((None, VirtAddr(0)), |p| (Some(p.start()), p.end()))
             };
         }
-        let mut detached = c.get().expect("the VMA").clone();
         let (lo, hi) = (vs.max(start), ve.min(end));
         detached.set_bounds(lo, hi, pgoff.add(lo.pages_from(vs)));
         // The allocations of the kernel's path, in its order; `split` says how far it got.
