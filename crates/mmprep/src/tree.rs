@@ -949,6 +949,29 @@ impl VmaTree {
     }
 }
 
+// Used by munmap and mmap_region.
+impl Cursor<'_> {
+    /// Inserts `vma` right before the VMA at the position (a split's lower piece, when the
+    /// upper one keeps the slot) and stays at that VMA. Unlike [`Cursor::insert_after`] with
+    /// the upper piece, the leaf's highest end does not move, so no pivot changes and, unless
+    /// the leaf is full, nothing descends.
+    ///
+    /// # Preconditions
+    /// `vma` lies between the VMA before the position and the one at it.
+    pub(crate) fn insert_before(&mut self, vma: Vma) {
+        let p = self.tree.at(self.pos).expect("insert_before past the last VMA");
+        debug_assert!(self.tree.vma(p).start() >= vma.end());
+        debug_assert!(
+            self.tree
+                .before(p)
+                .is_none_or(|b| self.tree.vma(b).end() <= vma.start())
+        );
+        // A look-up of `vma.start` ends at `p`: the first VMA ending above it.
+        let new = self.tree.insert_at(p, vma);
+        self.pos = self.tree.after(new).expect("the VMA the insert went before");
+    }
+}
+
 /// Most emptied leaf vectors a tree keeps (16 KiB at 64 B a VMA): enough for the leaves a burst
 /// of unmaps frees and the splits after it make, and little next to the tree itself.
 const MAX_SPARE: usize = 16;

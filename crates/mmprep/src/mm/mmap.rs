@@ -363,9 +363,11 @@ impl Mm {
             }
             v.set_private_data(map.private_data.take());
         }
-        let action = core::mem::take(&mut map.action);
         self.mmap_complete(&mut map, key);
         if have_prepare && is_new {
+            let action = core::mem::take(&mut map.action);
+            // The state goes before the driver's hooks run, as it did in `mmap_complete`.
+            drop(map);
             let driver = file.as_ref().expect("prepare has a file").ops().name();
             self.mmap_action_complete(addr, end, action, driver)?;
         }

@@ -131,7 +131,8 @@ impl Mm {
     /// done by then are made for real, so the address space is left as the kernel leaves it.
     ///
     /// ```text
-    ///  cut below and above    |AAAA|dd|AAAA|   A keeps its start; the piece above is inserted
+    ///  cut below and above    |AAAA|dd|AAAA|   A moves up to start at `end`; the piece below
+    ///                                          is inserted before it
     ///  cut below              |AAAA|dddddd|    A shrinks to below `start`
     ///  cut above              |dddd|AAAAAA|    A moves up to start at `end`
     ///  whole                  |dddddddd|       A is removed at the cursor
@@ -236,10 +237,13 @@ impl Mm {
                 Some(end)
             }
             (true, true) => {
-                let mut upper = detached.clone();
-                upper.set_bounds(end, ve, pgoff.add(end.pages_from(vs)));
-                c.set_range(vs, start, pgoff);
-                c.insert_after(upper);
+                // The lower piece is the new VMA and the upper one keeps the slot, so the
+                // leaf's highest end stays (the kernel makes the upper piece the new one; the
+                // two are the same VMA but for their ranges).
+                let mut lower = detached.clone();
+                lower.set_bounds(vs, start, pgoff);
+                c.set_range(end, ve, pgoff.add(end.pages_from(vs)));
+                c.insert_before(lower);
                 Some(end)
             }
         };
