@@ -271,6 +271,7 @@ impl Mm {
     /// Keeps an emptied `detached` vector for the next gather, unless a huge unmap made it big
     /// or it has less room than the spare already kept (mmap completes a gather that never
     /// borrowed the spare: its vector has none).
+    #[inline]
     fn give_back(&mut self, detached: Vec<Vma>) {
         debug_assert!(detached.is_empty());
         if detached.capacity() <= 64 && detached.capacity() > self.spare_detached.capacity() {
@@ -280,6 +281,7 @@ impl Mm {
 
     /// `vms_clean_up_area`: the page tables of the detached VMAs are cleared (their pages are
     /// gone) and `close` runs on each. From here on they cannot be put back.
+    #[inline]
     pub(crate) fn clean_up_area(&mut self, g: &mut MunmapGather) {
         if g.closed {
             return;
