@@ -5,6 +5,11 @@
 //! *gather* splits the edge VMAs and detaches everything in the range (and can still be undone),
 //! *complete* calls `close`, drops the counters and frees them.
 //!
+//! The gather works each VMA at one cursor position (`gather_one`): an anonymous VMA the range
+//! cuts keeps its outside part in place and only a copy of the inside part is detached, so
+//! nothing is inserted into the tree to be taken out again, and the walk notes the neighbours
+//! and the page-table floor and ceiling that `clean_up_area` and `mmap` need (issue 8).
+//!
 //! ```text
 //!   before   |---- A ----|  |-- B --|  |---- C ----|
 //!   munmap         <------------------------->
