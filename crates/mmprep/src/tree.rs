@@ -923,6 +923,7 @@ impl<'a> DoubleEndedIterator for Iter<'a> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
 // Used by munmap and mmap_region.
 impl VmaTree {
     /// Keeps the VMA vector of the node `id`, about to be freed, if it is a leaf's and fewer
