@@ -326,6 +326,11 @@ impl Inner {
         none
     }
 
+    /// No entry, guard marker or huge block anywhere (page tables may be left).
+    fn maps_nothing(&self) -> bool {
+        self.ptes.is_empty() && self.guards.0.is_empty() && self.huge_zero.0.is_empty() && self.huge_anon.0.is_empty()
+    }
+
     /// Splits the huge block that page boundary `v` cuts, if any.
     fn split_at(&mut self, v: u64) {
         if !v.is_multiple_of(BLOCK_PAGES) {
@@ -520,6 +525,11 @@ impl PageTable {
     /// Page tables stay until [`PageTable::free_tables`].
     pub fn zap(&self, start: VirtAddr, end: VirtAddr) {
         let mut t = self.inner.lock();
+        if t.maps_nothing() {
+            // unmap_page_range skips the levels without a table; with no entry, marker or huge
+            // block anywhere there is nothing to walk.
+            return;
+        }
         t.zap_pages(start, end, false);
         t.guards.remove(vpn(start), vpn(end));
     }

@@ -164,6 +164,7 @@ pub const SITES: &[(&str, &str, &str)] = &[
     ("mm/mseal.rs", "mseal", "mm/mseal.c:do_mseal"),
     ("mm/munmap.rs", "munmap", "mm/vma.c:do_vmi_munmap"),
     ("mm/munmap.rs", "gather_munmap_vmas", "mm/vma.c:vms_gather_munmap_vmas"),
+    ("mm/munmap.rs", "gather_one", "mm/vma.c:vms_gather_munmap_vmas"),
     ("mm/special.rs", "may_split", "mm/mmap.c:special_mapping_split"),
     (
         "mm/special.rs",

@@ -94,6 +94,9 @@ pub struct VmaTree {
     /// and written `Relaxed`, plain moves on x86) so that look-ups through `&self` can update
     /// it and the tree stays `Sync`.
     hint: AtomicU32,
+    /// Emptied VMA vectors of leaves that went away, for the next leaves a split makes (at most
+    /// [`MAX_SPARE`]): see [`VmaTree::keep_spare`].
+    spare: Vec<Vec<Vma>>,
 }
 
 impl Clone for VmaTree {
@@ -106,6 +109,7 @@ impl Clone for VmaTree {
             first: self.first,
             len: self.len,
             hint: AtomicU32::new(self.hint.load(Relaxed)),
+            spare: Vec::new(),
         }
     }
 }
@@ -162,6 +166,7 @@ impl VmaTree {
             first: 0,
             len: 0,
             hint: AtomicU32::new(0),
+            spare: Vec::new(),
         }
     }
 
@@ -214,6 +219,7 @@ impl VmaTree {
     }
 
     fn free_node(&mut self, id: u32) {
+        self.keep_spare(id);
         self.nodes[id as usize] = Node::Free;
         self.free.push(id);
     }
@@ -474,6 +480,7 @@ impl VmaTree {
         };
         self.len += 1;
         let end = vma.end().0;
+        let right_vmas = if n == B { self.spare_vmas() } else { Vec::new() };
         let l = self.leaf_mut(leaf);
         if n < B {
             l.ends.copy_within(idx..n, idx + 1);
@@ -488,8 +495,10 @@ impl VmaTree {
         }
         // The leaf is full: split it, keeping `keep` of the B + 1 VMAs on the left.
         let keep = split_point(idx);
-        let mut right = new_leaf();
-        right.vmas.reserve_exact(B);
+        let mut right = Leaf {
+            vmas: right_vmas,
+            ..new_leaf()
+        };
         // Of the B + 1 VMAs (the old ones with the new one at `idx`), the first `keep` stay;
         // neither Vec grows past B.
         if idx < keep {
@@ -914,6 +923,60 @@ impl<'a> DoubleEndedIterator for Iter<'a> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+// Used by munmap and mmap_region.
+impl VmaTree {
+    /// Keeps the VMA vector of the node `id`, about to be freed, if it is a leaf's and fewer
+    /// than [`MAX_SPARE`] are kept, and makes room in the free list for every node the arena
+    /// has. A leaf goes away when its last VMA does, and a split makes a new one, so without
+    /// this a steady state of unmaps and maps frees and allocates a leaf's vector again and
+    /// again (issue 8: no heap allocation on the common paths, `tests/no_alloc.rs`); the free
+    /// list holds at most every node, so its room is taken only when the arena has grown.
+    fn keep_spare(&mut self, id: u32) {
+        if let Node::Leaf(l) = &mut self.nodes[id as usize]
+            && self.spare.len() < MAX_SPARE
+        {
+            let mut v = core::mem::take(&mut l.vmas);
+            v.clear();
+            self.spare.reserve_exact(MAX_SPARE - self.spare.len());
+            self.spare.push(v);
+        }
+        self.free.reserve(self.nodes.len().saturating_sub(self.free.len()));
+    }
+
+    /// An empty VMA vector with room for [`B`], kept from a freed leaf when there is one.
+    fn spare_vmas(&mut self) -> Vec<Vma> {
+        self.spare.pop().unwrap_or_else(|| Vec::with_capacity(B))
+    }
+}
+
+// Used by munmap and mmap_region.
+impl Cursor<'_> {
+    /// Inserts `vma` right before the VMA at the position (a split's lower piece, when the
+    /// upper one keeps the slot) and stays at that VMA. Unlike [`Cursor::insert_after`] with
+    /// the upper piece, the leaf's highest end does not move, so no pivot changes and, unless
+    /// the leaf is full, nothing descends.
+    ///
+    /// # Preconditions
+    /// `vma` lies between the VMA before the position and the one at it.
+    pub(crate) fn insert_before(&mut self, vma: Vma) {
+        let p = self.tree.at(self.pos).expect("insert_before past the last VMA");
+        debug_assert!(self.tree.vma(p).start() >= vma.end());
+        debug_assert!(
+            self.tree
+                .before(p)
+                .is_none_or(|b| self.tree.vma(b).end() <= vma.start())
+        );
+        // A look-up of `vma.start` ends at `p`: the first VMA ending above it.
+        let new = self.tree.insert_at(p, vma);
+        self.pos = self.tree.after(new).expect("the VMA the insert went before");
+    }
+}
+
+/// Most emptied leaf vectors a tree keeps (16 KiB at 64 B a VMA): enough for the leaves a burst
+/// of unmaps frees and the splits after it make, and little next to the tree itself.
+const MAX_SPARE: usize = 16;
+
 #[cfg(test)]
 mod tests {
     use super::*;

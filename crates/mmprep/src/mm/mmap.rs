@@ -363,9 +363,11 @@ impl Mm {
             }
             v.set_private_data(map.private_data.take());
         }
-        let action = core::mem::take(&mut map.action);
-        self.mmap_complete(map, key);
+        self.mmap_complete(&mut map, key);
         if have_prepare && is_new {
+            let action = core::mem::take(&mut map.action);
+            // The state goes before the driver's hooks run, as it did in `mmap_complete`.
+            drop(map);
             let driver = file.as_ref().expect("prepare has a file").ops().name();
             self.mmap_action_complete(addr, end, action, driver)?;
         }
@@ -375,16 +377,19 @@ impl Mm {
     /// `__mmap_setup` ([H] `__mmap_prepare`): gather what `MAP_FIXED` replaces, check limits,
     /// charge, and call `close` on the replaced VMAs.
     fn mmap_setup(&mut self, map: &mut MmapState) -> Result<()> {
-        match self.tree.overlap_or_prev(map.addr, map.end) {
-            Err(first) => {
-                let first = first.start();
-                map.gather = self.gather_munmap_vmas(first, map.addr, map.end)?;
-                map.prev = self.tree.prev_before(map.addr).map(|v| v.start());
-            }
-            Ok(prev) => map.prev = prev.map(|v| v.start()),
-        }
+        // One look-up: the first VMA ending above the start, and the one before it.
+        let (vma, prev) = self.tree.find_vma_prev(map.addr);
+        let next = if vma.is_some_and(|v| v.start() < map.end) {
+            // MAP_FIXED over mappings: the gather finds the VMAs around the range.
+            map.gather = self.gather_munmap_vmas(map.addr, map.end)?;
+            map.prev = map.gather.prev;
+            (map.gather.ceiling != VirtAddr(u64::MAX)).then_some(map.gather.ceiling)
+        } else {
+            map.prev = prev.map(|v| v.start());
+            vma.map(|v| v.start())
+        };
         // Only an adjacent next VMA can take part in a merge.
-        map.next = self.tree.get(map.end).map(|v| v.start());
+        map.next = next.filter(|&n| n == map.end);
         if !self.may_expand_vm(map.flags, map.pglen - map.gather.nr_pages) {
             let g = core::mem::take(&mut map.gather);
             self.reattach(g);
@@ -405,7 +410,9 @@ impl Mm {
             map.gather.nr_accounted = 0;
             map.flags.set(VmaBit::Account);
         }
-        self.clean_up_area(&mut map.gather);
+        if !map.gather.detached.is_empty() {
+            self.clean_up_area(&mut map.gather);
+        }
         Ok(())
     }
 
@@ -527,9 +534,11 @@ impl Mm {
     }
 
     /// `__mmap_complete`: free what was replaced, account the new pages, settle `VM_LOCKED`.
-    fn mmap_complete(&mut self, mut map: MmapState, key: VirtAddr) {
-        let g = core::mem::take(&mut map.gather);
-        self.complete_munmap_vmas(g);
+    fn mmap_complete(&mut self, map: &mut MmapState, key: VirtAddr) {
+        if !map.gather.detached.is_empty() {
+            let g = core::mem::take(&mut map.gather);
+            self.complete_munmap_vmas(g);
+        }
         let soft_dirty = self.profile.soft_dirty;
         let v = self.tree.get_mut(key).expect("mapped VMA in tree");
         let vflags = v.flags();
