@@ -61,22 +61,41 @@ struct Checked {
     events: bool,
 }
 
+/// Is `chunk` UTF-8? ASCII (every scenario of the format) is checked a word at a time; only a
+/// chunk with other bytes is decoded.
+fn is_utf8(chunk: &[u8]) -> bool {
+    chunk.is_ascii() || std::str::from_utf8(chunk).is_ok()
+}
+
+/// Does `chunk` contain the word `events`? A word search, not a parse: a `#events` comment also
+/// turns the log on, which only costs time. Each `v` is found eight bytes at a time
+/// ([`mmprep_scenario::parse::find_byte`]), then the bytes around it compared.
+fn mentions_events(chunk: &[u8]) -> bool {
+    let mut from = 1;
+    while let Some(rest) = chunk.get(from..)
+        && let Some(i) = mmprep_scenario::parse::find_byte(rest, b'v')
+    {
+        let v = from + i;
+        if chunk.get(v - 1..v + 5) == Some(b"events") {
+            return true;
+        }
+        from = v + 1;
+    }
+    false
+}
+
 /// The first read: `None` when the file cannot be read or is not UTF-8 (the caller then reads it
 /// whole, which gives the message).
 fn check(path: &Path) -> Option<Checked> {
     let mut events = false;
     let mut utf8 = true;
-    let read = for_each_chunk(path, |chunk| match std::str::from_utf8(chunk) {
-        Ok(text) => {
-            // A word search, not a parse: a `#events` comment also turns the log on, which
-            // only costs time.
-            events = events || text.contains("events");
-            ControlFlow::Continue(())
-        }
-        Err(_) => {
+    let read = for_each_chunk(path, |chunk| {
+        if !is_utf8(chunk) {
             utf8 = false;
-            ControlFlow::Break(())
+            return ControlFlow::Break(());
         }
+        events = events || mentions_events(chunk);
+        ControlFlow::Continue(())
     });
     (read.is_ok() && utf8).then_some(Checked { events })
 }
@@ -93,7 +112,7 @@ pub struct Streamed {
 /// column of a runner-found parse error (column 0) is that line's first token's.
 struct Feeder<'a, W: Write> {
     run: Stream,
-    out: String,
+    out: Vec<u8>,
     stdout: &'a mut W,
     write_error: Option<io::Error>,
     /// The 1-based column of the first token of the last line fed.
@@ -101,10 +120,11 @@ struct Feeder<'a, W: Write> {
 }
 
 impl<W: Write> Feeder<'_, W> {
-    fn line(&mut self, raw: &str) -> ControlFlow<()> {
-        let flow = self.run.line(raw, &mut self.out);
+    fn line(&mut self, raw: &[u8]) -> ControlFlow<()> {
+        let flow = self.run.line_bytes(raw, &mut self.out);
         if flow.is_break() {
-            self.last_first_column = raw.chars().take_while(|&c| c == ' ' || c == '\t').count() + 1;
+            // Spaces and tabs are ASCII: their count in bytes is their count in characters.
+            self.last_first_column = raw.iter().take_while(|&&b| b == b' ' || b == b'\t').count() + 1;
         }
         if self.out.len() >= FLUSH_AT && self.flush().is_break() {
             return ControlFlow::Break(());
@@ -113,7 +133,7 @@ impl<W: Write> Feeder<'_, W> {
     }
 
     fn flush(&mut self) -> ControlFlow<()> {
-        if let Err(e) = self.stdout.write_all(self.out.as_bytes()) {
+        if let Err(e) = self.stdout.write_all(&self.out) {
             self.write_error = Some(e);
             return ControlFlow::Break(());
         }
@@ -149,13 +169,13 @@ impl<W: Write> Feeder<'_, W> {
 pub fn run_text(text: &str, profile: &Profile, options: &RunOptions, why: bool, stdout: &mut impl Write) -> Streamed {
     let mut feeder = Feeder {
         run: Stream::new(profile, options, text.contains("events"), why),
-        out: String::with_capacity(FLUSH_AT + 4096),
+        out: Vec::with_capacity(FLUSH_AT + 4096),
         stdout,
         write_error: None,
         last_first_column: 1,
     };
     for raw in mmprep_scenario::parse::lines(text) {
-        if feeder.line(raw).is_break() {
+        if feeder.line(raw.as_bytes()).is_break() {
             break;
         }
     }
@@ -174,18 +194,18 @@ pub fn run_file(
     let checked = check(path)?;
     let mut feeder = Feeder {
         run: Stream::new(profile, options, checked.events, why),
-        out: String::with_capacity(FLUSH_AT + 4096),
+        out: Vec::with_capacity(FLUSH_AT + 4096),
         stdout,
         write_error: None,
         last_first_column: 1,
     };
     let mut changed = false;
     let read = for_each_chunk(path, |chunk| {
-        let Ok(text) = std::str::from_utf8(chunk) else {
+        if !is_utf8(chunk) {
             changed = true;
             return ControlFlow::Break(());
-        };
-        for raw in mmprep_scenario::parse::lines(text) {
+        }
+        for raw in mmprep_scenario::parse::byte_lines(chunk) {
             feeder.line(raw)?;
         }
         ControlFlow::Continue(())

@@ -82,6 +82,32 @@ impl LineParser {
     /// `window`, or the error that ends the script. `raw` is the line without its `\n` (a
     /// `\r` before it removed, as [`parse`] does).
     pub fn line(&mut self, line: usize, raw: &str) -> Result<Option<Op>, ParseError> {
+        if let Some(op) = self.inner.quick(line, raw.as_bytes()) {
+            return Ok(Some(op));
+        }
+        self.line_full(line, raw)
+    }
+
+    /// [`LineParser::line`] for a line given as bytes (a runner that splits a file's bytes into
+    /// lines itself, [`crate::engine::Stream::line_bytes`]): the common lines are parsed from the
+    /// bytes alone; any other line must be UTF-8, and one that is not is a parse error (a runner
+    /// that reads a file checks it is UTF-8 before running it, so it never sees that error).
+    pub fn line_bytes(&mut self, line: usize, raw: &[u8]) -> Result<Option<Op>, ParseError> {
+        if let Some(op) = self.inner.quick(line, raw) {
+            return Ok(Some(op));
+        }
+        match core::str::from_utf8(raw) {
+            Ok(text) => self.line_full(line, text),
+            Err(e) => Err(ParseError {
+                line,
+                column: 1,
+                message: format!("the line is not UTF-8 (a bad byte at byte {})", e.valid_up_to() + 1),
+            }),
+        }
+    }
+
+    /// [`LineParser::line`] without the quick path: every line, with its message when it is wrong.
+    fn line_full(&mut self, line: usize, raw: &str) -> Result<Option<Op>, ParseError> {
         let tokens = Tokens::of(raw);
         self.inner.line(line, tokens.as_slice()).map_err(|e| ParseError {
             line,
@@ -635,6 +661,49 @@ pub fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// [`lines`] over bytes: the lines of a file's bytes, each without its `\n` (and a `\r` before
+/// it), a last line without `\n` kept whole. The end of each line is found eight bytes at a
+/// time ([`find_byte`]), so splitting costs about an instruction a byte.
+pub fn byte_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = bytes;
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match find_byte(rest, b'\n') {
+            Some(i) => {
+                let (line, after) = rest.split_at(i);
+                rest = after.get(1..).unwrap_or_default();
+                Some(line.strip_suffix(b"\r").unwrap_or(line))
+            }
+            None => Some(core::mem::take(&mut rest)),
+        }
+    })
+}
+
+/// The index of the first `needle` in `bytes`, eight bytes at a time (as [`token_end`] does).
+pub fn find_byte(bytes: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(needle);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let v = u64::from_le_bytes(word) ^ pattern;
+        // The high bit of each byte equal to `needle`; a byte above a match may be flagged too
+        // (a borrow), never one below it, so the lowest flag is the first match.
+        let found = v.wrapping_sub(LO) & !v & HI;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&b| b == needle).map(|i| at + i)
+}
+
 /// Is `name` a file NAME: letters, digits, `_` and `-`?
 fn is_word(name: &str) -> bool {
     !name.is_empty()
@@ -659,7 +728,256 @@ struct Parser {
     /// Which files have been closed, by [`FileId`], with the line that closed them.
     closed: Vec<Option<usize>>,
     /// The last `mmap` FLAGS token that parsed, and its value.
-    last_mmap_flags: Option<(String, u32)>,
+    last_mmap_flags: Option<(Vec<u8>, u32)>,
+}
+
+/// The quick path: the lines a long scenario is made of (`mmap ADDR LEN PROT FLAGS`, `munmap`,
+/// `mprotect ADDR LEN PROT`, `madvise`, `mlock`, `munlock`, `mseal`, `read`, `touch`), read
+/// straight from the line's bytes with no UTF-8 check, no token array and no per-verb table
+/// walk. It accepts only lines that are certainly right and gives up (`None`) on anything else,
+/// a comment, an unusual token or a wrong one, which the full parser then reads and explains:
+/// a line that it accepts gives the same [`Op`] as the full parser (a test compares the two on
+/// mangled lines), and every message comes from the full parser alone.
+impl Parser {
+    fn quick(&mut self, line: usize, raw: &[u8]) -> Option<Op> {
+        let mut at = Quick { raw, i: 0 };
+        // The verb by its first bytes: the lines of a long scenario start with `m`.
+        let op = if at.verb(b"mprotect") {
+            let (addr, len) = at.addr_len()?;
+            at.gap()?;
+            let prot = at.prot()?;
+            Op::Mprotect { addr, len, prot }
+        } else if at.verb(b"madvise") {
+            let (addr, len) = at.addr_len()?;
+            at.gap()?;
+            let word = at.last_token();
+            let &(_, advice) = MADVICE.iter().find(|(name, _)| same_bytes(name.as_bytes(), word))?;
+            Op::Madvise { addr, len, advice }
+        } else if at.verb(b"munmap") {
+            let (addr, len) = at.addr_len()?;
+            Op::Munmap { addr, len }
+        } else if at.verb(b"mmap") {
+            at.gap()?;
+            let addr = if at.raw.get(at.i..at.i + 3) == Some(b"any") {
+                at.i += 3;
+                at.boundary()?;
+                MmapAddr::Any
+            } else {
+                MmapAddr::At(at.number()?)
+            };
+            at.gap()?;
+            let len = at.number()?;
+            at.gap()?;
+            let prot = at.prot()?;
+            at.gap()?;
+            let flags = self.quick_mmap_flags(at.last_token())?;
+            Op::Mmap {
+                addr,
+                len,
+                prot,
+                flags,
+                file: None,
+            }
+        } else if at.verb(b"mlock") {
+            let (addr, len) = at.addr_len()?;
+            Op::Mlock { addr, len }
+        } else if at.verb(b"munlock") {
+            let (addr, len) = at.addr_len()?;
+            Op::Munlock { addr, len }
+        } else if at.verb(b"mseal") {
+            let (addr, len) = at.addr_len()?;
+            Op::Mseal { addr, len }
+        } else if at.verb(b"read") {
+            let (addr, len) = at.addr_len()?;
+            Op::Read { addr, len }
+        } else if at.verb(b"touch") {
+            let (addr, len) = at.addr_len()?;
+            at.gap()?;
+            let access = match at.last_token() {
+                b"r" => Access::Read,
+                b"w" => Access::Write,
+                _ => return None,
+            };
+            Op::Touch { addr, len, access }
+        } else {
+            return None;
+        };
+        if !at.at_end() {
+            return None;
+        }
+        // What the full parser records for every line with a verb.
+        self.line = line;
+        self.first_line = !self.seen_content;
+        self.seen_content = true;
+        Some(op)
+    }
+
+    /// The value of an `mmap` FLAGS token: the last one's when it is the same token, else its
+    /// words looked up (and remembered). `None` for `0`, an unknown or empty word: the full parser
+    /// reads those.
+    fn quick_mmap_flags(&mut self, token: &[u8]) -> Option<u32> {
+        if let Some((last, value)) = &self.last_mmap_flags
+            && last.as_slice() == token
+        {
+            return Some(*value);
+        }
+        let mut flags = 0;
+        for word in token.split(|&b| b == b'|') {
+            let &(_, value) = MMAP_FLAGS.iter().find(|(name, _)| same_bytes(name.as_bytes(), word))?;
+            flags |= value;
+        }
+        self.last_mmap_flags = Some((token.to_vec(), flags));
+        Some(flags)
+    }
+}
+
+/// The quick path's place in a line: each argument is read where it stands, its digits as they
+/// are scanned (no token is cut out first), and the separators between them checked.
+struct Quick<'t> {
+    raw: &'t [u8],
+    i: usize,
+}
+
+/// Is `b` a separator (space or tab)?
+#[inline]
+fn is_gap(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+impl<'t> Quick<'t> {
+    /// Does the line start with `verb` followed by a separator (or end there)? Moves past it.
+    #[inline]
+    fn verb(&mut self, verb: &[u8]) -> bool {
+        let found = self.raw.starts_with(verb) && self.raw.get(verb.len()).is_none_or(|&b| is_gap(b));
+        if found {
+            self.i = verb.len();
+        }
+        found
+    }
+
+    /// One or more separators, skipped.
+    #[inline]
+    fn gap(&mut self) -> Option<()> {
+        let start = self.i;
+        while self.raw.get(self.i).is_some_and(|&b| is_gap(b)) {
+            self.i += 1;
+        }
+        (self.i > start).then_some(())
+    }
+
+    /// The end of a token: the line ends or a separator follows.
+    #[inline]
+    fn boundary(&self) -> Option<()> {
+        self.raw.get(self.i).is_none_or(|&b| is_gap(b)).then_some(())
+    }
+
+    /// `ADDR LEN`, each after a separator.
+    #[inline]
+    fn addr_len(&mut self) -> Option<(u64, u64)> {
+        self.gap()?;
+        let addr = self.number()?;
+        self.gap()?;
+        let len = self.number()?;
+        Some((addr, len))
+    }
+
+    /// A number as [`parse_number`] reads it: decimal or `0x` hex, with an optional `K`, `M` or
+    /// `G`, ending the token. `None` for anything else and for a value that does not fit (the
+    /// full parser then says why). The digits are added up as they are scanned; a value with
+    /// too many digits to be sure it fits is left to the full parser.
+    #[inline]
+    fn number(&mut self) -> Option<u64> {
+        let raw = self.raw;
+        let start = self.i;
+        let mut i = start;
+        let mut value: u64 = 0;
+        while let Some(&d) = raw.get(i) {
+            let digit = d.wrapping_sub(b'0');
+            if digit >= 10 {
+                break;
+            }
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+            i += 1;
+        }
+        if i == start || i - start > 19 {
+            return None;
+        }
+        if i - start == 1 && value == 0 && raw.get(i) == Some(&b'x') {
+            i += 1;
+            let hex = i;
+            while let Some(&d) = raw.get(i) {
+                let digit = match d {
+                    b'0'..=b'9' => d - b'0',
+                    b'a'..=b'f' => d - b'a' + 10,
+                    b'A'..=b'F' => d - b'A' + 10,
+                    _ => break,
+                };
+                value = (value << 4) | u64::from(digit);
+                i += 1;
+            }
+            // 16 hex digits always fit in 64 bits.
+            if i == hex || i - hex > 16 {
+                return None;
+            }
+        }
+        let shift = match raw.get(i) {
+            Some(b'K') => 10,
+            Some(b'M') => 20,
+            Some(b'G') => 30,
+            _ => 0,
+        };
+        if shift != 0 {
+            i += 1;
+            if value.leading_zeros() < shift {
+                return None;
+            }
+        }
+        self.i = i;
+        self.boundary()?;
+        Some(value << shift)
+    }
+
+    /// A protection as [`parse_prot`] reads it (`rw-`), ending the token.
+    #[inline]
+    fn prot(&mut self) -> Option<u32> {
+        let &[r, w, x] = self.raw.get(self.i..self.i + 3)? else {
+            return None;
+        };
+        self.i += 3;
+        self.boundary()?;
+        let bit = |c: u8, letter: u8, value: Prot| match c {
+            b'-' => Some(0),
+            c if c == letter => Some(value.0),
+            _ => None,
+        };
+        Some(bit(r, b'r', Prot::READ)? | bit(w, b'w', Prot::WRITE)? | bit(x, b'x', Prot::EXEC)?)
+    }
+
+    /// The rest of the line without the separators that end it, taken as the line's last
+    /// token: a word the caller looks up in a table, so that a rest with a separator or a
+    /// comment in it matches nothing and goes to the full parser.
+    #[inline]
+    fn last_token(&mut self) -> &'t [u8] {
+        let rest = self.raw.get(self.i..).unwrap_or_default();
+        let end = rest.iter().rposition(|&b| !is_gap(b)).map_or(0, |e| e + 1);
+        self.i = self.raw.len();
+        rest.get(..end).unwrap_or_default()
+    }
+
+    /// Nothing but separators left.
+    #[inline]
+    fn at_end(&self) -> bool {
+        self.raw
+            .get(self.i..)
+            .is_some_and(|rest| rest.iter().all(|&b| is_gap(b)))
+    }
+}
+
+/// `name == word` for the quick path's table look-ups: the length and the first byte first, as
+/// [`same_word`] does.
+#[inline]
+fn same_bytes(name: &[u8], word: &[u8]) -> bool {
+    name.len() == word.len() && name.first() == word.first() && name == word
 }
 
 impl Parser {
@@ -847,10 +1165,10 @@ impl Parser {
         let flags = match &self.last_mmap_flags {
             // A stream of mmap lines repeats a few FLAGS tokens: one comparison instead of a
             // table lookup per word.
-            Some((token, value)) if token == flags => *value,
+            Some((token, value)) if token.as_slice() == flags.as_bytes() => *value,
             _ => {
                 let value = arg("FLAGS", flags, |t| parse_flags(t, MMAP_FLAGS))?;
-                self.last_mmap_flags = Some((flags.to_string(), value));
+                self.last_mmap_flags = Some((flags.as_bytes().to_vec(), value));
                 value
             }
         };
@@ -2056,5 +2374,38 @@ mod tests {
         }
         // The mutations must actually exercise the error paths (and not only them).
         assert!((1_000..9_900).contains(&errors), "{errors} of 10000 inputs failed");
+    }
+
+    /// The quick path accepts only what the full parser accepts, with the same [`Op`]: on the
+    /// seed lines, a hundred thousand mangled ones (numbers that overflow, hex, suffixes, tabs,
+    /// comments, stray bytes) and the perf stream's lines. The perf stream's lines must all take
+    /// the quick path (they are what it is for).
+    #[test]
+    fn the_quick_path_agrees_with_the_full_parser() {
+        fn check(line: &str) -> bool {
+            let mut quick = Parser::default();
+            let mut full = LineParser::new();
+            let got = quick.quick(1, line.as_bytes());
+            if let Some(op) = &got {
+                assert_eq!(full.line_full(1, line).ok().flatten().as_ref(), Some(op), "{line:?}");
+                assert!(quick.seen_content && quick.first_line && quick.line == 1);
+            }
+            got.is_some()
+        }
+        let mut rng = fastrand::Rng::with_seed(0x0071_7569_636b);
+        let mut taken = 0;
+        for round in 0..100_000 {
+            let seed = SEEDS[round % SEEDS.len()];
+            let line = match round % 4 {
+                0 => seed.to_string(),
+                _ => mutate_line(&mut rng, seed),
+            };
+            taken += usize::from(check(&line));
+        }
+        assert!(taken > 10_000, "only {taken} lines took the quick path");
+        let perf = crate::perf::perf_stream(50, 2_000, 7);
+        for line in lines(&perf).skip(1) {
+            assert!(check(line), "{line:?} did not take the quick path");
+        }
     }
 }

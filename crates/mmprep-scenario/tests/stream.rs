@@ -30,13 +30,13 @@ fn scenarios(dir: &Path, out: &mut Vec<PathBuf>) {
 /// `text` through [`Stream`], fed as `mmprep run` feeds it (the lines of `str::lines`).
 fn streamed(text: &str, profile: &Profile, options: &RunOptions, why: bool) -> (String, RunEnd) {
     let mut run = Stream::new(profile, options, text.contains("events"), why);
-    let mut out = String::new();
+    let mut out = Vec::new();
     for line in text.lines() {
         if run.line(line, &mut out).is_break() {
             break;
         }
     }
-    (out, run.finish())
+    (String::from_utf8(out).expect("a transcript is UTF-8"), run.finish())
 }
 
 /// `text` parsed whole and run by [`engine::run_with`] or [`engine::run_why`].
