@@ -26,32 +26,41 @@ const FLUSH_AT: usize = 32 << 10;
 
 /// Calls `each` with the file's bytes in pieces of whole lines (each ends with `\n`, except the
 /// file's last line when it has none), in order; stops early when `each` breaks.
+///
+/// One buffer, zeroed once: each read fills the room after the part line the last piece left,
+/// which then moves to the front (a few dozen bytes). The buffer doubles only when one line does
+/// not fit in it.
 fn for_each_chunk(path: &Path, mut each: impl FnMut(&[u8]) -> ControlFlow<()>) -> io::Result<()> {
     let mut file = File::open(path)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut buf: Vec<u8> = vec![0; CHUNK];
+    // `buf[..filled]` holds bytes read and not yet given to `each`, all after its last `\n`
+    // except those of the last read.
+    let mut filled = 0;
     loop {
-        if buf.capacity() - buf.len() < CHUNK / 2 {
-            buf.reserve(CHUNK);
+        if filled == buf.len() {
+            buf.resize(2 * buf.len(), 0);
         }
-        let len = buf.len();
-        buf.resize(buf.capacity(), 0);
-        let n = match file.read(&mut buf[len..]) {
+        let n = match file.read(&mut buf[filled..]) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        buf.truncate(len + n);
         if n == 0 {
-            if !buf.is_empty() {
-                let _ = each(&buf);
+            if filled > 0 {
+                let _ = each(&buf[..filled]);
             }
             return Ok(());
         }
-        if let Some(last) = buf.iter().rposition(|&b| b == b'\n') {
-            if each(&buf[..=last]).is_break() {
+        let read = filled..filled + n;
+        filled += n;
+        // Only the new bytes can hold the last `\n`: the ones before have none.
+        if let Some(last) = buf[read.clone()].iter().rposition(|&b| b == b'\n') {
+            let end = read.start + last + 1;
+            if each(&buf[..end]).is_break() {
                 return Ok(());
             }
-            buf.drain(..=last);
+            buf.copy_within(end..filled, 0);
+            filled -= end;
         }
     }
 }
@@ -67,21 +76,42 @@ fn is_utf8(chunk: &[u8]) -> bool {
     chunk.is_ascii() || std::str::from_utf8(chunk).is_ok()
 }
 
-/// Does `chunk` contain the word `events`? A word search, not a parse: a `#events` comment also
-/// turns the log on, which only costs time. Each `v` is found eight bytes at a time
-/// ([`mmprep_scenario::parse::find_byte`]), then the bytes around it compared.
-fn mentions_events(chunk: &[u8]) -> bool {
-    let mut from = 1;
-    while let Some(rest) = chunk.get(from..)
-        && let Some(i) = mmprep_scenario::parse::find_byte(rest, b'v')
-    {
-        let v = from + i;
-        if chunk.get(v - 1..v + 5) == Some(b"events") {
-            return true;
+/// Is `chunk` UTF-8, and does it contain the word `events`? One pass, eight bytes at a time:
+/// the bytes are or-ed together (ASCII when no high bit is set; other chunks are decoded), and
+/// each word with a `v` in it has the bytes around that `v` compared with `events`. A word
+/// search, not a parse: a `#events` comment also turns the log on, which only costs time.
+fn scan(chunk: &[u8]) -> (bool, bool) {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let v_pattern = LO * u64::from(b'v');
+    let mut high = 0;
+    let mut events = false;
+    let mut words = chunk.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        let w = u64::from_le_bytes(word);
+        high |= w;
+        let x = w ^ v_pattern;
+        // The high bit of each byte that is `v` (and maybe of a byte above one: checked below).
+        let mut found = x.wrapping_sub(LO) & !x & HI;
+        while found != 0 && !events {
+            let v = at + (found.trailing_zeros() / 8) as usize;
+            events = v > 0 && chunk.get(v - 1..v + 5) == Some(b"events");
+            found &= found - 1;
         }
-        from = v + 1;
+        at += 8;
     }
-    false
+    let rest = words.remainder();
+    for (i, &b) in rest.iter().enumerate() {
+        high |= u64::from(b);
+        let v = at + i;
+        events = events || (b == b'v' && v > 0 && chunk.get(v - 1..v + 5) == Some(b"events"));
+    }
+    let utf8 = (high & HI) == 0 || std::str::from_utf8(chunk).is_ok();
+    (utf8, events)
 }
 
 /// The first read: `None` when the file cannot be read or is not UTF-8 (the caller then reads it
@@ -90,11 +120,12 @@ fn check(path: &Path) -> Option<Checked> {
     let mut events = false;
     let mut utf8 = true;
     let read = for_each_chunk(path, |chunk| {
-        if !is_utf8(chunk) {
+        let (chunk_utf8, chunk_events) = scan(chunk);
+        if !chunk_utf8 {
             utf8 = false;
             return ControlFlow::Break(());
         }
-        events = events || mentions_events(chunk);
+        events = events || chunk_events;
         ControlFlow::Continue(())
     });
     (read.is_ok() && utf8).then_some(Checked { events })
@@ -217,4 +248,50 @@ pub fn run_file(
         streamed.end = RunEnd::RunnerFailed("the scenario changed while it ran (no longer UTF-8)".into());
     }
     Some(streamed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`scan`] says what `from_utf8` and a substring search say, with `events` and other `v`s
+    /// at every place in a word, and bytes that are not ASCII.
+    #[test]
+    fn scan_agrees_with_a_plain_search() {
+        let mut rng_state = 0x5eed_u64;
+        let mut next = move || {
+            rng_state = rng_state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (rng_state >> 33) as usize
+        };
+        let pieces: [&[u8]; 9] = [
+            b"events",
+            b"v",
+            b"ev",
+            b"vents",
+            b"madvise 0 4K dofork\n",
+            b" ",
+            b"\xc3\xa9",
+            b"\xff",
+            b"eevents",
+        ];
+        for _ in 0..20_000 {
+            let mut chunk = Vec::new();
+            for _ in 0..next() % 8 {
+                chunk.extend_from_slice(pieces[next() % pieces.len()]);
+                for _ in 0..next() % 9 {
+                    chunk.push(b'a' + (next() % 26) as u8);
+                }
+            }
+            let want_utf8 = std::str::from_utf8(&chunk).is_ok();
+            let want_events = chunk.windows(6).any(|w| w == b"events");
+            assert_eq!(
+                scan(&chunk),
+                (want_utf8, want_events),
+                "{:?}",
+                String::from_utf8_lossy(&chunk)
+            );
+        }
+    }
 }

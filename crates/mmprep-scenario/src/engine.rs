@@ -31,8 +31,8 @@ use std::path::PathBuf;
 use crate::parse::LineParser;
 use crate::script::{Access, FileDecl, FileKind, MmapAddr, Op, ParseError, Script, Step, WINDOW_BASE, page_chunks};
 use crate::transcript::{
-    Fault, LineLabel, MapsEntry, Outcome, RunEnd, Signal, Simple, Transcript, format_step, offset_hex, push_run,
-    write_simple_at, write_step,
+    EntryVerb, Fault, LineLabel, MapsEntry, Outcome, RunEnd, Signal, Simple, Transcript, format_step, offset_hex,
+    push_run, write_simple_at, write_step,
 };
 
 /// An open scenario file on the engine side.
@@ -245,9 +245,10 @@ impl Stream {
             runner
         });
         if !self.why
+            && let Some(verb) = entry_verb(&op)
             && let Some(result) = runner.step_simple(&op)
         {
-            write_simple_at(out, &self.label, op.verb(), result, runner.window);
+            write_simple_at(out, &self.label, verb, result, runner.window);
             out.push(b'\n');
             return ControlFlow::Continue(());
         }
@@ -280,6 +281,27 @@ impl Stream {
     /// ran.
     pub fn finish(self) -> RunEnd {
         self.end.unwrap_or(RunEnd::Finished)
+    }
+}
+
+/// The [`EntryVerb`] of the ops [`EngineRunner::step_simple`] runs, made at compile time.
+fn entry_verb(op: &Op) -> Option<&'static EntryVerb> {
+    const fn verb(name: &str) -> EntryVerb {
+        match EntryVerb::new(name) {
+            Some(v) => v,
+            None => panic!("a verb of the format is short"),
+        }
+    }
+    static MMAP: EntryVerb = verb("mmap");
+    static MUNMAP: EntryVerb = verb("munmap");
+    static MPROTECT: EntryVerb = verb("mprotect");
+    static MADVISE: EntryVerb = verb("madvise");
+    match op {
+        Op::Mmap { .. } => Some(&MMAP),
+        Op::Munmap { .. } => Some(&MUNMAP),
+        Op::Mprotect { .. } => Some(&MPROTECT),
+        Op::Madvise { .. } => Some(&MADVISE),
+        _ => None,
     }
 }
 

@@ -364,50 +364,92 @@ impl LineLabel {
     }
 }
 
+/// `VERB = `, the part of an entry between the label and the result, padded to a fixed size so
+/// that it is copied as one block: a runner makes one per verb, once ([`EntryVerb::new`] is a
+/// `const fn`).
+#[derive(Clone, Copy, Debug)]
+pub struct EntryVerb {
+    text: [u8; ENTRY_VERB_BYTES],
+    len: usize,
+}
+
+/// A verb of up to 13 bytes and ` = `.
+const ENTRY_VERB_BYTES: usize = 16;
+
+impl EntryVerb {
+    /// The text for `verb`; `None` when it is too long (more than 13 bytes).
+    pub const fn new(verb: &str) -> Option<EntryVerb> {
+        let verb = verb.as_bytes();
+        if verb.len() + 3 > ENTRY_VERB_BYTES {
+            return None;
+        }
+        let mut text = [0u8; ENTRY_VERB_BYTES];
+        let mut i = 0;
+        while i < verb.len() {
+            text[i] = verb[i];
+            i += 1;
+        }
+        text[i] = b' ';
+        text[i + 1] = b'=';
+        text[i + 2] = b' ';
+        Some(EntryVerb { text, len: i + 3 })
+    }
+
+    /// `VERB = `.
+    pub fn text(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
+}
+
 /// Appends the entry of a [`Simple`] result, without a trailing newline: what [`write_step`]
 /// prints for the same [`Outcome`].
 pub fn write_simple(out: &mut Vec<u8>, line: usize, verb: &str, result: Simple, window: (u64, u64)) {
-    write_simple_at(out, &LineLabel::new(line), verb, result, window);
+    match EntryVerb::new(verb) {
+        Some(verb) => write_simple_at(out, &LineLabel::new(line), &verb, result, window),
+        None => write_step_pieces(
+            out,
+            LineLabel::new(line).text(),
+            verb.as_bytes(),
+            &result.outcome(),
+            window,
+        ),
+    }
 }
 
-/// [`write_simple`] with the line's [`LineLabel`]: the entry is put together in a buffer on the
-/// stack, the label as one fixed-size copy, and appended to `out` in one piece (one capacity
-/// check a line instead of one per piece).
-pub fn write_simple_at(out: &mut Vec<u8>, label: &LineLabel, verb: &str, result: Simple, window: (u64, u64)) {
-    // The label, the verb, ` = ` and the longest result (`0x` + 16 digits, `outside`, or `-`
-    // and an errno name).
-    const ROOM: usize = LABEL_BYTES + 64;
-    let verb = verb.as_bytes();
-    let errno = match result {
-        Simple::Failed(e) => e.name().as_bytes(),
-        _ => b"",
-    };
-    if verb.len() + errno.len() > ROOM - LABEL_BYTES - 4 - 18 {
-        // Not a verb or an errno of the format: the general way.
-        let outcome = match result {
+impl Simple {
+    /// The same result as an [`Outcome`].
+    pub fn outcome(self) -> Outcome {
+        match self {
             Simple::Addr(a) => Outcome::Addr(a),
             Simple::Done => Outcome::Done,
             Simple::Failed(e) => Outcome::Failed(e),
-        };
-        write_step_pieces(out, label.text(), verb, &outcome, window);
-        return;
+        }
     }
+}
+
+/// [`write_simple`] with the line's [`LineLabel`] and the verb's [`EntryVerb`]: the entry is put
+/// together in a buffer on the stack, label and verb as fixed-size copies, and appended to `out`
+/// in one piece (one capacity check a line instead of one per piece).
+pub fn write_simple_at(out: &mut Vec<u8>, label: &LineLabel, verb: &EntryVerb, result: Simple, window: (u64, u64)) {
+    // The label, the verb and the longest result: `0x` and 16 digits, `outside`, or `-` and an
+    // errno name (checked below).
+    const ROOM: usize = LABEL_BYTES + ENTRY_VERB_BYTES + 40;
     let mut buf = [0u8; ROOM];
     buf[..LABEL_BYTES].copy_from_slice(&label.text);
     let mut n = label.digits + 2;
-    for &b in verb {
-        buf[n] = b;
-        n += 1;
-    }
-    buf[n..n + 3].copy_from_slice(b" = ");
-    n += 3;
+    buf[n..n + ENTRY_VERB_BYTES].copy_from_slice(&verb.text);
+    n += verb.len;
     match result {
         Simple::Addr(a) if a >= window.0 && a < window.1 => {
-            let mut hex = [0u8; 18];
-            for &b in offset_hex_digits(&mut hex, a) {
-                buf[n] = b;
-                n += 1;
+            let offset = a.wrapping_sub(WINDOW_BASE);
+            let digits = (16 - offset.leading_zeros() as usize / 4).max(1);
+            buf[n] = b'0';
+            buf[n + 1] = b'x';
+            n += 2;
+            for i in 0..digits {
+                buf[n + i] = HEX[((offset >> (4 * (digits - 1 - i))) & 0xf) as usize];
             }
+            n += digits;
         }
         Simple::Addr(_) => {
             buf[n..n + 7].copy_from_slice(b"outside");
@@ -417,13 +459,20 @@ pub fn write_simple_at(out: &mut Vec<u8>, label: &LineLabel, verb: &str, result:
             buf[n] = b'0';
             n += 1;
         }
-        Simple::Failed(_) => {
-            buf[n] = b'-';
-            n += 1;
-            for &b in errno {
-                buf[n] = b;
-                n += 1;
+        Simple::Failed(e) => {
+            let name = e.name().as_bytes();
+            match buf.get_mut(n + 1..n + 1 + name.len()) {
+                Some(to) => to.copy_from_slice(name),
+                None => {
+                    // An errno name longer than any Linux has: the general way.
+                    out.extend_from_slice(&buf[..n]);
+                    out.push(b'-');
+                    out.extend_from_slice(name);
+                    return;
+                }
             }
+            buf[n] = b'-';
+            n += 1 + name.len();
         }
     }
     out.extend_from_slice(&buf[..n]);
@@ -645,11 +694,7 @@ mod tests {
                 Simple::Addr(0x10),
                 Simple::Failed(Errno::ENOMEM),
             ] {
-                let outcome = match result {
-                    Simple::Addr(a) => Outcome::Addr(a),
-                    Simple::Done => Outcome::Done,
-                    Simple::Failed(e) => Outcome::Failed(e),
-                };
+                let outcome = result.outcome();
                 let mut pieces = Vec::new();
                 write_step_pieces(&mut pieces, LineLabel::new(line).text(), b"mprotect", &outcome, WIN);
                 let mut simple = Vec::new();
