@@ -76,42 +76,11 @@ fn is_utf8(chunk: &[u8]) -> bool {
     chunk.is_ascii() || std::str::from_utf8(chunk).is_ok()
 }
 
-/// Is `chunk` UTF-8, and does it contain the word `events`? One pass, eight bytes at a time:
-/// the bytes are or-ed together (ASCII when no high bit is set; other chunks are decoded), and
-/// each word with a `v` in it has the bytes around that `v` compared with `events`. A word
-/// search, not a parse: a `#events` comment also turns the log on, which only costs time.
+/// Is `chunk` UTF-8, and does it contain the word `events`? ASCII is checked a word at a time
+/// (other chunks are decoded), and the word searched for with `memchr`'s vectorised `memmem`. A
+/// word search, not a parse: a `#events` comment also turns the log on, which only costs time.
 fn scan(chunk: &[u8]) -> (bool, bool) {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let v_pattern = LO * u64::from(b'v');
-    let mut high = 0;
-    let mut events = false;
-    let mut words = chunk.chunks_exact(8);
-    let mut at = 0;
-    for word in &mut words {
-        let Ok(word) = <[u8; 8]>::try_from(word) else {
-            break;
-        };
-        let w = u64::from_le_bytes(word);
-        high |= w;
-        let x = w ^ v_pattern;
-        // The high bit of each byte that is `v` (and maybe of a byte above one: checked below).
-        let mut found = x.wrapping_sub(LO) & !x & HI;
-        while found != 0 && !events {
-            let v = at + (found.trailing_zeros() / 8) as usize;
-            events = v > 0 && chunk.get(v - 1..v + 5) == Some(b"events");
-            found &= found - 1;
-        }
-        at += 8;
-    }
-    let rest = words.remainder();
-    for (i, &b) in rest.iter().enumerate() {
-        high |= u64::from(b);
-        let v = at + i;
-        events = events || (b == b'v' && v > 0 && chunk.get(v - 1..v + 5) == Some(b"events"));
-    }
-    let utf8 = (high & HI) == 0 || std::str::from_utf8(chunk).is_ok();
-    (utf8, events)
+    (is_utf8(chunk), memchr::memmem::find(chunk, b"events").is_some())
 }
 
 /// The first read: `None` when the file cannot be read or is not UTF-8 (the caller then reads it
@@ -236,8 +205,17 @@ pub fn run_file(
             changed = true;
             return ControlFlow::Break(());
         }
-        for raw in mmprep_scenario::parse::byte_lines(chunk) {
-            feeder.line(raw)?;
+        // Each line ends where `memchr` finds its `\n` (a `\r` before it removed); the last
+        // line of the file may have none, and then keeps a `\r` it ends with, as
+        // `mmprep_scenario::parse::lines` does.
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', chunk) {
+            let line = &chunk[start..end];
+            feeder.line(line.strip_suffix(b"\r").unwrap_or(line))?;
+            start = end + 1;
+        }
+        if start < chunk.len() {
+            feeder.line(&chunk[start..])?;
         }
         ControlFlow::Continue(())
     });

@@ -661,49 +661,6 @@ pub fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// [`lines`] over bytes: the lines of a file's bytes, each without its `\n` (and a `\r` before
-/// it), a last line without `\n` kept whole. The end of each line is found eight bytes at a
-/// time ([`find_byte`]), so splitting costs about an instruction a byte.
-pub fn byte_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = bytes;
-    core::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        match find_byte(rest, b'\n') {
-            Some(i) => {
-                let (line, after) = rest.split_at(i);
-                rest = after.get(1..).unwrap_or_default();
-                Some(line.strip_suffix(b"\r").unwrap_or(line))
-            }
-            None => Some(core::mem::take(&mut rest)),
-        }
-    })
-}
-
-/// The index of the first `needle` in `bytes`, eight bytes at a time (as [`token_end`] does).
-pub fn find_byte(bytes: &[u8], needle: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO * u64::from(needle);
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let v = u64::from_le_bytes(word) ^ pattern;
-        // The high bit of each byte equal to `needle`; a byte above a match may be flagged too
-        // (a borrow), never one below it, so the lowest flag is the first match.
-        let found = v.wrapping_sub(LO) & !v & HI;
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks.remainder().iter().position(|&b| b == needle).map(|i| at + i)
-}
-
 /// Is `name` a file NAME: letters, digits, `_` and `-`?
 fn is_word(name: &str) -> bool {
     !name.is_empty()
@@ -855,7 +812,7 @@ impl<'t> Quick<'t> {
     }
 
     /// One or more separators, skipped.
-    #[inline]
+    #[inline(always)]
     fn gap(&mut self) -> Option<()> {
         let start = self.i;
         while self.raw.get(self.i).is_some_and(|&b| is_gap(b)) {
@@ -871,7 +828,7 @@ impl<'t> Quick<'t> {
     }
 
     /// `ADDR LEN`, each after a separator.
-    #[inline]
+    #[inline(always)]
     fn addr_len(&mut self) -> Option<(u64, u64)> {
         self.gap()?;
         let addr = self.number()?;
@@ -884,7 +841,7 @@ impl<'t> Quick<'t> {
     /// `G`, ending the token. `None` for anything else and for a value that does not fit (the
     /// full parser then says why). The digits are added up as they are scanned; a value with
     /// too many digits to be sure it fits is left to the full parser.
-    #[inline]
+    #[inline(always)]
     fn number(&mut self) -> Option<u64> {
         let raw = self.raw;
         let start = self.i;
