@@ -238,18 +238,17 @@ impl Stream {
                 return ControlFlow::Break(());
             }
         };
-        let runner = self.runner.get_or_insert_with(|| {
-            let window = (WINDOW_BASE, WINDOW_BASE + self.parser.window());
-            let mut runner = EngineRunner::with_window(window, &self.profile, self.events);
-            runner.options = self.options.clone();
-            runner
-        });
+        if self.runner.is_none() {
+            self.start_runner();
+        }
+        let Some(runner) = &mut self.runner else {
+            return ControlFlow::Break(());
+        };
         if !self.why
             && let Some(verb) = entry_verb(&op)
             && let Some(result) = runner.step_simple(&op)
         {
             write_simple_at(out, &self.label, verb, result, runner.window);
-            out.push(b'\n');
             return ControlFlow::Continue(());
         }
         match runner.step_with(self.parser.files(), &op) {
@@ -269,6 +268,17 @@ impl Stream {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    /// Makes the address space, at the first line that runs (kept out of [`Stream::line_bytes`],
+    /// which runs for every line, so that its frame stays small).
+    #[cold]
+    #[inline(never)]
+    fn start_runner(&mut self) {
+        let window = (WINDOW_BASE, WINDOW_BASE + self.parser.window());
+        let mut runner = EngineRunner::with_window(window, &self.profile, self.events);
+        runner.options = self.options.clone();
+        self.runner = Some(runner);
     }
 
     /// Has a line other than blank lines and comments been fed? A scenario without one is empty

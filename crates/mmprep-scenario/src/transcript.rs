@@ -405,7 +405,10 @@ impl EntryVerb {
 /// prints for the same [`Outcome`].
 pub fn write_simple(out: &mut Vec<u8>, line: usize, verb: &str, result: Simple, window: (u64, u64)) {
     match EntryVerb::new(verb) {
-        Some(verb) => write_simple_at(out, &LineLabel::new(line), &verb, result, window),
+        Some(verb) => {
+            write_simple_at(out, &LineLabel::new(line), &verb, result, window);
+            out.pop();
+        }
         None => write_step_pieces(
             out,
             LineLabel::new(line).text(),
@@ -427,13 +430,14 @@ impl Simple {
     }
 }
 
-/// [`write_simple`] with the line's [`LineLabel`] and the verb's [`EntryVerb`]: the entry is put
-/// together in a buffer on the stack, label and verb as fixed-size copies, and appended to `out`
-/// in one piece (one capacity check a line instead of one per piece).
+/// [`write_simple`] with the line's [`LineLabel`] and the verb's [`EntryVerb`], and the `\n` that
+/// ends the entry: it is put together in a buffer on the stack, label and verb as fixed-size
+/// copies, and appended to `out` in one piece (one capacity check a line instead of one per
+/// piece).
 pub fn write_simple_at(out: &mut Vec<u8>, label: &LineLabel, verb: &EntryVerb, result: Simple, window: (u64, u64)) {
     // The label, the verb and the longest result: `0x` and 16 digits, `outside`, or `-` and an
     // errno name (checked below).
-    const ROOM: usize = LABEL_BYTES + ENTRY_VERB_BYTES + 40;
+    const ROOM: usize = LABEL_BYTES + ENTRY_VERB_BYTES + 41;
     let mut buf = [0u8; ROOM];
     buf[..LABEL_BYTES].copy_from_slice(&label.text);
     let mut n = label.digits + 2;
@@ -461,13 +465,15 @@ pub fn write_simple_at(out: &mut Vec<u8>, label: &LineLabel, verb: &EntryVerb, r
         }
         Simple::Failed(e) => {
             let name = e.name().as_bytes();
-            match buf.get_mut(n + 1..n + 1 + name.len()) {
-                Some(to) => to.copy_from_slice(name),
+            // Room for the name and the `\n`.
+            match buf.get_mut(n + 1..n + 2 + name.len()) {
+                Some(to) => to[..name.len()].copy_from_slice(name),
                 None => {
                     // An errno name longer than any Linux has: the general way.
                     out.extend_from_slice(&buf[..n]);
                     out.push(b'-');
                     out.extend_from_slice(name);
+                    out.push(b'\n');
                     return;
                 }
             }
@@ -475,7 +481,8 @@ pub fn write_simple_at(out: &mut Vec<u8>, label: &LineLabel, verb: &EntryVerb, r
             n += 1 + name.len();
         }
     }
-    out.extend_from_slice(&buf[..n]);
+    buf[n] = b'\n';
+    out.extend_from_slice(&buf[..=n]);
 }
 
 /// Appends the text of [`format_step`] to `out`, without a trailing newline: a runner that prints
