@@ -132,6 +132,25 @@ impl<W: Write> Feeder<'_, W> {
         flow
     }
 
+    /// Feeds a piece of the file made of whole lines ([`Stream::feed`]), writing the transcript
+    /// out whenever [`FLUSH_AT`] bytes of it wait.
+    fn chunk(&mut self, mut chunk: &[u8]) -> ControlFlow<()> {
+        loop {
+            let (used, flow) = self.run.feed(chunk, &mut self.out, FLUSH_AT);
+            if let ControlFlow::Break(raw) = flow {
+                self.last_first_column = raw.iter().take_while(|&&b| b == b' ' || b == b'\t').count() + 1;
+                return ControlFlow::Break(());
+            }
+            if self.out.len() >= FLUSH_AT && self.flush().is_break() {
+                return ControlFlow::Break(());
+            }
+            chunk = chunk.get(used..).unwrap_or_default();
+            if chunk.is_empty() {
+                return ControlFlow::Continue(());
+            }
+        }
+    }
+
     fn flush(&mut self) -> ControlFlow<()> {
         if let Err(e) = self.stdout.write_all(&self.out) {
             self.write_error = Some(e);
@@ -205,18 +224,7 @@ pub fn run_file(
             changed = true;
             return ControlFlow::Break(());
         }
-        // Each line ends where `memchr` finds its `\n` (a `\r` before it removed); the last
-        // line of the file may have none, and then keeps a `\r` it ends with, as
-        // `mmprep_scenario::parse::lines` does.
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', chunk) {
-            let line = &chunk[start..end];
-            feeder.line(line.strip_suffix(b"\r").unwrap_or(line))?;
-            start = end + 1;
-        }
-        if start < chunk.len() {
-            feeder.line(&chunk[start..])?;
-        }
+        feeder.chunk(chunk)?;
         ControlFlow::Continue(())
     });
     let mut streamed = feeder.finish();

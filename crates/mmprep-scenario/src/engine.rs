@@ -238,6 +238,52 @@ impl Stream {
                 return ControlFlow::Break(());
             }
         };
+        self.run_op(line, op, out)
+    }
+
+    /// Feeds a piece of a file made of whole lines (each ends with `\n`, or `\r\n`; the last one
+    /// may have neither), as [`Stream::line_bytes`] on each of its lines, until `out` holds
+    /// `room` bytes or more: how many bytes of `text` were fed (whole lines), and
+    /// [`ControlFlow::Break`] with the line at which the run ended, if it did. The common lines
+    /// are parsed where they stand ([`LineParser::quick_line`]), with no search for their end
+    /// first; only the others are cut out.
+    pub fn feed<'t>(&mut self, text: &'t [u8], out: &mut Vec<u8>, room: usize) -> (usize, ControlFlow<&'t [u8]>) {
+        let mut at = 0;
+        while let Some(rest) = text.get(at..)
+            && !rest.is_empty()
+            && out.len() < room
+        {
+            if self.end.is_some() {
+                return (at, ControlFlow::Break(&[]));
+            }
+            if let Some((op, used)) = self.parser.quick_line(self.line + 1, rest) {
+                self.line += 1;
+                self.label.next();
+                at += used;
+                if self.run_op(self.line, op, out).is_break() {
+                    return (at, ControlFlow::Break(&rest[..used]));
+                }
+                continue;
+            }
+            let (raw, used) = match rest.iter().position(|&b| b == b'\n') {
+                Some(n) => {
+                    let line = &rest[..n];
+                    (line.strip_suffix(b"\r").unwrap_or(line), n + 1)
+                }
+                // A last line without `\n` keeps a `\r` it ends with, as `str::lines` does.
+                None => (rest, rest.len()),
+            };
+            at += used;
+            if self.line_bytes(raw, out).is_break() {
+                return (at, ControlFlow::Break(raw));
+            }
+        }
+        (at, ControlFlow::Continue(()))
+    }
+
+    /// Runs the op of line number `line` and appends its entry (the second half of
+    /// [`Stream::line_bytes`]).
+    fn run_op(&mut self, line: usize, op: Op, out: &mut Vec<u8>) -> ControlFlow<()> {
         if self.runner.is_none() {
             self.start_runner();
         }

@@ -106,6 +106,15 @@ impl LineParser {
         }
     }
 
+    /// The quick path on the line that starts `text`, a piece of a file made of lines: the op
+    /// of line number `line` and the length of the line with its `\n` (or `\r\n`), when it is
+    /// one of the lines the quick path reads (and then certainly right). `None` for every other
+    /// line: cut it out and give it to [`LineParser::line_bytes`], which reads and explains
+    /// them all. A runner that goes through a file's bytes this way finds no line end first.
+    pub fn quick_line(&mut self, line: usize, text: &[u8]) -> Option<(Op, usize)> {
+        self.inner.quick_text(line, text)
+    }
+
     /// [`LineParser::line`] without the quick path: every line, with its message when it is wrong.
     fn line_full(&mut self, line: usize, raw: &str) -> Result<Option<Op>, ParseError> {
         let tokens = Tokens::of(raw);
@@ -696,8 +705,18 @@ struct Parser {
 /// a line that it accepts gives the same [`Op`] as the full parser (a test compares the two on
 /// mangled lines), and every message comes from the full parser alone.
 impl Parser {
+    /// The quick path on one line (`raw` without its `\n`).
     fn quick(&mut self, line: usize, raw: &[u8]) -> Option<Op> {
-        let mut at = Quick { raw, i: 0 };
+        match self.quick_text(line, raw) {
+            Some((op, used)) if used == raw.len() => Some(op),
+            _ => None,
+        }
+    }
+
+    /// The quick path on the line that starts `text` (which may go on with more lines): its op,
+    /// and the length of the line with its `\n` (or `\r\n`; all of `text` when it has neither).
+    fn quick_text(&mut self, line: usize, text: &[u8]) -> Option<(Op, usize)> {
+        let mut at = Quick { raw: text, i: 0 };
         // The verb by its first bytes: the lines of a long scenario start with `m`.
         let op = if at.verb(b"mprotect") {
             let (addr, len) = at.addr_len()?;
@@ -707,7 +726,7 @@ impl Parser {
         } else if at.verb(b"madvise") {
             let (addr, len) = at.addr_len()?;
             at.gap()?;
-            let advice = quick_advice(at.last_token())?;
+            let advice = at.word(QUICK_ADVICE).or_else(|| quick_advice(at.last_token()))?;
             Op::Madvise { addr, len, advice }
         } else if at.verb(b"munmap") {
             let (addr, len) = at.addr_len()?;
@@ -726,7 +745,16 @@ impl Parser {
             at.gap()?;
             let prot = at.prot()?;
             at.gap()?;
-            let flags = self.quick_mmap_flags(at.last_token())?;
+            // The last FLAGS token again, compared where it stands; else the token is cut out.
+            let flags = match &self.last_mmap_flags {
+                Some((last, value))
+                    if at.raw.get(at.i..).is_some_and(|r| r.starts_with(last)) && at.ends_token(at.i + last.len()) =>
+                {
+                    at.i += last.len();
+                    *value
+                }
+                _ => self.quick_mmap_flags(at.last_token())?,
+            };
             Op::Mmap {
                 addr,
                 len,
@@ -758,14 +786,12 @@ impl Parser {
         } else {
             return None;
         };
-        if !at.at_end() {
-            return None;
-        }
+        let used = at.line_end()?;
         // What the full parser records for every line with a verb.
         self.line = line;
         self.first_line = !self.seen_content;
         self.seen_content = true;
-        Some(op)
+        Some((op, used))
     }
 
     /// The value of an `mmap` FLAGS token: the last one's when it is the same token, else its
@@ -788,7 +814,8 @@ impl Parser {
 }
 
 /// The quick path's place in a line: each argument is read where it stands, its digits as they
-/// are scanned (no token is cut out first), and the separators between them checked.
+/// are scanned (no token is cut out first), and the separators between them checked. `raw` may
+/// go on past the line: the line ends at the end of `raw`, at a `\n` or at a `\r\n`.
 struct Quick<'t> {
     raw: &'t [u8],
     i: usize,
@@ -804,11 +831,21 @@ impl<'t> Quick<'t> {
     /// Does the line start with `verb` followed by a separator (or end there)? Moves past it.
     #[inline]
     fn verb(&mut self, verb: &[u8]) -> bool {
-        let found = self.raw.starts_with(verb) && self.raw.get(verb.len()).is_none_or(|&b| is_gap(b));
+        let found = self.raw.starts_with(verb) && self.ends_token(verb.len());
         if found {
             self.i = verb.len();
         }
         found
+    }
+
+    /// Does a token end before `i`: a separator or the end of the line follows?
+    #[inline(always)]
+    fn ends_token(&self, i: usize) -> bool {
+        match self.raw.get(i) {
+            None | Some(b' ' | b'\t' | b'\n') => true,
+            Some(b'\r') => self.raw.get(i + 1) == Some(&b'\n'),
+            Some(_) => false,
+        }
     }
 
     /// One or more separators, skipped.
@@ -824,7 +861,7 @@ impl<'t> Quick<'t> {
     /// The end of a token: the line ends or a separator follows.
     #[inline]
     fn boundary(&self) -> Option<()> {
-        self.raw.get(self.i).is_none_or(|&b| is_gap(b)).then_some(())
+        self.ends_token(self.i).then_some(())
     }
 
     /// `ADDR LEN`, each after a separator.
@@ -845,16 +882,17 @@ impl<'t> Quick<'t> {
     fn number(&mut self) -> Option<u64> {
         let raw = self.raw;
         let start = self.i;
-        let mut i = start;
         let mut value: u64 = 0;
-        while let Some(&d) = raw.get(i) {
+        let mut digits = 0;
+        for &d in raw.get(start..).unwrap_or_default() {
             let digit = d.wrapping_sub(b'0');
             if digit >= 10 {
                 break;
             }
             value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
-            i += 1;
+            digits += 1;
         }
+        let mut i = start + digits;
         if i == start || i - start > 19 {
             return None;
         }
@@ -909,25 +947,51 @@ impl<'t> Quick<'t> {
         Some(bit(r, b'r', Prot::READ)? | bit(w, b'w', Prot::WRITE)? | bit(x, b'x', Prot::EXEC)?)
     }
 
-    /// The rest of the line without the separators that end it, taken as the line's last
-    /// token: a word the caller looks up in a table, so that a rest with a separator or a
-    /// comment in it matches nothing and goes to the full parser.
+    /// The value of the word of `table` that stands here as a whole token, if one does.
     #[inline]
-    fn last_token(&mut self) -> &'t [u8] {
-        let rest = self.raw.get(self.i..).unwrap_or_default();
-        let end = rest.iter().rposition(|&b| !is_gap(b)).map_or(0, |e| e + 1);
-        self.i = self.raw.len();
-        rest.get(..end).unwrap_or_default()
+    fn word(&mut self, table: &[(&[u8], u32)]) -> Option<u32> {
+        let rest = self.raw.get(self.i..)?;
+        let &(name, value) = table
+            .iter()
+            .find(|(name, _)| rest.starts_with(name) && self.ends_token(self.i + name.len()))?;
+        self.i += name.len();
+        Some(value)
     }
 
-    /// Nothing but separators left.
+    /// The token at the current place, taken as the line's last: a word the caller looks up in
+    /// a table. It runs to a separator, a `\n` or a `\r`; whatever follows is for
+    /// [`Quick::line_end`] to accept (separators, then the end of the line) or not.
     #[inline]
-    fn at_end(&self) -> bool {
-        self.raw
-            .get(self.i..)
-            .is_some_and(|rest| rest.iter().all(|&b| is_gap(b)))
+    fn last_token(&mut self) -> &'t [u8] {
+        let start = self.i;
+        while self
+            .raw
+            .get(self.i)
+            .is_some_and(|&b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.i += 1;
+        }
+        self.raw.get(start..self.i).unwrap_or_default()
+    }
+
+    /// Separators, then the end of the line: how long the line is with its `\n` or `\r\n`.
+    /// `None` when anything else is left (a comment, another token, a lone `\r`).
+    #[inline]
+    fn line_end(&mut self) -> Option<usize> {
+        while self.raw.get(self.i).is_some_and(|&b| is_gap(b)) {
+            self.i += 1;
+        }
+        match self.raw.get(self.i) {
+            None => Some(self.i),
+            Some(b'\n') => Some(self.i + 1),
+            Some(b'\r') if self.raw.get(self.i + 1) == Some(&b'\n') => Some(self.i + 2),
+            Some(_) => None,
+        }
     }
 }
+
+/// The `madvise` words a long scenario repeats (the perf stream's two), compared where they stand.
+const QUICK_ADVICE: &[(&[u8], u32)] = &[(b"dontfork", madv::DONTFORK), (b"dofork", madv::DOFORK)];
 
 /// The advice of a `madvise` word: the two a long scenario repeats (`dontfork`, `dofork`, as
 /// the perf stream does) and the common ones compared at once, the rest from [`MADVICE`].
@@ -2364,15 +2428,31 @@ mod tests {
             }
             got.is_some()
         }
+        // The same line at the start of a piece of a file: it ends at its `\n` or `\r\n`, and
+        // reads as `lines` gives it.
+        fn check_in_text(line: &str, end: &str) {
+            let text = format!("{line}{end}mmap 0 4K rw- private|anon\n");
+            let mut quick = LineParser::new();
+            if let Some((op, used)) = quick.quick_line(1, text.as_bytes()) {
+                assert_eq!(Some(used), text.find('\n').map(|n| n + 1), "{text:?}");
+                let as_read = lines(&text).next().unwrap_or_default();
+                let mut full = LineParser::new();
+                assert_eq!(full.line_full(1, as_read).ok().flatten(), Some(op), "{text:?}");
+            }
+        }
         let mut rng = fastrand::Rng::with_seed(0x0071_7569_636b);
         let mut taken = 0;
         for round in 0..100_000 {
             let seed = SEEDS[round % SEEDS.len()];
-            let line = match round % 4 {
+            let mut line = match round % 4 {
                 0 => seed.to_string(),
                 _ => mutate_line(&mut rng, seed),
             };
+            if rng.u8(0..8) == 0 {
+                line.push('\r');
+            }
             taken += usize::from(check(&line));
+            check_in_text(&line, if rng.bool() { "\n" } else { "\r\n" });
         }
         assert!(taken > 10_000, "only {taken} lines took the quick path");
         let perf = crate::perf::perf_stream(50, 2_000, 7);
