@@ -306,7 +306,9 @@ Streams:
          nanoseconds of the stream alone (the layout is not timed)
   perf   the perf stream as a scenario: 2*VMAS one-page VMAs (every other page read-only), then
          OPS random operations. Each side is timed whole, parsing and printing included: the
-         engine as `mmprep run FILE` runs it, the kernel as `mmprep kernel FILE` (in its child).
+         engine on the code `mmprep run FILE` runs (the stream written to a temporary file,
+         then read, parsed, run and printed as `mmprep run` does, the transcript kept in
+         memory), the kernel as `mmprep kernel FILE` (in its child).
          The transcripts must be identical. When 2*VMAS does not fit under this machine's
          vm.max_map_count, the kernel side is skipped and the engine runs alone with a
          max_map_count raised to fit (the output says so). Each side also runs the layout
@@ -1058,7 +1060,7 @@ fn emit_perf(vmas: &[u64], ops: u64, seed: u64) -> ExitCode {
 /// `overridden`: the user changed the engine's profile with `--set`, so a differing transcript
 /// is expected and not a failure.
 fn bench_perf(vmas: &[u64], ops: u64, seed: u64, profile: &Profile, overridden: bool) -> ExitCode {
-    use mmprep_host::bench::{run_whole_engine, run_whole_kernel};
+    use mmprep_host::bench::run_whole_kernel;
     println!(
         "{:>8} {:>8} {:>10} {:>12} {:>12} {:>14} {:>13} {:>13}  transcripts",
         "VMAs", "ops", "lines", "engine ms", "kernel ms", "kernel/engine", "engine ns/op", "kernel ns/op"
@@ -1079,8 +1081,8 @@ fn bench_perf(vmas: &[u64], ops: u64, seed: u64, profile: &Profile, overridden: 
             if raised {
                 engine_profile.max_map_count = needed;
             }
-            let engine = run_whole_engine(&text, &engine_profile);
-            let engine_layout = run_whole_engine(&layout, &engine_profile);
+            let engine = run_engine_as_run(&text, &engine_profile);
+            let engine_layout = run_engine_as_run(&layout, &engine_profile);
             println!(
                 "{n:>8} {ops:>8} {lines:>10} {:>12.1} {:>12} {:>14} {:>13.1} {:>13}  engine alone: {} VMAs exceed this host's vm.max_map_count {host_limit}{}",
                 ms(engine.wall),
@@ -1103,9 +1105,9 @@ fn bench_perf(vmas: &[u64], ops: u64, seed: u64, profile: &Profile, overridden: 
             }
             continue;
         }
-        let engine = run_whole_engine(&text, profile);
+        let engine = run_engine_as_run(&text, profile);
         let kernel = run_whole_kernel(&text);
-        let engine_layout = run_whole_engine(&layout, profile);
+        let engine_layout = run_engine_as_run(&layout, profile);
         let kernel_layout = run_whole_kernel(&layout);
         let same = engine.text == kernel.text && engine.end == kernel.end;
         println!(
@@ -1128,6 +1130,37 @@ fn bench_perf(vmas: &[u64], ops: u64, seed: u64, profile: &Profile, overridden: 
         }
     }
     ExitCode::from(status)
+}
+
+/// The engine side of `bench --stream perf`, timed as a user times `mmprep run FILE`: `text` is
+/// written to a file (not timed), then [`stream::run_file`], the code `mmprep run` runs, reads,
+/// parses, runs and prints it. The transcript goes to memory instead of stdout, to be compared
+/// with the kernel's.
+fn run_engine_as_run(text: &str, profile: &Profile) -> mmprep_host::bench::WholeRun {
+    use mmprep_host::bench::WholeRun;
+    let failed = |why: String| WholeRun {
+        wall: std::time::Duration::ZERO,
+        text: String::new(),
+        end: RunEnd::RunnerFailed(why),
+    };
+    let path = std::env::temp_dir().join(format!("mmprep-bench-{}.scn", std::process::id()));
+    if let Err(e) = std::fs::write(&path, text) {
+        return failed(format!("cannot write {}: {e}", path.display()));
+    }
+    let options = mmprep_scenario::engine::RunOptions::default();
+    let mut out = Vec::new();
+    let start = std::time::Instant::now();
+    let streamed = stream::run_file(&path, profile, &options, false, &mut out);
+    let wall = start.elapsed();
+    let _ = std::fs::remove_file(&path);
+    match streamed {
+        Some(streamed) => WholeRun {
+            wall,
+            text: String::from_utf8_lossy(&out).into_owned(),
+            end: streamed.end,
+        },
+        None => failed(format!("cannot read back {}", path.display())),
+    }
 }
 
 /// The cost of one op in nanoseconds: the whole run's time less the layout's, over `ops` (0 when

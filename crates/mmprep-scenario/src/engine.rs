@@ -31,7 +31,8 @@ use std::path::PathBuf;
 use crate::parse::LineParser;
 use crate::script::{Access, FileDecl, FileKind, MmapAddr, Op, ParseError, Script, Step, WINDOW_BASE, page_chunks};
 use crate::transcript::{
-    Fault, MapsEntry, Outcome, RunEnd, Signal, Transcript, format_step, offset_hex, push_run, write_step,
+    EntryVerb, Fault, LineLabel, MapsEntry, Outcome, RunEnd, Signal, Simple, Transcript, format_step, offset_hex,
+    push_run, write_simple_at, write_step,
 };
 
 /// An open scenario file on the engine side.
@@ -165,13 +166,13 @@ pub fn run_why(script: &Script, profile: &Profile, options: &RunOptions) -> Tran
 /// # use mmprep_scenario::engine::{RunOptions, Stream};
 /// let profile = mmprep::Profile::reference_host();
 /// let mut run = Stream::new(&profile, &RunOptions::default(), false, false);
-/// let mut out = String::new();
+/// let mut out = Vec::new();
 /// for line in "mmap 0 8K rw- private|anon|fixed\nmprotect 4K 4K r--".lines() {
 ///     if run.line(line, &mut out).is_break() {
 ///         break;
 ///     }
 /// }
-/// assert_eq!(out, "L1 mmap = 0x0\nL2 mprotect = 0\n");
+/// assert_eq!(out, b"L1 mmap = 0x0\nL2 mprotect = 0\n");
 /// assert_eq!(run.finish(), mmprep_scenario::RunEnd::Finished);
 /// ```
 pub struct Stream {
@@ -187,6 +188,8 @@ pub struct Stream {
     why: bool,
     /// The 1-based number of the last line fed.
     line: usize,
+    /// The start of its entry, `L<line> `.
+    label: LineLabel,
     /// How the run ended, once it has.
     end: Option<RunEnd>,
 }
@@ -204,6 +207,7 @@ impl Stream {
             events,
             why,
             line: 0,
+            label: LineLabel::new(0),
             end: None,
         }
     }
@@ -212,13 +216,21 @@ impl Stream {
     /// removed), appending its transcript entry and a `\n` to `out` if it prints one.
     /// [`ControlFlow::Break`] when the run has ended at this line (a line that does not parse,
     /// an unsupported one): feed no more lines, [`Stream::finish`] says how it ended.
-    pub fn line(&mut self, raw: &str, out: &mut String) -> ControlFlow<()> {
+    pub fn line(&mut self, raw: &str, out: &mut Vec<u8>) -> ControlFlow<()> {
+        self.line_bytes(raw.as_bytes(), out)
+    }
+
+    /// [`Stream::line`] for a line given as bytes, as a runner that splits a file's bytes into
+    /// lines itself has it ([`LineParser::line_bytes`]: the file must be UTF-8; a line that is
+    /// not ends the run as a parse error).
+    pub fn line_bytes(&mut self, raw: &[u8], out: &mut Vec<u8>) -> ControlFlow<()> {
         if self.end.is_some() {
             return ControlFlow::Break(());
         }
         self.line += 1;
+        self.label.next();
         let line = self.line;
-        let op = match self.parser.line(line, raw) {
+        let op = match self.parser.line_bytes(line, raw) {
             Ok(Some(op)) => op,
             Ok(None) => return ControlFlow::Continue(()),
             Err(e) => {
@@ -226,21 +238,74 @@ impl Stream {
                 return ControlFlow::Break(());
             }
         };
-        let runner = self.runner.get_or_insert_with(|| {
-            let window = (WINDOW_BASE, WINDOW_BASE + self.parser.window());
-            let mut runner = EngineRunner::with_window(window, &self.profile, self.events);
-            runner.options = self.options.clone();
-            runner
-        });
+        self.run_op(line, op, out)
+    }
+
+    /// Feeds a piece of a file made of whole lines (each ends with `\n`, or `\r\n`; the last one
+    /// may have neither), as [`Stream::line_bytes`] on each of its lines, until `out` holds
+    /// `room` bytes or more: how many bytes of `text` were fed (whole lines), and
+    /// [`ControlFlow::Break`] with the line at which the run ended, if it did. The common lines
+    /// are parsed where they stand ([`LineParser::quick_line`]), with no search for their end
+    /// first; only the others are cut out.
+    pub fn feed<'t>(&mut self, text: &'t [u8], out: &mut Vec<u8>, room: usize) -> (usize, ControlFlow<&'t [u8]>) {
+        let mut at = 0;
+        while let Some(rest) = text.get(at..)
+            && !rest.is_empty()
+            && out.len() < room
+        {
+            if self.end.is_some() {
+                return (at, ControlFlow::Break(&[]));
+            }
+            if let Some((op, used)) = self.parser.quick_line(self.line + 1, rest) {
+                self.line += 1;
+                self.label.next();
+                at += used;
+                if self.run_op(self.line, op, out).is_break() {
+                    return (at, ControlFlow::Break(&rest[..used]));
+                }
+                continue;
+            }
+            let (raw, used) = match rest.iter().position(|&b| b == b'\n') {
+                Some(n) => {
+                    let line = &rest[..n];
+                    (line.strip_suffix(b"\r").unwrap_or(line), n + 1)
+                }
+                // A last line without `\n` keeps a `\r` it ends with, as `str::lines` does.
+                None => (rest, rest.len()),
+            };
+            at += used;
+            if self.line_bytes(raw, out).is_break() {
+                return (at, ControlFlow::Break(raw));
+            }
+        }
+        (at, ControlFlow::Continue(()))
+    }
+
+    /// Runs the op of line number `line` and appends its entry (the second half of
+    /// [`Stream::line_bytes`]).
+    fn run_op(&mut self, line: usize, op: Op, out: &mut Vec<u8>) -> ControlFlow<()> {
+        if self.runner.is_none() {
+            self.start_runner();
+        }
+        let Some(runner) = &mut self.runner else {
+            return ControlFlow::Break(());
+        };
+        if !self.why
+            && let Some(verb) = entry_verb(&op)
+            && let Some(result) = runner.step_simple(&op)
+        {
+            write_simple_at(out, &self.label, verb, result, runner.window);
+            return ControlFlow::Continue(());
+        }
         match runner.step_with(self.parser.files(), &op) {
             Ok(Some(outcome)) => {
                 write_step(out, line, op.verb(), &outcome, runner.window);
                 if self.why
                     && let Some(why) = why_line(Some(&outcome), runner.last_error())
                 {
-                    out.push_str(&why);
+                    out.extend_from_slice(why.as_bytes());
                 }
-                out.push('\n');
+                out.push(b'\n');
             }
             Ok(None) => {}
             Err(e) => {
@@ -249,6 +314,17 @@ impl Stream {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    /// Makes the address space, at the first line that runs (kept out of [`Stream::line_bytes`],
+    /// which runs for every line, so that its frame stays small).
+    #[cold]
+    #[inline(never)]
+    fn start_runner(&mut self) {
+        let window = (WINDOW_BASE, WINDOW_BASE + self.parser.window());
+        let mut runner = EngineRunner::with_window(window, &self.profile, self.events);
+        runner.options = self.options.clone();
+        self.runner = Some(runner);
     }
 
     /// Has a line other than blank lines and comments been fed? A scenario without one is empty
@@ -261,6 +337,27 @@ impl Stream {
     /// ran.
     pub fn finish(self) -> RunEnd {
         self.end.unwrap_or(RunEnd::Finished)
+    }
+}
+
+/// The [`EntryVerb`] of the ops [`EngineRunner::step_simple`] runs, made at compile time.
+fn entry_verb(op: &Op) -> Option<&'static EntryVerb> {
+    const fn verb(name: &str) -> EntryVerb {
+        match EntryVerb::new(name) {
+            Some(v) => v,
+            None => panic!("a verb of the format is short"),
+        }
+    }
+    static MMAP: EntryVerb = verb("mmap");
+    static MUNMAP: EntryVerb = verb("munmap");
+    static MPROTECT: EntryVerb = verb("mprotect");
+    static MADVISE: EntryVerb = verb("madvise");
+    match op {
+        Op::Mmap { .. } => Some(&MMAP),
+        Op::Munmap { .. } => Some(&MUNMAP),
+        Op::Mprotect { .. } => Some(&MPROTECT),
+        Op::Madvise { .. } => Some(&MADVISE),
+        _ => None,
     }
 }
 
@@ -318,6 +415,20 @@ fn signal(s: MmSignal) -> Signal {
 
 fn addr(offset: u64) -> VirtAddr {
     VirtAddr(Script::absolute(offset))
+}
+
+/// The [`Simple`] result of a call, keeping its error for `--why` as [`errno_outcome`] does.
+fn simple(last: &mut Option<mmprep::Error>, r: mmprep::Result<Simple>) -> Simple {
+    match r {
+        Ok(v) => {
+            *last = None;
+            v
+        }
+        Err(e) => {
+            *last = Some(e);
+            Simple::Failed(e.errno)
+        }
+    }
 }
 
 fn errno_outcome<T>(last: &mut Option<mmprep::Error>, r: mmprep::Result<T>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
@@ -427,6 +538,49 @@ impl EngineRunner {
         #[cfg(debug_assertions)]
         self.mm.check_invariants();
         outcome
+    }
+
+    /// [`EngineRunner::step_with`] for the calls long scenarios are made of (`mmap` of anonymous
+    /// memory, `munmap`, `mprotect`, `madvise`), when nothing but the result is asked for (no
+    /// recorded events, no forked parent whose log must be collected): the call alone, and its
+    /// result as a [`Simple`] that has nothing to drop. `None` for every other step, which then
+    /// goes through [`EngineRunner::step_with`].
+    pub fn step_simple(&mut self, op: &Op) -> Option<Simple> {
+        if self.record_events || !self.parents.is_empty() {
+            return None;
+        }
+        let result = match *op {
+            Op::Mmap {
+                addr: a,
+                len,
+                prot,
+                flags,
+                file: None,
+            } => {
+                let at = match a {
+                    MmapAddr::Any => VirtAddr(0),
+                    MmapAddr::At(off) => addr(off),
+                };
+                let r = self.mm.mmap(at, len, Prot(prot), MapFlags(flags), None, 0);
+                simple(&mut self.last_error, r.map(|a| Simple::Addr(a.get())))
+            }
+            Op::Munmap { addr: a, len } => {
+                simple(&mut self.last_error, self.mm.munmap(addr(a), len).map(|_| Simple::Done))
+            }
+            Op::Mprotect { addr: a, len, prot } => simple(
+                &mut self.last_error,
+                self.mm.mprotect(addr(a), len, Prot(prot)).map(|_| Simple::Done),
+            ),
+            Op::Madvise { addr: a, len, advice } => simple(
+                &mut self.last_error,
+                self.mm.madvise(addr(a), len, advice).map(|_| Simple::Done),
+            ),
+            _ => return None,
+        };
+        // As `step_with` does: every run in a debug build re-checks what the engine caches.
+        #[cfg(debug_assertions)]
+        self.mm.check_invariants();
+        Some(result)
     }
 
     fn step_inner(&mut self, files: &[FileDecl], op: &Op) -> Result<Option<Outcome>, StepError> {

@@ -82,6 +82,41 @@ impl LineParser {
     /// `window`, or the error that ends the script. `raw` is the line without its `\n` (a
     /// `\r` before it removed, as [`parse`] does).
     pub fn line(&mut self, line: usize, raw: &str) -> Result<Option<Op>, ParseError> {
+        if let Some(op) = self.inner.quick(line, raw.as_bytes()) {
+            return Ok(Some(op));
+        }
+        self.line_full(line, raw)
+    }
+
+    /// [`LineParser::line`] for a line given as bytes (a runner that splits a file's bytes into
+    /// lines itself, [`crate::engine::Stream::line_bytes`]): the common lines are parsed from the
+    /// bytes alone; any other line must be UTF-8, and one that is not is a parse error (a runner
+    /// that reads a file checks it is UTF-8 before running it, so it never sees that error).
+    pub fn line_bytes(&mut self, line: usize, raw: &[u8]) -> Result<Option<Op>, ParseError> {
+        if let Some(op) = self.inner.quick(line, raw) {
+            return Ok(Some(op));
+        }
+        match core::str::from_utf8(raw) {
+            Ok(text) => self.line_full(line, text),
+            Err(e) => Err(ParseError {
+                line,
+                column: 1,
+                message: format!("the line is not UTF-8 (a bad byte at byte {})", e.valid_up_to() + 1),
+            }),
+        }
+    }
+
+    /// The quick path on the line that starts `text`, a piece of a file made of lines: the op
+    /// of line number `line` and the length of the line with its `\n` (or `\r\n`), when it is
+    /// one of the lines the quick path reads (and then certainly right). `None` for every other
+    /// line: cut it out and give it to [`LineParser::line_bytes`], which reads and explains
+    /// them all. A runner that goes through a file's bytes this way finds no line end first.
+    pub fn quick_line(&mut self, line: usize, text: &[u8]) -> Option<(Op, usize)> {
+        self.inner.quick_text(line, text)
+    }
+
+    /// [`LineParser::line`] without the quick path: every line, with its message when it is wrong.
+    fn line_full(&mut self, line: usize, raw: &str) -> Result<Option<Op>, ParseError> {
         let tokens = Tokens::of(raw);
         self.inner.line(line, tokens.as_slice()).map_err(|e| ParseError {
             line,
@@ -659,7 +694,326 @@ struct Parser {
     /// Which files have been closed, by [`FileId`], with the line that closed them.
     closed: Vec<Option<usize>>,
     /// The last `mmap` FLAGS token that parsed, and its value.
-    last_mmap_flags: Option<(String, u32)>,
+    last_mmap_flags: Option<(Vec<u8>, u32)>,
+}
+
+/// The quick path: the lines a long scenario is made of (`mmap ADDR LEN PROT FLAGS`, `munmap`,
+/// `mprotect ADDR LEN PROT`, `madvise`, `mlock`, `munlock`, `mseal`, `read`, `touch`), read
+/// straight from the line's bytes with no UTF-8 check, no token array and no per-verb table
+/// walk. It accepts only lines that are certainly right and gives up (`None`) on anything else,
+/// a comment, an unusual token or a wrong one, which the full parser then reads and explains:
+/// a line that it accepts gives the same [`Op`] as the full parser (a test compares the two on
+/// mangled lines), and every message comes from the full parser alone.
+impl Parser {
+    /// The quick path on one line (`raw` without its `\n`).
+    fn quick(&mut self, line: usize, raw: &[u8]) -> Option<Op> {
+        match self.quick_text(line, raw) {
+            Some((op, used)) if used == raw.len() => Some(op),
+            _ => None,
+        }
+    }
+
+    /// The quick path on the line that starts `text` (which may go on with more lines): its op,
+    /// and the length of the line with its `\n` (or `\r\n`; all of `text` when it has neither).
+    fn quick_text(&mut self, line: usize, text: &[u8]) -> Option<(Op, usize)> {
+        let mut at = Quick { raw: text, i: 0 };
+        // The verb by its first bytes: the lines of a long scenario start with `m`.
+        let op = if at.verb(b"mprotect") {
+            let (addr, len) = at.addr_len()?;
+            at.gap()?;
+            let prot = at.prot()?;
+            Op::Mprotect { addr, len, prot }
+        } else if at.verb(b"madvise") {
+            let (addr, len) = at.addr_len()?;
+            at.gap()?;
+            let advice = at.word(QUICK_ADVICE).or_else(|| quick_advice(at.last_token()))?;
+            Op::Madvise { addr, len, advice }
+        } else if at.verb(b"munmap") {
+            let (addr, len) = at.addr_len()?;
+            Op::Munmap { addr, len }
+        } else if at.verb(b"mmap") {
+            at.gap()?;
+            let addr = if at.raw.get(at.i..at.i + 3) == Some(b"any") {
+                at.i += 3;
+                at.boundary()?;
+                MmapAddr::Any
+            } else {
+                MmapAddr::At(at.number()?)
+            };
+            at.gap()?;
+            let len = at.number()?;
+            at.gap()?;
+            let prot = at.prot()?;
+            at.gap()?;
+            // The last FLAGS token again, compared where it stands; else the token is cut out.
+            let flags = match &self.last_mmap_flags {
+                Some((last, value))
+                    if at.raw.get(at.i..).is_some_and(|r| r.starts_with(last)) && at.ends_token(at.i + last.len()) =>
+                {
+                    at.i += last.len();
+                    *value
+                }
+                _ => self.quick_mmap_flags(at.last_token())?,
+            };
+            Op::Mmap {
+                addr,
+                len,
+                prot,
+                flags,
+                file: None,
+            }
+        } else if at.verb(b"mlock") {
+            let (addr, len) = at.addr_len()?;
+            Op::Mlock { addr, len }
+        } else if at.verb(b"munlock") {
+            let (addr, len) = at.addr_len()?;
+            Op::Munlock { addr, len }
+        } else if at.verb(b"mseal") {
+            let (addr, len) = at.addr_len()?;
+            Op::Mseal { addr, len }
+        } else if at.verb(b"read") {
+            let (addr, len) = at.addr_len()?;
+            Op::Read { addr, len }
+        } else if at.verb(b"touch") {
+            let (addr, len) = at.addr_len()?;
+            at.gap()?;
+            let access = match at.last_token() {
+                b"r" => Access::Read,
+                b"w" => Access::Write,
+                _ => return None,
+            };
+            Op::Touch { addr, len, access }
+        } else {
+            return None;
+        };
+        let used = at.line_end()?;
+        // What the full parser records for every line with a verb.
+        self.line = line;
+        self.first_line = !self.seen_content;
+        self.seen_content = true;
+        Some((op, used))
+    }
+
+    /// The value of an `mmap` FLAGS token: the last one's when it is the same token, else its
+    /// words looked up (and remembered). `None` for `0`, an unknown or empty word: the full parser
+    /// reads those.
+    fn quick_mmap_flags(&mut self, token: &[u8]) -> Option<u32> {
+        if let Some((last, value)) = &self.last_mmap_flags
+            && last.as_slice() == token
+        {
+            return Some(*value);
+        }
+        let mut flags = 0;
+        for word in token.split(|&b| b == b'|') {
+            let &(_, value) = MMAP_FLAGS.iter().find(|(name, _)| same_bytes(name.as_bytes(), word))?;
+            flags |= value;
+        }
+        self.last_mmap_flags = Some((token.to_vec(), flags));
+        Some(flags)
+    }
+}
+
+/// The quick path's place in a line: each argument is read where it stands, its digits as they
+/// are scanned (no token is cut out first), and the separators between them checked. `raw` may
+/// go on past the line: the line ends at the end of `raw`, at a `\n` or at a `\r\n`.
+struct Quick<'t> {
+    raw: &'t [u8],
+    i: usize,
+}
+
+/// Is `b` a separator (space or tab)?
+#[inline]
+fn is_gap(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+impl<'t> Quick<'t> {
+    /// Does the line start with `verb` followed by a separator (or end there)? Moves past it.
+    #[inline]
+    fn verb(&mut self, verb: &[u8]) -> bool {
+        let found = self.raw.starts_with(verb) && self.ends_token(verb.len());
+        if found {
+            self.i = verb.len();
+        }
+        found
+    }
+
+    /// Does a token end before `i`: a separator or the end of the line follows?
+    #[inline(always)]
+    fn ends_token(&self, i: usize) -> bool {
+        match self.raw.get(i) {
+            None | Some(b' ' | b'\t' | b'\n') => true,
+            Some(b'\r') => self.raw.get(i + 1) == Some(&b'\n'),
+            Some(_) => false,
+        }
+    }
+
+    /// One or more separators, skipped.
+    #[inline(always)]
+    fn gap(&mut self) -> Option<()> {
+        let start = self.i;
+        while self.raw.get(self.i).is_some_and(|&b| is_gap(b)) {
+            self.i += 1;
+        }
+        (self.i > start).then_some(())
+    }
+
+    /// The end of a token: the line ends or a separator follows.
+    #[inline]
+    fn boundary(&self) -> Option<()> {
+        self.ends_token(self.i).then_some(())
+    }
+
+    /// `ADDR LEN`, each after a separator.
+    #[inline(always)]
+    fn addr_len(&mut self) -> Option<(u64, u64)> {
+        self.gap()?;
+        let addr = self.number()?;
+        self.gap()?;
+        let len = self.number()?;
+        Some((addr, len))
+    }
+
+    /// A number as [`parse_number`] reads it: decimal or `0x` hex, with an optional `K`, `M` or
+    /// `G`, ending the token. `None` for anything else and for a value that does not fit (the
+    /// full parser then says why). The digits are added up as they are scanned; a value with
+    /// too many digits to be sure it fits is left to the full parser.
+    #[inline(always)]
+    fn number(&mut self) -> Option<u64> {
+        let raw = self.raw;
+        let start = self.i;
+        let mut value: u64 = 0;
+        let mut digits = 0;
+        for &d in raw.get(start..).unwrap_or_default() {
+            let digit = d.wrapping_sub(b'0');
+            if digit >= 10 {
+                break;
+            }
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+            digits += 1;
+        }
+        let mut i = start + digits;
+        if i == start || i - start > 19 {
+            return None;
+        }
+        if i - start == 1 && value == 0 && raw.get(i) == Some(&b'x') {
+            i += 1;
+            let hex = i;
+            while let Some(&d) = raw.get(i) {
+                let digit = match d {
+                    b'0'..=b'9' => d - b'0',
+                    b'a'..=b'f' => d - b'a' + 10,
+                    b'A'..=b'F' => d - b'A' + 10,
+                    _ => break,
+                };
+                value = (value << 4) | u64::from(digit);
+                i += 1;
+            }
+            // 16 hex digits always fit in 64 bits.
+            if i == hex || i - hex > 16 {
+                return None;
+            }
+        }
+        let shift = match raw.get(i) {
+            Some(b'K') => 10,
+            Some(b'M') => 20,
+            Some(b'G') => 30,
+            _ => 0,
+        };
+        if shift != 0 {
+            i += 1;
+            if value.leading_zeros() < shift {
+                return None;
+            }
+        }
+        self.i = i;
+        self.boundary()?;
+        Some(value << shift)
+    }
+
+    /// A protection as [`parse_prot`] reads it (`rw-`), ending the token.
+    #[inline]
+    fn prot(&mut self) -> Option<u32> {
+        let &[r, w, x] = self.raw.get(self.i..self.i + 3)? else {
+            return None;
+        };
+        self.i += 3;
+        self.boundary()?;
+        let bit = |c: u8, letter: u8, value: Prot| match c {
+            b'-' => Some(0),
+            c if c == letter => Some(value.0),
+            _ => None,
+        };
+        Some(bit(r, b'r', Prot::READ)? | bit(w, b'w', Prot::WRITE)? | bit(x, b'x', Prot::EXEC)?)
+    }
+
+    /// The value of the word of `table` that stands here as a whole token, if one does.
+    #[inline]
+    fn word(&mut self, table: &[(&[u8], u32)]) -> Option<u32> {
+        let rest = self.raw.get(self.i..)?;
+        let &(name, value) = table
+            .iter()
+            .find(|(name, _)| rest.starts_with(name) && self.ends_token(self.i + name.len()))?;
+        self.i += name.len();
+        Some(value)
+    }
+
+    /// The token at the current place, taken as the line's last: a word the caller looks up in
+    /// a table. It runs to a separator, a `\n` or a `\r`; whatever follows is for
+    /// [`Quick::line_end`] to accept (separators, then the end of the line) or not.
+    #[inline]
+    fn last_token(&mut self) -> &'t [u8] {
+        let start = self.i;
+        while self
+            .raw
+            .get(self.i)
+            .is_some_and(|&b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.i += 1;
+        }
+        self.raw.get(start..self.i).unwrap_or_default()
+    }
+
+    /// Separators, then the end of the line: how long the line is with its `\n` or `\r\n`.
+    /// `None` when anything else is left (a comment, another token, a lone `\r`).
+    #[inline]
+    fn line_end(&mut self) -> Option<usize> {
+        while self.raw.get(self.i).is_some_and(|&b| is_gap(b)) {
+            self.i += 1;
+        }
+        match self.raw.get(self.i) {
+            None => Some(self.i),
+            Some(b'\n') => Some(self.i + 1),
+            Some(b'\r') if self.raw.get(self.i + 1) == Some(&b'\n') => Some(self.i + 2),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The `madvise` words a long scenario repeats (the perf stream's two), compared where they stand.
+const QUICK_ADVICE: &[(&[u8], u32)] = &[(b"dontfork", madv::DONTFORK), (b"dofork", madv::DOFORK)];
+
+/// The advice of a `madvise` word: the two a long scenario repeats (`dontfork`, `dofork`, as
+/// the perf stream does) and the common ones compared at once, the rest from [`MADVICE`].
+#[inline]
+fn quick_advice(word: &[u8]) -> Option<u32> {
+    match word {
+        b"dontfork" => Some(madv::DONTFORK),
+        b"dofork" => Some(madv::DOFORK),
+        b"dontneed" => Some(madv::DONTNEED),
+        b"willneed" => Some(madv::WILLNEED),
+        _ => MADVICE
+            .iter()
+            .find(|(name, _)| same_bytes(name.as_bytes(), word))
+            .map(|&(_, advice)| advice),
+    }
+}
+
+/// `name == word` for the quick path's table look-ups: the length and the first byte first, as
+/// [`same_word`] does.
+#[inline]
+fn same_bytes(name: &[u8], word: &[u8]) -> bool {
+    name.len() == word.len() && name.first() == word.first() && name == word
 }
 
 impl Parser {
@@ -847,10 +1201,10 @@ impl Parser {
         let flags = match &self.last_mmap_flags {
             // A stream of mmap lines repeats a few FLAGS tokens: one comparison instead of a
             // table lookup per word.
-            Some((token, value)) if token == flags => *value,
+            Some((token, value)) if token.as_slice() == flags.as_bytes() => *value,
             _ => {
                 let value = arg("FLAGS", flags, |t| parse_flags(t, MMAP_FLAGS))?;
-                self.last_mmap_flags = Some((flags.to_string(), value));
+                self.last_mmap_flags = Some((flags.as_bytes().to_vec(), value));
                 value
             }
         };
@@ -2056,5 +2410,54 @@ mod tests {
         }
         // The mutations must actually exercise the error paths (and not only them).
         assert!((1_000..9_900).contains(&errors), "{errors} of 10000 inputs failed");
+    }
+
+    /// The quick path accepts only what the full parser accepts, with the same [`Op`]: on the
+    /// seed lines, a hundred thousand mangled ones (numbers that overflow, hex, suffixes, tabs,
+    /// comments, stray bytes) and the perf stream's lines. The perf stream's lines must all take
+    /// the quick path (they are what it is for).
+    #[test]
+    fn the_quick_path_agrees_with_the_full_parser() {
+        fn check(line: &str) -> bool {
+            let mut quick = Parser::default();
+            let mut full = LineParser::new();
+            let got = quick.quick(1, line.as_bytes());
+            if let Some(op) = &got {
+                assert_eq!(full.line_full(1, line).ok().flatten().as_ref(), Some(op), "{line:?}");
+                assert!(quick.seen_content && quick.first_line && quick.line == 1);
+            }
+            got.is_some()
+        }
+        // The same line at the start of a piece of a file: it ends at its `\n` or `\r\n`, and
+        // reads as `lines` gives it.
+        fn check_in_text(line: &str, end: &str) {
+            let text = format!("{line}{end}mmap 0 4K rw- private|anon\n");
+            let mut quick = LineParser::new();
+            if let Some((op, used)) = quick.quick_line(1, text.as_bytes()) {
+                assert_eq!(Some(used), text.find('\n').map(|n| n + 1), "{text:?}");
+                let as_read = lines(&text).next().unwrap_or_default();
+                let mut full = LineParser::new();
+                assert_eq!(full.line_full(1, as_read).ok().flatten(), Some(op), "{text:?}");
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(0x0071_7569_636b);
+        let mut taken = 0;
+        for round in 0..100_000 {
+            let seed = SEEDS[round % SEEDS.len()];
+            let mut line = match round % 4 {
+                0 => seed.to_string(),
+                _ => mutate_line(&mut rng, seed),
+            };
+            if rng.u8(0..8) == 0 {
+                line.push('\r');
+            }
+            taken += usize::from(check(&line));
+            check_in_text(&line, if rng.bool() { "\n" } else { "\r\n" });
+        }
+        assert!(taken > 10_000, "only {taken} lines took the quick path");
+        let perf = crate::perf::perf_stream(50, 2_000, 7);
+        for line in lines(&perf).skip(1) {
+            assert!(check(line), "{line:?} did not take the quick path");
+        }
     }
 }

@@ -7,7 +7,6 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write;
 
 use mmprep::Errno;
 
@@ -182,20 +181,19 @@ pub fn push_run(runs: &mut Vec<(u8, u64)>, byte: u8, count: u64) {
 /// Formats an absolute address as the transcript does: `0x` + lower-case hex of `addr - W`,
 /// wrapping (an address below W prints as a 64-bit two's complement).
 pub fn offset_hex(addr: u64) -> String {
-    let mut out = String::with_capacity(18);
-    push_offset_hex(&mut out, addr);
-    out
+    let mut buf = [0u8; 18];
+    let digits = offset_hex_digits(&mut buf, addr);
+    digits.iter().map(|&b| char::from(b)).collect()
 }
 
-/// Appends [`offset_hex`]`(addr)` to `out`: the digits go to a buffer on the stack and into `out`
-/// in one piece (what `write!(out, "{:#x}", ..)` prints, without the formatting machinery).
-fn push_offset_hex(out: &mut String, addr: u64) {
+/// The text of [`offset_hex`]`(addr)`, in `buf` (what `format!("{:#x}", addr - W)` prints,
+/// without the formatting machinery): each nibble from a table, the lowest first, then `0x`.
+fn offset_hex_digits(buf: &mut [u8; 18], addr: u64) -> &[u8] {
     let mut n = addr.wrapping_sub(WINDOW_BASE);
-    let mut buf = [0u8; 18];
     let mut at = buf.len();
     loop {
         at -= 1;
-        buf[at] = b"0123456789abcdef"[(n & 0xf) as usize];
+        buf[at] = HEX[(n & 0xf) as usize];
         n >>= 4;
         if n == 0 {
             break;
@@ -204,13 +202,14 @@ fn push_offset_hex(out: &mut String, addr: u64) {
     at -= 2;
     buf[at] = b'0';
     buf[at + 1] = b'x';
-    push_ascii(out, &buf[at..]);
+    &buf[at..]
 }
 
-/// Appends `n` in decimal to `out` (what `write!(out, "{n}")` prints, without the formatting
-/// machinery: every transcript entry starts with its line number).
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
+/// The lower-case hex digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The decimal digits of `n`, in `buf` (what `format!("{n}")` prints).
+fn decimal_digits(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut at = buf.len();
     loop {
         at -= 1;
@@ -220,36 +219,56 @@ fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    push_ascii(out, &buf[at..]);
+    &buf[at..]
 }
 
-/// Appends ASCII digits from a stack buffer: one check and one copy instead of a `push` per
-/// character.
-fn push_ascii(out: &mut String, digits: &[u8]) {
-    if let Ok(text) = core::str::from_utf8(digits) {
-        out.push_str(text);
+/// Appends [`offset_hex`]`(addr)` to `out`.
+fn push_offset_hex(out: &mut Vec<u8>, addr: u64) {
+    let mut buf = [0u8; 18];
+    out.extend_from_slice(offset_hex_digits(&mut buf, addr));
+}
+
+/// Appends `n` in decimal to `out`.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(decimal_digits(&mut buf, n));
+}
+
+/// Appends `n` as two lower-case hex digits.
+fn push_byte_hex(out: &mut Vec<u8>, n: u8) {
+    out.push(HEX[usize::from(n >> 4)]);
+    out.push(HEX[usize::from(n & 0xf)]);
+}
+
+/// Appends `n` as at least eight lower-case hex digits (`{:08x}`).
+fn push_hex8(out: &mut Vec<u8>, n: u64) {
+    let digits = (16 - n.leading_zeros() as usize / 4).max(8);
+    for i in (0..digits).rev() {
+        out.push(HEX[((n >> (4 * i)) & 0xf) as usize]);
     }
 }
 
-fn push_fault(out: &mut String, f: &Fault) {
-    out.push_str(f.signal.name());
-    out.push('@');
+fn push_fault(out: &mut Vec<u8>, f: &Fault) {
+    out.extend_from_slice(f.signal.name().as_bytes());
+    out.push(b'@');
     push_offset_hex(out, f.addr);
 }
 
-fn maps_line(out: &mut String, e: &MapsEntry) {
-    let perms = core::str::from_utf8(&e.perms).unwrap_or("????");
-    let _ = write!(
-        out,
-        "  {:08x}-{:08x} {} {:08x}",
-        e.start.wrapping_sub(WINDOW_BASE),
-        e.end.wrapping_sub(WINDOW_BASE),
-        perms,
-        e.offset
-    );
+fn maps_line(out: &mut Vec<u8>, e: &MapsEntry) {
+    out.extend_from_slice(b"  ");
+    push_hex8(out, e.start.wrapping_sub(WINDOW_BASE));
+    out.push(b'-');
+    push_hex8(out, e.end.wrapping_sub(WINDOW_BASE));
+    out.push(b' ');
+    match core::str::from_utf8(&e.perms) {
+        Ok(perms) => out.extend_from_slice(perms.as_bytes()),
+        Err(_) => out.extend_from_slice(b"????"),
+    }
+    out.push(b' ');
+    push_hex8(out, e.offset);
     if !e.name.is_empty() {
-        out.push(' ');
-        out.push_str(&e.name);
+        out.push(b' ');
+        out.extend_from_slice(e.name.as_bytes());
     }
 }
 
@@ -266,79 +285,285 @@ pub fn format_step(line: usize, verb: &str, outcome: &Outcome, window: (u64, u64
         Outcome::Failed(e) => 1 + e.name().len(),
         _ => 32,
     };
-    let mut out = String::with_capacity(1 + digits + 1 + verb.len() + 3 + result);
+    let mut out = Vec::with_capacity(1 + digits + 1 + verb.len() + 3 + result);
     write_step(&mut out, line, verb, outcome, window);
-    out
+    // Every piece is a `str` or ASCII, so the conversion never fails.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The result of the calls long scenarios are made of (`mmap`, `munmap`, `mprotect`,
+/// `madvise`...): an address, `0` or an errno. It has no heap parts, so a runner that prints as
+/// it goes makes and drops none ([`write_simple`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Simple {
+    /// [`Outcome::Addr`].
+    Addr(u64),
+    /// [`Outcome::Done`].
+    Done,
+    /// [`Outcome::Failed`].
+    Failed(Errno),
+}
+
+/// `L<n> `, the start of line `n`'s entry, kept as text: a runner that goes through the lines in
+/// order counts it up one line at a time ([`LineLabel::next`]), a carry at a time, instead of
+/// printing the number again for every entry.
+#[derive(Clone, Debug)]
+pub struct LineLabel {
+    /// `L`, the digits, a space; the rest unused.
+    text: [u8; LABEL_BYTES],
+    /// How many digits.
+    digits: usize,
+}
+
+/// `L`, up to 20 digits and a space, rounded up.
+const LABEL_BYTES: usize = 24;
+
+impl LineLabel {
+    /// The label of line `line`.
+    pub fn new(line: usize) -> LineLabel {
+        let mut text = [b' '; LABEL_BYTES];
+        text[0] = b'L';
+        let mut buf = [0u8; 20];
+        let digits = decimal_digits(&mut buf, line as u64);
+        for (to, &d) in text[1..].iter_mut().zip(digits) {
+            *to = d;
+        }
+        LineLabel {
+            text,
+            digits: digits.len(),
+        }
+    }
+
+    /// The label of the next line.
+    pub fn next(&mut self) {
+        let mut at = self.digits;
+        loop {
+            let d = &mut self.text[at];
+            if *d != b'9' {
+                *d += 1;
+                return;
+            }
+            *d = b'0';
+            at -= 1;
+            if at == 0 {
+                break;
+            }
+        }
+        // 99..9 + 1: a 1 and one more 0 (the last is the space's place, which moves right).
+        if self.digits + 2 < LABEL_BYTES {
+            self.text[1] = b'1';
+            self.digits += 1;
+            self.text[self.digits] = b'0';
+            self.text[self.digits + 1] = b' ';
+        }
+    }
+
+    /// `L<n> `.
+    pub fn text(&self) -> &[u8] {
+        &self.text[..self.digits + 2]
+    }
+}
+
+/// `VERB = `, the part of an entry between the label and the result, padded to a fixed size so
+/// that it is copied as one block: a runner makes one per verb, once ([`EntryVerb::new`] is a
+/// `const fn`).
+#[derive(Clone, Copy, Debug)]
+pub struct EntryVerb {
+    text: [u8; ENTRY_VERB_BYTES],
+    len: usize,
+}
+
+/// A verb of up to 13 bytes and ` = `.
+const ENTRY_VERB_BYTES: usize = 16;
+
+impl EntryVerb {
+    /// The text for `verb`; `None` when it is too long (more than 13 bytes).
+    pub const fn new(verb: &str) -> Option<EntryVerb> {
+        let verb = verb.as_bytes();
+        if verb.len() + 3 > ENTRY_VERB_BYTES {
+            return None;
+        }
+        let mut text = [0u8; ENTRY_VERB_BYTES];
+        let mut i = 0;
+        while i < verb.len() {
+            text[i] = verb[i];
+            i += 1;
+        }
+        text[i] = b' ';
+        text[i + 1] = b'=';
+        text[i + 2] = b' ';
+        Some(EntryVerb { text, len: i + 3 })
+    }
+
+    /// `VERB = `.
+    pub fn text(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
+}
+
+/// Appends the entry of a [`Simple`] result, without a trailing newline: what [`write_step`]
+/// prints for the same [`Outcome`].
+pub fn write_simple(out: &mut Vec<u8>, line: usize, verb: &str, result: Simple, window: (u64, u64)) {
+    match EntryVerb::new(verb) {
+        Some(verb) => {
+            write_simple_at(out, &LineLabel::new(line), &verb, result, window);
+            out.pop();
+        }
+        None => write_step_pieces(
+            out,
+            LineLabel::new(line).text(),
+            verb.as_bytes(),
+            &result.outcome(),
+            window,
+        ),
+    }
+}
+
+impl Simple {
+    /// The same result as an [`Outcome`].
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Simple::Addr(a) => Outcome::Addr(a),
+            Simple::Done => Outcome::Done,
+            Simple::Failed(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+/// [`write_simple`] with the line's [`LineLabel`] and the verb's [`EntryVerb`], and the `\n` that
+/// ends the entry: it is put together in a buffer on the stack, label and verb as fixed-size
+/// copies, and appended to `out` in one piece (one capacity check a line instead of one per
+/// piece).
+pub fn write_simple_at(out: &mut Vec<u8>, label: &LineLabel, verb: &EntryVerb, result: Simple, window: (u64, u64)) {
+    // The label, the verb and the longest result: `0x` and 16 digits, `outside`, or `-` and an
+    // errno name (checked below).
+    const ROOM: usize = LABEL_BYTES + ENTRY_VERB_BYTES + 41;
+    let mut buf = [0u8; ROOM];
+    buf[..LABEL_BYTES].copy_from_slice(&label.text);
+    let mut n = label.digits + 2;
+    buf[n..n + ENTRY_VERB_BYTES].copy_from_slice(&verb.text);
+    n += verb.len;
+    match result {
+        Simple::Addr(a) if a >= window.0 && a < window.1 => {
+            let offset = a.wrapping_sub(WINDOW_BASE);
+            let digits = (16 - offset.leading_zeros() as usize / 4).max(1);
+            buf[n] = b'0';
+            buf[n + 1] = b'x';
+            n += 2;
+            for i in 0..digits {
+                buf[n + i] = HEX[((offset >> (4 * (digits - 1 - i))) & 0xf) as usize];
+            }
+            n += digits;
+        }
+        Simple::Addr(_) => {
+            buf[n..n + 7].copy_from_slice(b"outside");
+            n += 7;
+        }
+        Simple::Done => {
+            buf[n] = b'0';
+            n += 1;
+        }
+        Simple::Failed(e) => {
+            let name = e.name().as_bytes();
+            // Room for the name and the `\n`.
+            match buf.get_mut(n + 1..n + 2 + name.len()) {
+                Some(to) => to[..name.len()].copy_from_slice(name),
+                None => {
+                    // An errno name longer than any Linux has: the general way.
+                    out.extend_from_slice(&buf[..n]);
+                    out.push(b'-');
+                    out.extend_from_slice(name);
+                    out.push(b'\n');
+                    return;
+                }
+            }
+            buf[n] = b'-';
+            n += 1 + name.len();
+        }
+    }
+    buf[n] = b'\n';
+    out.extend_from_slice(&buf[..=n]);
 }
 
 /// Appends the text of [`format_step`] to `out`, without a trailing newline: a runner that prints
 /// as it goes reuses one buffer for the whole transcript, with no `String` per line and no
 /// `format!` on the common results (parsing and printing are part of what users time).
-pub fn write_step(out: &mut String, line: usize, verb: &str, outcome: &Outcome, window: (u64, u64)) {
-    out.push('L');
-    push_decimal(out, line as u64);
-    out.push(' ');
-    out.push_str(verb);
-    out.push_str(" = ");
+pub fn write_step(out: &mut Vec<u8>, line: usize, verb: &str, outcome: &Outcome, window: (u64, u64)) {
+    let simple = match *outcome {
+        Outcome::Addr(a) => Simple::Addr(a),
+        Outcome::Done | Outcome::Forked | Outcome::Accessed(None) => Simple::Done,
+        Outcome::Failed(e) => Simple::Failed(e),
+        _ => return write_step_pieces(out, LineLabel::new(line).text(), verb.as_bytes(), outcome, window),
+    };
+    write_simple(out, line, verb, simple, window);
+}
+
+/// [`write_step`] one piece at a time, for every result.
+fn write_step_pieces(out: &mut Vec<u8>, label: &[u8], verb: &[u8], outcome: &Outcome, window: (u64, u64)) {
+    out.extend_from_slice(label);
+    out.extend_from_slice(verb);
+    out.extend_from_slice(b" = ");
     match outcome {
         Outcome::Addr(a) => {
             if *a >= window.0 && *a < window.1 {
                 push_offset_hex(out, *a);
             } else {
-                out.push_str("outside");
+                out.extend_from_slice(b"outside");
             }
         }
-        Outcome::Done | Outcome::Forked => out.push('0'),
+        Outcome::Done | Outcome::Forked => out.push(b'0'),
         Outcome::Failed(e) => {
-            out.push('-');
-            out.push_str(e.name());
+            out.push(b'-');
+            out.extend_from_slice(e.name().as_bytes());
         }
-        Outcome::Accessed(None) => out.push('0'),
+        Outcome::Accessed(None) => out.push(b'0'),
         Outcome::Accessed(Some(f)) => push_fault(out, f),
         Outcome::Read { len, runs, fault } => {
             if *len == 0 {
-                out.push('-');
+                out.push(b'-');
             } else {
                 let mut first = true;
-                for (b, n) in runs {
+                for &(b, n) in runs {
                     if !first {
-                        out.push(' ');
+                        out.push(b' ');
                     }
                     first = false;
-                    let _ = write!(out, "{b:02x}x{n}");
+                    push_byte_hex(out, b);
+                    out.push(b'x');
+                    push_decimal(out, n);
                 }
                 if let Some(f) = fault {
                     if !first {
-                        out.push(' ');
+                        out.push(b' ');
                     }
                     push_fault(out, f);
                 }
             }
         }
         Outcome::Maps(entries) => {
-            let _ = write!(out, "{}", entries.len());
+            push_decimal(out, entries.len() as u64);
             for e in entries {
-                out.push('\n');
+                out.push(b'\n');
                 maps_line(out, e);
             }
         }
         Outcome::Smaps(entries) => {
-            let _ = write!(out, "{}", entries.len());
+            push_decimal(out, entries.len() as u64);
             for (e, codes) in entries {
-                out.push('\n');
+                out.push(b'\n');
                 maps_line(out, e);
-                out.push_str(" |");
+                out.extend_from_slice(b" |");
                 for c in codes {
-                    out.push(' ');
-                    out.push_str(c);
+                    out.push(b' ');
+                    out.extend_from_slice(c.as_bytes());
                 }
             }
         }
         Outcome::Events(lines) => {
-            let _ = write!(out, "{}", lines.len());
+            push_decimal(out, lines.len() as u64);
             for l in lines {
-                out.push_str("\n  ");
-                out.push_str(l);
+                out.extend_from_slice(b"\n  ");
+                out.extend_from_slice(l.as_bytes());
             }
         }
     }
@@ -397,9 +622,12 @@ mod tests {
     #[test]
     fn numbers_print_as_format_does() {
         for n in [0u64, 1, 9, 10, 4095, 4096, 0x1234_5678_9abc, u64::MAX] {
-            let mut s = String::new();
+            let mut s = Vec::new();
             push_decimal(&mut s, n);
-            assert_eq!(s, n.to_string());
+            assert_eq!(s, n.to_string().as_bytes());
+            let mut s = Vec::new();
+            push_hex8(&mut s, n);
+            assert_eq!(s, format!("{n:08x}").as_bytes());
             assert_eq!(offset_hex(WINDOW_BASE.wrapping_add(n)), format!("{n:#x}"));
         }
     }
@@ -448,5 +676,42 @@ mod tests {
             fault: None,
         };
         assert_eq!(format_step(1, "read", &r, WIN), "L1 read = -");
+    }
+
+    /// Counting a label up gives the label of each number, across every carry.
+    #[test]
+    fn line_labels_count_as_numbers_print() {
+        let mut label = LineLabel::new(0);
+        for n in 1..=100_500usize {
+            label.next();
+            assert_eq!(label.text(), format!("L{n} ").as_bytes());
+        }
+        let mut label = LineLabel::new(99_999_999);
+        label.next();
+        assert_eq!(label.text(), b"L100000000 ");
+    }
+
+    /// The stack-built entries of the common results are the piece-by-piece ones.
+    #[test]
+    fn simple_entries_print_as_outcomes_do() {
+        for line in [1, 9, 10, 12345, usize::MAX] {
+            for result in [
+                Simple::Done,
+                Simple::Addr(WINDOW_BASE + 0x7000),
+                Simple::Addr(0x10),
+                Simple::Failed(Errno::ENOMEM),
+            ] {
+                let outcome = result.outcome();
+                let mut pieces = Vec::new();
+                write_step_pieces(&mut pieces, LineLabel::new(line).text(), b"mprotect", &outcome, WIN);
+                let mut simple = Vec::new();
+                write_simple(&mut simple, line, "mprotect", result, WIN);
+                assert_eq!(simple, pieces);
+                assert_eq!(
+                    String::from_utf8(simple).ok(),
+                    Some(format_step(line, "mprotect", &outcome, WIN))
+                );
+            }
+        }
     }
 }

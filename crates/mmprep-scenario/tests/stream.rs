@@ -30,13 +30,41 @@ fn scenarios(dir: &Path, out: &mut Vec<PathBuf>) {
 /// `text` through [`Stream`], fed as `mmprep run` feeds it (the lines of `str::lines`).
 fn streamed(text: &str, profile: &Profile, options: &RunOptions, why: bool) -> (String, RunEnd) {
     let mut run = Stream::new(profile, options, text.contains("events"), why);
-    let mut out = String::new();
+    let mut out = Vec::new();
     for line in text.lines() {
         if run.line(line, &mut out).is_break() {
             break;
         }
     }
-    (out, run.finish())
+    (String::from_utf8(out).expect("a transcript is UTF-8"), run.finish())
+}
+
+/// `text` through [`Stream::feed`], as `mmprep run FILE` feeds it: pieces of whole lines (cut
+/// after every `cut`-th line), each fed until `room` bytes of transcript wait.
+fn fed(text: &str, profile: &Profile, options: &RunOptions, why: bool, cut: usize, room: usize) -> (String, RunEnd) {
+    let mut run = Stream::new(profile, options, text.contains("events"), why);
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (n, (i, _)) in bytes.iter().enumerate().filter(|&(_, &b)| b == b'\n').enumerate() {
+        if n % cut == cut - 1 {
+            pieces.push(&bytes[start..=i]);
+            start = i + 1;
+        }
+    }
+    pieces.push(&bytes[start..]);
+    'pieces: for mut piece in pieces {
+        while !piece.is_empty() {
+            let limit = out.len().saturating_add(room);
+            let (used, flow) = run.feed(piece, &mut out, limit);
+            if flow.is_break() {
+                break 'pieces;
+            }
+            piece = &piece[used..];
+        }
+    }
+    (String::from_utf8(out).expect("a transcript is UTF-8"), run.finish())
 }
 
 /// `text` parsed whole and run by [`engine::run_with`] or [`engine::run_why`].
@@ -60,6 +88,19 @@ fn assert_same(name: &str, text: &str, profile: &Profile, options: &RunOptions) 
             want.0,
             got.0
         );
+        for (cut, room) in [(usize::MAX, usize::MAX), (3, 1)] {
+            let got = fed(text, profile, options, why, cut, room);
+            assert_eq!(
+                got.1, want.1,
+                "{name} (why: {why}, fed {cut}/{room}): the run ends differently"
+            );
+            assert!(
+                got.0 == want.0,
+                "{name} (why: {why}, fed {cut}/{room}): the transcripts differ\n--- whole\n{}\n--- fed\n{}",
+                want.0,
+                got.0
+            );
+        }
     }
 }
 
@@ -96,6 +137,9 @@ fn bad_lines_end_the_stream_where_they_end_the_whole_run() {
         "mmap 0 4K rw- private|anon|fixed\nmunmap 4K 4K\nmprotect 0 4K r--|bogus\n",
         "",
         "\n\n",
+        "mmap 0 8K rw- private|anon|fixed\r\nmprotect 0 4K r--\r\nmadvise 0 4K dontfork \r\nmaps\r",
+        "mprotect 0 4K r--\r",
+        "mmap 0 8K rw- private|anon|fixed\nmunmap 0 4K # done\n\tmunmap 4K 4K\t\nmaps",
     ] {
         assert_same(&format!("{text:?}"), text, &profile, &options);
     }
