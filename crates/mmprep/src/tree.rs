@@ -75,6 +75,17 @@ enum Node {
 /// The branches from the root down to a leaf: each branch and the child taken.
 type Path = [(u32, usize); MAX_HEIGHT];
 
+/// A position in a [`VmaTree`]: a leaf and a slot in it, as a [`Cursor`] holds it, kept across
+/// a change that needs all of `Mm` (the cursor borrows only the tree) and turned back into a
+/// cursor by [`VmaTree::cursor_at`] without a descent. The kernel keeps its `vma_iterator` across
+/// such steps; here the position is a plain value instead of a borrow.
+///
+/// # Invariants
+/// Valid until the tree's next insert or removal (a range change in place keeps it); the one
+/// who made it uses it before then, and [`VmaTree::cursor_at`] checks that a VMA is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct VmaPos(u32, usize);
+
 /// The VMAs of one address space, sorted by address.
 ///
 /// # Invariants
@@ -783,9 +794,43 @@ impl VmaTree {
         let pos = self.seek(addr.0);
         Cursor { tree: self, pos }
     }
+
+    /// A cursor at `pos`, which a cursor gave out since the last insert or removal: no
+    /// descent.
+    pub(crate) fn cursor_at(&mut self, pos: VmaPos) -> Cursor<'_> {
+        debug_assert!(
+            matches!(self.nodes.get(pos.0 as usize), Some(Node::Leaf(l)) if pos.1 < l.vmas.len()),
+            "stale position {pos:?}"
+        );
+        Cursor {
+            tree: self,
+            pos: (pos.0, pos.1),
+        }
+    }
+
+    /// The VMA at `pos` (see [`VmaTree::cursor_at`]).
+    pub(crate) fn vma_at(&self, pos: VmaPos) -> &Vma {
+        self.vma((pos.0, pos.1))
+    }
+
+    /// The position of the VMA after the one at `pos`, if any.
+    pub(crate) fn pos_after(&self, pos: VmaPos) -> Option<VmaPos> {
+        self.after((pos.0, pos.1)).map(|(l, s)| VmaPos(l, s))
+    }
+
+    /// The position of the VMA starting exactly at `start` (one look-up).
+    pub(crate) fn pos_of(&self, start: VirtAddr) -> Option<VmaPos> {
+        self.find_start(start).map(|(l, s)| VmaPos(l, s))
+    }
 }
 
 impl Cursor<'_> {
+    /// The position of the VMA the cursor is at, to come back to it with
+    /// [`VmaTree::cursor_at`]; `None` past the last VMA.
+    pub(crate) fn pos(&self) -> Option<VmaPos> {
+        self.tree.at(self.pos).map(|(l, s)| VmaPos(l, s))
+    }
+
     /// The VMA at the position.
     pub(crate) fn get(&self) -> Option<&Vma> {
         self.tree.at(self.pos).map(|p| self.tree.vma(p))
