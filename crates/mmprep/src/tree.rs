@@ -229,9 +229,10 @@ impl VmaTree {
         self.free.push(id);
     }
 
-    /// One descent to the first VMA ending above `addr`: the branches passed, the leaf and the
-    /// slot (the leaf's length when no VMA ends above `addr`).
-    fn descend(&self, addr: u64) -> (Path, u32, usize) {
+    /// One descent to the first VMA ending above `addr`: the branches passed and the child
+    /// taken in each. Only a leaf that splits or goes away needs this; a pivot fix does not
+    /// ([`VmaTree::fix_pivot`]).
+    fn descend(&self, addr: u64) -> Path {
         let mut path = [(NIL, 0); MAX_HEIGHT];
         let mut id = self.root;
         for step in path.iter_mut().take(self.height) {
@@ -240,8 +241,7 @@ impl VmaTree {
             *step = (id, i);
             id = b.children[i];
         }
-        let l = self.leaf(id);
-        (path, id, first_above(&l.ends, addr).min(l.vmas.len()))
+        path
     }
 
     /// [`VmaTree::descend`] without the path: the hinted leaf when it holds the answer, else a
@@ -437,10 +437,9 @@ impl VmaTree {
         );
         let l = self.leaf(leaf);
         if slot + 1 == l.vmas.len() && l.ends[slot] != end.0 {
-            // The leaf's highest end moves: the path to the pivot naming it, found while the
-            // tree still routes `key` here.
-            let (path, ..) = self.descend(key.0);
-            self.fix_pivot(&path, end.0);
+            // The leaf's highest end moves: fix the pivot naming it, found while the tree
+            // still routes `key` here.
+            self.fix_pivot(key.0, end.0);
         }
         let l = self.leaf_mut(leaf);
         l.ends[slot] = end.0;
@@ -449,15 +448,23 @@ impl VmaTree {
         v
     }
 
-    /// The highest end of the subtree at the end of `path` is now `max`: set the one pivot that
-    /// names it, in the deepest branch where the path does not take the last child.
-    fn fix_pivot(&mut self, path: &Path, max: u64) {
-        for &(bid, i) in path[..self.height].iter().rev() {
-            let b = self.branch_mut(bid);
+    /// The highest end of the leaf the tree routes `key` to is now `max`: set the one pivot
+    /// that names it, in the deepest branch where the way down does not take the last child
+    /// (none on the way to the last leaf). One descent that remembers a single branch, so it
+    /// needs no path.
+    fn fix_pivot(&mut self, key: u64, max: u64) {
+        let mut id = self.root;
+        let mut naming = None;
+        for _ in 0..self.height {
+            let b = self.branch(id);
+            let i = child_for(b, key);
             if i + 1 < b.len {
-                b.pivots[i] = max;
-                return;
+                naming = Some((id, i));
             }
+            id = b.children[i];
+        }
+        if let Some((bid, i)) = naming {
+            self.branch_mut(bid).pivots[i] = max;
         }
     }
 
@@ -477,26 +484,24 @@ impl VmaTree {
     fn insert_at(&mut self, (leaf, idx): (u32, usize), vma: Vma) -> (u32, usize) {
         let n = self.leaf(leaf).vmas.len();
         debug_assert!(idx <= n && (idx == n || self.leaf(leaf).vmas[idx].start() >= vma.end()));
-        // The path is needed only when the leaf splits or gets a new highest end.
-        let path = if n == B || idx == n {
-            self.descend(vma.start().0).0
-        } else {
-            [(NIL, 0); MAX_HEIGHT]
-        };
+        // INVARIANT: a new highest end comes only to the last leaf (a descent past every end
+        // leads there, and `Cursor::insert_after` goes to the next leaf's slot 0), whose
+        // highest end no pivot names: nothing above changes unless the leaf splits.
+        debug_assert!(idx < n || self.leaf(leaf).next == NIL);
         self.len += 1;
         let end = vma.end().0;
-        let l = self.leaf_mut(leaf);
         if n < B {
+            let l = self.leaf_mut(leaf);
             l.ends.copy_within(idx..n, idx + 1);
             l.ends[idx] = end;
             // Room for B and no more (a grown Vec would double to 2B).
             l.vmas.reserve_exact(B - n);
             l.vmas.insert(idx, vma);
-            if idx == n {
-                self.fix_pivot(&path, end);
-            }
             return (leaf, idx);
         }
+        // The path is needed only when the leaf splits.
+        let path = self.descend(vma.start().0);
+        let l = self.leaf_mut(leaf);
         // The leaf is full: split it, keeping `keep` of the B + 1 VMAs on the left.
         let keep = split_point(idx);
         let mut right = new_leaf();
@@ -621,11 +626,11 @@ impl VmaTree {
     fn remove_at(&mut self, (leaf, slot): (u32, usize)) -> (Vma, bool) {
         let n = self.leaf(leaf).vmas.len();
         let start = self.leaf(leaf).vmas[slot].start();
-        // The path is needed only when the leaf empties or loses its highest end.
-        let path = if slot + 1 == n {
-            self.descend(start.0).0
+        // The path is needed only when the leaf empties.
+        let path = if n == 1 && self.height > 0 {
+            Some(self.descend(start.0))
         } else {
-            [(NIL, 0); MAX_HEIGHT]
+            None
         };
         let l = self.leaf_mut(leaf);
         let v = l.vmas.remove(slot);
@@ -633,14 +638,13 @@ impl VmaTree {
         l.ends[n - 1] = u64::MAX;
         self.len -= 1;
         let mut gone = false;
-        if n == 1 {
-            if self.height > 0 {
-                self.remove_leaf(&path, leaf);
-                gone = true;
-            }
-        } else if slot == n - 1 {
+        if let Some(path) = path {
+            self.remove_leaf(&path, leaf);
+            gone = true;
+        } else if n > 1 && slot == n - 1 {
+            // The pivots still route `start` here.
             let max = self.leaf(leaf).ends[n - 2];
-            self.fix_pivot(&path, max);
+            self.fix_pivot(start.0, max);
         }
         (v, gone)
     }
@@ -697,7 +701,7 @@ impl VmaTree {
         }
     }
 
-    /// [`VmaTree::fix_pivot`] for the subtree at `path[depth]`.
+    /// The pivot naming the subtree at `path[depth]` is now `max`.
     fn fix_pivot_above(&mut self, path: &Path, depth: usize, max: u64) {
         for &(bid, i) in path[..depth].iter().rev() {
             let b = self.branch_mut(bid);
@@ -908,6 +912,42 @@ impl Cursor<'_> {
         &mut self.tree.leaf_mut(id).vmas[slot]
     }
 
+    /// Splits the VMA at the position in two (`__split_vma`'s commit): it keeps its start and
+    /// now ends where `upper` starts, and `upper`, its tail, goes in right after it. Moves to
+    /// `upper`. Unless the leaf is full, one move of the leaf's tail and no descent: the leaf's
+    /// highest end stays what it was, so no pivot changes.
+    ///
+    /// # Preconditions
+    /// A VMA is at the position; `upper` ends where it ends and starts strictly inside it.
+    pub(crate) fn split_off(&mut self, upper: Vma) -> &mut Vma {
+        let (leaf, slot) = self.tree.at(self.pos).expect("split_off past the last VMA");
+        let l = self.tree.leaf_mut(leaf);
+        let n = l.vmas.len();
+        let v = &mut l.vmas[slot];
+        debug_assert!(
+            v.start() < upper.start() && upper.end() == v.end(),
+            "split {v:?} into {upper:?}"
+        );
+        let (start, pgoff) = (v.start(), v.pgoff());
+        if n == B {
+            // A full leaf splits: the general way.
+            self.pos = (leaf, slot);
+            self.set_range(start, upper.start(), pgoff);
+            return self.insert_after(upper);
+        }
+        // INVARIANT: the two pieces cover the old range, so the leaf's ends stay sorted and its
+        // highest end is unchanged.
+        v.set_bounds(start, upper.start(), pgoff);
+        l.ends.copy_within(slot + 1..n, slot + 2);
+        l.ends[slot] = upper.start().0;
+        l.ends[slot + 1] = upper.end().0;
+        l.vmas.reserve_exact(B - n);
+        l.vmas.insert(slot + 1, upper);
+        self.tree.len += 1;
+        self.pos = (leaf, slot + 1);
+        &mut self.tree.leaf_mut(leaf).vmas[slot + 1]
+    }
+
     /// Removes the VMA at the position and returns it; the position moves to the VMA after it.
     pub(crate) fn remove(&mut self) -> Vma {
         let p = self.tree.at(self.pos).expect("remove past the last VMA");
@@ -1059,7 +1099,8 @@ mod model {
 
     /// One step: 0 insert `[a, a + len)` if free, 1 remove the VMA around `a`, 2 grow or shrink
     /// the VMA around `a` within its gap; through a [`Cursor`]: 3 split the VMA around `a` at
-    /// `a`, 4 remove it (the cursor then stands at the next VMA), 5 walk back and forth.
+    /// `a`, 4 remove it (the cursor then stands at the next VMA), 5 walk back and forth, 6 split
+    /// it at `a` with `split_off`.
     fn step(t: &mut VmaTree, m: &mut BTreeMap<u64, u64>, op: u8, a: u64, len: u64) {
         let containing = m
             .range(..=a)
@@ -1090,6 +1131,21 @@ mod model {
                     assert_eq!(up.start().0 >> 12, a);
                     assert_eq!(c.get().map(|v| v.start().0 >> 12), Some(a));
                     assert_eq!(c.peek_prev().map(|v| v.start().0 >> 12), Some(s));
+                    m.insert(s, a);
+                    m.insert(a, e);
+                }
+            }
+            6 => {
+                // split_off: the tail from `a` as a VMA of its own, at the cursor.
+                if let Some((s, e)) = containing.filter(|(s, _)| *s < a) {
+                    let mut c = t.cursor(VirtAddr(a << 12));
+                    let up = c.split_off(vma(a, e));
+                    assert_eq!(up.start().0 >> 12, a);
+                    assert_eq!(c.get().map(|v| (v.start().0 >> 12, v.end().0 >> 12)), Some((a, e)));
+                    assert_eq!(
+                        c.peek_prev().map(|v| (v.start().0 >> 12, v.end().0 >> 12)),
+                        Some((s, a))
+                    );
                     m.insert(s, a);
                     m.insert(a, e);
                 }
@@ -1186,7 +1242,7 @@ mod model {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
-        fn matches_btreemap(ops in proptest::collection::vec((0u8..6, 0u64..600, 1u64..6), 1..700)) {
+        fn matches_btreemap(ops in proptest::collection::vec((0u8..7, 0u64..600, 1u64..6), 1..700)) {
             let mut t = VmaTree::new();
             let mut m = BTreeMap::new();
             for (k, &(op, a, len)) in ops.iter().enumerate() {

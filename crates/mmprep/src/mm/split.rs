@@ -144,17 +144,12 @@ impl Mm {
 /// The commit of `__split_vma` at the cursor's VMA: the piece that keeps its start is changed in
 /// place, the other is a copy inserted after it, both at one position (no look-up by start).
 /// Both pieces are the same VMA but for their ranges, so which one "is" the original only
-/// decides where `open` is called.
-/// Returns the upper piece's position (the cursor stays there).
+/// decides where `open` is called. Returns the upper piece's position (the cursor stays there).
 fn split_at(c: &mut Cursor<'_>, addr: VirtAddr) -> VmaPos {
-    let (l_start, vma_end, l_pgoff) = {
-        let v = c.get().expect("VMA in tree");
-        (v.start(), v.end(), v.pgoff())
-    };
-    let lower = c.set_range(l_start, addr, l_pgoff);
-    let mut upper = lower.clone();
-    upper.set_bounds(addr, vma_end, upper.pgoff().add(addr.pages_from(l_start)));
+    let v = c.get().expect("VMA in tree");
+    let mut upper = v.clone();
+    upper.set_bounds(addr, v.end(), v.pgoff().add(addr.pages_from(v.start())));
     // INVARIANT: the two pieces cover exactly the old range and do not overlap.
-    c.insert_after(upper);
+    c.split_off(upper);
     c.pos().expect("the upper piece")
 }
