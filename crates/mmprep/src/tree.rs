@@ -139,8 +139,17 @@ fn new_leaf() -> Leaf {
 /// The index of the first key above `addr` among the sorted `keys`; unused slots hold
 /// `u64::MAX`, so the scan needs no length and stops at the first of them (measured against a
 /// branch-free count of all sixteen: the early stop runs a third of the instructions).
+#[inline]
 fn first_above(keys: &[u64; B], addr: u64) -> usize {
     keys.iter().position(|&k| k > addr).unwrap_or(B)
+}
+
+/// The panic of a node look-up that finds the wrong kind of node (a broken tree invariant),
+/// kept out of line so that the look-ups stay small enough to inline.
+#[cold]
+#[inline(never)]
+fn not_a(id: u32, kind: &str) -> ! {
+    unreachable!("node {id} is not a {kind}")
 }
 
 /// How many of the `B + 1` items of a full node that takes a new one at `idx` stay on its left.
@@ -157,6 +166,7 @@ fn split_point(idx: usize) -> usize {
 }
 
 /// The child of branch `b` whose subtree holds the first end above `addr`.
+#[inline]
 fn child_for(b: &Branch, addr: u64) -> usize {
     // An address at `u64::MAX` counts the padding too.
     first_above(&b.pivots, addr).min(b.len - 1)
@@ -186,31 +196,35 @@ impl VmaTree {
         self.len == 0
     }
 
+    #[inline]
     fn leaf(&self, id: u32) -> &Leaf {
         match &self.nodes[id as usize] {
             Node::Leaf(l) => l,
-            _ => unreachable!("node {id} is not a leaf"),
+            _ => not_a(id, "leaf"),
         }
     }
 
+    #[inline]
     fn leaf_mut(&mut self, id: u32) -> &mut Leaf {
         match &mut self.nodes[id as usize] {
             Node::Leaf(l) => l,
-            _ => unreachable!("node {id} is not a leaf"),
+            _ => not_a(id, "leaf"),
         }
     }
 
+    #[inline]
     fn branch(&self, id: u32) -> &Branch {
         match &self.nodes[id as usize] {
             Node::Branch(b) => b,
-            _ => unreachable!("node {id} is not a branch"),
+            _ => not_a(id, "branch"),
         }
     }
 
+    #[inline]
     fn branch_mut(&mut self, id: u32) -> &mut Branch {
         match &mut self.nodes[id as usize] {
             Node::Branch(b) => b,
-            _ => unreachable!("node {id} is not a branch"),
+            _ => not_a(id, "branch"),
         }
     }
 
@@ -246,6 +260,7 @@ impl VmaTree {
 
     /// [`VmaTree::descend`] without the path: the hinted leaf when it holds the answer, else a
     /// descent (which becomes the hint).
+    #[inline]
     fn seek(&self, addr: u64) -> (u32, usize) {
         let hint = self.hint.load(Relaxed);
         if let Some(Node::Leaf(l)) = self.nodes.get(hint as usize) {
@@ -269,6 +284,7 @@ impl VmaTree {
     }
 
     /// The VMA at a position, or at the next one when the slot is past its leaf's end.
+    #[inline]
     fn at(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
         let l = self.leaf(id);
         if slot < l.vmas.len() {
@@ -280,6 +296,7 @@ impl VmaTree {
     }
 
     /// The position before `(id, slot)`.
+    #[inline]
     fn before(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
         if slot > 0 {
             return Some((id, slot - 1));
@@ -289,10 +306,12 @@ impl VmaTree {
     }
 
     /// The position after `(id, slot)`.
+    #[inline]
     fn after(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
         self.at((id, slot + 1))
     }
 
+    #[inline]
     fn vma(&self, (id, slot): (u32, usize)) -> &Vma {
         &self.leaf(id).vmas[slot]
     }
@@ -794,6 +813,7 @@ pub(crate) struct Cursor<'a> {
 
 impl VmaTree {
     /// A cursor at the first VMA ending above `addr` (`vma_iter_init` + `vma_find`).
+    #[inline]
     pub(crate) fn cursor(&mut self, addr: VirtAddr) -> Cursor<'_> {
         let pos = self.seek(addr.0);
         Cursor { tree: self, pos }
@@ -801,6 +821,7 @@ impl VmaTree {
 
     /// A cursor at `pos`, which a cursor gave out since the last insert or removal: no
     /// descent.
+    #[inline]
     pub(crate) fn cursor_at(&mut self, pos: VmaPos) -> Cursor<'_> {
         debug_assert!(
             matches!(self.nodes.get(pos.0 as usize), Some(Node::Leaf(l)) if pos.1 < l.vmas.len()),
@@ -813,11 +834,13 @@ impl VmaTree {
     }
 
     /// The VMA at `pos` (see [`VmaTree::cursor_at`]).
+    #[inline]
     pub(crate) fn vma_at(&self, pos: VmaPos) -> &Vma {
         self.vma((pos.0, pos.1))
     }
 
     /// The position of the VMA after the one at `pos`, if any.
+    #[inline]
     pub(crate) fn pos_after(&self, pos: VmaPos) -> Option<VmaPos> {
         self.after((pos.0, pos.1)).map(|(l, s)| VmaPos(l, s))
     }
@@ -831,34 +854,40 @@ impl VmaTree {
 impl Cursor<'_> {
     /// The position of the VMA the cursor is at, to come back to it with
     /// [`VmaTree::cursor_at`]; `None` past the last VMA.
+    #[inline]
     pub(crate) fn pos(&self) -> Option<VmaPos> {
         self.tree.at(self.pos).map(|(l, s)| VmaPos(l, s))
     }
 
     /// The VMA at the position.
+    #[inline]
     pub(crate) fn get(&self) -> Option<&Vma> {
         self.tree.at(self.pos).map(|p| self.tree.vma(p))
     }
 
     /// The VMA at the position, to change in place (not its range: [`Cursor::set_range`]).
+    #[inline]
     pub(crate) fn get_mut(&mut self) -> Option<&mut Vma> {
         let (id, slot) = self.tree.at(self.pos)?;
         Some(&mut self.tree.leaf_mut(id).vmas[slot])
     }
 
     /// The VMA before the position, without moving.
+    #[inline]
     pub(crate) fn peek_prev(&self) -> Option<&Vma> {
         let p = self.tree.at(self.pos).unwrap_or(self.pos);
         self.tree.before(p).map(|p| self.tree.vma(p))
     }
 
     /// The VMA after the VMA at the position, without moving.
+    #[inline]
     pub(crate) fn peek_next(&self) -> Option<&Vma> {
         let p = self.tree.at(self.pos)?;
         self.tree.after(p).map(|p| self.tree.vma(p))
     }
 
     /// Steps back to the VMA before the position (`vma_prev`); stays put when there is none.
+    #[inline]
     pub(crate) fn prev(&mut self) -> Option<&Vma> {
         let p = self.tree.at(self.pos).unwrap_or(self.pos);
         let b = self.tree.before(p)?;
@@ -868,6 +897,7 @@ impl Cursor<'_> {
 
     /// Steps on to the VMA after the position (`vma_next`); at the end of the tree, stays past
     /// the last VMA.
+    #[inline]
     pub(crate) fn next(&mut self) -> Option<&Vma> {
         let p = self.tree.at(self.pos)?;
         self.pos = (p.0, p.1 + 1);
