@@ -978,6 +978,79 @@ impl Cursor<'_> {
         &mut self.tree.leaf_mut(leaf).vmas[slot + 1]
     }
 
+    /// Splits the VMA at the position in three (`vma_modify`'s two `__split_vma` commits for a
+    /// range strictly inside it): it keeps its start and now ends where `mid` starts; `mid` and
+    /// `upper`, which cover the rest, go in after it. Moves to `mid`. Unless the leaf lacks room
+    /// for two more, one move of the leaf's tail and no descent (the leaf's highest end stays).
+    ///
+    /// # Preconditions
+    /// A VMA is at the position; `mid` starts strictly inside it, `upper` starts where `mid`
+    /// ends, strictly inside it, and ends where it ends.
+    pub(crate) fn split_off_two(&mut self, mid: Vma, upper: Vma) -> &mut Vma {
+        let (leaf, slot) = self.tree.at(self.pos).expect("split_off_two past the last VMA");
+        let l = self.tree.leaf_mut(leaf);
+        let n = l.vmas.len();
+        let v = &mut l.vmas[slot];
+        debug_assert!(
+            v.start() < mid.start() && mid.end() == upper.start() && upper.start() < v.end() && upper.end() == v.end(),
+            "split {v:?} into {mid:?} and {upper:?}"
+        );
+        if n + 2 > B {
+            // Too full for both: one piece at a time, the upper first.
+            self.pos = (leaf, slot);
+            self.split_off(upper);
+            self.prev();
+            return self.split_off(mid);
+        }
+        // INVARIANT: the three pieces cover the old range in order, so the leaf's ends stay
+        // sorted and its highest end is unchanged.
+        let (start, pgoff) = (v.start(), v.pgoff());
+        v.set_bounds(start, mid.start(), pgoff);
+        l.ends.copy_within(slot + 1..n, slot + 3);
+        l.ends[slot] = mid.start().0;
+        l.ends[slot + 1] = mid.end().0;
+        l.ends[slot + 2] = upper.end().0;
+        l.vmas.reserve_exact(B - n);
+        l.vmas.splice(slot + 1..slot + 1, [mid, upper]);
+        self.tree.len += 2;
+        self.pos = (leaf, slot + 1);
+        &mut self.tree.leaf_mut(leaf).vmas[slot + 1]
+    }
+
+    /// Removes the VMA at the position and the one after it (a merge that deletes middle and
+    /// next) and returns both; the position moves to the VMA after them. When both are in one
+    /// leaf that keeps a VMA, one move of the leaf's tail.
+    ///
+    /// # Preconditions
+    /// A VMA is at the position, and another after it.
+    pub(crate) fn remove_two(&mut self) -> (Vma, Vma) {
+        let (leaf, slot) = self.tree.at(self.pos).expect("remove_two past the last VMA");
+        let n = self.tree.leaf(leaf).vmas.len();
+        if slot + 1 >= n || (slot == 0 && n == 2) {
+            // In two leaves, or the leaf empties: one at a time.
+            let a = self.remove();
+            let b = self.remove();
+            return (a, b);
+        }
+        let l = self.tree.leaf_mut(leaf);
+        let start = l.vmas[slot].start();
+        let mut gone = l.vmas.drain(slot..slot + 2);
+        let (a, b) = (gone.next().expect("two VMAs"), gone.next().expect("two VMAs"));
+        drop(gone);
+        l.ends.copy_within(slot + 2..n, slot);
+        l.ends[n - 2..n].fill(u64::MAX);
+        // The leaf's highest end, if it lost it (then it keeps the VMAs before `slot`, as
+        // `slot > 0`).
+        let lost_max = (slot + 2 == n).then(|| l.ends[slot - 1]);
+        self.tree.len -= 2;
+        if let Some(max) = lost_max {
+            // The pivots still route `start` here.
+            self.tree.fix_pivot(start.0, max);
+        }
+        self.pos = (leaf, slot);
+        (a, b)
+    }
+
     /// Removes the VMA at the position and returns it; the position moves to the VMA after it.
     pub(crate) fn remove(&mut self) -> Vma {
         let p = self.tree.at(self.pos).expect("remove past the last VMA");
@@ -1130,7 +1203,8 @@ mod model {
     /// One step: 0 insert `[a, a + len)` if free, 1 remove the VMA around `a`, 2 grow or shrink
     /// the VMA around `a` within its gap; through a [`Cursor`]: 3 split the VMA around `a` at
     /// `a`, 4 remove it (the cursor then stands at the next VMA), 5 walk back and forth, 6 split
-    /// it at `a` with `split_off`.
+    /// it at `a` with `split_off`, 7 remove it and the next with `remove_two`, 8 split it at `a`
+    /// and `a + 1` with `split_off_two`.
     fn step(t: &mut VmaTree, m: &mut BTreeMap<u64, u64>, op: u8, a: u64, len: u64) {
         let containing = m
             .range(..=a)
@@ -1178,6 +1252,40 @@ mod model {
                     );
                     m.insert(s, a);
                     m.insert(a, e);
+                }
+            }
+            7 => {
+                // remove_two: the VMA around `a` and the one after it.
+                if let Some((s, e)) = containing
+                    && let Some((ns, ne)) = m.range(e..).next().map(|(s, e)| (*s, *e))
+                {
+                    let mut c = t.cursor(VirtAddr(a << 12));
+                    let (x, y) = c.remove_two();
+                    assert_eq!((x.start().0 >> 12, y.start().0 >> 12), (s, ns));
+                    assert_eq!((x.end().0 >> 12, y.end().0 >> 12), (e, ne));
+                    m.remove(&s);
+                    m.remove(&ns);
+                    let next = m.range(ns..).next().map(|(s, _)| *s);
+                    assert_eq!(c.get().map(|v| v.start().0 >> 12), next, "after remove_two");
+                }
+            }
+            8 => {
+                // split_off_two: the VMA around `a` in three, at `a` and `a + 1`.
+                if let Some((s, e)) = containing.filter(|(s, e)| *s < a && a + 1 < *e) {
+                    let mut c = t.cursor(VirtAddr(a << 12));
+                    let mid = c.split_off_two(vma(a, a + 1), vma(a + 1, e));
+                    assert_eq!(mid.start().0 >> 12, a);
+                    assert_eq!(
+                        c.peek_prev().map(|v| (v.start().0 >> 12, v.end().0 >> 12)),
+                        Some((s, a))
+                    );
+                    assert_eq!(
+                        c.peek_next().map(|v| (v.start().0 >> 12, v.end().0 >> 12)),
+                        Some((a + 1, e))
+                    );
+                    m.insert(s, a);
+                    m.insert(a, a + 1);
+                    m.insert(a + 1, e);
                 }
             }
             4 => {
@@ -1272,7 +1380,7 @@ mod model {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
-        fn matches_btreemap(ops in proptest::collection::vec((0u8..7, 0u64..600, 1u64..6), 1..700)) {
+        fn matches_btreemap(ops in proptest::collection::vec((0u8..9, 0u64..600, 1u64..6), 1..700)) {
             let mut t = VmaTree::new();
             let mut m = BTreeMap::new();
             for (k, &(op, a, len)) in ops.iter().enumerate() {

@@ -371,10 +371,8 @@ impl Mm {
         let target = if merge_both {
             //  |<------------------>|
             //  | prev | middle | next |   prev extends; middle and next are deleted
-            let m = c.remove();
-            debug_assert!(can_remove(&m));
-            let next = c.remove();
-            debug_assert!(can_remove(&next));
+            let (m, next) = c.remove_two();
+            debug_assert!(can_remove(&m) && can_remove(&next));
             let p = c.prev().expect("prev");
             let (p_start, p_pgoff) = (p.start(), p.pgoff());
             sticky_bits = sticky_bits.with(p.flags().and(sticky)).with(next.flags().and(sticky));
@@ -486,6 +484,10 @@ impl Mm {
                 return Err(crate::errno::err(crate::Errno::ENOMEM, "merge ran out of memory"));
             }
             MergeOutcome::NoMerge | MergeOutcome::Start => {}
+        }
+        if m_start < start && end < m_end {
+            // Inside: the middle of three pieces.
+            return self.split_vma_twice(pos, start, end);
         }
         if m_start < start {
             // The range is the upper piece.

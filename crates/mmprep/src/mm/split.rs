@@ -40,6 +40,48 @@ impl Mm {
         self.split_vma_unchecked_at(pos, addr, new_below)
     }
 
+    /// `vma_modify`'s `split_vma(start)` then `split_vma(end)` for `[start, end)` strictly inside
+    /// the VMA at `pos`, the range ending up a VMA of its own between the two others. Returns a
+    /// cursor at it.
+    ///
+    /// An anonymous VMA (no driver hooks) is cut in three at once, when nothing can fail
+    /// between the two splits (the `map_count` check passes for both, and the test switch is
+    /// off): one move in the leaf. Otherwise the two splits run one after the other, so a
+    /// failure of the second leaves the first in place, as in the kernel.
+    ///
+    /// # Preconditions
+    /// `pos` is current; its VMA contains `[start, end)` with room on both sides.
+    ///
+    /// # On failure
+    /// As two [`Mm::split_vma`] calls: `ENOMEM` from the second keeps the first split.
+    pub(crate) fn split_vma_twice(&mut self, pos: VmaPos, start: VirtAddr, end: VirtAddr) -> Result<Cursor<'_>> {
+        let v = self.tree.vma_at(pos);
+        debug_assert!(v.start() < start && start < end && end < v.end());
+        if v.ops().driver().is_some()
+            || self.fail_alloc_in.is_some()
+            || self.map_count() + 1 >= self.profile.max_map_count
+        {
+            let upper = self.split_vma(pos, start, true)?;
+            let upper = self.split_vma(upper, end, false)?;
+            let mut c = self.tree.cursor_at(upper);
+            c.prev();
+            return Ok(c);
+        }
+        // vma_adjust_trans_huge at both new boundaries.
+        self.ptes.split_huge_at(start);
+        self.ptes.split_huge_at(end);
+        let mut c = self.tree.cursor_at(pos);
+        let v = c.get().expect("VMA in tree");
+        let (v_start, v_end, v_pgoff) = (v.start(), v.end(), v.pgoff());
+        let mut mid = v.clone();
+        mid.set_bounds(start, end, v_pgoff.add(start.pages_from(v_start)));
+        let mut upper = v.clone();
+        upper.set_bounds(end, v_end, v_pgoff.add(end.pages_from(v_start)));
+        // INVARIANT: the three pieces cover exactly the old range and do not overlap.
+        c.split_off_two(mid, upper);
+        Ok(c)
+    }
+
     /// `__split_vma`: splits the VMA starting at `key` at `addr`. With `new_below` the new VMA is
     /// the part below `addr` (the original keeps the upper part), otherwise the part above.
     ///
