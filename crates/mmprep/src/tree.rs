@@ -316,6 +316,16 @@ impl VmaTree {
         &self.leaf(id).vmas[slot]
     }
 
+    /// [`VmaTree::at`] and [`VmaTree::vma`] in one look at the leaf, when the VMA is in it.
+    #[inline]
+    fn vma_or_next(&self, (id, slot): (u32, usize)) -> Option<&Vma> {
+        let l = self.leaf(id);
+        match l.vmas.get(slot) {
+            Some(v) => Some(v),
+            None => self.at((id, slot)).map(|p| self.vma(p)),
+        }
+    }
+
     /// Every VMA, lowest first.
     pub fn iter(&self) -> Iter<'_> {
         let mut id = self.root;
@@ -862,12 +872,16 @@ impl Cursor<'_> {
     /// The VMA at the position.
     #[inline]
     pub(crate) fn get(&self) -> Option<&Vma> {
-        self.tree.at(self.pos).map(|p| self.tree.vma(p))
+        self.tree.vma_or_next(self.pos)
     }
 
     /// The VMA at the position, to change in place (not its range: [`Cursor::set_range`]).
     #[inline]
     pub(crate) fn get_mut(&mut self) -> Option<&mut Vma> {
+        let (id, slot) = self.pos;
+        if slot < self.tree.leaf(id).vmas.len() {
+            return Some(&mut self.tree.leaf_mut(id).vmas[slot]);
+        }
         let (id, slot) = self.tree.at(self.pos)?;
         Some(&mut self.tree.leaf_mut(id).vmas[slot])
     }
@@ -875,15 +889,20 @@ impl Cursor<'_> {
     /// The VMA before the position, without moving.
     #[inline]
     pub(crate) fn peek_prev(&self) -> Option<&Vma> {
-        let p = self.tree.at(self.pos).unwrap_or(self.pos);
-        self.tree.before(p).map(|p| self.tree.vma(p))
+        let (id, slot) = self.pos;
+        if slot > 0 {
+            // Whether the position is at a VMA of this leaf or just past its last one (then
+            // at the next leaf's first), the VMA before it is this leaf's `slot - 1`.
+            return Some(&self.tree.leaf(id).vmas[slot - 1]);
+        }
+        self.tree.before(self.pos).map(|p| self.tree.vma(p))
     }
 
     /// The VMA after the VMA at the position, without moving.
     #[inline]
     pub(crate) fn peek_next(&self) -> Option<&Vma> {
         let p = self.tree.at(self.pos)?;
-        self.tree.after(p).map(|p| self.tree.vma(p))
+        self.tree.vma_or_next((p.0, p.1 + 1))
     }
 
     /// Steps back to the VMA before the position (`vma_prev`); stays put when there is none.
