@@ -75,6 +75,17 @@ enum Node {
 /// The branches from the root down to a leaf: each branch and the child taken.
 type Path = [(u32, usize); MAX_HEIGHT];
 
+/// A position in a [`VmaTree`]: a leaf and a slot in it, as a [`Cursor`] holds it, kept across
+/// a change that needs all of `Mm` (the cursor borrows only the tree) and turned back into a
+/// cursor by [`VmaTree::cursor_at`] without a descent. The kernel keeps its `vma_iterator` across
+/// such steps; here the position is a plain value instead of a borrow.
+///
+/// # Invariants
+/// Valid until the tree's next insert or removal (a range change in place keeps it); the one
+/// who made it uses it before then, and [`VmaTree::cursor_at`] checks that a VMA is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct VmaPos(u32, usize);
+
 /// The VMAs of one address space, sorted by address.
 ///
 /// # Invariants
@@ -132,8 +143,17 @@ fn new_leaf() -> Leaf {
 /// The index of the first key above `addr` among the sorted `keys`; unused slots hold
 /// `u64::MAX`, so the scan needs no length and stops at the first of them (measured against a
 /// branch-free count of all sixteen: the early stop runs a third of the instructions).
+#[inline]
 fn first_above(keys: &[u64; B], addr: u64) -> usize {
     keys.iter().position(|&k| k > addr).unwrap_or(B)
+}
+
+/// The panic of a node look-up that finds the wrong kind of node (a broken tree invariant),
+/// kept out of line so that the look-ups stay small enough to inline.
+#[cold]
+#[inline(never)]
+fn not_a(id: u32, kind: &str) -> ! {
+    unreachable!("node {id} is not a {kind}")
 }
 
 /// How many of the `B + 1` items of a full node that takes a new one at `idx` stay on its left.
@@ -150,6 +170,7 @@ fn split_point(idx: usize) -> usize {
 }
 
 /// The child of branch `b` whose subtree holds the first end above `addr`.
+#[inline]
 fn child_for(b: &Branch, addr: u64) -> usize {
     // An address at `u64::MAX` counts the padding too.
     first_above(&b.pivots, addr).min(b.len - 1)
@@ -180,31 +201,35 @@ impl VmaTree {
         self.len == 0
     }
 
+    #[inline]
     fn leaf(&self, id: u32) -> &Leaf {
         match &self.nodes[id as usize] {
             Node::Leaf(l) => l,
-            _ => unreachable!("node {id} is not a leaf"),
+            _ => not_a(id, "leaf"),
         }
     }
 
+    #[inline]
     fn leaf_mut(&mut self, id: u32) -> &mut Leaf {
         match &mut self.nodes[id as usize] {
             Node::Leaf(l) => l,
-            _ => unreachable!("node {id} is not a leaf"),
+            _ => not_a(id, "leaf"),
         }
     }
 
+    #[inline]
     fn branch(&self, id: u32) -> &Branch {
         match &self.nodes[id as usize] {
             Node::Branch(b) => b,
-            _ => unreachable!("node {id} is not a branch"),
+            _ => not_a(id, "branch"),
         }
     }
 
+    #[inline]
     fn branch_mut(&mut self, id: u32) -> &mut Branch {
         match &mut self.nodes[id as usize] {
             Node::Branch(b) => b,
-            _ => unreachable!("node {id} is not a branch"),
+            _ => not_a(id, "branch"),
         }
     }
 
@@ -224,9 +249,10 @@ impl VmaTree {
         self.free.push(id);
     }
 
-    /// One descent to the first VMA ending above `addr`: the branches passed, the leaf and the
-    /// slot (the leaf's length when no VMA ends above `addr`).
-    fn descend(&self, addr: u64) -> (Path, u32, usize) {
+    /// One descent to the first VMA ending above `addr`: the branches passed and the child
+    /// taken in each. Only a leaf that splits or goes away needs this; a pivot fix does not
+    /// ([`VmaTree::fix_pivot`]).
+    fn descend(&self, addr: u64) -> Path {
         let mut path = [(NIL, 0); MAX_HEIGHT];
         let mut id = self.root;
         for step in path.iter_mut().take(self.height) {
@@ -235,12 +261,12 @@ impl VmaTree {
             *step = (id, i);
             id = b.children[i];
         }
-        let l = self.leaf(id);
-        (path, id, first_above(&l.ends, addr).min(l.vmas.len()))
+        path
     }
 
     /// [`VmaTree::descend`] without the path: the hinted leaf when it holds the answer, else a
     /// descent (which becomes the hint).
+    #[inline]
     fn seek(&self, addr: u64) -> (u32, usize) {
         let hint = self.hint.load(Relaxed);
         if let Some(Node::Leaf(l)) = self.nodes.get(hint as usize) {
@@ -264,6 +290,7 @@ impl VmaTree {
     }
 
     /// The VMA at a position, or at the next one when the slot is past its leaf's end.
+    #[inline]
     fn at(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
         let l = self.leaf(id);
         if slot < l.vmas.len() {
@@ -275,6 +302,7 @@ impl VmaTree {
     }
 
     /// The position before `(id, slot)`.
+    #[inline]
     fn before(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
         if slot > 0 {
             return Some((id, slot - 1));
@@ -284,12 +312,24 @@ impl VmaTree {
     }
 
     /// The position after `(id, slot)`.
+    #[inline]
     fn after(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
         self.at((id, slot + 1))
     }
 
+    #[inline]
     fn vma(&self, (id, slot): (u32, usize)) -> &Vma {
         &self.leaf(id).vmas[slot]
+    }
+
+    /// [`VmaTree::at`] and [`VmaTree::vma`] in one look at the leaf, when the VMA is in it.
+    #[inline]
+    fn vma_or_next(&self, (id, slot): (u32, usize)) -> Option<&Vma> {
+        let l = self.leaf(id);
+        match l.vmas.get(slot) {
+            Some(v) => Some(v),
+            None => self.at((id, slot)).map(|p| self.vma(p)),
+        }
     }
 
     /// Every VMA, lowest first.
@@ -432,10 +472,9 @@ impl VmaTree {
         );
         let l = self.leaf(leaf);
         if slot + 1 == l.vmas.len() && l.ends[slot] != end.0 {
-            // The leaf's highest end moves: the path to the pivot naming it, found while the
-            // tree still routes `key` here.
-            let (path, ..) = self.descend(key.0);
-            self.fix_pivot(&path, end.0);
+            // The leaf's highest end moves: fix the pivot naming it, found while the tree
+            // still routes `key` here.
+            self.fix_pivot(key.0, end.0);
         }
         let l = self.leaf_mut(leaf);
         l.ends[slot] = end.0;
@@ -444,15 +483,23 @@ impl VmaTree {
         v
     }
 
-    /// The highest end of the subtree at the end of `path` is now `max`: set the one pivot that
-    /// names it, in the deepest branch where the path does not take the last child.
-    fn fix_pivot(&mut self, path: &Path, max: u64) {
-        for &(bid, i) in path[..self.height].iter().rev() {
-            let b = self.branch_mut(bid);
+    /// The highest end of the leaf the tree routes `key` to is now `max`: set the one pivot
+    /// that names it, in the deepest branch where the way down does not take the last child
+    /// (none on the way to the last leaf). One descent that remembers a single branch, so it
+    /// needs no path.
+    fn fix_pivot(&mut self, key: u64, max: u64) {
+        let mut id = self.root;
+        let mut naming = None;
+        for _ in 0..self.height {
+            let b = self.branch(id);
+            let i = child_for(b, key);
             if i + 1 < b.len {
-                b.pivots[i] = max;
-                return;
+                naming = Some((id, i));
             }
+            id = b.children[i];
+        }
+        if let Some((bid, i)) = naming {
+            self.branch_mut(bid).pivots[i] = max;
         }
     }
 
@@ -472,27 +519,25 @@ impl VmaTree {
     fn insert_at(&mut self, (leaf, idx): (u32, usize), vma: Vma) -> (u32, usize) {
         let n = self.leaf(leaf).vmas.len();
         debug_assert!(idx <= n && (idx == n || self.leaf(leaf).vmas[idx].start() >= vma.end()));
-        // The path is needed only when the leaf splits or gets a new highest end.
-        let path = if n == B || idx == n {
-            self.descend(vma.start().0).0
-        } else {
-            [(NIL, 0); MAX_HEIGHT]
-        };
+        // INVARIANT: a new highest end comes only to the last leaf (a descent past every end
+        // leads there, and `Cursor::insert_after` goes to the next leaf's slot 0), whose
+        // highest end no pivot names: nothing above changes unless the leaf splits.
+        debug_assert!(idx < n || self.leaf(leaf).next == NIL);
         self.len += 1;
         let end = vma.end().0;
-        let right_vmas = if n == B { self.spare_vmas() } else { Vec::new() };
-        let l = self.leaf_mut(leaf);
         if n < B {
+            let l = self.leaf_mut(leaf);
             l.ends.copy_within(idx..n, idx + 1);
             l.ends[idx] = end;
             // Room for B and no more (a grown Vec would double to 2B).
             l.vmas.reserve_exact(B - n);
             l.vmas.insert(idx, vma);
-            if idx == n {
-                self.fix_pivot(&path, end);
-            }
             return (leaf, idx);
         }
+        // The path is needed only when the leaf splits.
+        let path = self.descend(vma.start().0);
+        let right_vmas = self.spare_vmas();
+        let l = self.leaf_mut(leaf);
         // The leaf is full: split it, keeping `keep` of the B + 1 VMAs on the left.
         let keep = split_point(idx);
         let mut right = Leaf {
@@ -619,11 +664,11 @@ impl VmaTree {
     fn remove_at(&mut self, (leaf, slot): (u32, usize)) -> (Vma, bool) {
         let n = self.leaf(leaf).vmas.len();
         let start = self.leaf(leaf).vmas[slot].start();
-        // The path is needed only when the leaf empties or loses its highest end.
-        let path = if slot + 1 == n {
-            self.descend(start.0).0
+        // The path is needed only when the leaf empties.
+        let path = if n == 1 && self.height > 0 {
+            Some(self.descend(start.0))
         } else {
-            [(NIL, 0); MAX_HEIGHT]
+            None
         };
         let l = self.leaf_mut(leaf);
         let v = l.vmas.remove(slot);
@@ -631,14 +676,13 @@ impl VmaTree {
         l.ends[n - 1] = u64::MAX;
         self.len -= 1;
         let mut gone = false;
-        if n == 1 {
-            if self.height > 0 {
-                self.remove_leaf(&path, leaf);
-                gone = true;
-            }
-        } else if slot == n - 1 {
+        if let Some(path) = path {
+            self.remove_leaf(&path, leaf);
+            gone = true;
+        } else if n > 1 && slot == n - 1 {
+            // The pivots still route `start` here.
             let max = self.leaf(leaf).ends[n - 2];
-            self.fix_pivot(&path, max);
+            self.fix_pivot(start.0, max);
         }
         (v, gone)
     }
@@ -695,7 +739,7 @@ impl VmaTree {
         }
     }
 
-    /// [`VmaTree::fix_pivot`] for the subtree at `path[depth]`.
+    /// The pivot naming the subtree at `path[depth]` is now `max`.
     fn fix_pivot_above(&mut self, path: &Path, depth: usize, max: u64) {
         for &(bid, i) in path[..depth].iter().rev() {
             let b = self.branch_mut(bid);
@@ -788,37 +832,90 @@ pub(crate) struct Cursor<'a> {
 
 impl VmaTree {
     /// A cursor at the first VMA ending above `addr` (`vma_iter_init` + `vma_find`).
+    #[inline]
     pub(crate) fn cursor(&mut self, addr: VirtAddr) -> Cursor<'_> {
         let pos = self.seek(addr.0);
         Cursor { tree: self, pos }
     }
+
+    /// A cursor at `pos`, which a cursor gave out since the last insert or removal: no
+    /// descent.
+    #[inline]
+    pub(crate) fn cursor_at(&mut self, pos: VmaPos) -> Cursor<'_> {
+        debug_assert!(
+            matches!(self.nodes.get(pos.0 as usize), Some(Node::Leaf(l)) if pos.1 < l.vmas.len()),
+            "stale position {pos:?}"
+        );
+        Cursor {
+            tree: self,
+            pos: (pos.0, pos.1),
+        }
+    }
+
+    /// The VMA at `pos` (see [`VmaTree::cursor_at`]).
+    #[inline]
+    pub(crate) fn vma_at(&self, pos: VmaPos) -> &Vma {
+        self.vma((pos.0, pos.1))
+    }
+
+    /// The position of the VMA after the one at `pos`, if any.
+    #[inline]
+    pub(crate) fn pos_after(&self, pos: VmaPos) -> Option<VmaPos> {
+        self.after((pos.0, pos.1)).map(|(l, s)| VmaPos(l, s))
+    }
+
+    /// The position of the VMA starting exactly at `start` (one look-up).
+    pub(crate) fn pos_of(&self, start: VirtAddr) -> Option<VmaPos> {
+        self.find_start(start).map(|(l, s)| VmaPos(l, s))
+    }
 }
 
 impl Cursor<'_> {
+    /// The position of the VMA the cursor is at, to come back to it with
+    /// [`VmaTree::cursor_at`]; `None` past the last VMA.
+    #[inline]
+    pub(crate) fn pos(&self) -> Option<VmaPos> {
+        self.tree.at(self.pos).map(|(l, s)| VmaPos(l, s))
+    }
+
     /// The VMA at the position.
+    #[inline]
     pub(crate) fn get(&self) -> Option<&Vma> {
-        self.tree.at(self.pos).map(|p| self.tree.vma(p))
+        self.tree.vma_or_next(self.pos)
     }
 
     /// The VMA at the position, to change in place (not its range: [`Cursor::set_range`]).
+    #[inline]
     pub(crate) fn get_mut(&mut self) -> Option<&mut Vma> {
+        let (id, slot) = self.pos;
+        if slot < self.tree.leaf(id).vmas.len() {
+            return Some(&mut self.tree.leaf_mut(id).vmas[slot]);
+        }
         let (id, slot) = self.tree.at(self.pos)?;
         Some(&mut self.tree.leaf_mut(id).vmas[slot])
     }
 
     /// The VMA before the position, without moving.
+    #[inline]
     pub(crate) fn peek_prev(&self) -> Option<&Vma> {
-        let p = self.tree.at(self.pos).unwrap_or(self.pos);
-        self.tree.before(p).map(|p| self.tree.vma(p))
+        let (id, slot) = self.pos;
+        if slot > 0 {
+            // Whether the position is at a VMA of this leaf or just past its last one (then
+            // at the next leaf's first), the VMA before it is this leaf's `slot - 1`.
+            return Some(&self.tree.leaf(id).vmas[slot - 1]);
+        }
+        self.tree.before(self.pos).map(|p| self.tree.vma(p))
     }
 
     /// The VMA after the VMA at the position, without moving.
+    #[inline]
     pub(crate) fn peek_next(&self) -> Option<&Vma> {
         let p = self.tree.at(self.pos)?;
-        self.tree.after(p).map(|p| self.tree.vma(p))
+        self.tree.vma_or_next((p.0, p.1 + 1))
     }
 
     /// Steps back to the VMA before the position (`vma_prev`); stays put when there is none.
+    #[inline]
     pub(crate) fn prev(&mut self) -> Option<&Vma> {
         let p = self.tree.at(self.pos).unwrap_or(self.pos);
         let b = self.tree.before(p)?;
@@ -828,6 +925,7 @@ impl Cursor<'_> {
 
     /// Steps on to the VMA after the position (`vma_next`); at the end of the tree, stays past
     /// the last VMA.
+    #[inline]
     pub(crate) fn next(&mut self) -> Option<&Vma> {
         let p = self.tree.at(self.pos)?;
         self.pos = (p.0, p.1 + 1);
@@ -870,6 +968,115 @@ impl Cursor<'_> {
         self.pos = self.tree.insert_at(at, vma);
         let (id, slot) = self.pos;
         &mut self.tree.leaf_mut(id).vmas[slot]
+    }
+
+    /// Splits the VMA at the position in two (`__split_vma`'s commit): it keeps its start and
+    /// now ends where `upper` starts, and `upper`, its tail, goes in right after it. Moves to
+    /// `upper`. Unless the leaf is full, one move of the leaf's tail and no descent: the leaf's
+    /// highest end stays what it was, so no pivot changes.
+    ///
+    /// # Preconditions
+    /// A VMA is at the position; `upper` ends where it ends and starts strictly inside it.
+    pub(crate) fn split_off(&mut self, upper: Vma) -> &mut Vma {
+        let (leaf, slot) = self.tree.at(self.pos).expect("split_off past the last VMA");
+        let l = self.tree.leaf_mut(leaf);
+        let n = l.vmas.len();
+        let v = &mut l.vmas[slot];
+        debug_assert!(
+            v.start() < upper.start() && upper.end() == v.end(),
+            "split {v:?} into {upper:?}"
+        );
+        let (start, pgoff) = (v.start(), v.pgoff());
+        if n == B {
+            // A full leaf splits: the general way.
+            self.pos = (leaf, slot);
+            self.set_range(start, upper.start(), pgoff);
+            return self.insert_after(upper);
+        }
+        // INVARIANT: the two pieces cover the old range, so the leaf's ends stay sorted and its
+        // highest end is unchanged.
+        v.set_bounds(start, upper.start(), pgoff);
+        l.ends.copy_within(slot + 1..n, slot + 2);
+        l.ends[slot] = upper.start().0;
+        l.ends[slot + 1] = upper.end().0;
+        l.vmas.reserve_exact(B - n);
+        l.vmas.insert(slot + 1, upper);
+        self.tree.len += 1;
+        self.pos = (leaf, slot + 1);
+        &mut self.tree.leaf_mut(leaf).vmas[slot + 1]
+    }
+
+    /// Splits the VMA at the position in three (`vma_modify`'s two `__split_vma` commits for a
+    /// range strictly inside it): it keeps its start and now ends where `mid` starts; `mid` and
+    /// `upper`, which cover the rest, go in after it. Moves to `mid`. Unless the leaf lacks room
+    /// for two more, one move of the leaf's tail and no descent (the leaf's highest end stays).
+    ///
+    /// # Preconditions
+    /// A VMA is at the position; `mid` starts strictly inside it, `upper` starts where `mid`
+    /// ends, strictly inside it, and ends where it ends.
+    pub(crate) fn split_off_two(&mut self, mid: Vma, upper: Vma) -> &mut Vma {
+        let (leaf, slot) = self.tree.at(self.pos).expect("split_off_two past the last VMA");
+        let l = self.tree.leaf_mut(leaf);
+        let n = l.vmas.len();
+        let v = &mut l.vmas[slot];
+        debug_assert!(
+            v.start() < mid.start() && mid.end() == upper.start() && upper.start() < v.end() && upper.end() == v.end(),
+            "split {v:?} into {mid:?} and {upper:?}"
+        );
+        if n + 2 > B {
+            // Too full for both: one piece at a time, the upper first.
+            self.pos = (leaf, slot);
+            self.split_off(upper);
+            self.prev();
+            return self.split_off(mid);
+        }
+        // INVARIANT: the three pieces cover the old range in order, so the leaf's ends stay
+        // sorted and its highest end is unchanged.
+        let (start, pgoff) = (v.start(), v.pgoff());
+        v.set_bounds(start, mid.start(), pgoff);
+        l.ends.copy_within(slot + 1..n, slot + 3);
+        l.ends[slot] = mid.start().0;
+        l.ends[slot + 1] = mid.end().0;
+        l.ends[slot + 2] = upper.end().0;
+        l.vmas.reserve_exact(B - n);
+        l.vmas.splice(slot + 1..slot + 1, [mid, upper]);
+        self.tree.len += 2;
+        self.pos = (leaf, slot + 1);
+        &mut self.tree.leaf_mut(leaf).vmas[slot + 1]
+    }
+
+    /// Removes the VMA at the position and the one after it (a merge that deletes middle and
+    /// next) and returns both; the position moves to the VMA after them. When both are in one
+    /// leaf that keeps a VMA, one move of the leaf's tail.
+    ///
+    /// # Preconditions
+    /// A VMA is at the position, and another after it.
+    pub(crate) fn remove_two(&mut self) -> (Vma, Vma) {
+        let (leaf, slot) = self.tree.at(self.pos).expect("remove_two past the last VMA");
+        let n = self.tree.leaf(leaf).vmas.len();
+        if slot + 1 >= n || (slot == 0 && n == 2) {
+            // In two leaves, or the leaf empties: one at a time.
+            let a = self.remove();
+            let b = self.remove();
+            return (a, b);
+        }
+        let l = self.tree.leaf_mut(leaf);
+        let start = l.vmas[slot].start();
+        let mut gone = l.vmas.drain(slot..slot + 2);
+        let (a, b) = (gone.next().expect("two VMAs"), gone.next().expect("two VMAs"));
+        drop(gone);
+        l.ends.copy_within(slot + 2..n, slot);
+        l.ends[n - 2..n].fill(u64::MAX);
+        // The leaf's highest end, if it lost it (then it keeps the VMAs before `slot`, as
+        // `slot > 0`).
+        let lost_max = (slot + 2 == n).then(|| l.ends[slot - 1]);
+        self.tree.len -= 2;
+        if let Some(max) = lost_max {
+            // The pivots still route `start` here.
+            self.tree.fix_pivot(start.0, max);
+        }
+        self.pos = (leaf, slot);
+        (a, b)
     }
 
     /// Removes the VMA at the position and returns it; the position moves to the VMA after it.
@@ -1077,7 +1284,9 @@ mod model {
 
     /// One step: 0 insert `[a, a + len)` if free, 1 remove the VMA around `a`, 2 grow or shrink
     /// the VMA around `a` within its gap; through a [`Cursor`]: 3 split the VMA around `a` at
-    /// `a`, 4 remove it (the cursor then stands at the next VMA), 5 walk back and forth.
+    /// `a`, 4 remove it (the cursor then stands at the next VMA), 5 walk back and forth, 6 split
+    /// it at `a` with `split_off`, 7 remove it and the next with `remove_two`, 8 split it at `a`
+    /// and `a + 1` with `split_off_two`.
     fn step(t: &mut VmaTree, m: &mut BTreeMap<u64, u64>, op: u8, a: u64, len: u64) {
         let containing = m
             .range(..=a)
@@ -1110,6 +1319,55 @@ mod model {
                     assert_eq!(c.peek_prev().map(|v| v.start().0 >> 12), Some(s));
                     m.insert(s, a);
                     m.insert(a, e);
+                }
+            }
+            6 => {
+                // split_off: the tail from `a` as a VMA of its own, at the cursor.
+                if let Some((s, e)) = containing.filter(|(s, _)| *s < a) {
+                    let mut c = t.cursor(VirtAddr(a << 12));
+                    let up = c.split_off(vma(a, e));
+                    assert_eq!(up.start().0 >> 12, a);
+                    assert_eq!(c.get().map(|v| (v.start().0 >> 12, v.end().0 >> 12)), Some((a, e)));
+                    assert_eq!(
+                        c.peek_prev().map(|v| (v.start().0 >> 12, v.end().0 >> 12)),
+                        Some((s, a))
+                    );
+                    m.insert(s, a);
+                    m.insert(a, e);
+                }
+            }
+            7 => {
+                // remove_two: the VMA around `a` and the one after it.
+                if let Some((s, e)) = containing
+                    && let Some((ns, ne)) = m.range(e..).next().map(|(s, e)| (*s, *e))
+                {
+                    let mut c = t.cursor(VirtAddr(a << 12));
+                    let (x, y) = c.remove_two();
+                    assert_eq!((x.start().0 >> 12, y.start().0 >> 12), (s, ns));
+                    assert_eq!((x.end().0 >> 12, y.end().0 >> 12), (e, ne));
+                    m.remove(&s);
+                    m.remove(&ns);
+                    let next = m.range(ns..).next().map(|(s, _)| *s);
+                    assert_eq!(c.get().map(|v| v.start().0 >> 12), next, "after remove_two");
+                }
+            }
+            8 => {
+                // split_off_two: the VMA around `a` in three, at `a` and `a + 1`.
+                if let Some((s, e)) = containing.filter(|(s, e)| *s < a && a + 1 < *e) {
+                    let mut c = t.cursor(VirtAddr(a << 12));
+                    let mid = c.split_off_two(vma(a, a + 1), vma(a + 1, e));
+                    assert_eq!(mid.start().0 >> 12, a);
+                    assert_eq!(
+                        c.peek_prev().map(|v| (v.start().0 >> 12, v.end().0 >> 12)),
+                        Some((s, a))
+                    );
+                    assert_eq!(
+                        c.peek_next().map(|v| (v.start().0 >> 12, v.end().0 >> 12)),
+                        Some((a + 1, e))
+                    );
+                    m.insert(s, a);
+                    m.insert(a, a + 1);
+                    m.insert(a + 1, e);
                 }
             }
             4 => {
@@ -1204,7 +1462,7 @@ mod model {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
-        fn matches_btreemap(ops in proptest::collection::vec((0u8..6, 0u64..600, 1u64..6), 1..700)) {
+        fn matches_btreemap(ops in proptest::collection::vec((0u8..9, 0u64..600, 1u64..6), 1..700)) {
             let mut t = VmaTree::new();
             let mut m = BTreeMap::new();
             for (k, &(op, a, len)) in ops.iter().enumerate() {

@@ -68,6 +68,7 @@ use crate::file::{File, InodeKind, MAX_LFS_FILESIZE};
 use crate::flags::{self, VmaBit, VmaFlags};
 use crate::mm::Mm;
 use crate::shmem::SHMEM_DEV;
+use crate::tree::VmaPos;
 use crate::uapi::madv;
 use crate::vma::Vma;
 use crate::vma_flags;
@@ -172,23 +173,25 @@ impl Mm {
         }
     }
 
-    /// `madvise_walk_vmas`: apply `advice` to every VMA of `[start, last_end)`.
+    /// `madvise_walk_vmas`: apply `advice` to every VMA of `[start, last_end)`, walking on from
+    /// one look-up (`find_vma_prev`) by position, as the kernel's `for_each_vma_range` does.
     fn madvise_walk_vmas(&mut self, advice: Advice, start: VirtAddr, last_end: VirtAddr) -> Result<()> {
         let mut unmapped_error = Ok(());
         let mut range_start = start;
         // find_vma_prev
-        let (first, before) = self.tree.find_vma_prev(start);
-        let mut vma = first.map(|v| (v.start(), v.end()));
-        let mut prev = match vma {
-            Some((v, _)) if start > v => Some(v),
-            Some(_) => before.map(|p| p.start()),
+        let c = self.tree.cursor(start);
+        let mut vma = c.pos();
+        let mut prev = match c.get() {
+            Some(v) if start > v.start() => Some(v.start()),
+            Some(_) => c.peek_prev().map(|p| p.start()),
             None => None,
         };
         loop {
-            let Some((v_start, v_end)) = vma else {
+            let Some(pos) = vma else {
                 return Err(err(Errno::ENOMEM, "the range runs past the last mapping"));
             };
-            let key = v_start;
+            let v = self.tree.vma_at(pos);
+            let (v_start, v_end) = (v.start(), v.end());
             if range_start < v_start {
                 // A hole: remembered, and the walk goes on.
                 unmapped_error = Err(err(Errno::ENOMEM, "the range has a hole"));
@@ -198,36 +201,42 @@ impl Mm {
                 }
             }
             let mut range_end = v_end.min(last_end);
-            let key = self.madvise_vma_behavior(advice, key, prev, range_start, range_end)?;
+            let covering = self.madvise_vma_behavior(advice, pos, prev, range_start, range_end)?;
             // The advices that drop the mmap lock (remove, willneed on a file, collapse) make the
             // kernel look the next VMA up afresh with no prev; they never change VMAs, so
             // carrying on from this VMA finds the same one.
-            prev = Some(key);
-            let v_end = self.tree.get(key).expect("VMA in tree").end();
+            let v = self.tree.vma_at(covering);
+            prev = Some(v.start());
+            let v_end = v.end();
             if range_end < v_end {
                 range_end = v_end;
             }
             if range_end >= last_end {
                 break;
             }
-            vma = self.tree.find_vma(v_end).map(|v| (v.start(), v.end()));
+            vma = self.tree.pos_after(covering);
             range_start = range_end;
         }
         unmapped_error
     }
 
-    /// `madvise_vma_behavior`: `advice` on `[start, end)` of the VMA at `key`. Returns the VMA
-    /// now covering the range (a hint may have merged it into a neighbour).
+    /// `madvise_vma_behavior`: `advice` on `[start, end)` of the VMA at `pos`. Returns the
+    /// position of the VMA now covering the range (a hint may have merged it into a neighbour).
     fn madvise_vma_behavior(
         &mut self,
         advice: Advice,
-        key: VirtAddr,
+        pos: VmaPos,
         prev: Option<VirtAddr>,
         start: VirtAddr,
         end: VirtAddr,
-    ) -> Result<VirtAddr> {
+    ) -> Result<VmaPos> {
         use Advice::*;
-        let vma = self.tree.get(key).expect("VMA in tree");
+        let vma = self.tree.vma_at(pos);
+        let key = vma.start();
+        // The advices below that act on pages look their VMA up by start; they move no VMA, and
+        // the walk goes on from the same VMA, found again by start (the leaf it is in is the
+        // look-up hint, so that costs no descent).
+        let again = |mm: &Mm| mm.tree.pos_of(key).expect("VMA in tree");
         if !can_madvise_modify(vma, advice) {
             return Err(err(
                 Errno::EPERM,
@@ -237,9 +246,9 @@ impl Mm {
         let flags = vma.flags();
         let mut new_flags = flags;
         match advice {
-            Remove => return self.madvise_remove(key, start, end).map(|()| key),
+            Remove => return self.madvise_remove(key, start, end).map(|()| again(self)),
             // Read-ahead (or swap-in) only: nothing visible.
-            WillNeed => return Ok(key),
+            WillNeed => return Ok(pos),
             Cold | PageOut => {
                 // can_madv_lru_vma. Deactivating or reclaiming pages keeps their data (no swap,
                 // clean file pages are read back).
@@ -249,14 +258,16 @@ impl Mm {
                         "cold and pageout refuse locked, PFN and hugetlb mappings",
                     ));
                 }
-                return Ok(key);
+                return Ok(pos);
             }
             Free | DontNeed | DontNeedLocked => {
-                return self.madvise_dontneed_free(advice, key, start, end).map(|()| key);
+                return self
+                    .madvise_dontneed_free(advice, key, start, end)
+                    .map(|()| again(self));
             }
-            Collapse => return self.madvise_collapse(key, start, end).map(|()| key),
-            GuardInstall => return self.madvise_guard_install(key, start, end).map(|()| key),
-            GuardRemove => return self.madvise_guard_remove(key, start, end).map(|()| key),
+            Collapse => return self.madvise_collapse(key, start, end).map(|()| again(self)),
+            GuardInstall => return self.madvise_guard_install(key, start, end).map(|()| again(self)),
+            GuardRemove => return self.madvise_guard_remove(key, start, end).map(|()| again(self)),
             PopulateRead | PopulateWrite => unreachable!("populate does not walk VMAs this way"),
             Normal => new_flags.clear_mask(vma_flags![RandRead, SeqRead]),
             Sequential => {
@@ -313,9 +324,9 @@ impl Mm {
             }
         }
         if new_flags == flags {
-            return Ok(key);
+            return Ok(pos);
         }
-        self.madvise_update_vma(key, prev, start, end, new_flags).map_err(|e| {
+        self.madvise_update_vma(pos, prev, start, end, new_flags).map_err(|e| {
             // "madvise() returns EAGAIN if kernel resources, such as slab, are temporarily
             // unavailable": a refused split included.
             if e.errno == Errno::ENOMEM {
@@ -326,27 +337,28 @@ impl Mm {
         })
     }
 
-    /// `madvise_update_vma`: give `[start, end)` of the VMA at `key` the flags `new_flags`,
-    /// splitting or merging through [`Mm::vma_modify`].
+    /// `madvise_update_vma`: give `[start, end)` of the VMA at `pos` the flags `new_flags`,
+    /// splitting or merging through [`Mm::vma_modify`], and write them at the position it
+    /// returns. Returns that position.
     fn madvise_update_vma(
         &mut self,
-        key: VirtAddr,
+        pos: VmaPos,
         prev: Option<VirtAddr>,
         start: VirtAddr,
         end: VirtAddr,
         new_flags: VmaFlags,
-    ) -> Result<VirtAddr> {
+    ) -> Result<VmaPos> {
         debug_assert_ne!(
-            self.tree.get(key).expect("VMA in tree").flags(),
+            self.tree.vma_at(pos).flags(),
             new_flags,
             "the caller returns early when the flags stay"
         );
-        let target = self.vma_modify(prev, key, start, end, new_flags)?;
-        // INVARIANT: the range has the new flags; the sticky bits a merge brought stay.
         let sticky = flags::sticky_flags(self.profile.soft_dirty);
-        let v = self.tree.get_mut(target).expect("VMA in tree");
+        let mut c = self.vma_modify(prev, pos, start, end, new_flags)?;
+        // INVARIANT: the range has the new flags; the sticky bits a merge brought stay.
+        let v = c.get_mut().expect("the VMA covering the range");
         v.set_flags(new_flags.with(v.flags().and(sticky)));
-        Ok(target)
+        Ok(c.pos().expect("the VMA covering the range"))
     }
 
     /// `madvise_dontneed_free`: drop the pages of `[start, end)` (`dontneed`,

@@ -25,6 +25,7 @@ use crate::errno::Result;
 use crate::file::{File, same_file};
 use crate::flags::{self, VmaFlags};
 use crate::mm::Mm;
+use crate::tree::{Cursor, VmaPos};
 use crate::vma::{AnonVmaRef, Vma};
 
 /// How a merge attempt ended (`enum vma_merge_state`).
@@ -300,25 +301,25 @@ impl Mm {
     ///  inner part             |M**M|       ->     never merges
     /// ```
     ///
-    /// Decides with one cursor at `middle` (prev and next are the VMAs beside it), then commits
-    /// with a second one after the allocation check: two look-ups for the whole merge. Returns
-    /// the VMA now covering `[start, end)` (with its flags *not yet* rewritten: the caller does
-    /// that), or `None` (then `vmg.outcome` says why: `NoMerge`, or `ErrorNoMem` when the tree
-    /// node could not be had).
+    /// Decides and commits at one cursor at `middle` (prev and next are the VMAs beside it),
+    /// with no look-up at all: the caller's position of `middle` is where it starts. Returns
+    /// the position of the VMA now covering `[start, end)` (with its flags *not yet* rewritten:
+    /// the caller does that), or, when nothing merged, `middle`'s (then `vmg.outcome` says why:
+    /// `NoMerge`, or `ErrorNoMem` when the tree node could not be had); and `middle`'s end.
     ///
     /// # Preconditions
-    /// `vmg.middle` is a VMA in the tree containing `[vmg.start, vmg.end)`.
-    fn merge_existing_range(&mut self, vmg: &mut MergeState) -> (Option<VirtAddr>, VirtAddr) {
+    /// `vmg.middle` is the VMA at `pos`, which contains `[vmg.start, vmg.end)`.
+    fn merge_existing_range(&mut self, vmg: &mut MergeState, pos: VmaPos) -> (VmaPos, VirtAddr) {
         let middle_key = vmg.middle.expect("a modification has a middle VMA");
         let sticky = self.sticky();
         vmg.outcome = MergeOutcome::NoMerge;
         let ptes = &mut self.ptes;
         let fail_alloc_in = &mut self.fail_alloc_in;
-        let mut c = self.tree.cursor(middle_key);
+        let mut c = self.tree.cursor_at(pos);
         let m = c.get().expect("vma_modify of a VMA that is not in the tree");
         let (m_start, m_end, m_pgoff, m_anon, m_close) =
             (m.start(), m.end(), m.pgoff(), m.anon_vma(), m.ops().has_close());
-        debug_assert!(m_start == middle_key);
+        debug_assert!(m_start == middle_key, "the position of {middle_key:?} holds {m:?}");
         debug_assert!(m_start <= vmg.start && vmg.end <= m_end && vmg.start < vmg.end);
         // The proposal is the middle VMA's part with the new flags.
         vmg.pgoff = m_pgoff.add(vmg.start.pages_from(m_start));
@@ -327,7 +328,7 @@ impl Mm {
         let left_side = vmg.start == m_start;
         let right_side = vmg.end == m_end;
         if vmg.flags.test_any(flags::SPECIAL) || (!left_side && !right_side) {
-            return (None, m_end);
+            return (pos, m_end);
         }
         // prev matters only when the range starts at middle's start, and only the caller's prev
         // (the VMA just before middle) can merge.
@@ -347,11 +348,11 @@ impl Mm {
             next_removable = next_vma.is_some_and(can_remove);
         }
         if !merge_left && !merge_right {
-            return (None, m_end);
+            return (pos, m_end);
         }
         let remove_middle = left_side && right_side;
         if remove_middle && m_close {
-            return (None, m_end);
+            return (pos, m_end);
         }
         let mut merge_both = merge_left && merge_right;
         if merge_both && !next_removable {
@@ -361,7 +362,7 @@ impl Mm {
         // The tree node the commit may need (vma_iter_prealloc), taken while the cursor stays.
         if super::alloc_from(fail_alloc_in).is_err() {
             vmg.outcome = MergeOutcome::ErrorNoMem;
-            return (None, m_end);
+            return (pos, m_end);
         }
         let mut sticky_bits = vmg.flags.and(sticky);
         // vma_adjust_trans_huge: the boundary the merge moves may cut a huge block (an old one
@@ -370,10 +371,8 @@ impl Mm {
         let target = if merge_both {
             //  |<------------------>|
             //  | prev | middle | next |   prev extends; middle and next are deleted
-            let m = c.remove();
-            debug_assert!(can_remove(&m));
-            let next = c.remove();
-            debug_assert!(can_remove(&next));
+            let (m, next) = c.remove_two();
+            debug_assert!(can_remove(&m) && can_remove(&next));
             let p = c.prev().expect("prev");
             let (p_start, p_pgoff) = (p.start(), p.pgoff());
             sticky_bits = sticky_bits.with(p.flags().and(sticky)).with(next.flags().and(sticky));
@@ -428,14 +427,27 @@ impl Mm {
         // INVARIANT: the survivor covers the range and what it absorbed; nothing else moved.
         c.get_mut().expect("target in tree").set_flag_bits(sticky_bits);
         vmg.outcome = MergeOutcome::Success(target);
-        (Some(target), m_end)
+        (c.pos().expect("target in tree"), m_end)
     }
 
     /// `mm/vma.c:vma_modify`: make `[start, end)` of VMA `middle` ready to take new flags: merge
     /// it into a neighbour if they will match, otherwise split it off (first at `start`, then at
-    /// `end`). Returns the start of the VMA covering exactly the range (merged: possibly more).
+    /// `end`). Returns a cursor at the VMA covering exactly the range (merged: possibly more),
+    /// for the caller to write the new flags through, as the kernel's callers write into the
+    /// `vma` that `vma_modify_flags` returns.
     ///
-    /// `prev` is the VMA before `middle`, or `middle` itself when `start` lies inside it.
+    /// `middle` is the position of the VMA being changed, from the caller's walk: the merge,
+    /// both splits and the caller's write all happen there, with no look-up by start (a driver's
+    /// split hooks aside). `prev` is the VMA before `middle`, or `middle` itself when `start`
+    /// lies inside it.
+    ///
+    /// ```text
+    ///   no merge, range inside M     |MMMM|rrrr|MMMM|   split at start, then at end
+    ///                                      ^ the cursor
+    /// ```
+    ///
+    /// # Preconditions
+    /// `middle` is current and its VMA contains `[start, end)`.
     ///
     /// # On failure
     /// `ENOMEM` when the merge's tree node cannot be had (`VMA_MERGE_ERROR_NOMEM`: the kernel
@@ -444,11 +456,12 @@ impl Mm {
     pub(crate) fn vma_modify(
         &mut self,
         prev: Option<VirtAddr>,
-        middle: VirtAddr,
+        middle: VmaPos,
         start: VirtAddr,
         end: VirtAddr,
         new_flags: VmaFlags,
-    ) -> Result<VirtAddr> {
+    ) -> Result<Cursor<'_>> {
+        let m_start = self.tree.vma_at(middle).start();
         // The proposal's offset, file and anon_vma are the middle VMA's: the merge reads them
         // at its cursor.
         let mut vmg = MergeState {
@@ -459,28 +472,35 @@ impl Mm {
             file: None,
             anon: None,
             prev,
-            middle: Some(middle),
+            middle: Some(m_start),
             next: None,
             just_expand: false,
             outcome: MergeOutcome::Start,
         };
-        let (merged, m_end) = self.merge_existing_range(&mut vmg);
-        if let Some(target) = merged {
-            return Ok(target);
+        let (mut pos, m_end) = self.merge_existing_range(&mut vmg, middle);
+        match vmg.outcome {
+            MergeOutcome::Success(_) => return Ok(self.tree.cursor_at(pos)),
+            MergeOutcome::ErrorNoMem => {
+                return Err(crate::errno::err(crate::Errno::ENOMEM, "merge ran out of memory"));
+            }
+            MergeOutcome::NoMerge | MergeOutcome::Start => {}
         }
-        if vmg.outcome == MergeOutcome::ErrorNoMem {
-            return Err(crate::errno::err(crate::Errno::ENOMEM, "merge ran out of memory"));
+        if m_start < start && end < m_end {
+            // Inside: the middle of three pieces.
+            return self.split_vma_twice(pos, start, end);
         }
-        let m_start = middle;
-        let mut key = middle;
         if m_start < start {
-            self.split_vma(key, start, true)?;
-            key = start;
+            // The range is the upper piece.
+            pos = self.split_vma(pos, start, true)?;
         }
         if m_end > end {
-            self.split_vma(key, end, false)?;
+            // The range is the lower piece, right before the upper one.
+            let upper = self.split_vma(pos, end, false)?;
+            let mut c = self.tree.cursor_at(upper);
+            c.prev();
+            return Ok(c);
         }
-        Ok(key)
+        Ok(self.tree.cursor_at(pos))
     }
 }
 

@@ -260,18 +260,21 @@ impl Mm {
             *prev = Some(key);
             return Ok(key);
         }
-        let target = self.vma_modify(*prev, key, start, end, newflags)?;
+        let sticky = flags::sticky_flags(self.profile.soft_dirty);
+        let pos = self.tree.pos_of(key).expect("VMA in tree");
+        let mut c = self.vma_modify(*prev, pos, start, end, newflags)?;
+        // The sticky bits a merge brought stay.
+        let v = c.get_mut().expect("the VMA covering the range");
+        v.set_flags(newflags.with(v.flags().and(sticky)));
+        let target = v.start();
         let nr_pages = end.pages_from(start);
+        // INVARIANT: `locked_vm` counts the pages of `[start, end)` exactly when the VMA now
+        // covering them has VM_LOCKED.
         if !newflags.test(VmaBit::Locked) {
             self.locked_vm -= nr_pages;
         } else if !oldflags.test(VmaBit::Locked) {
             self.locked_vm += nr_pages;
         }
-        // INVARIANT: `locked_vm` counts the pages of `[start, end)` exactly when the VMA now
-        // covering them has VM_LOCKED. The sticky bits a merge brought stay.
-        let sticky = flags::sticky_flags(self.profile.soft_dirty);
-        let v = self.tree.get_mut(target).expect("VMA in tree");
-        v.set_flags(newflags.with(v.flags().and(sticky)));
         *prev = Some(target);
         Ok(target)
     }

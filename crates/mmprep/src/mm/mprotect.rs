@@ -36,6 +36,7 @@ use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
 use crate::flags::{self, ACCESS_FLAGS, VmaBit, VmaFlags, calc_vm_prot_bits};
 use crate::mm::Mm;
+use crate::tree::VmaPos;
 use crate::uapi::Prot;
 use crate::vma_flags;
 
@@ -61,13 +62,15 @@ impl Mm {
         if prot.without(Prot::RWX | Prot::SEM).bits() != 0 {
             return Err(err(Errno::EINVAL, "unknown protection bits"));
         }
-        // find_vma_prev-style: the first VMA in the range and the one before it, in one look-up.
-        let (first, before) = self.tree.find_vma_prev(start);
-        let Some(first) = first.filter(|v| v.start() < end) else {
+        // find_vma_prev-style: the first VMA in the range and the one before it, in one look-up,
+        // whose position the walk then carries on from (the kernel's `vma_iterator`).
+        let c = self.tree.cursor(start);
+        let Some(first) = c.get().filter(|v| v.start() < end) else {
             return Err(err(Errno::ENOMEM, "no mapping in the range"));
         };
         let (f_start, f_end, f_flags) = (first.start(), first.end(), first.flags());
-        let before = before.map(|v| v.start());
+        let before = c.peek_prev().map(|v| v.start());
+        let f_pos = c.pos().expect("the first VMA");
         let mut start = start;
         if grows == Prot::GROWSDOWN.bits() {
             if f_start >= end {
@@ -91,16 +94,15 @@ impl Mm {
         }
         let mut prev = if start > f_start { Some(f_start) } else { before };
         let mut nstart = start;
-        // The VMA the walk is at: its start, end and flags, as the look-up that found it read
-        // them (each VMA is looked up once).
-        let (mut key, mut v_end, mut v_flags) = (f_start, f_end, f_flags);
+        // The VMA the walk is at: its position, end and flags, as the step that reached it read
+        // them (one look-up for the whole walk).
+        let (mut pos, mut v_end, mut v_flags) = (f_pos, f_end, f_flags);
         let new_access = calc_vm_prot_bits(prot);
         loop {
-            debug_assert!(
-                self.tree
-                    .get(key)
-                    .is_some_and(|v| v.end() == v_end && v.flags() == v_flags)
-            );
+            debug_assert!({
+                let v = self.tree.vma_at(pos);
+                v.end() == v_end && v.flags() == v_flags
+            });
             // Each call passes all of r/w/x: what is not asked for is cleared.
             let newflags = new_access.with(v_flags.without(ACCESS_FLAGS));
             let may = VmaFlags::from_legacy(newflags.to_legacy() >> 4);
@@ -111,38 +113,43 @@ impl Mm {
                 ));
             }
             let tmp = v_end.min(end);
-            let done_end = self.mprotect_fixup(key, v_flags, &mut prev, nstart, tmp, newflags)?;
+            let covering = self.mprotect_fixup(pos, v_flags, &mut prev, nstart, tmp, newflags)?;
+            let done_end = self.tree.vma_at(covering).end();
             nstart = done_end;
             if done_end >= end {
                 return Ok(());
             }
             // The walk continues only with a VMA that starts where this one ended.
-            match self.tree.get(done_end) {
-                Some(n) => (key, v_end, v_flags) = (n.start(), n.end(), n.flags()),
-                None => return Err(err(Errno::ENOMEM, "the range has a hole or runs past the last mapping")),
+            match self.tree.pos_after(covering) {
+                Some(p) if self.tree.vma_at(p).start() == done_end => {
+                    let n = self.tree.vma_at(p);
+                    (pos, v_end, v_flags) = (p, n.end(), n.flags());
+                }
+                _ => return Err(err(Errno::ENOMEM, "the range has a hole or runs past the last mapping")),
             }
         }
     }
 
-    /// `mprotect_fixup`: give `[start, end)` of the VMA at `key`, whose flags are `oldflags`, the
+    /// `mprotect_fixup`: give `[start, end)` of the VMA at `pos`, whose flags are `oldflags`, the
     /// flags `newflags`, splitting or merging as needed. `prev` becomes the VMA now covering the
-    /// range; returns where that VMA ends.
+    /// range; returns that VMA's position.
     fn mprotect_fixup(
         &mut self,
-        key: VirtAddr,
+        pos: VmaPos,
         oldflags: VmaFlags,
         prev: &mut Option<VirtAddr>,
         start: VirtAddr,
         end: VirtAddr,
         mut newflags: VmaFlags,
-    ) -> Result<VirtAddr> {
+    ) -> Result<VmaPos> {
         // vma_is_sealed
         if oldflags.test(VmaBit::Sealed) {
             return Err(err(Errno::EPERM, "the mapping is sealed"));
         }
+        let key = self.tree.vma_at(pos).start();
         if newflags == oldflags {
             *prev = Some(key);
-            return Ok(self.tree.get(key).expect("VMA in tree").end());
+            return Ok(pos);
         }
         let nrpages = end.pages_from(start);
         let mut charged = 0;
@@ -156,24 +163,26 @@ impl Mm {
                 newflags.set(VmaBit::Account);
             }
         } else if oldflags.test(VmaBit::Account) {
-            let vma = self.tree.get(key).expect("VMA in tree");
+            let vma = self.tree.vma_at(pos);
             if vma.is_anonymous() && vma.anon_vma().is_none() {
                 newflags.clear(VmaBit::Account);
             }
         }
-        let target = match self.vma_modify(*prev, key, start, end, newflags) {
-            Ok(t) => t,
+        let sticky = flags::sticky_flags(self.profile.soft_dirty);
+        let mut c = match self.vma_modify(*prev, pos, start, end, newflags) {
+            Ok(c) => c,
             Err(e) => {
                 self.uncharge(charged);
                 return Err(e);
             }
         };
-        *prev = Some(target);
-        let sticky = flags::sticky_flags(self.profile.soft_dirty);
-        let v = self.tree.get_mut(target).expect("VMA in tree");
+        // vm_flags_reset + vma_set_page_prot, at the position vma_modify returned.
+        let v = c.get_mut().expect("the VMA covering the range");
         v.set_flags(newflags.with(v.flags().and(sticky)));
         v.set_page_prot_from_flags();
-        let target_end = v.end();
+        let target = v.start();
+        let target_pos = c.pos().expect("the VMA covering the range");
+        *prev = Some(target);
         if oldflags.test(VmaBit::Account) && !newflags.test(VmaBit::Account) {
             self.uncharge(nrpages);
         }
@@ -183,6 +192,7 @@ impl Mm {
         if oldflags.and(vma_flags![Write, Shared, Locked]) == vma_flags![Locked] && newflags.test(VmaBit::Write) {
             self.populate_vma_range(target, start, end);
         }
-        Ok(target_end)
+        // Faulting pages in changes no VMA's place in the tree.
+        Ok(target_pos)
     }
 }

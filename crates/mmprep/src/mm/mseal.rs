@@ -94,9 +94,12 @@ impl Mm {
                 let flags = vma.flags();
                 let mut sealed = flags;
                 sealed.set(VmaBit::Sealed);
-                key = self.vma_modify(prev, key, curr_start, curr_end, sealed)?;
+                let pos = self.tree.pos_of(key).expect("VMA in tree");
+                let mut c = self.vma_modify(prev, pos, curr_start, curr_end, sealed)?;
                 // vm_flags_set(vma, VM_SEALED): whatever the merge brought (sticky bits) stays.
-                self.tree.get_mut(key).expect("VMA in tree").set_flag(VmaBit::Sealed);
+                let v = c.get_mut().expect("the VMA covering the range");
+                v.set_flag(VmaBit::Sealed);
+                key = v.start();
             }
             prev = Some(key);
             let vma_end = self.tree.get(key).expect("VMA in tree").end();

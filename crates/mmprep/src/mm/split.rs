@@ -21,16 +21,65 @@ use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
 use crate::mm::{Mm, alloc_from};
-use crate::tree::Cursor;
+use crate::tree::{Cursor, VmaPos};
 use crate::vma::{VmHooks, Vma};
 
 impl Mm {
-    /// `split_vma`: `__split_vma` after the `map_count` check.
-    pub(crate) fn split_vma(&mut self, key: VirtAddr, addr: VirtAddr, new_below: bool) -> Result<()> {
+    /// `split_vma` of the VMA at `pos`: `__split_vma` after the `map_count` check. Returns the
+    /// position of the upper piece; the lower one is right before it.
+    ///
+    /// # Preconditions
+    /// As [`Mm::split_vma_unchecked`].
+    ///
+    /// # On failure
+    /// `ENOMEM` at `max_map_count`, or `__split_vma`'s error; nothing changed.
+    pub(crate) fn split_vma(&mut self, pos: VmaPos, addr: VirtAddr, new_below: bool) -> Result<VmaPos> {
         if self.map_count() >= self.profile.max_map_count {
             return Err(err(Errno::ENOMEM, "splitting would exceed vm.max_map_count"));
         }
-        self.split_vma_unchecked(key, addr, new_below)
+        self.split_vma_unchecked_at(pos, addr, new_below)
+    }
+
+    /// `vma_modify`'s `split_vma(start)` then `split_vma(end)` for `[start, end)` strictly inside
+    /// the VMA at `pos`, the range ending up a VMA of its own between the two others. Returns a
+    /// cursor at it.
+    ///
+    /// An anonymous VMA (no driver hooks) is cut in three at once, when nothing can fail
+    /// between the two splits (the `map_count` check passes for both, and the test switch is
+    /// off): one move in the leaf. Otherwise the two splits run one after the other, so a
+    /// failure of the second leaves the first in place, as in the kernel.
+    ///
+    /// # Preconditions
+    /// `pos` is current; its VMA contains `[start, end)` with room on both sides.
+    ///
+    /// # On failure
+    /// As two [`Mm::split_vma`] calls: `ENOMEM` from the second keeps the first split.
+    pub(crate) fn split_vma_twice(&mut self, pos: VmaPos, start: VirtAddr, end: VirtAddr) -> Result<Cursor<'_>> {
+        let v = self.tree.vma_at(pos);
+        debug_assert!(v.start() < start && start < end && end < v.end());
+        if v.ops().driver().is_some()
+            || self.fail_alloc_in.is_some()
+            || self.map_count() + 1 >= self.profile.max_map_count
+        {
+            let upper = self.split_vma(pos, start, true)?;
+            let upper = self.split_vma(upper, end, false)?;
+            let mut c = self.tree.cursor_at(upper);
+            c.prev();
+            return Ok(c);
+        }
+        // vma_adjust_trans_huge at both new boundaries.
+        self.ptes.split_huge_at(start);
+        self.ptes.split_huge_at(end);
+        let mut c = self.tree.cursor_at(pos);
+        let v = c.get().expect("VMA in tree");
+        let (v_start, v_end, v_pgoff) = (v.start(), v.end(), v.pgoff());
+        let mut mid = v.clone();
+        mid.set_bounds(start, end, v_pgoff.add(start.pages_from(v_start)));
+        let mut upper = v.clone();
+        upper.set_bounds(end, v_end, v_pgoff.add(end.pages_from(v_start)));
+        // INVARIANT: the three pieces cover exactly the old range and do not overlap.
+        c.split_off_two(mid, upper);
+        Ok(c)
     }
 
     /// `__split_vma`: splits the VMA starting at `key` at `addr`. With `new_below` the new VMA is
@@ -42,11 +91,25 @@ impl Mm {
     /// # On failure
     /// `may_split`'s error or `ENOMEM` (allocation); nothing changed.
     pub(crate) fn split_vma_unchecked(&mut self, key: VirtAddr, addr: VirtAddr, new_below: bool) -> Result<()> {
+        let pos = self.tree.pos_of(key).expect("split of a VMA that is not in the tree");
+        self.split_vma_unchecked_at(pos, addr, new_below).map(|_| ())
+    }
+
+    /// [`Mm::split_vma_unchecked`] of the VMA at `pos`, without a look-up when the VMA has no
+    /// driver. Returns the position of the upper piece (the lower one is right before it).
+    ///
+    /// # Preconditions
+    /// `pos` is current; its VMA contains `addr`, strictly after its start.
+    ///
+    /// # On failure
+    /// `may_split`'s error or `ENOMEM` (allocation); nothing changed.
+    pub(crate) fn split_vma_unchecked_at(&mut self, pos: VmaPos, addr: VirtAddr, new_below: bool) -> Result<VmaPos> {
         let fail_alloc_in = &mut self.fail_alloc_in;
-        let mut c = self.tree.cursor(key);
+        let mut c = self.tree.cursor_at(pos);
         let vma = c.get().expect("split of a VMA that is not in the tree");
+        let key = vma.start();
         debug_assert!(
-            vma.start() == key && vma.start() < addr && addr < vma.end() && addr.is_page_aligned(),
+            vma.start() < addr && addr < vma.end() && addr.is_page_aligned(),
             "split {vma:?} at {addr:?}"
         );
         // Anonymous memory has no driver: no hook to call, and the cursor stays where it is.
@@ -55,8 +118,7 @@ impl Mm {
             alloc_from(fail_alloc_in)?; // vma_iter_prealloc
             // vma_adjust_trans_huge: a huge block the new boundary cuts is split first.
             self.ptes.split_huge_at(addr);
-            split_at(&mut c, addr);
-            return Ok(());
+            return Ok(split_at(&mut c, addr));
         };
         if hooks.contains(VmHooks::MAY_SPLIT) {
             self.hook_may_split(key, addr)?;
@@ -64,12 +126,13 @@ impl Mm {
         self.alloc()?; // vm_area_dup
         self.alloc()?; // vma_iter_prealloc
         self.ptes.split_huge_at(addr);
+        // The hooks need all of `Mm`, so the driver's case looks its VMA up by start.
         split_at(&mut self.tree.cursor(key), addr);
         let new_key = if new_below { key } else { addr };
         if hooks.contains(VmHooks::OPEN) {
             self.hook_open(new_key);
         }
-        Ok(())
+        Ok(self.tree.pos_of(addr).expect("the upper piece"))
     }
 
     /// Calls `may_split` if the VMA's driver has it.
@@ -123,15 +186,12 @@ impl Mm {
 /// The commit of `__split_vma` at the cursor's VMA: the piece that keeps its start is changed in
 /// place, the other is a copy inserted after it, both at one position (no look-up by start).
 /// Both pieces are the same VMA but for their ranges, so which one "is" the original only
-/// decides where `open` is called.
-fn split_at(c: &mut Cursor<'_>, addr: VirtAddr) {
-    let (l_start, vma_end, l_pgoff) = {
-        let v = c.get().expect("VMA in tree");
-        (v.start(), v.end(), v.pgoff())
-    };
-    let lower = c.set_range(l_start, addr, l_pgoff);
-    let mut upper = lower.clone();
-    upper.set_bounds(addr, vma_end, upper.pgoff().add(addr.pages_from(l_start)));
+/// decides where `open` is called. Returns the upper piece's position (the cursor stays there).
+fn split_at(c: &mut Cursor<'_>, addr: VirtAddr) -> VmaPos {
+    let v = c.get().expect("VMA in tree");
+    let mut upper = v.clone();
+    upper.set_bounds(addr, v.end(), v.pgoff().add(addr.pages_from(v.start())));
     // INVARIANT: the two pieces cover exactly the old range and do not overlap.
-    c.insert_after(upper);
+    c.split_off(upper);
+    c.pos().expect("the upper piece")
 }
