@@ -484,11 +484,7 @@ fn run_files(files: &[PathBuf], mode: &Mode, json: bool) -> ExitCode {
             }
             bar.inc(1);
             if let Err(e) = written {
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    return ExitCode::from(status);
-                }
-                eprintln!("mmprep: cannot write to stdout: {e}");
-                return ExitCode::from(exit::HOST_FAILED);
+                return stdout_failed(&e, status);
             }
             continue;
         }
@@ -536,12 +532,7 @@ fn run_files(files: &[PathBuf], mode: &Mode, json: bool) -> ExitCode {
         });
         bar.inc(1);
         if let Err(e) = written {
-            // A closed pipe (`mmprep kernel x | head`) is a normal way to stop reading.
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                return ExitCode::from(status);
-            }
-            eprintln!("mmprep: cannot write to stdout: {e}");
-            return ExitCode::from(exit::HOST_FAILED);
+            return stdout_failed(&e, status);
         }
     }
     bar.finish_and_clear();
@@ -1479,4 +1470,14 @@ fn with_sanitizer_runtime() -> Result<(), ExitCode> {
 fn needs_linux<T>(command: &str, _: T) -> ExitCode {
     eprintln!("mmprep {command}: needs Linux on x86_64 (ptrace)");
     ExitCode::from(mmprep_scenario::exit::HOST_FAILED)
+}
+
+/// The exit of a run whose stdout failed: a closed pipe (`mmprep kernel x | head`) is a normal
+/// way to stop reading and keeps the status so far; any other write error is the host's.
+fn stdout_failed(e: &io::Error, status: u8) -> ExitCode {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return ExitCode::from(status);
+    }
+    eprintln!("mmprep: cannot write to stdout: {e}");
+    ExitCode::from(exit::HOST_FAILED)
 }
