@@ -36,6 +36,7 @@ use alloc::vec::Vec;
 use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
 use crate::flags::VmaBit;
+use crate::mm::split::split_prepare;
 use crate::mm::{Mm, alloc_from};
 use crate::tree::Cursor;
 use crate::vma::Vma;
@@ -202,16 +203,11 @@ impl Mm {
         let mut split = (false, false);
         let mut step = || -> Result<()> {
             if cut_below {
-                alloc_from(fail_alloc_in)?; // vm_area_dup
-                alloc_from(fail_alloc_in)?; // vma_iter_prealloc
-                // vma_adjust_trans_huge: a huge block the new boundary cuts is split first.
-                ptes.split_huge_at(start);
+                split_prepare(fail_alloc_in, ptes, start)?;
                 split.0 = true;
             }
             if cut_above {
-                alloc_from(fail_alloc_in)?;
-                alloc_from(fail_alloc_in)?;
-                ptes.split_huge_at(end);
+                split_prepare(fail_alloc_in, ptes, end)?;
                 split.1 = true;
             }
             alloc_from(fail_alloc_in) // mas_store_gfp into the detached tree

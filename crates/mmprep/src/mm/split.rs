@@ -21,6 +21,7 @@ use crate::addr::VirtAddr;
 use crate::errno::{Errno, Result, err};
 use crate::events::Event;
 use crate::mm::{Mm, alloc_from};
+use crate::pagetable::PageTable;
 use crate::tree::{Cursor, VmaPos};
 use crate::vma::{VmHooks, Vma};
 
@@ -114,18 +115,13 @@ impl Mm {
         );
         // Anonymous memory has no driver: no hook to call, and the cursor stays where it is.
         let Some(hooks) = vma.ops().driver().map(|o| o.hooks()) else {
-            alloc_from(fail_alloc_in)?; // vm_area_dup
-            alloc_from(fail_alloc_in)?; // vma_iter_prealloc
-            // vma_adjust_trans_huge: a huge block the new boundary cuts is split first.
-            self.ptes.split_huge_at(addr);
+            split_prepare(fail_alloc_in, &self.ptes, addr)?;
             return Ok(split_at(&mut c, addr));
         };
         if hooks.contains(VmHooks::MAY_SPLIT) {
             self.hook_may_split(key, addr)?;
         }
-        self.alloc()?; // vm_area_dup
-        self.alloc()?; // vma_iter_prealloc
-        self.ptes.split_huge_at(addr);
+        split_prepare(&mut self.fail_alloc_in, &self.ptes, addr)?;
         // The hooks need all of `Mm`, so the driver's case looks its VMA up by start.
         split_at(&mut self.tree.cursor(key), addr);
         let new_key = if new_below { key } else { addr };
@@ -181,6 +177,17 @@ impl Mm {
             self.events.insert_at(mark, || Event::Close { ops: name, start, end });
         }
     }
+}
+
+/// What `__split_vma` does before it changes the tree, in its order: `vm_area_dup` and
+/// `vma_iter_prealloc` (each may fail with `ENOMEM`, here through the test switch), then
+/// `vma_adjust_trans_huge`, which splits a huge block the new boundary at `addr` cuts. Every
+/// split path (a split at a cursor, the munmap gather's cuts) goes through it.
+pub(crate) fn split_prepare(fail_alloc_in: &mut Option<u32>, ptes: &PageTable, addr: VirtAddr) -> Result<()> {
+    alloc_from(fail_alloc_in)?; // vm_area_dup
+    alloc_from(fail_alloc_in)?; // vma_iter_prealloc
+    ptes.split_huge_at(addr);
+    Ok(())
 }
 
 /// The commit of `__split_vma` at the cursor's VMA: the piece that keeps its start is changed in
