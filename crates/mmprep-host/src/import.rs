@@ -319,12 +319,38 @@ pub fn smaps_vmas(text: &str) -> Result<Vec<SmapsVma>, String> {
         .collect())
 }
 
+/// How many times [`import_pid`] reads `smaps` before it gives up on a process whose mappings
+/// keep changing.
+const SNAPSHOT_TRIES: usize = 20;
+
+/// One consistent `smaps` text of process `pid`: the kernel prints `smaps` a buffer at a time and
+/// locks the address space afresh for each (`fs/proc/task_mmu.c:m_start`), so a process whose threads
+/// map or unmap meanwhile can be read torn (a VMA twice, or one missing). Two reads in a row whose
+/// VMA lines agree are taken as one snapshot.
+#[cfg(target_os = "linux")]
+fn read_smaps_snapshot(pid: u32) -> Result<String, String> {
+    let path = format!("/proc/{pid}/smaps");
+    let read = || std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"));
+    let mut last = read()?;
+    for _ in 0..SNAPSHOT_TRIES {
+        let next = read()?;
+        if maps_of(&next) == maps_of(&last) {
+            return Ok(next);
+        }
+        last = next;
+    }
+    Err(format!(
+        "{path}: the mappings changed in each of {SNAPSHOT_TRIES} reads; stop the process (kill -STOP {pid}) and import again"
+    ))
+}
+
 /// Imports process `pid` as it is now. `brk` is its current break if the caller knows it.
-/// The process should be stopped (or waiting) while this reads its files.
+/// The process should be stopped (or waiting) while this reads its files; for one that is
+/// running, `smaps` is read until two reads agree ([`read_smaps_snapshot`]).
 #[cfg(target_os = "linux")]
 pub fn import_pid(pid: u32, brk: Option<u64>) -> Result<Imported, String> {
     let (profile, randomized) = process_profile(pid)?;
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).map_err(|e| format!("/proc/{pid}/smaps: {e}"))?;
+    let smaps = read_smaps_snapshot(pid)?;
     let stat = stat_addrs(&read_stat(pid)?)?;
     let mm = import_text(&smaps, stat, brk, profile)?;
     Ok(Imported { mm, smaps, randomized })
