@@ -9,11 +9,12 @@
 //! Mirrors the lookups of `include/linux/mm.h` (`find_vma`, `find_vma_intersection`,
 //! `vma_lookup`, `vma_prev`, `vma_next`), \[H\] 6.18.
 //!
-//! The tree lives in an arena of nodes named by `u32` ids, with a free list, so it needs no
-//! pointers and no `unsafe` (`docs/core-design.md` section 3):
-//! - a leaf holds up to `B` (16) VMAs in address order, with their end addresses in an array of
-//!   their own (a search scans eight-byte keys, not whole VMAs), and links to the leaves beside
-//!   it;
+//! The tree lives in two arenas, of leaves and of branches, named by `u32` ids, with a free list
+//! each, so it needs no pointers and no `unsafe` (`docs/core-design.md` section 3):
+//! - a leaf holds up to `B` (16) VMAs, with their end addresses in address order in an array of
+//!   their own (a search scans eight-byte keys, not whole VMAs), the VMAs themselves stored in
+//!   any order with a byte per position naming where (a split or removal moves bytes and at
+//!   most one VMA, not every later VMA), and links to the leaves beside it;
 //! - a branch holds up to `B` children and, for every child but the last, the highest end
 //!   address in that child's subtree (its pivot).
 //!
@@ -39,17 +40,108 @@ const NIL: u32 = u32::MAX;
 /// children below it, so 32 levels would need far more VMAs than an address space can hold.
 const MAX_HEIGHT: usize = 32;
 
-/// Up to [`B`] VMAs in address order.
+/// Up to [`B`] VMAs; position `i` is the `i`-th lowest.
+///
+/// The VMAs live in the leaf itself, next to their keys, in storage slots of any order, and
+/// `order` names the slot of each position: an insert takes a free slot and a removal frees
+/// one, so a split or a merge writes a few bytes of `order` and the VMAs it changes, never
+/// moving the others. In a large tree a leaf is rarely in cache: its keys and its VMAs in one
+/// block (the same pages, so one TLB entry) and no VMA moved are what keep the cost of an
+/// operation at a million VMAs near its cost at a thousand (issue 8).
 ///
 /// # Invariants
-/// `ends[i] == vmas[i].end` for `i < vmas.len()` and `u64::MAX` beyond; `vmas.len() <= B`; a
-/// leaf that is not the root is not empty.
+/// `len <= B`; `order[..len]` are distinct slots below `B`; `ends[i] == vmas[order[i]].end`
+/// for `i < len` and `u64::MAX` beyond; a slot not named by `order[..len]` holds
+/// [`Vma::vacant`]; a leaf that is not the root and not on the free list is not empty; a
+/// freed leaf is empty.
 #[derive(Clone)]
 struct Leaf {
     ends: [u64; B],
-    vmas: Vec<Vma>,
+    order: [u8; B],
+    len: u8,
     prev: u32,
     next: u32,
+    vmas: [Vma; B],
+}
+
+impl Leaf {
+    #[inline]
+    fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// The VMA at position `i`.
+    #[inline]
+    fn vma(&self, i: usize) -> &Vma {
+        debug_assert!(i < self.len());
+        &self.vmas[usize::from(self.order[i])]
+    }
+
+    #[inline]
+    fn vma_mut(&mut self, i: usize) -> &mut Vma {
+        debug_assert!(i < self.len());
+        &mut self.vmas[usize::from(self.order[i])]
+    }
+
+    /// The VMA at position `i`, if the leaf has one there.
+    #[inline]
+    fn get(&self, i: usize) -> Option<&Vma> {
+        (i < self.len()).then(|| self.vma(i))
+    }
+
+    /// The highest end in the leaf.
+    #[inline]
+    fn max(&self) -> Option<u64> {
+        self.len().checked_sub(1).map(|i| self.ends[i])
+    }
+
+    /// Puts `vma` at position `i` in the lowest free slot; the VMAs from `i` on move one
+    /// position up (they stay in their slots).
+    ///
+    /// # Preconditions
+    /// The leaf is not full; `vma` lies between the VMAs at `i - 1` and `i`.
+    fn insert(&mut self, i: usize, vma: Vma) {
+        let n = self.len();
+        debug_assert!(n < B && i <= n);
+        let used = self.order[..n].iter().fold(0u32, |m, &o| m | 1 << o);
+        let slot = (!used).trailing_zeros() as usize;
+        self.ends.copy_within(i..n, i + 1);
+        self.ends[i] = vma.end().0;
+        self.order.copy_within(i..n, i + 1);
+        self.order[i] = slot_byte(slot);
+        self.vmas[slot] = vma;
+        self.len += 1;
+    }
+
+    /// Takes out the VMA at position `i`; the later ones move one position down.
+    fn remove(&mut self, i: usize) -> Vma {
+        let n = self.len();
+        debug_assert!(i < n);
+        let slot = usize::from(self.order[i]);
+        self.ends.copy_within(i + 1..n, i);
+        self.ends[n - 1] = u64::MAX;
+        self.order.copy_within(i + 1..n, i);
+        self.len -= 1;
+        core::mem::replace(&mut self.vmas[slot], Vma::vacant())
+    }
+
+    /// Takes out the VMAs from position `from` on, lowest first, into `right` (which takes
+    /// them after its own): the upper part of a leaf that splits.
+    fn move_tail(&mut self, from: usize, right: &mut Leaf) {
+        for i in from..self.len() {
+            let v = core::mem::replace(&mut self.vmas[usize::from(self.order[i])], Vma::vacant());
+            right.insert(right.len(), v);
+            self.ends[i] = u64::MAX;
+        }
+        self.len = slot_byte(from);
+    }
+}
+
+/// A slot or a count of a leaf as a byte (at most `B`).
+#[inline]
+fn slot_byte(i: usize) -> u8 {
+    debug_assert!(i <= B);
+    i as u8
 }
 
 /// Up to [`B`] children.
@@ -62,14 +154,6 @@ struct Branch {
     pivots: [u64; B],
     children: [u32; B],
     len: usize,
-}
-
-#[derive(Clone)]
-enum Node {
-    Leaf(Leaf),
-    Branch(Branch),
-    /// On the free list.
-    Free,
 }
 
 /// The branches from the root down to a leaf: each branch and the child taken.
@@ -93,8 +177,10 @@ pub(crate) struct VmaPos(u32, usize);
 /// address order from `first`; `len` counts the VMAs. `hint` is any node id (it is checked
 /// before use).
 pub struct VmaTree {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
+    leaves: Vec<Leaf>,
+    branches: Vec<Branch>,
+    free_leaves: Vec<u32>,
+    free_branches: Vec<u32>,
     root: u32,
     height: usize,
     first: u32,
@@ -105,22 +191,20 @@ pub struct VmaTree {
     /// and written `Relaxed`, plain moves on x86) so that look-ups through `&self` can update
     /// it and the tree stays `Sync`.
     hint: AtomicU32,
-    /// Emptied VMA vectors of leaves that went away, for the next leaves a split makes (at most
-    /// [`MAX_SPARE`]): see [`VmaTree::keep_spare`].
-    spare: Vec<Vec<Vma>>,
 }
 
 impl Clone for VmaTree {
     fn clone(&self) -> VmaTree {
         VmaTree {
-            nodes: self.nodes.clone(),
-            free: self.free.clone(),
+            leaves: self.leaves.clone(),
+            branches: self.branches.clone(),
+            free_leaves: self.free_leaves.clone(),
+            free_branches: self.free_branches.clone(),
             root: self.root,
             height: self.height,
             first: self.first,
             len: self.len,
             hint: AtomicU32::new(self.hint.load(Relaxed)),
-            spare: Vec::new(),
         }
     }
 }
@@ -134,9 +218,11 @@ impl Default for VmaTree {
 fn new_leaf() -> Leaf {
     Leaf {
         ends: [u64::MAX; B],
-        vmas: Vec::new(),
+        order: [0; B],
+        len: 0,
         prev: NIL,
         next: NIL,
+        vmas: [const { Vma::vacant() }; B],
     }
 }
 
@@ -146,14 +232,6 @@ fn new_leaf() -> Leaf {
 #[inline]
 fn first_above(keys: &[u64; B], addr: u64) -> usize {
     keys.iter().position(|&k| k > addr).unwrap_or(B)
-}
-
-/// The panic of a node look-up that finds the wrong kind of node (a broken tree invariant),
-/// kept out of line so that the look-ups stay small enough to inline.
-#[cold]
-#[inline(never)]
-fn not_a(id: u32, kind: &str) -> ! {
-    unreachable!("node {id} is not a {kind}")
 }
 
 /// How many of the `B + 1` items of a full node that takes a new one at `idx` stay on its left.
@@ -180,14 +258,15 @@ impl VmaTree {
     /// An empty tree.
     pub fn new() -> VmaTree {
         VmaTree {
-            nodes: alloc::vec![Node::Leaf(new_leaf())],
-            free: Vec::new(),
+            leaves: alloc::vec![new_leaf()],
+            branches: Vec::new(),
+            free_leaves: Vec::new(),
+            free_branches: Vec::new(),
             root: 0,
             height: 0,
             first: 0,
             len: 0,
             hint: AtomicU32::new(0),
-            spare: Vec::new(),
         }
     }
 
@@ -203,50 +282,59 @@ impl VmaTree {
 
     #[inline]
     fn leaf(&self, id: u32) -> &Leaf {
-        match &self.nodes[id as usize] {
-            Node::Leaf(l) => l,
-            _ => not_a(id, "leaf"),
-        }
+        &self.leaves[id as usize]
     }
 
     #[inline]
     fn leaf_mut(&mut self, id: u32) -> &mut Leaf {
-        match &mut self.nodes[id as usize] {
-            Node::Leaf(l) => l,
-            _ => not_a(id, "leaf"),
-        }
+        &mut self.leaves[id as usize]
     }
 
     #[inline]
     fn branch(&self, id: u32) -> &Branch {
-        match &self.nodes[id as usize] {
-            Node::Branch(b) => b,
-            _ => not_a(id, "branch"),
-        }
+        &self.branches[id as usize]
     }
 
     #[inline]
     fn branch_mut(&mut self, id: u32) -> &mut Branch {
-        match &mut self.nodes[id as usize] {
-            Node::Branch(b) => b,
-            _ => not_a(id, "branch"),
-        }
+        &mut self.branches[id as usize]
     }
 
-    fn alloc_node(&mut self, node: Node) -> u32 {
-        if let Some(id) = self.free.pop() {
-            self.nodes[id as usize] = node;
+    fn alloc_leaf(&mut self, leaf: Leaf) -> u32 {
+        if let Some(id) = self.free_leaves.pop() {
+            self.leaves[id as usize] = leaf;
             id
         } else {
-            self.nodes.push(node);
-            u32::try_from(self.nodes.len() - 1).expect("fewer than 2^32 tree nodes")
+            self.leaves.push(leaf);
+            u32::try_from(self.leaves.len() - 1).expect("fewer than 2^32 leaves")
         }
     }
 
-    fn free_node(&mut self, id: u32) {
-        self.keep_spare(id);
-        self.nodes[id as usize] = Node::Free;
-        self.free.push(id);
+    fn alloc_branch(&mut self, branch: Branch) -> u32 {
+        if let Some(id) = self.free_branches.pop() {
+            self.branches[id as usize] = branch;
+            id
+        } else {
+            self.branches.push(branch);
+            u32::try_from(self.branches.len() - 1).expect("fewer than 2^32 branches")
+        }
+    }
+
+    /// Puts the emptied leaf `id` on the free list.
+    fn free_leaf(&mut self, id: u32) {
+        let l = self.leaf_mut(id);
+        debug_assert!(l.len == 0);
+        (l.prev, l.next) = (NIL, NIL);
+        // Room for every leaf, taken only when the arena has grown: freeing never allocates.
+        self.free_leaves
+            .reserve(self.leaves.len().saturating_sub(self.free_leaves.len()));
+        self.free_leaves.push(id);
+    }
+
+    fn free_branch(&mut self, id: u32) {
+        self.free_branches
+            .reserve(self.branches.len().saturating_sub(self.free_branches.len()));
+        self.free_branches.push(id);
     }
 
     /// One descent to the first VMA ending above `addr`: the branches passed and the child
@@ -269,12 +357,13 @@ impl VmaTree {
     #[inline]
     fn seek(&self, addr: u64) -> (u32, usize) {
         let hint = self.hint.load(Relaxed);
-        if let Some(Node::Leaf(l)) = self.nodes.get(hint as usize) {
-            let n = l.vmas.len();
+        if let Some(l) = self.leaves.get(hint as usize) {
+            let n = l.len();
             let slot = first_above(&l.ends, addr).min(n);
             // The first end above `addr` is in this leaf when one is, and no VMA of an earlier
-            // leaf ends above `addr`; none is anywhere when this is the last leaf.
-            let earlier_below = || l.prev == NIL || self.leaf(l.prev).ends[self.leaf(l.prev).vmas.len() - 1] <= addr;
+            // leaf ends above `addr`; none is anywhere when this is the last leaf. (A freed
+            // leaf is empty, so it is never taken.)
+            let earlier_below = || l.prev == NIL || self.leaf(l.prev).max().is_some_and(|m| m <= addr);
             if n > 0 && ((slot < n && (slot > 0 || earlier_below())) || (slot == n && l.next == NIL)) {
                 return (hint, slot);
             }
@@ -286,14 +375,14 @@ impl VmaTree {
         }
         self.hint.store(id, Relaxed);
         let l = self.leaf(id);
-        (id, first_above(&l.ends, addr).min(l.vmas.len()))
+        (id, first_above(&l.ends, addr).min(l.len()))
     }
 
     /// The VMA at a position, or at the next one when the slot is past its leaf's end.
     #[inline]
     fn at(&self, (id, slot): (u32, usize)) -> Option<(u32, usize)> {
         let l = self.leaf(id);
-        if slot < l.vmas.len() {
+        if slot < l.len() {
             return Some((id, slot));
         }
         // Only the last leaf has no VMA ending above an address its subtree was chosen for,
@@ -308,7 +397,7 @@ impl VmaTree {
             return Some((id, slot - 1));
         }
         let prev = self.leaf(id).prev;
-        (prev != NIL).then(|| (prev, self.leaf(prev).vmas.len() - 1))
+        (prev != NIL).then(|| (prev, self.leaf(prev).len() - 1))
     }
 
     /// The position after `(id, slot)`.
@@ -319,14 +408,14 @@ impl VmaTree {
 
     #[inline]
     fn vma(&self, (id, slot): (u32, usize)) -> &Vma {
-        &self.leaf(id).vmas[slot]
+        self.leaf(id).vma(slot)
     }
 
     /// [`VmaTree::at`] and [`VmaTree::vma`] in one look at the leaf, when the VMA is in it.
     #[inline]
     fn vma_or_next(&self, (id, slot): (u32, usize)) -> Option<&Vma> {
         let l = self.leaf(id);
-        match l.vmas.get(slot) {
+        match l.get(slot) {
             Some(v) => Some(v),
             None => self.at((id, slot)).map(|p| self.vma(p)),
         }
@@ -339,7 +428,7 @@ impl VmaTree {
             let b = self.branch(id);
             id = b.children[b.len - 1];
         }
-        let last = self.leaf(id).vmas.len().checked_sub(1).map(|s| (id, s));
+        let last = self.leaf(id).len().checked_sub(1).map(|s| (id, s));
         Iter {
             tree: self,
             front: (self.first, 0),
@@ -418,7 +507,7 @@ impl VmaTree {
     fn find_start(&self, start: VirtAddr) -> Option<(u32, usize)> {
         let (id, slot) = self.seek(start.0);
         let l = self.leaf(id);
-        (slot < l.vmas.len() && l.vmas[slot].start() == start).then_some((id, slot))
+        l.get(slot).is_some_and(|v| v.start() == start).then_some((id, slot))
     }
 
     /// The VMA starting exactly at `start`.
@@ -430,7 +519,7 @@ impl VmaTree {
     /// [`VmaTree::set_range`] for that).
     pub(crate) fn get_mut(&mut self, start: VirtAddr) -> Option<&mut Vma> {
         let (id, slot) = self.find_start(start)?;
-        Some(&mut self.leaf_mut(id).vmas[slot])
+        Some(self.leaf_mut(id).vma_mut(slot))
     }
 
     /// The VMAs overlapping `[start, end)`, lowest first; none for an empty or inverted range.
@@ -455,7 +544,7 @@ impl VmaTree {
     fn set_range(&mut self, key: VirtAddr, start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> &mut Vma {
         let pos = self.seek(key.0);
         debug_assert!(
-            self.leaf(pos.0).vmas.get(pos.1).is_some_and(|v| v.start() == key),
+            self.leaf(pos.0).get(pos.1).is_some_and(|v| v.start() == key),
             "set_range of {key:?}, which is not in the tree"
         );
         self.set_range_at(pos, start, end, pgoff)
@@ -464,21 +553,21 @@ impl VmaTree {
     /// [`VmaTree::set_range`] of the VMA at position `(leaf, slot)`.
     fn set_range_at(&mut self, (leaf, slot): (u32, usize), start: VirtAddr, end: VirtAddr, pgoff: PgOff) -> &mut Vma {
         debug_assert!(start < end);
-        let key = self.leaf(leaf).vmas[slot].start();
+        let key = self.leaf(leaf).vma(slot).start();
         debug_assert!(
             self.before((leaf, slot)).is_none_or(|p| self.vma(p).end() <= start)
                 && self.after((leaf, slot)).is_none_or(|p| self.vma(p).start() >= end),
             "set_range of {key:?} to [{start:?}, {end:?}) overlaps a neighbour"
         );
         let l = self.leaf(leaf);
-        if slot + 1 == l.vmas.len() && l.ends[slot] != end.0 {
+        if slot + 1 == l.len() && l.ends[slot] != end.0 {
             // The leaf's highest end moves: fix the pivot naming it, found while the tree
             // still routes `key` here.
             self.fix_pivot(key.0, end.0);
         }
         let l = self.leaf_mut(leaf);
         l.ends[slot] = end.0;
-        let v = &mut l.vmas[slot];
+        let v = l.vma_mut(slot);
         v.set_bounds(start, end, pgoff);
         v
     }
@@ -517,54 +606,36 @@ impl VmaTree {
     /// Inserts `vma` at position `(leaf, idx)` (where [`VmaTree::seek`] of its start ends) and
     /// returns its position: a descent only when the leaf splits or gets a new highest end.
     fn insert_at(&mut self, (leaf, idx): (u32, usize), vma: Vma) -> (u32, usize) {
-        let n = self.leaf(leaf).vmas.len();
-        debug_assert!(idx <= n && (idx == n || self.leaf(leaf).vmas[idx].start() >= vma.end()));
+        let n = self.leaf(leaf).len();
+        debug_assert!(idx <= n && self.leaf(leaf).get(idx).is_none_or(|v| v.start() >= vma.end()));
         // INVARIANT: a new highest end comes only to the last leaf (a descent past every end
         // leads there, and `Cursor::insert_after` goes to the next leaf's slot 0), whose
         // highest end no pivot names: nothing above changes unless the leaf splits.
         debug_assert!(idx < n || self.leaf(leaf).next == NIL);
         self.len += 1;
-        let end = vma.end().0;
         if n < B {
-            let l = self.leaf_mut(leaf);
-            l.ends.copy_within(idx..n, idx + 1);
-            l.ends[idx] = end;
-            // Room for B and no more (a grown Vec would double to 2B).
-            l.vmas.reserve_exact(B - n);
-            l.vmas.insert(idx, vma);
+            self.leaf_mut(leaf).insert(idx, vma);
             return (leaf, idx);
         }
         // The path is needed only when the leaf splits.
         let path = self.descend(vma.start().0);
-        let right_vmas = self.spare_vmas();
         let l = self.leaf_mut(leaf);
-        // The leaf is full: split it, keeping `keep` of the B + 1 VMAs on the left.
+        // The leaf is full: split it. Of the B + 1 VMAs (the old ones with the new one at
+        // `idx`), the first `keep` stay.
         let keep = split_point(idx);
-        let mut right = Leaf {
-            vmas: right_vmas,
-            ..new_leaf()
-        };
-        // Of the B + 1 VMAs (the old ones with the new one at `idx`), the first `keep` stay;
-        // neither Vec grows past B.
+        let mut right = new_leaf();
         if idx < keep {
-            right.vmas.extend(l.vmas.drain(keep - 1..));
-            l.vmas.insert(idx, vma);
+            l.move_tail(keep - 1, &mut right);
+            l.insert(idx, vma);
         } else {
-            right.vmas.extend(l.vmas.drain(keep..));
-            right.vmas.insert(idx - keep, vma);
+            l.move_tail(keep, &mut right);
+            right.insert(idx - keep, vma);
         }
-        for (k, v) in right.vmas.iter().enumerate() {
-            right.ends[k] = v.end().0;
-        }
-        for (k, v) in l.vmas.iter().enumerate() {
-            l.ends[k] = v.end().0;
-        }
-        l.ends[keep..].fill(u64::MAX);
         let left_max = l.ends[keep - 1];
         let old_next = l.next;
         right.prev = leaf;
         right.next = old_next;
-        let right_id = self.alloc_node(Node::Leaf(right));
+        let right_id = self.alloc_leaf(right);
         self.leaf_mut(leaf).next = right_id;
         if old_next != NIL {
             self.leaf_mut(old_next).prev = right_id;
@@ -591,7 +662,7 @@ impl VmaTree {
             b.pivots[0] = left_max;
             b.children[0] = self.root;
             b.children[1] = right;
-            self.root = self.alloc_node(Node::Branch(b));
+            self.root = self.alloc_branch(b);
             self.height += 1;
             assert!(self.height < MAX_HEIGHT, "the VMA tree is too deep");
             return;
@@ -628,23 +699,26 @@ impl VmaTree {
         };
         r.children[..B + 1 - keep].copy_from_slice(&children[keep..]);
         r.pivots[..B - keep].copy_from_slice(&maxes[keep..B]);
-        let right_id = self.alloc_node(Node::Branch(r));
+        let right_id = self.alloc_branch(r);
         self.insert_child(path, depth - 1, maxes[keep - 1], right_id);
     }
 
     /// Every VMA, lowest first, taken out of the tree.
     pub(crate) fn into_vmas(self) -> impl Iterator<Item = Vma> {
-        let VmaTree { mut nodes, first, .. } = self;
+        let VmaTree { mut leaves, first, .. } = self;
         let mut id = first;
         core::iter::from_fn(move || {
             if id == NIL {
                 return None;
             }
-            let Node::Leaf(l) = core::mem::replace(&mut nodes[id as usize], Node::Free) else {
-                unreachable!("the leaf list reaches a branch");
-            };
+            let l = core::mem::replace(&mut leaves[id as usize], new_leaf());
             id = l.next;
-            Some(l.vmas)
+            let Leaf {
+                order, len, mut vmas, ..
+            } = l;
+            Some(
+                (0..usize::from(len)).map(move |i| core::mem::replace(&mut vmas[usize::from(order[i])], Vma::vacant())),
+            )
         })
         .flatten()
     }
@@ -652,8 +726,7 @@ impl VmaTree {
     /// Removes and returns the VMA starting at `start`.
     pub(crate) fn remove(&mut self, start: VirtAddr) -> Option<Vma> {
         let (leaf, slot) = self.seek(start.0);
-        let n = self.leaf(leaf).vmas.len();
-        if slot >= n || self.leaf(leaf).vmas[slot].start() != start {
+        if self.leaf(leaf).get(slot).is_none_or(|v| v.start() != start) {
             return None;
         }
         Some(self.remove_at((leaf, slot)).0)
@@ -662,18 +735,15 @@ impl VmaTree {
     /// Removes the VMA at position `(leaf, slot)`; returns it and whether its leaf is gone (else
     /// the same position now holds the VMA after it, or is past the leaf's end).
     fn remove_at(&mut self, (leaf, slot): (u32, usize)) -> (Vma, bool) {
-        let n = self.leaf(leaf).vmas.len();
-        let start = self.leaf(leaf).vmas[slot].start();
+        let n = self.leaf(leaf).len();
+        let start = self.leaf(leaf).vma(slot).start();
         // The path is needed only when the leaf empties.
         let path = if n == 1 && self.height > 0 {
             Some(self.descend(start.0))
         } else {
             None
         };
-        let l = self.leaf_mut(leaf);
-        let v = l.vmas.remove(slot);
-        l.ends.copy_within(slot + 1..n, slot);
-        l.ends[n - 1] = u64::MAX;
+        let v = self.leaf_mut(leaf).remove(slot);
         self.len -= 1;
         let mut gone = false;
         if let Some(path) = path {
@@ -702,7 +772,7 @@ impl VmaTree {
         if next != NIL {
             self.leaf_mut(next).prev = prev;
         }
-        self.free_node(leaf);
+        self.free_leaf(leaf);
         for depth in (0..self.height).rev() {
             let (bid, i) = path[depth];
             let b = self.branch_mut(bid);
@@ -723,9 +793,9 @@ impl VmaTree {
             }
             // The branch emptied (only a root can reach here with one child left to lose, since
             // a lone child is folded into its parent below).
-            self.free_node(bid);
+            self.free_branch(bid);
             if depth == 0 {
-                self.root = self.alloc_node(Node::Leaf(new_leaf()));
+                self.root = self.alloc_leaf(new_leaf());
                 self.first = self.root;
                 self.height = 0;
                 return;
@@ -734,7 +804,7 @@ impl VmaTree {
         while self.height > 0 && self.branch(self.root).len == 1 {
             let old = self.root;
             self.root = self.branch(old).children[0];
-            self.free_node(old);
+            self.free_branch(old);
             self.height -= 1;
         }
     }
@@ -782,18 +852,27 @@ impl VmaTree {
     fn check_node(&self, id: u32, depth: usize, leaves: &mut Vec<u32>) -> Option<u64> {
         if depth == 0 {
             let l = self.leaf(id);
-            assert!(l.vmas.len() <= B);
-            assert!(id == self.root || !l.vmas.is_empty(), "empty leaf {id}");
-            assert!(l.vmas.capacity() <= B, "leaf {id} holds room for {}", l.vmas.capacity());
-            for (k, v) in l.vmas.iter().enumerate() {
-                assert_eq!(l.ends[k], v.end().0, "leaf {id} slot {k}: end key");
+            let n = l.len();
+            assert!(n <= B);
+            assert!(id == self.root || n > 0, "empty leaf {id}");
+            let mut seen = [false; B];
+            for (k, &o) in l.order[..n].iter().enumerate() {
+                assert!(
+                    usize::from(o) < B && !seen[usize::from(o)],
+                    "leaf {id} position {k}: slot {o}"
+                );
+                seen[usize::from(o)] = true;
+                assert_eq!(l.ends[k], l.vma(k).end().0, "leaf {id} position {k}: end key");
             }
-            assert!(
-                l.ends[l.vmas.len()..].iter().all(|&k| k == u64::MAX),
-                "leaf {id}: padding"
-            );
+            for (slot, v) in l.vmas.iter().enumerate() {
+                assert!(
+                    seen[slot] || v.end().0 == 0,
+                    "leaf {id}: slot {slot} is free but not vacant"
+                );
+            }
+            assert!(l.ends[n..].iter().all(|&k| k == u64::MAX), "leaf {id}: padding");
             leaves.push(id);
-            return l.vmas.last().map(|v| v.end().0);
+            return l.max();
         }
         let b = self.branch(id);
         assert!(b.len >= 1 && b.len <= B, "branch {id} has {} children", b.len);
@@ -843,7 +922,7 @@ impl VmaTree {
     #[inline]
     pub(crate) fn cursor_at(&mut self, pos: VmaPos) -> Cursor<'_> {
         debug_assert!(
-            matches!(self.nodes.get(pos.0 as usize), Some(Node::Leaf(l)) if pos.1 < l.vmas.len()),
+            self.leaves.get(pos.0 as usize).is_some_and(|l| pos.1 < l.len()),
             "stale position {pos:?}"
         );
         Cursor {
@@ -888,11 +967,11 @@ impl Cursor<'_> {
     #[inline]
     pub(crate) fn get_mut(&mut self) -> Option<&mut Vma> {
         let (id, slot) = self.pos;
-        if slot < self.tree.leaf(id).vmas.len() {
-            return Some(&mut self.tree.leaf_mut(id).vmas[slot]);
+        if slot < self.tree.leaf(id).len() {
+            return Some(self.tree.leaf_mut(id).vma_mut(slot));
         }
         let (id, slot) = self.tree.at(self.pos)?;
-        Some(&mut self.tree.leaf_mut(id).vmas[slot])
+        Some(self.tree.leaf_mut(id).vma_mut(slot))
     }
 
     /// The VMA before the position, without moving.
@@ -902,7 +981,7 @@ impl Cursor<'_> {
         if slot > 0 {
             // Whether the position is at a VMA of this leaf or just past its last one (then
             // at the next leaf's first), the VMA before it is this leaf's `slot - 1`.
-            return Some(&self.tree.leaf(id).vmas[slot - 1]);
+            return Some(self.tree.leaf(id).vma(slot - 1));
         }
         self.tree.before(self.pos).map(|p| self.tree.vma(p))
     }
@@ -960,14 +1039,14 @@ impl Cursor<'_> {
         // After the last VMA of a leaf, the slot is the next leaf's first (where a descent of
         // `vma.start` leads, so the insert's path matches), unless this is the last leaf.
         let l = self.tree.leaf(p.0);
-        let at = if p.1 + 1 == l.vmas.len() && l.next != NIL {
+        let at = if p.1 + 1 == l.len() && l.next != NIL {
             (l.next, 0)
         } else {
             (p.0, p.1 + 1)
         };
         self.pos = self.tree.insert_at(at, vma);
         let (id, slot) = self.pos;
-        &mut self.tree.leaf_mut(id).vmas[slot]
+        self.tree.leaf_mut(id).vma_mut(slot)
     }
 
     /// Splits the VMA at the position in two (`__split_vma`'s commit): it keeps its start and
@@ -980,8 +1059,8 @@ impl Cursor<'_> {
     pub(crate) fn split_off(&mut self, upper: Vma) -> &mut Vma {
         let (leaf, slot) = self.tree.at(self.pos).expect("split_off past the last VMA");
         let l = self.tree.leaf_mut(leaf);
-        let n = l.vmas.len();
-        let v = &mut l.vmas[slot];
+        let n = l.len();
+        let v = l.vma_mut(slot);
         debug_assert!(
             v.start() < upper.start() && upper.end() == v.end(),
             "split {v:?} into {upper:?}"
@@ -996,14 +1075,11 @@ impl Cursor<'_> {
         // INVARIANT: the two pieces cover the old range, so the leaf's ends stay sorted and its
         // highest end is unchanged.
         v.set_bounds(start, upper.start(), pgoff);
-        l.ends.copy_within(slot + 1..n, slot + 2);
         l.ends[slot] = upper.start().0;
-        l.ends[slot + 1] = upper.end().0;
-        l.vmas.reserve_exact(B - n);
-        l.vmas.insert(slot + 1, upper);
+        l.insert(slot + 1, upper);
         self.tree.len += 1;
         self.pos = (leaf, slot + 1);
-        &mut self.tree.leaf_mut(leaf).vmas[slot + 1]
+        self.tree.leaf_mut(leaf).vma_mut(slot + 1)
     }
 
     /// Splits the VMA at the position in three (`vma_modify`'s two `__split_vma` commits for a
@@ -1017,8 +1093,8 @@ impl Cursor<'_> {
     pub(crate) fn split_off_two(&mut self, mid: Vma, upper: Vma) -> &mut Vma {
         let (leaf, slot) = self.tree.at(self.pos).expect("split_off_two past the last VMA");
         let l = self.tree.leaf_mut(leaf);
-        let n = l.vmas.len();
-        let v = &mut l.vmas[slot];
+        let n = l.len();
+        let v = l.vma_mut(slot);
         debug_assert!(
             v.start() < mid.start() && mid.end() == upper.start() && upper.start() < v.end() && upper.end() == v.end(),
             "split {v:?} into {mid:?} and {upper:?}"
@@ -1034,15 +1110,12 @@ impl Cursor<'_> {
         // sorted and its highest end is unchanged.
         let (start, pgoff) = (v.start(), v.pgoff());
         v.set_bounds(start, mid.start(), pgoff);
-        l.ends.copy_within(slot + 1..n, slot + 3);
         l.ends[slot] = mid.start().0;
-        l.ends[slot + 1] = mid.end().0;
-        l.ends[slot + 2] = upper.end().0;
-        l.vmas.reserve_exact(B - n);
-        l.vmas.splice(slot + 1..slot + 1, [mid, upper]);
+        l.insert(slot + 1, upper);
+        l.insert(slot + 1, mid);
         self.tree.len += 2;
         self.pos = (leaf, slot + 1);
-        &mut self.tree.leaf_mut(leaf).vmas[slot + 1]
+        self.tree.leaf_mut(leaf).vma_mut(slot + 1)
     }
 
     /// Removes the VMA at the position and the one after it (a merge that deletes middle and
@@ -1053,7 +1126,7 @@ impl Cursor<'_> {
     /// A VMA is at the position, and another after it.
     pub(crate) fn remove_two(&mut self) -> (Vma, Vma) {
         let (leaf, slot) = self.tree.at(self.pos).expect("remove_two past the last VMA");
-        let n = self.tree.leaf(leaf).vmas.len();
+        let n = self.tree.leaf(leaf).len();
         if slot + 1 >= n || (slot == 0 && n == 2) {
             // In two leaves, or the leaf empties: one at a time.
             let a = self.remove();
@@ -1061,12 +1134,9 @@ impl Cursor<'_> {
             return (a, b);
         }
         let l = self.tree.leaf_mut(leaf);
-        let start = l.vmas[slot].start();
-        let mut gone = l.vmas.drain(slot..slot + 2);
-        let (a, b) = (gone.next().expect("two VMAs"), gone.next().expect("two VMAs"));
-        drop(gone);
-        l.ends.copy_within(slot + 2..n, slot);
-        l.ends[n - 2..n].fill(u64::MAX);
+        let a = l.remove(slot);
+        let b = l.remove(slot);
+        let start = a.start();
         // The leaf's highest end, if it lost it (then it keeps the VMAs before `slot`, as
         // `slot > 0`).
         let lost_max = (slot + 2 == n).then(|| l.ends[slot - 1]);
@@ -1132,32 +1202,6 @@ impl<'a> DoubleEndedIterator for Iter<'a> {
 impl ExactSizeIterator for Iter<'_> {}
 
 // Used by munmap and mmap_region.
-impl VmaTree {
-    /// Keeps the VMA vector of the node `id`, about to be freed, if it is a leaf's and fewer
-    /// than [`MAX_SPARE`] are kept, and makes room in the free list for every node the arena
-    /// has. A leaf goes away when its last VMA does, and a split makes a new one, so without
-    /// this a steady state of unmaps and maps frees and allocates a leaf's vector again and
-    /// again (issue 8: no heap allocation on the common paths, `tests/no_alloc.rs`); the free
-    /// list holds at most every node, so its room is taken only when the arena has grown.
-    fn keep_spare(&mut self, id: u32) {
-        if let Node::Leaf(l) = &mut self.nodes[id as usize]
-            && self.spare.len() < MAX_SPARE
-        {
-            let mut v = core::mem::take(&mut l.vmas);
-            v.clear();
-            self.spare.reserve_exact(MAX_SPARE - self.spare.len());
-            self.spare.push(v);
-        }
-        self.free.reserve(self.nodes.len().saturating_sub(self.free.len()));
-    }
-
-    /// An empty VMA vector with room for [`B`], kept from a freed leaf when there is one.
-    fn spare_vmas(&mut self) -> Vec<Vma> {
-        self.spare.pop().unwrap_or_else(|| Vec::with_capacity(B))
-    }
-}
-
-// Used by munmap and mmap_region.
 impl Cursor<'_> {
     /// Inserts `vma` right before the VMA at the position (a split's lower piece, when the
     /// upper one keeps the slot) and stays at that VMA. Unlike [`Cursor::insert_after`] with
@@ -1179,10 +1223,6 @@ impl Cursor<'_> {
         self.pos = self.tree.after(new).expect("the VMA the insert went before");
     }
 }
-
-/// Most emptied leaf vectors a tree keeps (16 KiB at 64 B a VMA): enough for the leaves a burst
-/// of unmaps frees and the splits after it make, and little next to the tree itself.
-const MAX_SPARE: usize = 16;
 
 #[cfg(test)]
 mod tests {
@@ -1236,6 +1276,60 @@ mod tests {
     /// Issue 12 finding 4: an empty or inverted range overlaps nothing. Before, the lookup hit
     /// `debug_assert!(start < end)` (a panic in debug builds) and in release answered with the
     /// VMA around an empty range.
+    /// A leaf's positions against a plain sorted `Vec`: inserts take free slots, removals free
+    /// them (the slot becomes vacant), a split moves the tail in order, and no VMA is ever
+    /// moved by a change at another position.
+    #[test]
+    fn leaf_positions_and_slots() {
+        let mut l = new_leaf();
+        let mut model: Vec<(u64, u64)> = Vec::new();
+        let check = |l: &Leaf, model: &[(u64, u64)]| {
+            assert_eq!(l.len(), model.len());
+            for (i, &(s, e)) in model.iter().enumerate() {
+                assert_eq!(
+                    (l.vma(i).start().0 >> 12, l.vma(i).end().0 >> 12),
+                    (s, e),
+                    "position {i}"
+                );
+                assert_eq!(l.ends[i], e << 12);
+            }
+            assert!(l.ends[model.len()..].iter().all(|&k| k == u64::MAX));
+            let used = l.order[..l.len()].iter().fold(0u32, |m, &o| m | 1 << o);
+            assert_eq!(used.count_ones() as usize, l.len(), "distinct slots");
+            for (slot, v) in l.vmas.iter().enumerate() {
+                assert!(used & (1 << slot) != 0 || v.end().0 == 0, "slot {slot} not vacant");
+            }
+        };
+        // | 0 | 2 | 4 | ... | 30 |: a full leaf, built out of order.
+        for k in [8u64, 0, 30, 4, 16, 2, 28, 6, 10, 26, 12, 24, 14, 22, 18, 20] {
+            let i = model.partition_point(|&(s, _)| s < k);
+            l.insert(i, vma(k, k + 1));
+            model.insert(i, (k, k + 1));
+            check(&l, &model);
+        }
+        // Removing position 3 frees its slot and leaves every other VMA where it was stored.
+        let slots_before: Vec<u8> = l.order[..16].to_vec();
+        let freed = l.order[3];
+        let v = l.remove(3);
+        assert_eq!(v.start().0 >> 12, 6);
+        model.remove(3);
+        check(&l, &model);
+        let mut expect = slots_before.clone();
+        expect.remove(3);
+        assert_eq!(&l.order[..15], &expect[..]);
+        // The next insert takes the freed slot.
+        l.insert(3, vma(6, 7));
+        model.insert(3, (6, 7));
+        assert_eq!(l.order[3], freed);
+        check(&l, &model);
+        // A split moves positions 9.. to the right leaf, in order.
+        let mut right = new_leaf();
+        l.move_tail(9, &mut right);
+        let tail = model.split_off(9);
+        check(&l, &model);
+        check(&right, &tail);
+    }
+
     #[test]
     fn empty_and_inverted_ranges_overlap_nothing() {
         // 0123456789
@@ -1486,7 +1580,7 @@ mod model {
             t.insert(vma(2 * k, 2 * k + 1));
         }
         t.check();
-        let leaves = t.nodes.iter().filter(|n| matches!(n, Node::Leaf(_))).count();
+        let leaves = t.leaves.len() - t.free_leaves.len();
         assert!(leaves <= 10_000 / (B - 1) + 1, "{leaves} leaves for 10 000 VMAs");
         for k in 0..5_000u64 {
             t.remove(VirtAddr((2 * k) << 12)).unwrap();

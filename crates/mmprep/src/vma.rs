@@ -296,6 +296,26 @@ impl Vma {
         }
     }
 
+    /// A value for a leaf's unused storage slot (`tree.rs`), never in the tree: an empty range
+    /// at 0, no flags, nothing behind it (so it costs no allocation and its drop does nothing).
+    pub(crate) const fn vacant() -> Vma {
+        Vma {
+            start: VirtAddr(0),
+            end: VirtAddr(0),
+            pgoff: PgOff(0),
+            flags: VmaFlags::EMPTY,
+            page_prot: PageProt {
+                read: false,
+                write: false,
+                exec: false,
+                cache: CacheMode::WriteBack,
+            },
+            anon_id: AnonVmaId(0),
+            anon_chain: 0,
+            attrs: None,
+        }
+    }
+
     /// `vma_set_range`: new bounds and file offset. Only for a VMA outside the tree (a split's
     /// new half, mremap's copy, a VMA between `remove` and `insert`) and for `VmaTree::set_range`,
     /// which keeps its keys in step.
