@@ -300,12 +300,16 @@ impl VmaTree {
         &mut self.branches[id as usize]
     }
 
-    fn alloc_leaf(&mut self, leaf: Leaf) -> u32 {
+    /// An empty leaf, linked to nothing: a freed one (freeing leaves it so) or a new one.
+    fn alloc_empty_leaf(&mut self) -> u32 {
         if let Some(id) = self.free_leaves.pop() {
-            self.leaves[id as usize] = leaf;
+            debug_assert!({
+                let l = self.leaf(id);
+                l.len == 0 && l.prev == NIL && l.next == NIL && l.ends[0] == u64::MAX
+            });
             id
         } else {
-            self.leaves.push(leaf);
+            self.leaves.push(new_leaf());
             u32::try_from(self.leaves.len() - 1).expect("fewer than 2^32 leaves")
         }
     }
@@ -361,12 +365,10 @@ impl VmaTree {
             let n = l.len();
             let slot = first_above(&l.ends, addr).min(n);
             // The first end above `addr` is in this leaf when one is, and no VMA of an earlier
-            // leaf ends above `addr`: certain when it is not the leaf's first end (the ends
-            // below it are at most `addr`) or this is the first leaf. None is anywhere when
-            // this is the last leaf. At the first end of a later leaf this descends rather than
-            // read the leaf before, which a random address would rarely find in cache. (A freed
+            // leaf ends above `addr`; none is anywhere when this is the last leaf. (A freed
             // leaf is empty, so it is never taken.)
-            if n > 0 && ((slot < n && (slot > 0 || l.prev == NIL)) || (slot == n && l.next == NIL)) {
+            let earlier_below = || l.prev == NIL || self.leaf(l.prev).max().is_some_and(|m| m <= addr);
+            if n > 0 && ((slot < n && (slot > 0 || earlier_below())) || (slot == n && l.next == NIL)) {
                 return (hint, slot);
             }
         }
@@ -621,24 +623,27 @@ impl VmaTree {
         }
         // The path is needed only when the leaf splits.
         let path = self.descend(vma.start().0);
-        let l = self.leaf_mut(leaf);
         // The leaf is full: split it. Of the B + 1 VMAs (the old ones with the new one at
-        // `idx`), the first `keep` stay.
+        // `idx`), the first `keep` stay. The right half is filled where it will live (a leaf is
+        // over a kilobyte: no copy through the stack).
         let keep = split_point(idx);
-        let mut right = new_leaf();
+        let right_id = self.alloc_empty_leaf();
+        let [l, right] = self
+            .leaves
+            .get_disjoint_mut([leaf as usize, right_id as usize])
+            .expect("a new leaf is another leaf");
         if idx < keep {
-            l.move_tail(keep - 1, &mut right);
+            l.move_tail(keep - 1, right);
             l.insert(idx, vma);
         } else {
-            l.move_tail(keep, &mut right);
+            l.move_tail(keep, right);
             right.insert(idx - keep, vma);
         }
         let left_max = l.ends[keep - 1];
         let old_next = l.next;
         right.prev = leaf;
         right.next = old_next;
-        let right_id = self.alloc_leaf(right);
-        self.leaf_mut(leaf).next = right_id;
+        l.next = right_id;
         if old_next != NIL {
             self.leaf_mut(old_next).prev = right_id;
         }
@@ -708,21 +713,23 @@ impl VmaTree {
     /// Every VMA, lowest first, taken out of the tree.
     pub(crate) fn into_vmas(self) -> impl Iterator<Item = Vma> {
         let VmaTree { mut leaves, first, .. } = self;
-        let mut id = first;
+        let (mut id, mut i) = (first, 0);
+        // Each VMA is taken out of its slot; the leaves themselves stay where they are until
+        // the arena goes (a leaf is over a kilobyte: no copy of one per step).
         core::iter::from_fn(move || {
-            if id == NIL {
-                return None;
+            loop {
+                if id == NIL {
+                    return None;
+                }
+                let l = &mut leaves[id as usize];
+                if i < l.len() {
+                    let slot = usize::from(l.order[i]);
+                    i += 1;
+                    return Some(core::mem::replace(&mut l.vmas[slot], Vma::vacant()));
+                }
+                (id, i) = (l.next, 0);
             }
-            let l = core::mem::replace(&mut leaves[id as usize], new_leaf());
-            id = l.next;
-            let Leaf {
-                order, len, mut vmas, ..
-            } = l;
-            Some(
-                (0..usize::from(len)).map(move |i| core::mem::replace(&mut vmas[usize::from(order[i])], Vma::vacant())),
-            )
         })
-        .flatten()
     }
 
     /// Removes and returns the VMA starting at `start`.
@@ -797,7 +804,7 @@ impl VmaTree {
             // a lone child is folded into its parent below).
             self.free_branch(bid);
             if depth == 0 {
-                self.root = self.alloc_leaf(new_leaf());
+                self.root = self.alloc_empty_leaf();
                 self.first = self.root;
                 self.height = 0;
                 return;
