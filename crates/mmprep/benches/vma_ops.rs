@@ -12,6 +12,8 @@
 //! - `mremap move`: move a one-page VMA from the middle to a free address past the layout, then
 //!   back (two moves, neither merges);
 //! - `fork+exit`: fork the whole space and drop the child (`dup_mmap` then `exit_mmap`);
+//! - `lookup random`, `mprotect random+back`: the look-up, and a protection change and its undo,
+//!   at VMAs drawn at random (the other benchmarks repeat one place, so their caches stay warm);
 //! - `write fault+dontneed`: the first write to a page of an anonymous `rw-` VMA (a fresh zeroed
 //!   frame), then `MADV_DONTNEED` so the next write faults again.
 //!
@@ -90,6 +92,42 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 mm.mremap(VirtAddr(rw), PAGE, PAGE, flags, VirtAddr(far)).unwrap();
                 mm.mremap(VirtAddr(far), PAGE, PAGE, flags, VirtAddr(rw)).unwrap();
+            })
+        });
+        // The same look-up and protection change at random VMAs: each step lands on a leaf
+        // and a VMA the last one did not touch, so at a million VMAs it pays the memory reads
+        // the warm benchmarks above never do (`docs/performance.md`, "Slotted leaves").
+        let random: Vec<u64> = {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            (0..1 << 16)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    BASE + 2 * (x % (n - 1)) * PAGE
+                })
+                .collect()
+        };
+        let mut k = 0usize;
+        g.bench_with_input(BenchmarkId::new("lookup random", n), &n, |b, _| {
+            b.iter(|| {
+                k = (k + 1) & 0xffff;
+                black_box(mm.vma_at(VirtAddr(random[k]))).is_some()
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("mprotect random+back", n), &n, |b, _| {
+            b.iter(|| {
+                k = (k + 1) & 0xffff;
+                let a = VirtAddr(random[k]);
+                // Page 2i is rw- for even i: give it the other protection and then its own.
+                let own = if ((random[k] - BASE) / (2 * PAGE)).is_multiple_of(2) {
+                    Prot::RW
+                } else {
+                    Prot::READ
+                };
+                let other = if own == Prot::RW { Prot::READ } else { Prot::RW };
+                mm.mprotect(a, PAGE, other).unwrap();
+                mm.mprotect(a, PAGE, own).unwrap();
             })
         });
         g.bench_with_input(BenchmarkId::new("write fault+dontneed", n), &n, |b, _| {
