@@ -134,6 +134,21 @@ fn bench_perf_emits_and_runs_the_stream() {
     let table = text(&out.stdout);
     let row = table.lines().nth(1).expect("one row");
     assert!(row.trim_start().starts_with("50 ") && row.ends_with("same"), "{table}");
+
+    // --repeat runs each side again and keeps the fastest: the same one row, still `same`.
+    let out = mmprep(
+        &[
+            "bench", "--stream", "perf", "--vmas", "20", "--ops", "100", "--repeat", "3",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table.lines().nth(1).is_some_and(|r| r.ends_with("same")), "{table}");
+    let out = mmprep(&["bench", "--stream", "perf", "--repeat", "0"], "");
+    assert_eq!(out.status.code(), Some(2), "--repeat 0 is a usage error");
+    assert!(text(&out.stderr).contains("--repeat"), "{}", text(&out.stderr));
 }
 
 #[test]
