@@ -144,6 +144,76 @@ fn slot_byte(i: usize) -> u8 {
     i as u8
 }
 
+/// Leaves per chunk of a [`LeafArena`] (about 600 KiB of leaves).
+const CHUNK: usize = 512;
+
+/// The leaves, in chunks of [`CHUNK`] that never move: a leaf's id is its chunk and its place in
+/// it. One `Vec` of leaves would copy every leaf each time it doubled (its leaves are 64-byte
+/// aligned, and the system allocator moves an over-aligned block by copying it), at a million
+/// VMAs 150 MB at a time, and hold the old copy and the new at once.
+///
+/// # Invariants
+/// Every chunk but the last holds exactly [`CHUNK`] leaves; the last holds 1 to `CHUNK`.
+#[derive(Clone)]
+struct LeafArena {
+    chunks: Vec<Vec<Leaf>>,
+}
+
+impl LeafArena {
+    fn new() -> LeafArena {
+        LeafArena { chunks: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.chunks
+            .last()
+            .map_or(0, |c| (self.chunks.len() - 1) * CHUNK + c.len())
+    }
+
+    #[inline]
+    fn get(&self, id: u32) -> Option<&Leaf> {
+        let id = id as usize;
+        self.chunks.get(id / CHUNK)?.get(id % CHUNK)
+    }
+
+    #[inline]
+    fn at(&self, id: u32) -> &Leaf {
+        let id = id as usize;
+        &self.chunks[id / CHUNK][id % CHUNK]
+    }
+
+    #[inline]
+    fn at_mut(&mut self, id: u32) -> &mut Leaf {
+        let id = id as usize;
+        &mut self.chunks[id / CHUNK][id % CHUNK]
+    }
+
+    /// Two different leaves, both to change.
+    fn pair_mut(&mut self, a: u32, b: u32) -> [&mut Leaf; 2] {
+        let (a, b) = (a as usize, b as usize);
+        if a / CHUNK == b / CHUNK {
+            return self.chunks[a / CHUNK]
+                .get_disjoint_mut([a % CHUNK, b % CHUNK])
+                .expect("two different leaves");
+        }
+        let [ca, cb] = self
+            .chunks
+            .get_disjoint_mut([a / CHUNK, b / CHUNK])
+            .expect("two chunks");
+        [&mut ca[a % CHUNK], &mut cb[b % CHUNK]]
+    }
+
+    /// Adds `leaf` and returns its id.
+    fn push(&mut self, leaf: Leaf) -> u32 {
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let id = self.len();
+        self.chunks.last_mut().expect("a chunk with room").push(leaf);
+        u32::try_from(id).expect("fewer than 2^32 leaves")
+    }
+}
+
 /// Up to [`B`] children.
 ///
 /// # Invariants
@@ -177,7 +247,7 @@ pub(crate) struct VmaPos(u32, usize);
 /// address order from `first`; `len` counts the VMAs. `hint` is any node id (it is checked
 /// before use).
 pub struct VmaTree {
-    leaves: Vec<Leaf>,
+    leaves: LeafArena,
     branches: Vec<Branch>,
     free_leaves: Vec<u32>,
     free_branches: Vec<u32>,
@@ -258,7 +328,11 @@ impl VmaTree {
     /// An empty tree.
     pub fn new() -> VmaTree {
         VmaTree {
-            leaves: alloc::vec![new_leaf()],
+            leaves: {
+                let mut leaves = LeafArena::new();
+                leaves.push(new_leaf());
+                leaves
+            },
             branches: Vec::new(),
             free_leaves: Vec::new(),
             free_branches: Vec::new(),
@@ -282,12 +356,12 @@ impl VmaTree {
 
     #[inline]
     fn leaf(&self, id: u32) -> &Leaf {
-        &self.leaves[id as usize]
+        self.leaves.at(id)
     }
 
     #[inline]
     fn leaf_mut(&mut self, id: u32) -> &mut Leaf {
-        &mut self.leaves[id as usize]
+        self.leaves.at_mut(id)
     }
 
     #[inline]
@@ -309,8 +383,7 @@ impl VmaTree {
             });
             id
         } else {
-            self.leaves.push(new_leaf());
-            u32::try_from(self.leaves.len() - 1).expect("fewer than 2^32 leaves")
+            self.leaves.push(new_leaf())
         }
     }
 
@@ -361,7 +434,7 @@ impl VmaTree {
     #[inline]
     fn seek(&self, addr: u64) -> (u32, usize) {
         let hint = self.hint.load(Relaxed);
-        if let Some(l) = self.leaves.get(hint as usize) {
+        if let Some(l) = self.leaves.get(hint) {
             let n = l.len();
             let slot = first_above(&l.ends, addr).min(n);
             // The first end above `addr` is in this leaf when one is, and no VMA of an earlier
@@ -628,10 +701,7 @@ impl VmaTree {
         // over a kilobyte: no copy through the stack).
         let keep = split_point(idx);
         let right_id = self.alloc_empty_leaf();
-        let [l, right] = self
-            .leaves
-            .get_disjoint_mut([leaf as usize, right_id as usize])
-            .expect("a new leaf is another leaf");
+        let [l, right] = self.leaves.pair_mut(leaf, right_id);
         if idx < keep {
             l.move_tail(keep - 1, right);
             l.insert(idx, vma);
@@ -721,7 +791,7 @@ impl VmaTree {
                 if id == NIL {
                     return None;
                 }
-                let l = &mut leaves[id as usize];
+                let l = leaves.at_mut(id);
                 if i < l.len() {
                     let slot = usize::from(l.order[i]);
                     i += 1;
@@ -931,7 +1001,7 @@ impl VmaTree {
     #[inline]
     pub(crate) fn cursor_at(&mut self, pos: VmaPos) -> Cursor<'_> {
         debug_assert!(
-            self.leaves.get(pos.0 as usize).is_some_and(|l| pos.1 < l.len()),
+            self.leaves.get(pos.0).is_some_and(|l| pos.1 < l.len()),
             "stale position {pos:?}"
         );
         Cursor {
