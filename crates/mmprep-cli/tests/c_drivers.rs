@@ -89,14 +89,30 @@ fn c_examples_print_the_rust_drivers_transcripts() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A scratch folder, removed with everything in it when this is dropped.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A scratch folder with `files` written into it.
-fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
+fn scratch(name: &str, files: &[(&str, &str)]) -> Scratch {
     let dir = std::env::temp_dir().join(format!("mmprep-c-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (f, text) in files {
         std::fs::write(dir.join(f), text).unwrap();
     }
-    dir
+    Scratch(dir)
 }
 
 #[test]

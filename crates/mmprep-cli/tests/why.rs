@@ -24,13 +24,27 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A scenario of engine failures with their reasons written to a temporary file.
-fn temp_scenario(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mmprep-why-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+/// A scenario written to a temporary file, removed when this goes out of scope.
+struct TempScenario(PathBuf);
+
+impl TempScenario {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempScenario {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A scenario of engine failures with their reasons written to a temporary file (its name
+/// carries the process id, so that parallel test runs do not share it).
+fn temp_scenario(name: &str, text: &str) -> TempScenario {
+    let path = std::env::temp_dir().join(format!("mmprep-why-{}-{name}", std::process::id()));
     std::fs::write(&path, text).unwrap();
-    path
+    TempScenario(path)
 }
 
 const CONTRACT: &str = "crates/mmprep-cli/tests/scenarios/contract-example.scn";
@@ -49,7 +63,7 @@ fn why_follows_each_failed_call_with_its_reason_and_kernel_function() {
         "failures.scn",
         "mmap 0 0 rw- private|anon\nmmap 0 4K rw- private|anon|fixed\nmseal 0x800 4K\nmremap 0 4K 8K fixed 1M\n",
     );
-    let out = mmprep(&["run", "--why", "--profile", "reference", path.to_str().unwrap()]);
+    let out = mmprep(&["run", "--why", "--profile", "reference", path.path().to_str().unwrap()]);
     assert_eq!(
         stdout(&out),
         "L1 mmap = -EINVAL\n  why: EINVAL: length is zero (mm/mmap.c:do_mmap)\n\
@@ -152,7 +166,7 @@ fn explain_refuses_what_it_cannot_explain() {
     assert_eq!(mmprep(&["explain", "no/such.scn:1"]).status.code(), Some(3));
     // A line after a parse error is never reached.
     let path = temp_scenario("bad.scn", "mmap 0 4K rw- private|anon\nmmap nonsense\nmunmap 0 4K\n");
-    let out = mmprep(&["explain", &format!("{}:3", path.display())]);
+    let out = mmprep(&["explain", &format!("{}:3", path.path().display())]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("before line 3"), "{}", stderr(&out));
 }

@@ -160,8 +160,8 @@ fn rustc_version() {
 #[test]
 fn abi_calls_probe() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let exe = common::compile_c("abi_calls", include_str!("probes/abi_calls.c"));
-    let exe = exe.to_string_lossy().into_owned();
+    let probe = common::compile_c("abi_calls", include_str!("probes/abi_calls.c"));
+    let exe = probe.to_string_lossy().into_owned();
     let r = traced_locked(&[&exe]).expect("the probe runs");
     let text = render(&r);
     let errnos: Vec<mmprep::Errno> = r

@@ -6,9 +6,35 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Compiles C `source` with the system `cc` into a fresh executable and returns its path. Each
-/// call gets a directory of its own, so tests running in parallel never share an executable.
-pub fn compile_c(name: &str, source: &str) -> PathBuf {
+/// A compiled probe: the executable's path, its directory removed when this is dropped (keep it
+/// alive while the probe runs).
+pub struct Probe {
+    dir: PathBuf,
+    exe: PathBuf,
+}
+
+impl std::ops::Deref for Probe {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.exe
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Probe {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.exe.as_os_str()
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Compiles C `source` with the system `cc` into a fresh executable. Each call gets a directory
+/// of its own, so tests running in parallel never share an executable.
+pub fn compile_c(name: &str, source: &str) -> Probe {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("mmprep-probe-{}-{name}-{n}", std::process::id()));
@@ -22,12 +48,13 @@ pub fn compile_c(name: &str, source: &str) -> PathBuf {
         .arg(&src)
         .output()
         .expect("run cc");
+    let probe = Probe { dir, exe };
     assert!(
         out.status.success(),
         "cc failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    exe
+    probe
 }
 
 /// Runs `exe` under `setarch -R` (plus `extra` setarch flags, such as `-L`) with the stack
