@@ -9,12 +9,13 @@
 //! Mirrors the lookups of `include/linux/mm.h` (`find_vma`, `find_vma_intersection`,
 //! `vma_lookup`, `vma_prev`, `vma_next`), \[H\] 6.18.
 //!
-//! The tree lives in two arenas, of leaves and of branches, named by `u32` ids, with a free list
-//! each, so it needs no pointers and no `unsafe` (`docs/core-design.md` section 3):
+//! The tree lives in two arenas, of leaves (in chunks that never move) and of branches, named by
+//! `u32` ids, with a free list each, so it needs no pointers and no `unsafe`
+//! (`docs/core-design.md` section 3):
 //! - a leaf holds up to `B` (16) VMAs, with their end addresses in address order in an array of
-//!   their own (a search scans eight-byte keys, not whole VMAs), the VMAs themselves stored in
-//!   any order with a byte per position naming where (a split or removal moves bytes and at
-//!   most one VMA, not every later VMA), and links to the leaves beside it;
+//!   their own (a search scans eight-byte keys, not whole VMAs), the VMAs themselves in the leaf
+//!   in slots of any order with a byte per position naming the slot (an insert or a removal
+//!   moves bytes, never another VMA), and links to the leaves beside it;
 //! - a branch holds up to `B` children and, for every child but the last, the highest end
 //!   address in that child's subtree (its pivot).
 //!
