@@ -346,7 +346,7 @@ fn read_smaps_snapshot(pid: u32) -> Result<String, String> {
 
 /// Imports process `pid` as it is now. `brk` is its current break if the caller knows it.
 /// The process should be stopped (or waiting) while this reads its files; for one that is
-/// running, `smaps` is read until two reads agree ([`read_smaps_snapshot`]).
+/// running, `smaps` is read until two reads agree (`read_smaps_snapshot`).
 #[cfg(target_os = "linux")]
 pub fn import_pid(pid: u32, brk: Option<u64>) -> Result<Imported, String> {
     let (profile, randomized) = process_profile(pid)?;
