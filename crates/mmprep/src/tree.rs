@@ -1410,6 +1410,37 @@ mod tests {
         check(&right, &tail);
     }
 
+    /// Leaf ids name the same leaf across chunk boundaries, and two leaves can be changed at
+    /// once whether they share a chunk or not.
+    #[test]
+    fn leaf_arena_chunks() {
+        let mut a = LeafArena::new();
+        assert_eq!(a.len(), 0);
+        assert!(a.get(0).is_none());
+        for k in 0..(2 * CHUNK + 3) as u32 {
+            let mut l = new_leaf();
+            l.prev = k;
+            assert_eq!(a.push(l), k);
+        }
+        assert_eq!(a.len(), 2 * CHUNK + 3);
+        assert_eq!(a.chunks.len(), 3);
+        for k in [0, 1, CHUNK as u32 - 1, CHUNK as u32, 2 * CHUNK as u32 + 2] {
+            assert_eq!(a.at(k).prev, k);
+            assert_eq!(a.get(k).map(|l| l.prev), Some(k));
+        }
+        assert!(a.get(2 * CHUNK as u32 + 3).is_none());
+        for (x, y) in [
+            (3, 7),
+            (7, 3),
+            (CHUNK as u32 - 1, CHUNK as u32),
+            (2 * CHUNK as u32 + 1, 5),
+        ] {
+            let [l, r] = a.pair_mut(x, y);
+            (l.next, r.next) = (y, x);
+            assert_eq!((a.at(x).next, a.at(y).next), (y, x));
+        }
+    }
+
     #[test]
     fn empty_and_inverted_ranges_overlap_nothing() {
         // 0123456789
@@ -1649,6 +1680,34 @@ mod model {
             let all: Vec<(u64, u64)> = t.into_vmas().map(|v| (v.start().0 >> 12, v.end().0 >> 12)).collect();
             prop_assert_eq!(all, m.into_iter().collect::<Vec<_>>());
         }
+    }
+
+    /// The model test at a size that fills several leaf chunks: 30 000 VMAs, then random steps
+    /// over them (inserts in gaps, removals, splits, merges), so leaves split, empty, go on the
+    /// free list and come back across chunk boundaries.
+    #[test]
+    fn matches_btreemap_across_chunks() {
+        let mut t = VmaTree::new();
+        let mut m = BTreeMap::new();
+        for k in 0..30_000u64 {
+            step(&mut t, &mut m, 0, 4 * k, 2);
+        }
+        assert!(t.leaves.len() > 2 * CHUNK, "{} leaves", t.leaves.len());
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for k in 0..60_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (op, a, len) = ((x % 9) as u8, (x >> 8) % 120_010, 1 + (x >> 40) % 5);
+            step(&mut t, &mut m, op, a, len);
+            if k % 10_000 == 0 {
+                t.check();
+            }
+        }
+        t.check();
+        compare(&t, &m, &(0..120_020).step_by(97).collect::<Vec<_>>());
+        let all: Vec<(u64, u64)> = t.into_vmas().map(|v| (v.start().0 >> 12, v.end().0 >> 12)).collect();
+        assert_eq!(all, m.into_iter().collect::<Vec<_>>());
     }
 
     /// A layout built in address order (as the perf stream's mprotect of every other page builds
