@@ -9,9 +9,8 @@
 //! Mirrors the lookups of `include/linux/mm.h` (`find_vma`, `find_vma_intersection`,
 //! `vma_lookup`, `vma_prev`, `vma_next`), \[H\] 6.18.
 //!
-//! The tree lives in two arenas, of leaves (in chunks that never move) and of branches, named by
-//! `u32` ids, with a free list each, so it needs no pointers and no `unsafe`
-//! (`docs/core-design.md` section 3):
+//! The tree lives in two arenas, of leaves and of branches, named by `u32` ids, with a free list
+//! each, so it needs no pointers and no `unsafe` (`docs/core-design.md` section 3):
 //! - a leaf holds up to `B` (16) VMAs, with their end addresses in address order in an array of
 //!   their own (a search scans eight-byte keys, not whole VMAs), the VMAs themselves in the leaf
 //!   in slots of any order with a byte per position naming the slot (an insert or a removal
@@ -145,76 +144,6 @@ fn slot_byte(i: usize) -> u8 {
     i as u8
 }
 
-/// Leaves per chunk of a [`LeafArena`] (about 600 KiB of leaves).
-const CHUNK: usize = 512;
-
-/// The leaves, in chunks of [`CHUNK`] that never move: a leaf's id is its chunk and its place in
-/// it. One `Vec` of leaves would copy every leaf each time it doubled (its leaves are 64-byte
-/// aligned, and the system allocator moves an over-aligned block by copying it), at a million
-/// VMAs 150 MB at a time, and hold the old copy and the new at once.
-///
-/// # Invariants
-/// Every chunk but the last holds exactly [`CHUNK`] leaves; the last holds 1 to `CHUNK`.
-#[derive(Clone)]
-struct LeafArena {
-    chunks: Vec<Vec<Leaf>>,
-}
-
-impl LeafArena {
-    fn new() -> LeafArena {
-        LeafArena { chunks: Vec::new() }
-    }
-
-    fn len(&self) -> usize {
-        self.chunks
-            .last()
-            .map_or(0, |c| (self.chunks.len() - 1) * CHUNK + c.len())
-    }
-
-    #[inline]
-    fn get(&self, id: u32) -> Option<&Leaf> {
-        let id = id as usize;
-        self.chunks.get(id / CHUNK)?.get(id % CHUNK)
-    }
-
-    #[inline]
-    fn at(&self, id: u32) -> &Leaf {
-        let id = id as usize;
-        &self.chunks[id / CHUNK][id % CHUNK]
-    }
-
-    #[inline]
-    fn at_mut(&mut self, id: u32) -> &mut Leaf {
-        let id = id as usize;
-        &mut self.chunks[id / CHUNK][id % CHUNK]
-    }
-
-    /// Two different leaves, both to change.
-    fn pair_mut(&mut self, a: u32, b: u32) -> [&mut Leaf; 2] {
-        let (a, b) = (a as usize, b as usize);
-        if a / CHUNK == b / CHUNK {
-            return self.chunks[a / CHUNK]
-                .get_disjoint_mut([a % CHUNK, b % CHUNK])
-                .expect("two different leaves");
-        }
-        let [ca, cb] = self
-            .chunks
-            .get_disjoint_mut([a / CHUNK, b / CHUNK])
-            .expect("two chunks");
-        [&mut ca[a % CHUNK], &mut cb[b % CHUNK]]
-    }
-
-    /// Adds `leaf` and returns its id.
-    fn push(&mut self, leaf: Leaf) -> u32 {
-        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        let id = self.len();
-        self.chunks.last_mut().expect("a chunk with room").push(leaf);
-        u32::try_from(id).expect("fewer than 2^32 leaves")
-    }
-}
-
 /// Up to [`B`] children.
 ///
 /// # Invariants
@@ -248,7 +177,7 @@ pub(crate) struct VmaPos(u32, usize);
 /// address order from `first`; `len` counts the VMAs. `hint` is any node id (it is checked
 /// before use).
 pub struct VmaTree {
-    leaves: LeafArena,
+    leaves: Vec<Leaf>,
     branches: Vec<Branch>,
     free_leaves: Vec<u32>,
     free_branches: Vec<u32>,
@@ -329,11 +258,7 @@ impl VmaTree {
     /// An empty tree.
     pub fn new() -> VmaTree {
         VmaTree {
-            leaves: {
-                let mut leaves = LeafArena::new();
-                leaves.push(new_leaf());
-                leaves
-            },
+            leaves: alloc::vec![new_leaf()],
             branches: Vec::new(),
             free_leaves: Vec::new(),
             free_branches: Vec::new(),
@@ -357,12 +282,12 @@ impl VmaTree {
 
     #[inline]
     fn leaf(&self, id: u32) -> &Leaf {
-        self.leaves.at(id)
+        &self.leaves[id as usize]
     }
 
     #[inline]
     fn leaf_mut(&mut self, id: u32) -> &mut Leaf {
-        self.leaves.at_mut(id)
+        &mut self.leaves[id as usize]
     }
 
     #[inline]
@@ -384,7 +309,8 @@ impl VmaTree {
             });
             id
         } else {
-            self.leaves.push(new_leaf())
+            self.leaves.push(new_leaf());
+            u32::try_from(self.leaves.len() - 1).expect("fewer than 2^32 leaves")
         }
     }
 
@@ -435,7 +361,7 @@ impl VmaTree {
     #[inline]
     fn seek(&self, addr: u64) -> (u32, usize) {
         let hint = self.hint.load(Relaxed);
-        if let Some(l) = self.leaves.get(hint) {
+        if let Some(l) = self.leaves.get(hint as usize) {
             let n = l.len();
             let slot = first_above(&l.ends, addr).min(n);
             // The first end above `addr` is in this leaf when one is, and no VMA of an earlier
@@ -702,7 +628,10 @@ impl VmaTree {
         // over a kilobyte: no copy through the stack).
         let keep = split_point(idx);
         let right_id = self.alloc_empty_leaf();
-        let [l, right] = self.leaves.pair_mut(leaf, right_id);
+        let [l, right] = self
+            .leaves
+            .get_disjoint_mut([leaf as usize, right_id as usize])
+            .expect("a new leaf is another leaf");
         if idx < keep {
             l.move_tail(keep - 1, right);
             l.insert(idx, vma);
@@ -792,7 +721,7 @@ impl VmaTree {
                 if id == NIL {
                     return None;
                 }
-                let l = leaves.at_mut(id);
+                let l = &mut leaves[id as usize];
                 if i < l.len() {
                     let slot = usize::from(l.order[i]);
                     i += 1;
@@ -1002,7 +931,7 @@ impl VmaTree {
     #[inline]
     pub(crate) fn cursor_at(&mut self, pos: VmaPos) -> Cursor<'_> {
         debug_assert!(
-            self.leaves.get(pos.0).is_some_and(|l| pos.1 < l.len()),
+            self.leaves.get(pos.0 as usize).is_some_and(|l| pos.1 < l.len()),
             "stale position {pos:?}"
         );
         Cursor {
@@ -1410,37 +1339,6 @@ mod tests {
         check(&right, &tail);
     }
 
-    /// Leaf ids name the same leaf across chunk boundaries, and two leaves can be changed at
-    /// once whether they share a chunk or not.
-    #[test]
-    fn leaf_arena_chunks() {
-        let mut a = LeafArena::new();
-        assert_eq!(a.len(), 0);
-        assert!(a.get(0).is_none());
-        for k in 0..(2 * CHUNK + 3) as u32 {
-            let mut l = new_leaf();
-            l.prev = k;
-            assert_eq!(a.push(l), k);
-        }
-        assert_eq!(a.len(), 2 * CHUNK + 3);
-        assert_eq!(a.chunks.len(), 3);
-        for k in [0, 1, CHUNK as u32 - 1, CHUNK as u32, 2 * CHUNK as u32 + 2] {
-            assert_eq!(a.at(k).prev, k);
-            assert_eq!(a.get(k).map(|l| l.prev), Some(k));
-        }
-        assert!(a.get(2 * CHUNK as u32 + 3).is_none());
-        for (x, y) in [
-            (3, 7),
-            (7, 3),
-            (CHUNK as u32 - 1, CHUNK as u32),
-            (2 * CHUNK as u32 + 1, 5),
-        ] {
-            let [l, r] = a.pair_mut(x, y);
-            (l.next, r.next) = (y, x);
-            assert_eq!((a.at(x).next, a.at(y).next), (y, x));
-        }
-    }
-
     #[test]
     fn empty_and_inverted_ranges_overlap_nothing() {
         // 0123456789
@@ -1682,17 +1580,17 @@ mod model {
         }
     }
 
-    /// The model test at a size that fills several leaf chunks: 30 000 VMAs, then random steps
-    /// over them (inserts in gaps, removals, splits, merges), so leaves split, empty, go on the
-    /// free list and come back across chunk boundaries.
+    /// The model test at a size of thousands of leaves: 30 000 VMAs, then random steps over them
+    /// (inserts in gaps, removals, splits, merges), so leaves split, empty, go on the free list
+    /// and come back.
     #[test]
-    fn matches_btreemap_across_chunks() {
+    fn matches_btreemap_with_thousands_of_leaves() {
         let mut t = VmaTree::new();
         let mut m = BTreeMap::new();
         for k in 0..30_000u64 {
             step(&mut t, &mut m, 0, 4 * k, 2);
         }
-        assert!(t.leaves.len() > 2 * CHUNK, "{} leaves", t.leaves.len());
+        assert!(t.leaves.len() > 1_000, "{} leaves", t.leaves.len());
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for k in 0..60_000u32 {
             x ^= x << 13;
