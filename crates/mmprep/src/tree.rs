@@ -270,6 +270,16 @@ impl VmaTree {
         }
     }
 
+    /// Makes room for as many leaves and branches as `other` has, for a tree about to be built
+    /// from `other`'s VMAs (`dup_mmap`): built in address order it needs no more, and its arenas
+    /// then grow once instead of doubling (a `Vec` of over-aligned leaves grows by copying).
+    pub(crate) fn reserve_like(&mut self, other: &VmaTree) {
+        self.leaves
+            .reserve(other.leaves.len().saturating_sub(self.leaves.len()));
+        self.branches
+            .reserve(other.branches.len().saturating_sub(self.branches.len()));
+    }
+
     /// Number of VMAs.
     pub fn len(&self) -> usize {
         self.len

@@ -48,6 +48,7 @@ impl Mm {
         child.bounds = self.bounds;
         // mm_init: only VM_NOHUGEPAGE of def_flags is inherited (VM_INIT_DEF_MASK).
         child.def_flags = self.def_flags.and(crate::vma_flags![NoHugePage]);
+        child.tree.reserve_like(&self.tree);
         for v in self.tree.iter() {
             if v.test(VmaBit::DontCopy) {
                 continue;
