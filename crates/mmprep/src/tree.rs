@@ -46,8 +46,9 @@ const MAX_HEIGHT: usize = 32;
 /// `order` names the slot of each position: an insert takes a free slot and a removal frees
 /// one, so a split or a merge writes a few bytes of `order` and the VMAs it changes, never
 /// moving the others. In a large tree a leaf is rarely in cache: its keys and its VMAs in one
-/// block (the same pages, so one TLB entry) and no VMA moved are what keep the cost of an
-/// operation at a million VMAs near its cost at a thousand (issue 8).
+/// block (mostly the same page, so one TLB entry), one cache line per VMA and no VMA moved keep
+/// what an operation at a million VMAs pays to about two trips to memory (issue 8,
+/// `docs/performance.md`).
 ///
 /// # Invariants
 /// `len <= B`; `order[..len]` are distinct slots below `B`; `ends[i] == vmas[order[i]].end`
