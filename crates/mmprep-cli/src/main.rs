@@ -24,6 +24,14 @@ use settings::Setting;
 
 mod settings;
 
+/// Large blocks (the engine's VMA arenas among them) on transparent huge pages: a random
+/// operation on a million VMAs reads memory that is never in cache, and each read also missed
+/// the TLB on 4 KiB pages (`mmprep_host::huge_alloc`, `docs/performance.md`).
+/// `MMPREP_HUGE_PAGES=0` turns it off.
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOC: mmprep_host::huge_alloc::HugePageAlloc = mmprep_host::huge_alloc::HugePageAlloc;
+
 mod json;
 mod progress;
 mod reference;
@@ -371,6 +379,10 @@ impl Mode {
 }
 
 fn main() -> ExitCode {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MMPREP_HUGE_PAGES").is_some_and(|v| v == "0") {
+        mmprep_host::huge_alloc::disable();
+    }
     let (files, mode, json) = match Cli::parse().command {
         Command::Tour => return tour(),
         Command::Drivers => return drivers(),

@@ -53,6 +53,8 @@ mod child;
 pub mod diff;
 pub mod exec;
 pub mod fuzz;
+#[cfg(target_os = "linux")]
+pub mod huge_alloc;
 pub mod import;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod probe;

@@ -275,7 +275,12 @@ pub fn fork() -> Result<Forked, RawErrno> {
     // (glibc's malloc is fork-safe; the runner takes no other lock) and ends with `_exit`.
     match unsafe { libc::fork() } {
         -1 => Err(last_errno()),
-        0 => Ok(Forked::Child),
+        0 => {
+            // No mapping of the allocator's own in a child: it would count in the maps of the
+            // scenario the child runs (`huge_alloc` module doc).
+            crate::huge_alloc::disable();
+            Ok(Forked::Child)
+        }
         pid => rustix::process::Pid::from_raw(pid)
             .map(Forked::Parent)
             .ok_or(libc::ECHILD),
@@ -371,5 +376,17 @@ mod tests {
             // Raw path (rustix has no mseal); ENOSYS on kernels before 6.10.
             assert!(matches!(mseal(1, 4096), Err(libc::EINVAL | libc::ENOSYS)));
         }
+    }
+
+    /// A forked child maps no block of its own (`huge_alloc` module doc): without this, the
+    /// runner child at `vm.max_map_count` died of a failed allocation.
+    #[test]
+    fn forked_children_allocate_from_the_heap() {
+        assert!(crate::huge_alloc::enabled());
+        match fork().expect("fork") {
+            Forked::Child => exit_now(if crate::huge_alloc::enabled() { 1 } else { 0 }),
+            Forked::Parent(pid) => assert_eq!(wait(pid), Ok(ChildEnd::Exited(0))),
+        }
+        assert!(crate::huge_alloc::enabled(), "the parent keeps it");
     }
 }
