@@ -90,6 +90,17 @@ impl Leaf {
         (i < self.len()).then(|| self.vma(i))
     }
 
+    /// Reads one word of every slot, so that the VMA the caller is about to look for is on its
+    /// way from memory while the keys are: in a large tree a descent ends at a leaf that is not
+    /// in cache, and its VMA's line would otherwise be fetched only after its keys had arrived
+    /// and been searched (two trips to memory instead of one; `docs/performance.md`). All
+    /// slots, because which one is not known before the keys are.
+    #[inline]
+    fn prefetch_slots(&self) {
+        let sum = self.vmas.iter().fold(0u64, |s, v| s ^ v.end().0);
+        core::hint::black_box(sum);
+    }
+
     /// The highest end in the leaf.
     #[inline]
     fn max(&self) -> Option<u64> {
@@ -390,6 +401,7 @@ impl VmaTree {
         }
         self.hint.store(id, Relaxed);
         let l = self.leaf(id);
+        l.prefetch_slots();
         (id, first_above(&l.ends, addr).min(l.len()))
     }
 
