@@ -401,8 +401,9 @@ impl VmaTree {
         }
         self.hint.store(id, Relaxed);
         let l = self.leaf(id);
+        let slot = first_above(&l.ends, addr).min(l.len());
         l.prefetch_slots();
-        (id, first_above(&l.ends, addr).min(l.len()))
+        (id, slot)
     }
 
     /// The VMA at a position, or at the next one when the slot is past its leaf's end.
