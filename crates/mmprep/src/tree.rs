@@ -262,8 +262,10 @@ fn split_point(idx: usize) -> usize {
 /// The child of branch `b` whose subtree holds the first end above `addr`.
 #[inline]
 fn child_for(b: &Branch, addr: u64) -> usize {
-    // An address at `u64::MAX` counts the padding too.
-    first_above(&b.pivots, addr).min(b.len - 1)
+    // The padding pivots are `u64::MAX` and no end is, so below `u64::MAX` the scan stops at
+    // child `len - 1` at the latest without reading `len` (a line of its own at the end of the
+    // branch); `u64::MAX` itself goes to the last child as the address below it does.
+    first_above(&b.pivots, addr.min(u64::MAX - 1))
 }
 
 impl VmaTree {
@@ -904,6 +906,11 @@ impl VmaTree {
                 );
             }
             assert!(l.ends[n..].iter().all(|&k| k == u64::MAX), "leaf {id}: padding");
+            // `child_for` tells padding from a real pivot by its value alone.
+            assert!(
+                l.ends[..n].iter().all(|&k| k < u64::MAX),
+                "leaf {id}: an end at u64::MAX"
+            );
             leaves.push(id);
             return l.max();
         }
@@ -1274,6 +1281,25 @@ mod tests {
 
     fn starts(it: impl Iterator<Item = VirtAddr>) -> Vec<u64> {
         it.map(|a| a.0 >> 12).collect()
+    }
+
+    /// The highest addresses in a tree of several levels: the descent's last-child rule
+    /// (`child_for`, which reads no `len`) sends them past the last VMA, from any hint.
+    #[test]
+    fn lookups_at_the_top_of_the_address_space() {
+        let mut t = VmaTree::new();
+        for i in 0..2_000 {
+            t.insert(vma(2 * i, 2 * i + 1));
+        }
+        assert!(t.height >= 2, "height {}", t.height);
+        for addr in [u64::MAX, u64::MAX - 1, 3999 << 12] {
+            assert!(t.lookup(VirtAddr(0)).is_some(), "the hint goes to the first leaf");
+            assert!(t.find_vma(VirtAddr(addr)).is_none(), "{addr:#x}");
+            assert!(t.find_vma(VirtAddr(addr)).is_none(), "{addr:#x}, hinted");
+        }
+        assert_eq!(t.find_vma(VirtAddr(3997 << 12)).unwrap().start().0, 3998 << 12);
+        let (next, prev) = t.find_vma_prev(VirtAddr(u64::MAX));
+        assert_eq!((next.is_none(), prev.map(|v| v.start().0)), (true, Some(3998 << 12)));
     }
 
     #[test]
