@@ -326,7 +326,11 @@ Streams:
          max_map_count raised to fit (the output says so). Each side also runs the layout
          alone (the same stream with --ops 0), and ns/op is (whole - layout) / OPS: the cost
          of one op at that VMA count, so that `--vmas 1000,1000000` shows how it grows.
-         --emit prints the scenario instead, to run it with `mmprep run` / `mmprep kernel`.";
+         --emit prints the scenario instead, to run it with `mmprep run` / `mmprep kernel`.
+
+Memory: the mmprep command puts blocks of 2 MiB and more (the engine's VMA arenas) on
+transparent huge pages; MMPREP_HUGE_PAGES=0 runs it on the system allocator alone, to see
+what huge pages bring at large VMA counts.";
 
 /// Which [`Profile`] the engine runs with.
 #[derive(Clone, Copy, ValueEnum)]
