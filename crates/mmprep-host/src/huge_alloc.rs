@@ -123,6 +123,15 @@ fn map_block(size: usize) -> Option<*mut u8> {
     Some(addr as *mut u8)
 }
 
+/// A new block for `layout` from this allocator, if it takes such blocks now.
+fn map_new(layout: &Layout) -> Option<*mut u8> {
+    if is_large(layout) && enabled() {
+        map_block(layout.size())
+    } else {
+        None
+    }
+}
+
 /// Grows or shrinks the mapped block at `addr` (recorded in `slot`) from `old` to `new`
 /// bytes, both large. `None` when the kernel refuses; the block is then as it was.
 fn remap_block(slot: &AtomicUsize, addr: usize, old: usize, new: usize) -> Option<usize> {
@@ -165,26 +174,14 @@ fn remap_block(slot: &AtomicUsize, addr: usize, old: usize, new: usize) -> Optio
 // came from, told apart by the table of mapped addresses.
 unsafe impl GlobalAlloc for HugePageAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if is_large(&layout)
-            && enabled()
-            && let Some(p) = map_block(layout.size())
-        {
-            return p;
-        }
         // SAFETY: the caller's layout contract passes through unchanged.
-        unsafe { System.alloc(layout) }
+        map_new(&layout).unwrap_or_else(|| unsafe { System.alloc(layout) })
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // A new anonymous mapping reads as zeros.
-        if is_large(&layout)
-            && enabled()
-            && let Some(p) = map_block(layout.size())
-        {
-            return p;
-        }
         // SAFETY: as in `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
+        map_new(&layout).unwrap_or_else(|| unsafe { System.alloc_zeroed(layout) })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
