@@ -20,7 +20,8 @@
 //! The kernel runner's child must not make mappings of its own: they would change the map
 //! count its scenario sees (`child.rs` keeps its allocations on the heap for that reason).
 //! [`disable`] makes every later block come from the system allocator; `sys::fork` calls it in
-//! every child. A block keeps the allocator it came from: the ones this allocator mapped are
+//! every child, and a block the child inherited is copied to the heap when it is resized
+//! rather than remapped. A block keeps the allocator it came from: the ones this allocator mapped are
 //! listed in a small table of addresses ([`SLOTS`] of them; a block that finds the table full
 //! comes from the system allocator too), and `dealloc`/`realloc` look a large block up there.
 //!
@@ -72,6 +73,12 @@ fn mapped_len(size: usize) -> usize {
 /// The table slot holding `addr`, if this allocator mapped it.
 fn slot_of(addr: usize) -> Option<&'static AtomicUsize> {
     BLOCKS.iter().find(|s| s.load(Ordering::Relaxed) == addr)
+}
+
+/// Whether `ptr` is a live block this allocator mapped.
+#[cfg(test)]
+pub(crate) fn is_mapped(ptr: *const u8) -> bool {
+    slot_of(ptr as usize).is_some()
 }
 
 /// Records `addr` in a free slot; `false` when the table is full.
@@ -147,6 +154,9 @@ fn remap_block(slot: &AtomicUsize, addr: usize, old: usize, new: usize) -> Optio
         return Some(addr);
     }
     let dest = map_aligned(new_len, ProtFlags::empty())?;
+    // The table names the block by its new address before the kernel frees the old one: once
+    // `addr` is unmapped another thread may get it from `mmap` and record it itself.
+    slot.store(dest, Ordering::Relaxed);
     // SAFETY: moves this block's pages onto `dest`, a reservation of exactly `new_len` bytes
     // made just above for it (MREMAP_FIXED replaces it); the old range is unmapped by the
     // kernel and the caller stops using `addr`.
@@ -160,10 +170,12 @@ fn remap_block(slot: &AtomicUsize, addr: usize, old: usize, new: usize) -> Optio
         )
     };
     if moved.is_err() {
-        unmap(dest, new_len);
+        slot.store(addr, Ordering::Relaxed);
+        // The reservation stays: with MREMAP_FIXED the kernel may have unmapped `dest` before
+        // failing, and another thread may hold that range now. A rare leak, never an unmap of
+        // someone else's memory.
         return None;
     }
-    slot.store(dest, Ordering::Relaxed);
     advise_huge(dest, new_len);
     Some(dest)
 }
@@ -188,8 +200,10 @@ unsafe impl GlobalAlloc for HugePageAlloc {
         if is_large(&layout)
             && let Some(slot) = slot_of(ptr as usize)
         {
-            unmap(ptr as usize, mapped_len(layout.size()));
+            // Free the slot first: once unmapped, the address may come back from another
+            // thread's `mmap` and be recorded again.
             slot.store(0, Ordering::Relaxed);
+            unmap(ptr as usize, mapped_len(layout.size()));
             return;
         }
         // SAFETY: not one of ours, so the system allocator's, with this layout.
@@ -201,7 +215,9 @@ unsafe impl GlobalAlloc for HugePageAlloc {
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         let ours = if is_large(&layout) { slot_of(ptr as usize) } else { None };
         if let Some(slot) = ours {
-            if is_large(&new_layout) {
+            // A forked child (disabled) must make no mapping: `mremap` may add one, so it
+            // copies the block to the heap instead.
+            if is_large(&new_layout) && enabled() {
                 return remap_block(slot, ptr as usize, layout.size(), new_size).map_or(null_mut(), |a| a as *mut u8);
             }
         } else if !(is_large(&new_layout) && enabled()) {
@@ -224,6 +240,11 @@ unsafe impl GlobalAlloc for HugePageAlloc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// One test at a time: two blocks of these tests side by side, both advised, could merge
+    /// into one VMA and hide the other's bounds in `smaps`.
+    static SERIAL: Mutex<()> = Mutex::new(());
 
     /// The `/proc/self/smaps` entry of the mapping starting at `addr`.
     fn smaps_entry(addr: usize) -> Option<String> {
@@ -261,6 +282,7 @@ mod tests {
     /// (in place or moved) with its contents and stays aligned; it shrinks; it goes away.
     #[test]
     fn large_blocks_are_aligned_huge_page_mappings() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let a = HugePageAlloc;
         let layout = Layout::from_size_align(3 << 20, 8).unwrap();
         // SAFETY: a non-zero-sized layout.
@@ -323,6 +345,7 @@ mod tests {
     /// Blocks move between the allocators as their size crosses the threshold, contents kept.
     #[test]
     fn small_and_large_blocks_change_allocator() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let a = HugePageAlloc;
         let small = Layout::from_size_align(100 << 10, 16).unwrap();
         // SAFETY: non-zero-sized layouts; each block is freed with the layout it has.
@@ -337,6 +360,41 @@ mod tests {
             assert!(slot_of(r as usize).is_none(), "shrunk below 2 MiB: the system's again");
             check(r, 64 << 10);
             a.dealloc(r, Layout::from_size_align(64 << 10, 16).unwrap());
+        }
+    }
+
+    /// Threads that map, move and free blocks at once: an address one thread unmaps can come
+    /// straight back from another thread's `mmap`, so the table must never name a block by an
+    /// address it no longer holds (it did, between the unmap and the slot's update, and this
+    /// test crashed).
+    #[test]
+    fn threads_map_move_and_free_blocks_at_once() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let a = HugePageAlloc;
+                    let small = Layout::from_size_align(2 << 20, 8).unwrap();
+                    let large = Layout::from_size_align(6 << 20, 8).unwrap();
+                    for i in 0..1_000u32 {
+                        let mark = t.wrapping_mul(31).wrapping_add(i as u8);
+                        // SAFETY: non-zero-sized layouts; each block freed with its layout.
+                        unsafe {
+                            let p = a.alloc(small);
+                            assert!(!p.is_null());
+                            p.write(mark);
+                            let q = a.realloc(p, small, large.size());
+                            assert!(!q.is_null());
+                            assert_eq!(q.read(), mark);
+                            q.add((6 << 20) - 1).write(mark);
+                            a.dealloc(q, large);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a thread failed");
         }
     }
 }

@@ -382,11 +382,26 @@ mod tests {
     /// runner child at `vm.max_map_count` died of a failed allocation.
     #[test]
     fn forked_children_allocate_from_the_heap() {
-        assert!(crate::huge_alloc::enabled());
+        use crate::huge_alloc::{HugePageAlloc, enabled};
+        use std::alloc::{GlobalAlloc, Layout};
+        assert!(enabled());
+        let (old, new) = (Layout::from_size_align(4 << 20, 8).unwrap(), 16 << 20);
+        // SAFETY: a non-zero-sized layout; freed below (and in the child, its own copy).
+        let block = unsafe { HugePageAlloc.alloc(old) };
+        assert!(crate::huge_alloc::is_mapped(block), "a mapped block");
         match fork().expect("fork") {
-            Forked::Child => exit_now(if crate::huge_alloc::enabled() { 1 } else { 0 }),
+            Forked::Child => {
+                // An inherited block that grows is copied to the heap, not remapped (a remap
+                // may add a mapping).
+                // SAFETY: the child's copy of `block`, with its layout.
+                let grown = unsafe { HugePageAlloc.realloc(block, old, new) };
+                let heap = !grown.is_null() && !crate::huge_alloc::is_mapped(grown);
+                exit_now(if !enabled() && heap { 0 } else { 1 })
+            }
             Forked::Parent(pid) => assert_eq!(wait(pid), Ok(ChildEnd::Exited(0))),
         }
-        assert!(crate::huge_alloc::enabled(), "the parent keeps it");
+        assert!(enabled(), "the parent keeps it");
+        // SAFETY: allocated above with `old`.
+        unsafe { HugePageAlloc.dealloc(block, old) };
     }
 }
