@@ -1694,6 +1694,14 @@ mod model {
         }
     }
 
+    /// The next number of a xorshift sequence (a fixed seed gives the same steps every run).
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
     /// The model test at a size of thousands of leaves: 30 000 VMAs, then random steps over them
     /// (inserts in gaps, removals, splits, merges), so leaves split, empty, go on the free list
     /// and come back.
@@ -1707,9 +1715,7 @@ mod model {
         assert!(t.leaves.len() > 1_000, "{} leaves", t.leaves.len());
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for k in 0..60_000u32 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = xorshift(&mut x);
             let (op, a, len) = ((x % 9) as u8, (x >> 8) % 120_010, 1 + (x >> 40) % 5);
             step(&mut t, &mut m, op, a, len);
             if k % 10_000 == 0 {
@@ -1736,10 +1742,7 @@ mod model {
         let mut doomed: Vec<u64> = (0..30_000u64).filter(|k| k % 16 != 0).collect();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for i in (1..doomed.len()).rev() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            doomed.swap(i, (x % (i as u64 + 1)) as usize);
+            doomed.swap(i, (xorshift(&mut x) % (i as u64 + 1)) as usize);
         }
         for (n, &k) in doomed.iter().enumerate() {
             let addr = VirtAddr((2 * k) << 12);
