@@ -406,8 +406,12 @@ impl VmaTree {
             let slot = first_above(&l.ends, addr).min(n);
             // The first end above `addr` is in this leaf when one is, and no VMA of an earlier
             // leaf ends above `addr`; none is anywhere when this is the last leaf. (A freed
-            // leaf is empty, so it is never taken.)
-            let earlier_below = || l.prev == NIL || self.leaf(l.prev).max().is_some_and(|m| m <= addr);
+            // leaf is empty, so it is never taken.) At position 0 the leaf's own first VMA
+            // answers that: when it starts at or below `addr`, every earlier VMA ends at or
+            // below its start. Reading the previous leaf's highest end instead was two
+            // dependent trips to memory whenever a random address fell below the hinted leaf
+            // (`docs/performance.md`); an address in the gap before the first VMA descends.
+            let earlier_below = || l.prev == NIL || l.vma(0).start().0 <= addr;
             if n > 0 && ((slot < n && (slot > 0 || earlier_below())) || (slot == n && l.next == NIL)) {
                 return (hint, slot);
             }
@@ -1366,6 +1370,32 @@ mod tests {
         assert_eq!((next.is_none(), prev.map(|v| v.start().0)), (true, Some(3998 << 12)));
     }
 
+    /// A hinted leaf answers for an address below its keys only from its own first VMA:
+    /// inside that VMA it does; in the gap before it, or in the previous leaf, the descent
+    /// does. Every page of a tree of several leaves (VMAs of two pages with one-page gaps),
+    /// looked up with the hint on each leaf in turn, against a plain scan.
+    ///
+    /// ```text
+    /// | prev leaf ... A | gap | B (first of the hinted leaf) ...
+    /// ```
+    #[test]
+    fn hinted_lookups_below_the_hinted_leaf() {
+        let mut t = VmaTree::new();
+        let vmas: Vec<(u64, u64)> = (0..200).map(|i| (3 * i + 1, 3 * i + 3)).collect();
+        for &(s, e) in &vmas {
+            t.insert(vma(s, e));
+        }
+        assert!(t.height >= 1, "several leaves");
+        for &(hs, _) in &vmas {
+            for page in 0..3 * 200 + 2 {
+                assert!(t.lookup(VirtAddr(hs << 12)).is_some(), "hint on the leaf of {hs}");
+                let want = vmas.iter().find(|&&(_, e)| e > page).map(|&(s, _)| s << 12);
+                let got = t.find_vma(VirtAddr(page << 12)).map(|v| v.start().0);
+                assert_eq!(got, want, "page {page}, hint on the leaf of {hs}");
+            }
+        }
+    }
+
     #[test]
     fn lookups() {
         // 0123456789
@@ -1396,9 +1426,6 @@ mod tests {
         assert_eq!(t.next_from(VirtAddr(8 << 12)).unwrap().start().0, 9 << 12);
     }
 
-    /// Issue 12 finding 4: an empty or inverted range overlaps nothing. Before, the lookup hit
-    /// `debug_assert!(start < end)` (a panic in debug builds) and in release answered with the
-    /// VMA around an empty range.
     /// A leaf's positions against a plain sorted `Vec`: inserts take free slots, removals free
     /// them (the slot becomes vacant), a split moves the tail in order, and no VMA is ever
     /// moved by a change at another position.
@@ -1453,6 +1480,9 @@ mod tests {
         check(&right, &tail);
     }
 
+    /// Issue 12 finding 4: an empty or inverted range overlaps nothing. Before, the lookup hit
+    /// `debug_assert!(start < end)` (a panic in debug builds) and in release answered with the
+    /// VMA around an empty range.
     #[test]
     fn empty_and_inverted_ranges_overlap_nothing() {
         // 0123456789
